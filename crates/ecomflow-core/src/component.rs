@@ -1,0 +1,230 @@
+//! The three kinds of component (source, transform, sink) and what the runtime hands them.
+
+use crate::dead_letter::{DeadLetter, Payload};
+use crate::error::ComponentError;
+use crate::record::{Batch, Record};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Counts kept per component, read for the end-of-run summary and metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Records received from inputs.
+    pub received: AtomicU64,
+    /// Records sent to outputs (sources and transforms) or written (sinks).
+    pub sent: AtomicU64,
+    /// Records sent to the dead-letter output.
+    pub dead_lettered: AtomicU64,
+}
+
+impl Counters {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The downstream end of one output port: the channels of every component that reads it.
+#[derive(Clone, Default)]
+pub struct Output {
+    senders: Vec<mpsc::Sender<Batch>>,
+}
+
+/// Every reader of an output has gone away; the sender should stop.
+#[derive(Debug, thiserror::Error)]
+#[error("no component reads this output any more")]
+pub struct Closed;
+
+impl Output {
+    /// An output feeding `senders` (built by the runtime).
+    pub fn new(senders: Vec<mpsc::Sender<Batch>>) -> Output {
+        Output { senders }
+    }
+
+    /// True when nothing reads this output.
+    pub fn is_unconnected(&self) -> bool {
+        self.senders.is_empty()
+    }
+
+    /// Sends `batch` to every reader, waiting while a reader's channel is full
+    /// (backpressure). Readers that have gone away are skipped; `Closed` when none is left.
+    pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut delivered = false;
+        if let Some((last, rest)) = self.senders.split_last() {
+            for tx in rest {
+                delivered |= tx.send(batch.clone()).await.is_ok();
+            }
+            delivered |= last.send(batch).await.is_ok();
+        }
+        if delivered || self.senders.is_empty() {
+            Ok(())
+        } else {
+            Err(Closed)
+        }
+    }
+}
+
+/// Where a component sends what it cannot handle.
+#[derive(Clone)]
+pub struct DeadLetterOutput {
+    component: Arc<str>,
+    tx: mpsc::Sender<Vec<DeadLetter>>,
+    counters: Arc<Counters>,
+}
+
+impl DeadLetterOutput {
+    /// A dead-letter output for `component` (built by the runtime).
+    pub fn new(
+        component: Arc<str>,
+        tx: mpsc::Sender<Vec<DeadLetter>>,
+        counters: Arc<Counters>,
+    ) -> DeadLetterOutput {
+        DeadLetterOutput {
+            component,
+            tx,
+            counters,
+        }
+    }
+
+    /// The id of the component this output belongs to.
+    pub fn component(&self) -> &Arc<str> {
+        &self.component
+    }
+
+    /// Sends dead letters collected as (reason, payload) pairs.
+    pub async fn send(&self, letters: Vec<(String, Payload)>) {
+        if letters.is_empty() {
+            return;
+        }
+        Counters::add(&self.counters.dead_lettered, letters.len());
+        let letters = letters
+            .into_iter()
+            .map(|(reason, payload)| DeadLetter {
+                component: self.component.clone(),
+                reason,
+                payload,
+            })
+            .collect();
+        // The dead-letter writer outlives every component; if it failed, the run is already
+        // stopping with its error.
+        let _ = self.tx.send(letters).await;
+    }
+}
+
+/// What a source gets from the runtime.
+pub struct SourceContext {
+    /// Where its records go.
+    pub output: Output,
+    /// Where records it cannot decode go.
+    pub dead_letter: DeadLetterOutput,
+    /// Cancelled when the pipeline is asked to stop (SIGINT/SIGTERM or a failure elsewhere):
+    /// stop reading, send what was already read, and return.
+    pub shutdown: CancellationToken,
+    /// This source's counters.
+    pub counters: Arc<Counters>,
+}
+
+impl SourceContext {
+    /// Sends a batch downstream and counts it.
+    pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
+        let n = batch.len();
+        self.output.send(batch).await?;
+        Counters::add(&self.counters.sent, n);
+        Ok(())
+    }
+}
+
+/// A component that produces records. It runs until its input ends or shutdown is asked.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// Reads and sends records until done.
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError>;
+}
+
+/// Collects what a transform produces from one call: records for its outputs and dead letters.
+#[derive(Default)]
+pub struct Emitter {
+    records: Batch,
+    named: Vec<(&'static str, Batch)>,
+    dead: Vec<(String, Payload)>,
+}
+
+impl Emitter {
+    /// An emitter with room for `n` records on the default output.
+    pub fn with_capacity(n: usize) -> Emitter {
+        Emitter {
+            records: Vec::with_capacity(n),
+            ..Emitter::default()
+        }
+    }
+
+    /// Sends a record to the default output.
+    #[inline]
+    pub fn emit(&mut self, record: Record) {
+        self.records.push(record);
+    }
+
+    /// Sends a record to the named output `port` (one the plugin declared).
+    pub fn emit_to(&mut self, port: &'static str, record: Record) {
+        match self.named.iter_mut().find(|(p, _)| *p == port) {
+            Some((_, b)) => b.push(record),
+            None => self.named.push((port, vec![record])),
+        }
+    }
+
+    /// Sends a record to the dead-letter output with the reason.
+    pub fn dead_letter(&mut self, reason: impl Into<String>, record: Record) {
+        self.dead.push((reason.into(), Payload::Record(record)));
+    }
+
+    /// Takes what was emitted: default records, named outputs and dead letters.
+    #[allow(clippy::type_complexity)]
+    pub fn take(&mut self) -> (Batch, Vec<(&'static str, Batch)>, Vec<(String, Payload)>) {
+        (
+            std::mem::take(&mut self.records),
+            std::mem::take(&mut self.named),
+            std::mem::take(&mut self.dead),
+        )
+    }
+}
+
+/// A component that turns records into records. Synchronous, so it is tested without tokio.
+pub trait Transform: Send {
+    /// Handles one batch.
+    fn process(&mut self, batch: Batch, out: &mut Emitter);
+
+    /// Called when every input has ended, before the outputs close: emit held state.
+    fn flush(&mut self, _out: &mut Emitter) {}
+
+    /// How often [`Transform::tick`] should run, if at all.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called every [`Transform::tick_interval`] (timers: periodic emits).
+    fn tick(&mut self, _out: &mut Emitter) {}
+}
+
+/// What a sink gets from the runtime besides its records.
+pub struct SinkContext {
+    /// Where records it cannot write go.
+    pub dead_letter: DeadLetterOutput,
+}
+
+/// A component that writes records out of the pipeline.
+#[async_trait::async_trait]
+pub trait Sink: Send {
+    /// Writes one batch. An error stops the run; per-record problems go to dead letters.
+    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError>;
+
+    /// Called once after the last batch: flush buffers and make the writes durable.
+    async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! Errors that components report: configuration problems found at build time and failures
+//! while running.
+
+use std::ops::Range;
+
+/// A problem with one component's configuration, found before anything runs.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    /// The option at fault as a dotted path inside the component (`condition`,
+    /// `set.total_usd`), used to point at its line when `span` is not known.
+    pub field: Option<String>,
+    /// Byte range in the pipeline file, when the deserializer knew it.
+    pub span: Option<Range<usize>>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl BuildError {
+    /// A problem with the option at `field` (a dotted path inside the component).
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> BuildError {
+        BuildError {
+            field: Some(field.into()),
+            span: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A problem with the component as a whole.
+    pub fn component(message: impl Into<String>) -> BuildError {
+        BuildError {
+            field: None,
+            span: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint saying how to fix it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> BuildError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<toml::de::Error> for BuildError {
+    fn from(e: toml::de::Error) -> BuildError {
+        BuildError {
+            field: None,
+            span: e.span(),
+            message: e.message().trim_end().to_string(),
+            hint: None,
+        }
+    }
+}
+
+/// A failure that stops a component while it runs (the run then stops with this message).
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    /// An I/O failure, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the component was doing.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Any other failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ComponentError {
+    /// Wraps an I/O error with what the component was doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> ComponentError {
+        ComponentError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Expressions (minijinja syntax) compiled once and evaluated per record.
+//!
+//! Each expression is given only the variables it uses, found at build time; a variable is
+//! either a record field or a constant (a lookup table from the config). Undefined variables
+//! are errors, so a record that lacks a field the expression reads is dead-lettered rather
+//! than silently compared as empty.
+
+use crate::field::Field;
+use crate::record::Record;
+use minijinja::value::{Object, Value as ExprValue};
+use minijinja::{Environment, Expression, UndefinedBehavior};
+use std::sync::{Arc, LazyLock};
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env
+});
+
+/// A compiled expression with its variables resolved.
+pub struct Expr {
+    source: Arc<str>,
+    compiled: Expression<'static, 'static>,
+    names: Arc<[Arc<str>]>,
+    bindings: Box<[Binding]>,
+}
+
+enum Binding {
+    Field(Field),
+    Constant(ExprValue),
+}
+
+/// An expression that does not compile, or that failed on one record.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ExprError(pub String);
+
+impl Expr {
+    /// Compiles `source`. Names found in `constants` are bound to those values; every other
+    /// variable is a record field.
+    pub fn compile(source: &str, constants: &[(String, ExprValue)]) -> Result<Expr, ExprError> {
+        let compiled = ENV
+            .compile_expression_owned(source.to_string())
+            .map_err(|e| ExprError(describe(&e)))?;
+        let mut vars: Vec<String> = compiled.undeclared_variables(false).into_iter().collect();
+        vars.sort();
+        let bindings = vars
+            .iter()
+            .map(|name| match constants.iter().find(|(n, _)| n == name) {
+                Some((_, value)) => Binding::Constant(value.clone()),
+                None => Binding::Field(Field::new(name)),
+            })
+            .collect();
+        Ok(Expr {
+            source: source.into(),
+            compiled,
+            names: vars.into_iter().map(Arc::from).collect(),
+            bindings,
+        })
+    }
+
+    /// The expression's text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The record fields the expression reads.
+    pub fn fields(&self) -> impl Iterator<Item = Field> + '_ {
+        self.bindings.iter().filter_map(|b| match b {
+            Binding::Field(f) => Some(*f),
+            Binding::Constant(_) => None,
+        })
+    }
+
+    /// Evaluates against `record`.
+    pub fn eval(&self, record: &Record) -> Result<ExprValue, ExprError> {
+        let values = self
+            .bindings
+            .iter()
+            .map(|b| match b {
+                Binding::Field(f) => record.get(*f).map(|v| v.to_expr()),
+                Binding::Constant(c) => Some(c.clone()),
+            })
+            .collect();
+        let vars = Vars {
+            names: self.names.clone(),
+            values,
+        };
+        self.compiled
+            .eval(ExprValue::from_object(vars))
+            .map_err(|e| self.explain(record, &e))
+    }
+
+    /// Evaluates against `record` and takes the result's truth (Jinja rules: empty, zero,
+    /// none and false are false).
+    pub fn is_true(&self, record: &Record) -> Result<bool, ExprError> {
+        self.eval(record).map(|v| v.is_true())
+    }
+
+    fn explain(&self, record: &Record, e: &minijinja::Error) -> ExprError {
+        let missing: Vec<&str> = self
+            .fields()
+            .filter(|f| record.get(*f).is_none())
+            .map(|f| f.name())
+            .collect();
+        if !missing.is_empty() && e.kind() == minijinja::ErrorKind::UndefinedError {
+            return ExprError(format!(
+                "missing field {} (needed by `{}`)",
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.source
+            ));
+        }
+        ExprError(format!("`{}` failed: {}", self.source, describe(e)))
+    }
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Expr").field(&self.source).finish()
+    }
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+#[derive(Debug)]
+struct Vars {
+    names: Arc<[Arc<str>]>,
+    values: Vec<Option<ExprValue>>,
+}
+
+impl Object for Vars {
+    fn get_value(self: &Arc<Self>, key: &ExprValue) -> Option<ExprValue> {
+        let key = key.as_str()?;
+        let at = self.names.iter().position(|n| &**n == key)?;
+        self.values[at].clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    fn record(pairs: &[(&str, Value)]) -> Record {
+        let mut r = Record::default();
+        for (k, v) in pairs {
+            r.push(Field::new(k), v.clone());
+        }
+        r
+    }
+
+    #[test]
+    fn compares_and_computes_with_constants() {
+        let rates = ExprValue::from_serialize(serde_json::json!({"EUR": 2.0}));
+        let e = Expr::compile("amount * rates[currency]", &[("rates".into(), rates)])
+            .expect("compiles");
+        let r = record(&[("amount", Value::Float(1.5)), ("currency", "EUR".into())]);
+        assert_eq!(Value::from_expr(&e.eval(&r).expect("evals")), Value::Float(3.0));
+        assert_eq!(e.fields().map(|f| f.name()).collect::<Vec<_>>(), ["amount", "currency"]);
+
+        let f = Expr::compile("status == 'success'", &[]).expect("compiles");
+        assert!(f.is_true(&record(&[("status", "success".into())])).expect("ok"));
+        assert!(!f.is_true(&record(&[("status", "failed".into())])).expect("ok"));
+    }
+
+    #[test]
+    fn missing_field_and_wrong_type_are_errors_that_say_so() {
+        let f = Expr::compile("status == 'success'", &[]).expect("compiles");
+        let e = f.is_true(&record(&[])).expect_err("missing");
+        assert!(e.0.contains("missing field `status`"), "{e}");
+
+        let m = Expr::compile("price + 1", &[]).expect("compiles");
+        let e = m.eval(&record(&[("price", "cheap".into())])).expect_err("wrong type");
+        assert!(e.0.contains("price + 1"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_fail_to_compile() {
+        let e = Expr::compile("status ==", &[]).expect_err("broken");
+        assert!(e.0.contains("syntax error"), "{e}");
+    }
+}

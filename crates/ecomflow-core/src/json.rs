@@ -1,0 +1,152 @@
+//! JSON lines in and out: decodes bytes straight into a [`Record`] and encodes it back.
+//!
+//! Event streams repeat the same keys in the same order, so the decoder remembers the last
+//! record's key order and compares each key with the expected one before interning it.
+
+use crate::field::Field;
+use crate::record::Record;
+use crate::value::Value;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use std::fmt;
+
+/// Decodes JSON objects into records, one decoder per source task.
+#[derive(Default)]
+pub struct JsonDecoder {
+    shape: Vec<(Box<str>, Field)>,
+}
+
+/// Why a payload could not be decoded, with the position in it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid JSON: {0}")]
+pub struct DecodeError(String);
+
+impl JsonDecoder {
+    /// A decoder with no remembered key order.
+    pub fn new() -> JsonDecoder {
+        JsonDecoder::default()
+    }
+
+    /// Decodes one JSON object. Anything else (an array, a number, broken JSON, trailing
+    /// bytes) is an error that says what and where.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Record, DecodeError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let record = RecordSeed { shape: &mut self.shape }
+            .deserialize(&mut de)
+            .map_err(|e| DecodeError(e.to_string()))?;
+        de.end().map_err(|e| DecodeError(e.to_string()))?;
+        Ok(record)
+    }
+}
+
+/// Appends `record` as one line of JSON (with a trailing newline) to `out`.
+pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail and a Record always serializes.
+    let _ = serde_json::to_writer(&mut *out, record);
+    out.push(b'\n');
+}
+
+struct RecordSeed<'a> {
+    shape: &'a mut Vec<(Box<str>, Field)>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = Record;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = Record;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
+        let mut record = Record::with_capacity(self.shape.len().max(4));
+        let mut i = 0;
+        while let Some(field) = map.next_key_seed(KeySeed {
+            shape: &mut *self.shape,
+            index: i,
+        })? {
+            let value: Value = map.next_value()?;
+            record.set(field, value);
+            i += 1;
+        }
+        self.shape.truncate(i);
+        Ok(record)
+    }
+}
+
+struct KeySeed<'a> {
+    shape: &'a mut Vec<(Box<str>, Field)>,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Field;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Field, E> {
+        if let Some((name, field)) = self.shape.get(self.index)
+            && **name == *key
+        {
+            return Ok(*field);
+        }
+        let field = Field::new(key);
+        self.shape.truncate(self.index);
+        self.shape.push((key.into(), field));
+        Ok(field)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"transactionId":"a1","productPrice":12.5,"productQuantity":3,"nested":{"x":[1,2]},"ok":true,"none":null}"#;
+
+    #[test]
+    fn decodes_and_encodes_back_byte_for_byte() {
+        let mut d = JsonDecoder::new();
+        let r = d.decode(LINE.as_bytes()).expect("valid");
+        assert_eq!(r.get(Field::new("productPrice")), Some(&Value::Float(12.5)));
+        assert_eq!(r.get(Field::new("productQuantity")), Some(&Value::Int(3)));
+        let mut out = Vec::new();
+        encode_line(&r, &mut out);
+        assert_eq!(String::from_utf8(out).expect("utf8"), format!("{LINE}\n"));
+    }
+
+    #[test]
+    fn remembered_shape_survives_a_different_key_order() {
+        let mut d = JsonDecoder::new();
+        d.decode(br#"{"a":1,"b":2}"#).expect("valid");
+        let r = d.decode(br#"{"b":3,"a":4,"c":5}"#).expect("valid");
+        assert_eq!(r.get(Field::new("a")), Some(&Value::Int(4)));
+        assert_eq!(r.get(Field::new("b")), Some(&Value::Int(3)));
+        let again = d.decode(br#"{"a":1,"b":2}"#).expect("valid");
+        assert_eq!(again.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_position() {
+        let mut d = JsonDecoder::new();
+        let e = d.decode(br#"{"a":1,"b":}"#).expect_err("broken");
+        assert!(e.to_string().contains("column 12"), "{e}");
+        let e = d.decode(b"[1,2]").expect_err("not an object");
+        assert!(e.to_string().contains("a JSON object"), "{e}");
+        let e = d.decode(br#"{"a":1} x"#).expect_err("trailing");
+        assert!(e.to_string().contains("trailing"), "{e}");
+    }
+}

@@ -1,0 +1,31 @@
+//! ecomflow-core: the record type, the component traits, the plugin registry and the errors
+//! that every ecomflow crate and third-party plugin shares.
+//!
+//! A plugin crate depends on this crate alone: it re-exports `inventory`, `serde`,
+//! `schemars` and `async_trait` so the versions always match the runtime's.
+
+pub mod component;
+pub mod dead_letter;
+pub mod error;
+pub mod expr;
+pub mod field;
+pub mod json;
+pub mod record;
+pub mod registry;
+pub mod value;
+
+pub use async_trait;
+pub use inventory;
+pub use minijinja;
+pub use schemars;
+pub use serde;
+pub use tokio;
+
+pub use component::{Counters, Emitter, Output, Sink, SinkContext, Source, SourceContext, Transform};
+pub use dead_letter::{DeadLetter, Payload};
+pub use error::{BuildError, ComponentError};
+pub use expr::Expr;
+pub use field::Field;
+pub use record::{Batch, Record};
+pub use registry::{BuildContext, Kind, Plugin, SinkPlugin, SourcePlugin, TransformPlugin};
+pub use value::Value;

@@ -1,0 +1,150 @@
+//! The record that flows between components: an ordered list of (field, value) pairs.
+
+use crate::field::Field;
+use crate::value::Value;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+/// One event. Fields keep their input order (so JSON output keeps it too); lookups compare
+/// interned field ids, which for event-sized records beats hashing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    fields: Vec<(Field, Value)>,
+}
+
+/// A group of records moved between components in one channel send.
+pub type Batch = Vec<Record>;
+
+impl Record {
+    /// An empty record with room for `n` fields.
+    pub fn with_capacity(n: usize) -> Record {
+        Record {
+            fields: Vec::with_capacity(n),
+        }
+    }
+
+    /// The value of `field`, if present.
+    #[inline]
+    pub fn get(&self, field: Field) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find_map(|(f, v)| (*f == field).then_some(v))
+    }
+
+    /// Sets `field`, replacing an existing value in place or appending it at the end.
+    #[inline]
+    pub fn set(&mut self, field: Field, value: Value) {
+        match self.fields.iter_mut().find(|(f, _)| *f == field) {
+            Some((_, v)) => *v = value,
+            None => self.fields.push((field, value)),
+        }
+    }
+
+    /// Appends a field without checking for an existing one (for decoders that know the keys
+    /// are new).
+    #[inline]
+    pub fn push(&mut self, field: Field, value: Value) {
+        self.fields.push((field, value));
+    }
+
+    /// Removes `field` and returns its value, keeping the order of the others.
+    pub fn remove(&mut self, field: Field) -> Option<Value> {
+        let at = self.fields.iter().position(|(f, _)| *f == field)?;
+        Some(self.fields.remove(at).1)
+    }
+
+    /// Renames `from` to `to`, keeping the position of `from`; a field already named `to` is
+    /// dropped. Returns false when `from` is absent.
+    pub fn rename(&mut self, from: Field, to: Field) -> bool {
+        let Some(at) = self.fields.iter().position(|(f, _)| *f == from) else {
+            return false;
+        };
+        self.fields[at].0 = to;
+        if let Some(old) = self
+            .fields
+            .iter()
+            .enumerate()
+            .position(|(i, (f, _))| i != at && *f == to)
+        {
+            self.fields.remove(old);
+        }
+        true
+    }
+
+    /// The fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (Field, &Value)> {
+        self.fields.iter().map(|(f, v)| (*f, v))
+    }
+
+    /// How many fields the record has.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// True when the record has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The record as a JSON object (for tests and dead-letter payloads).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.fields
+                .iter()
+                .map(|(f, v)| (f.name().to_string(), v.to_json()))
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        for (f, v) in &self.fields {
+            map.serialize_entry(f.name(), v)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(pairs: &[(&str, i64)]) -> Record {
+        let mut r = Record::default();
+        for (k, v) in pairs {
+            r.push(Field::new(k), Value::Int(*v));
+        }
+        r
+    }
+
+    fn names(r: &Record) -> Vec<&'static str> {
+        r.iter().map(|(f, _)| f.name()).collect()
+    }
+
+    #[test]
+    fn set_replaces_in_place_and_appends_new() {
+        let mut r = rec(&[("a", 1), ("b", 2)]);
+        r.set(Field::new("a"), Value::Int(9));
+        r.set(Field::new("c"), Value::Int(3));
+        assert_eq!(names(&r), ["a", "b", "c"]);
+        assert_eq!(r.get(Field::new("a")), Some(&Value::Int(9)));
+    }
+
+    #[test]
+    fn rename_keeps_position_and_drops_the_old_target() {
+        let mut r = rec(&[("a", 1), ("b", 2), ("c", 3)]);
+        assert!(r.rename(Field::new("c"), Field::new("a")));
+        assert_eq!(names(&r), ["b", "a"]);
+        assert_eq!(r.get(Field::new("a")), Some(&Value::Int(3)));
+        assert!(!r.rename(Field::new("zz"), Field::new("y")));
+    }
+
+    #[test]
+    fn remove_keeps_order() {
+        let mut r = rec(&[("a", 1), ("b", 2), ("c", 3)]);
+        assert_eq!(r.remove(Field::new("b")), Some(Value::Int(2)));
+        assert_eq!(names(&r), ["a", "c"]);
+        assert_eq!(r.remove(Field::new("b")), None);
+    }
+}

@@ -1,0 +1,188 @@
+//! The plugin registry: every plugin registers itself with `inventory::submit!` beside its
+//! type, and the runtime finds it by name. Nothing lists plugins centrally.
+
+use crate::component::{Sink, Source, Transform};
+use crate::error::BuildError;
+use serde::de::DeserializeOwned;
+
+/// One component's options as parsed from the pipeline file, with positions, minus `type`
+/// and `inputs`.
+pub type ConfigTable<'a> = toml::Spanned<toml::de::DeTable<'a>>;
+
+/// What a plugin's `build` knows besides its options.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The component's path, such as `transforms.paid`.
+    pub component: String,
+}
+
+/// The kind of a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Produces records (`[sources.<id>]`).
+    Source,
+    /// Turns records into records (`[transforms.<id>]`).
+    Transform,
+    /// Writes records out (`[sinks.<id>]`).
+    Sink,
+}
+
+impl Kind {
+    /// The table name in pipeline files: `sources`, `transforms` or `sinks`.
+    pub fn table(self) -> &'static str {
+        match self {
+            Kind::Source => "sources",
+            Kind::Transform => "transforms",
+            Kind::Sink => "sinks",
+        }
+    }
+
+    /// The singular noun: `source`, `transform` or `sink`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Source => "source",
+            Kind::Transform => "transform",
+            Kind::Sink => "sink",
+        }
+    }
+}
+
+/// A source plugin: its options type and how to build it from them.
+pub trait SourcePlugin: 'static {
+    /// The options, deserialized from the component's table.
+    type Config: DeserializeOwned + schemars::JsonSchema;
+    /// Builds the source. Must do no I/O, so `validate` can run offline.
+    fn build(config: Self::Config, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError>;
+}
+
+/// A transform plugin: its options type and how to build it from them.
+pub trait TransformPlugin: 'static {
+    /// The options, deserialized from the component's table.
+    type Config: DeserializeOwned + schemars::JsonSchema;
+    /// Named outputs besides the default one, readable as `inputs = ["<id>.<name>"]`.
+    const OUTPUTS: &'static [&'static str] = &[];
+    /// Builds the transform. Must do no I/O.
+    fn build(config: Self::Config, cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError>;
+}
+
+/// A sink plugin: its options type and how to build it from them.
+pub trait SinkPlugin: 'static {
+    /// The options, deserialized from the component's table.
+    type Config: DeserializeOwned + schemars::JsonSchema;
+    /// Builds the sink. Must do no I/O (connect or open files when it first runs).
+    fn build(config: Self::Config, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError>;
+}
+
+/// Builds a component from its options.
+#[derive(Clone, Copy)]
+pub enum Builder {
+    /// A source builder.
+    Source(fn(ConfigTable<'_>, &BuildContext) -> Result<Box<dyn Source>, BuildError>),
+    /// A transform builder.
+    Transform(fn(ConfigTable<'_>, &BuildContext) -> Result<Box<dyn Transform>, BuildError>),
+    /// A sink builder.
+    Sink(fn(ConfigTable<'_>, &BuildContext) -> Result<Box<dyn Sink>, BuildError>),
+}
+
+/// One registered plugin.
+pub struct Plugin {
+    /// The `type` that selects it in a pipeline file.
+    pub name: &'static str,
+    /// One line saying what it does.
+    pub summary: &'static str,
+    /// Named outputs besides the default one.
+    pub outputs: &'static [&'static str],
+    /// The JSON schema of its options (their docs, types and defaults), for `ecomflow list`.
+    pub schema: fn() -> schemars::Schema,
+    /// How to build it.
+    pub builder: Builder,
+}
+
+inventory::collect!(Plugin);
+
+impl Plugin {
+    /// Registration of a source plugin; use with `inventory::submit!`.
+    pub const fn source<P: SourcePlugin>(name: &'static str, summary: &'static str) -> Plugin {
+        Plugin {
+            name,
+            summary,
+            outputs: &[],
+            schema: schema_of::<P::Config>,
+            builder: Builder::Source(build_source::<P>),
+        }
+    }
+
+    /// Registration of a transform plugin; use with `inventory::submit!`.
+    pub const fn transform<P: TransformPlugin>(name: &'static str, summary: &'static str) -> Plugin {
+        Plugin {
+            name,
+            summary,
+            outputs: P::OUTPUTS,
+            schema: schema_of::<P::Config>,
+            builder: Builder::Transform(build_transform::<P>),
+        }
+    }
+
+    /// Registration of a sink plugin; use with `inventory::submit!`.
+    pub const fn sink<P: SinkPlugin>(name: &'static str, summary: &'static str) -> Plugin {
+        Plugin {
+            name,
+            summary,
+            outputs: &[],
+            schema: schema_of::<P::Config>,
+            builder: Builder::Sink(build_sink::<P>),
+        }
+    }
+
+    /// The plugin's kind.
+    pub fn kind(&self) -> Kind {
+        match self.builder {
+            Builder::Source(_) => Kind::Source,
+            Builder::Transform(_) => Kind::Transform,
+            Builder::Sink(_) => Kind::Sink,
+        }
+    }
+
+    /// Every plugin linked into this program, sorted by kind and name.
+    pub fn all() -> Vec<&'static Plugin> {
+        let mut all: Vec<&'static Plugin> = inventory::iter::<Plugin>.into_iter().collect();
+        all.sort_by_key(|p| (p.kind(), p.name));
+        all
+    }
+
+    /// The plugin of `kind` named `name`.
+    pub fn find(kind: Kind, name: &str) -> Option<&'static Plugin> {
+        inventory::iter::<Plugin>
+            .into_iter()
+            .find(|p| p.kind() == kind && p.name == name)
+    }
+}
+
+fn schema_of<C: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::schema_for!(C)
+}
+
+fn deserialize<C: DeserializeOwned>(table: ConfigTable<'_>) -> Result<C, BuildError> {
+    C::deserialize(toml::de::Deserializer::from(table)).map_err(BuildError::from)
+}
+
+fn build_source<P: SourcePlugin>(
+    t: ConfigTable<'_>,
+    cx: &BuildContext,
+) -> Result<Box<dyn Source>, BuildError> {
+    P::build(deserialize(t)?, cx)
+}
+
+fn build_transform<P: TransformPlugin>(
+    t: ConfigTable<'_>,
+    cx: &BuildContext,
+) -> Result<Box<dyn Transform>, BuildError> {
+    P::build(deserialize(t)?, cx)
+}
+
+fn build_sink<P: SinkPlugin>(
+    t: ConfigTable<'_>,
+    cx: &BuildContext,
+) -> Result<Box<dyn Sink>, BuildError> {
+    P::build(deserialize(t)?, cx)
+}

@@ -1,0 +1,223 @@
+//! The value of one record field: scalars inline, strings short-inline, nested JSON shared.
+
+use compact_str::CompactString;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, Serializer};
+use std::fmt;
+use std::sync::Arc;
+
+/// One field value. Strings up to 24 bytes are stored without a heap allocation; arrays and
+/// objects (rare in event streams) are kept as shared JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// JSON `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A whole number that fits in 64 bits.
+    Int(i64),
+    /// Any other number.
+    Float(f64),
+    /// A string.
+    Str(CompactString),
+    /// An array or object, kept as JSON.
+    Nested(Arc<serde_json::Value>),
+}
+
+impl Value {
+    /// The JSON type name, for error messages: `null`, `boolean`, `integer`, `number`, `string`,
+    /// `array` or `object`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Int(_) => "integer",
+            Value::Float(_) => "number",
+            Value::Str(_) => "string",
+            Value::Nested(v) if v.is_array() => "array",
+            Value::Nested(_) => "object",
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number as a float, if this is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// Converts from a JSON value (used for nested values and tests).
+    pub fn from_json(v: serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => Value::Str(s.into()),
+            other => Value::Nested(Arc::new(other)),
+        }
+    }
+
+    /// Converts to a JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => (*i).into(),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Str(s) => serde_json::Value::String(s.to_string()),
+            Value::Nested(v) => (**v).clone(),
+        }
+    }
+
+    /// Converts to an expression value.
+    pub fn to_expr(&self) -> minijinja::Value {
+        match self {
+            Value::Null => minijinja::Value::from(()),
+            Value::Bool(b) => minijinja::Value::from(*b),
+            Value::Int(i) => minijinja::Value::from(*i),
+            Value::Float(f) => minijinja::Value::from(*f),
+            Value::Str(s) => minijinja::Value::from(s.as_str()),
+            Value::Nested(v) => minijinja::Value::from_serialize(&**v),
+        }
+    }
+
+    /// Converts an expression result into a field value.
+    pub fn from_expr(v: &minijinja::Value) -> Value {
+        use minijinja::value::ValueKind;
+        match v.kind() {
+            ValueKind::Undefined | ValueKind::None => Value::Null,
+            ValueKind::Bool => Value::Bool(v.is_true()),
+            ValueKind::String => Value::Str(v.as_str().unwrap_or_default().into()),
+            ValueKind::Number if v.is_integer() => v
+                .as_i64()
+                .map_or_else(|| Value::Float(float_of(v)), Value::Int),
+            ValueKind::Number => Value::Float(float_of(v)),
+            _ => serde_json::to_value(v)
+                .map(Value::from_json)
+                .unwrap_or(Value::Null),
+        }
+    }
+}
+
+fn float_of(v: &minijinja::Value) -> f64 {
+    f64::try_from(v.clone()).unwrap_or(f64::NAN)
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.into())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Float(f)
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Value::Float(_) => s.serialize_unit(),
+            Value::Str(v) => s.serialize_str(v),
+            Value::Nested(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.into()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v.into()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        let v = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Value::Nested(Arc::new(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Value::Nested(Arc::new(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expression_round_trip_keeps_types() {
+        for v in [
+            Value::Int(42),
+            Value::Float(1.5),
+            Value::from("usd"),
+            Value::Bool(true),
+            Value::Null,
+        ] {
+            assert_eq!(Value::from_expr(&v.to_expr()), v);
+        }
+    }
+
+    #[test]
+    fn big_unsigned_becomes_float() {
+        let v: Value = serde_json::from_str("18446744073709551615").expect("parses");
+        assert_eq!(v.type_name(), "number");
+    }
+}
