@@ -164,12 +164,24 @@ mod tests {
         let e = Expr::compile("amount * rates[currency]", &[("rates".into(), rates)])
             .expect("compiles");
         let r = record(&[("amount", Value::Float(1.5)), ("currency", "EUR".into())]);
-        assert_eq!(Value::from_expr(&e.eval(&r).expect("evals")), Value::Float(3.0));
-        assert_eq!(e.fields().map(|f| f.name()).collect::<Vec<_>>(), ["amount", "currency"]);
+        assert_eq!(
+            Value::from_expr(&e.eval(&r).expect("evals")),
+            Value::Float(3.0)
+        );
+        assert_eq!(
+            e.fields().map(|f| f.name()).collect::<Vec<_>>(),
+            ["amount", "currency"]
+        );
 
         let f = Expr::compile("status == 'success'", &[]).expect("compiles");
-        assert!(f.is_true(&record(&[("status", "success".into())])).expect("ok"));
-        assert!(!f.is_true(&record(&[("status", "failed".into())])).expect("ok"));
+        assert!(
+            f.is_true(&record(&[("status", "success".into())]))
+                .expect("ok")
+        );
+        assert!(
+            !f.is_true(&record(&[("status", "failed".into())]))
+                .expect("ok")
+        );
     }
 
     #[test]
@@ -179,7 +191,9 @@ mod tests {
         assert!(e.0.contains("missing field `status`"), "{e}");
 
         let m = Expr::compile("price + 1", &[]).expect("compiles");
-        let e = m.eval(&record(&[("price", "cheap".into())])).expect_err("wrong type");
+        let e = m
+            .eval(&record(&[("price", "cheap".into())]))
+            .expect_err("wrong type");
         assert!(e.0.contains("price + 1"), "{e}");
     }
 

@@ -30,9 +30,11 @@ impl JsonDecoder {
     /// bytes) is an error that says what and where.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Record, DecodeError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let record = RecordSeed { shape: &mut self.shape }
-            .deserialize(&mut de)
-            .map_err(|e| DecodeError(e.to_string()))?;
+        let record = RecordSeed {
+            shape: &mut self.shape,
+        }
+        .deserialize(&mut de)
+        .map_err(|e| DecodeError(e.to_string()))?;
         de.end().map_err(|e| DecodeError(e.to_string()))?;
         Ok(record)
     }

@@ -21,7 +21,9 @@ pub use schemars;
 pub use serde;
 pub use tokio;
 
-pub use component::{Counters, Emitter, Output, Sink, SinkContext, Source, SourceContext, Transform};
+pub use component::{
+    Counters, Emitter, Output, Sink, SinkContext, Source, SourceContext, Transform,
+};
 pub use dead_letter::{DeadLetter, Payload};
 pub use error::{BuildError, ComponentError};
 pub use expr::Expr;

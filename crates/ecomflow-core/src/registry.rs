@@ -113,7 +113,10 @@ impl Plugin {
     }
 
     /// Registration of a transform plugin; use with `inventory::submit!`.
-    pub const fn transform<P: TransformPlugin>(name: &'static str, summary: &'static str) -> Plugin {
+    pub const fn transform<P: TransformPlugin>(
+        name: &'static str,
+        summary: &'static str,
+    ) -> Plugin {
         Plugin {
             name,
             summary,

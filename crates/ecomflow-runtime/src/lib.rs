@@ -1,1 +1,17 @@
-//! placeholder
+//! ecomflow-runtime: loads pipeline files (with every error collected and located), checks
+//! the component graph, and runs it on tokio.
+
+pub mod diagnostic;
+pub mod graph;
+mod graph_check;
+pub mod interpolate;
+pub mod load;
+mod overrides;
+pub mod pipeline;
+pub mod run;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use graph::{GraphFormat, render};
+pub use load::{LoadOptions, load};
+pub use pipeline::{Built, Component, InputRef, Pipeline};
+pub use run::{ComponentSummary, RunFailure, RunSummary, run};

@@ -1,1 +1,11 @@
-//! placeholder
+//! ecomflow: the stock command line, with every built-in plugin linked.
+//!
+//! A third-party plugin crate ships a binary whose `main` links its crate and calls
+//! [`cli::main`]; see `docs/plugins.md`.
+
+pub mod cli;
+pub mod list;
+mod plugins;
+
+pub use ecomflow_core as core;
+pub use ecomflow_runtime as runtime;

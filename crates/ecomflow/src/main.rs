@@ -1,1 +1,5 @@
-fn main(){}
+//! The `ecomflow` binary.
+
+fn main() -> std::process::ExitCode {
+    ecomflow::cli::main()
+}

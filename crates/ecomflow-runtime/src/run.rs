@@ -1,0 +1,310 @@
+//! Runs a built pipeline: one tokio task per component, bounded channels of batches between
+//! them (backpressure), fan-out by cloning batches, fan-in by sharing a channel.
+//!
+//! Stopping: cancelling the shutdown token stops the sources; every record already read then
+//! flows through, transforms flush, sinks finish, and the run returns. A component that fails
+//! stops the run the same way and the run returns its error.
+
+use crate::pipeline::{Built, Component, Pipeline};
+use ecomflow_core::component::DeadLetterOutput;
+use ecomflow_core::{
+    Batch, ComponentError, Counters, DeadLetter, Emitter, Output, Sink, SinkContext, SourceContext,
+    Transform,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Batches a channel holds before its sender waits.
+const CHANNEL_BATCHES: usize = 8;
+
+/// What one component did during the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentSummary {
+    /// The component path, such as `transforms.paid`.
+    pub path: String,
+    /// Records received from inputs.
+    pub received: u64,
+    /// Records sent on (or written, for sinks).
+    pub sent: u64,
+    /// Records sent to the dead-letter output.
+    pub dead_lettered: u64,
+}
+
+/// What the whole run did, component by component (the dead-letter output last).
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// One entry per component.
+    pub components: Vec<ComponentSummary>,
+}
+
+impl RunSummary {
+    /// The entry of `path`.
+    pub fn get(&self, path: &str) -> Option<&ComponentSummary> {
+        self.components.iter().find(|c| c.path == path)
+    }
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<32} {:>12} {:>12} {:>14}",
+            "component", "received", "sent", "dead-lettered"
+        )?;
+        for c in &self.components {
+            writeln!(
+                f,
+                "{:<32} {:>12} {:>12} {:>14}",
+                c.path, c.received, c.sent, c.dead_lettered
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The run stopped because components failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .failures.iter().map(|(c, e)| format!("{c}: {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct RunFailure {
+    /// Each failed component and its error.
+    pub failures: Vec<(String, String)>,
+    /// What the run did before it stopped.
+    pub summary: RunSummary,
+}
+
+/// Runs `pipeline` until every source ends or `shutdown` is cancelled and everything read has
+/// been written.
+pub async fn run(
+    pipeline: Pipeline,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, RunFailure> {
+    let Pipeline {
+        components,
+        dead_letter,
+    } = pipeline;
+
+    let mut senders = HashMap::new();
+    let mut receivers = HashMap::new();
+    for c in components.iter().filter(|c| !c.inputs.is_empty()) {
+        let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
+        senders.insert(c.id.clone(), tx);
+        receivers.insert(c.id.clone(), rx);
+    }
+    let output_of = |id: &str, port: Option<&str>| {
+        Output::new(
+            components
+                .iter()
+                .filter(|c| {
+                    c.inputs
+                        .iter()
+                        .any(|i| i.component == id && i.port.as_deref() == port)
+                })
+                .filter_map(|c| senders.get(&c.id).cloned())
+                .collect(),
+        )
+    };
+
+    let (dl_tx, dl_rx) = mpsc::channel::<Vec<DeadLetter>>(CHANNEL_BATCHES * 8);
+    let mut tasks = JoinSet::new();
+    let mut names = HashMap::new();
+    let mut counters = Vec::new();
+
+    let mut outputs = Vec::new();
+    for c in &components {
+        counters.push((c.path(), Arc::new(Counters::default())));
+        let named: Vec<(&'static str, Output)> = c
+            .plugin
+            .outputs
+            .iter()
+            .map(|p| (*p, output_of(&c.id, Some(p))))
+            .collect();
+        outputs.push((output_of(&c.id, None), named));
+    }
+    drop(senders);
+    for ((c, (path, count)), (out, named)) in components.into_iter().zip(&counters).zip(outputs) {
+        let path: Arc<str> = path.as_str().into();
+        let count = count.clone();
+        let dead_letter = DeadLetterOutput::new(path.clone(), dl_tx.clone(), count.clone());
+        let Component { id, built, .. } = c;
+        let handle = match built {
+            Built::Source(source) => {
+                let cx = SourceContext {
+                    output: out,
+                    dead_letter,
+                    shutdown: shutdown.child_token(),
+                    counters: count,
+                };
+                tasks.spawn(source.run(cx))
+            }
+            Built::Transform(transform) => {
+                let rx = receivers.remove(&id);
+                tasks.spawn(run_transform(transform, rx, out, named, dead_letter, count))
+            }
+            Built::Sink(sink) => {
+                let rx = receivers.remove(&id);
+                let cx = SinkContext { dead_letter };
+                tasks.spawn(run_sink(sink, rx, cx, count))
+            }
+        };
+        names.insert(handle.id(), path.to_string());
+    }
+    drop(dl_tx);
+
+    let dl_path = dead_letter.id.clone();
+    let dl_count = Arc::new(Counters::default());
+    let dl_task = tokio::spawn(run_dead_letter(dead_letter, dl_rx, dl_count.clone()));
+
+    let mut failures = Vec::new();
+    while let Some(done) = tasks.join_next_with_id().await {
+        let (name, result) = match done {
+            Ok((id, r)) => (names.get(&id).cloned(), r.map_err(|e| e.to_string())),
+            Err(e) => (names.get(&e.id()).cloned(), Err(panic_message(e))),
+        };
+        if let Err(e) = result {
+            failures.push((name.unwrap_or_else(|| "?".into()), e));
+            shutdown.cancel();
+        }
+    }
+    match dl_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => failures.push((dl_path.clone(), e.to_string())),
+        Err(e) => failures.push((dl_path.clone(), panic_message(e))),
+    }
+
+    counters.push((dl_path, dl_count));
+    let summary = RunSummary {
+        components: counters
+            .into_iter()
+            .map(|(path, c)| ComponentSummary {
+                path,
+                received: c.received.load(Ordering::Relaxed),
+                sent: c.sent.load(Ordering::Relaxed),
+                dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            })
+            .collect(),
+    };
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(RunFailure { failures, summary })
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("component panicked: {msg}")
+        }
+        Err(e) => format!("component task ended abnormally: {e}"),
+    }
+}
+
+async fn run_transform(
+    mut transform: Box<dyn Transform>,
+    rx: Option<mpsc::Receiver<Batch>>,
+    out: Output,
+    named: Vec<(&'static str, Output)>,
+    dead_letter: DeadLetterOutput,
+    count: Arc<Counters>,
+) -> Result<(), ComponentError> {
+    let Some(mut rx) = rx else {
+        return Ok(());
+    };
+    let mut emitter = Emitter::default();
+    let mut ticker = transform.tick_interval().map(|d| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    loop {
+        let batch = match ticker.as_mut() {
+            Some(t) => tokio::select! {
+                b = rx.recv() => b,
+                _ = t.tick() => {
+                    transform.tick(&mut emitter);
+                    forward(&mut emitter, &out, &named, &dead_letter, &count).await;
+                    continue;
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(batch) = batch else { break };
+        Counters::add(&count.received, batch.len());
+        transform.process(batch, &mut emitter);
+        forward(&mut emitter, &out, &named, &dead_letter, &count).await;
+    }
+    transform.flush(&mut emitter);
+    forward(&mut emitter, &out, &named, &dead_letter, &count).await;
+    Ok(())
+}
+
+async fn forward(
+    emitter: &mut Emitter,
+    out: &Output,
+    named: &[(&'static str, Output)],
+    dead_letter: &DeadLetterOutput,
+    count: &Counters,
+) {
+    let (records, ports, dead) = emitter.take();
+    // A closed output means its readers failed; the run is already stopping with their error.
+    Counters::add(&count.sent, records.len());
+    let _ = out.send(records).await;
+    for (port, batch) in ports {
+        if let Some((_, o)) = named.iter().find(|(p, _)| *p == port) {
+            Counters::add(&count.sent, batch.len());
+            let _ = o.send(batch).await;
+        }
+    }
+    dead_letter.send(dead).await;
+}
+
+async fn run_sink(
+    mut sink: Box<dyn Sink>,
+    rx: Option<mpsc::Receiver<Batch>>,
+    cx: SinkContext,
+    count: Arc<Counters>,
+) -> Result<(), ComponentError> {
+    if let Some(mut rx) = rx {
+        while let Some(batch) = rx.recv().await {
+            let n = batch.len();
+            Counters::add(&count.received, n);
+            sink.write(batch, &cx).await?;
+            Counters::add(&count.sent, n);
+        }
+    }
+    sink.finish(&cx).await
+}
+
+async fn run_dead_letter(
+    component: Component,
+    mut rx: mpsc::Receiver<Vec<DeadLetter>>,
+    count: Arc<Counters>,
+) -> Result<(), ComponentError> {
+    let Built::Sink(mut sink) = component.built else {
+        return Err(ComponentError::Other(
+            "the dead-letter output must be a sink".into(),
+        ));
+    };
+    // Dead letters of the dead-letter sink itself have nowhere else to go: they are counted.
+    let (own_tx, _) = mpsc::channel(1);
+    let cx = SinkContext {
+        dead_letter: DeadLetterOutput::new(component.id.as_str().into(), own_tx, count.clone()),
+    };
+    while let Some(letters) = rx.recv().await {
+        let batch: Batch = letters.iter().map(DeadLetter::to_record).collect();
+        let n = batch.len();
+        Counters::add(&count.received, n);
+        sink.write(batch, &cx).await?;
+        Counters::add(&count.sent, n);
+    }
+    sink.finish(&cx).await
+}

@@ -1,0 +1,433 @@
+//! Loading, validating and running pipelines built from small test plugins.
+
+use ecomflow_core::{
+    Batch, BuildContext, BuildError, ComponentError, Emitter, Field, Plugin, Record, Sink,
+    SinkContext, SinkPlugin, Source, SourceContext, SourcePlugin, Transform, TransformPlugin,
+    Value,
+};
+use ecomflow_runtime::{GraphFormat, LoadOptions, Pipeline, load, render, run};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use tokio_util::sync::CancellationToken;
+
+// ---- test plugins -------------------------------------------------------------------------
+
+/// Emits `n` = 0, 1, 2, ... up to `count` (0 = endless), in batches of `batch`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NumbersConfig {
+    /// How many.
+    count: u64,
+    /// Records per batch.
+    #[serde(default = "ten")]
+    batch: u64,
+}
+fn ten() -> u64 {
+    10
+}
+struct Numbers(NumbersConfig);
+impl SourcePlugin for Numbers {
+    type Config = NumbersConfig;
+    fn build(c: NumbersConfig, _: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        if c.batch == 0 {
+            return Err(BuildError::field("batch", "must be at least 1"));
+        }
+        Ok(Box::new(Numbers(c)))
+    }
+}
+#[async_trait::async_trait]
+impl Source for Numbers {
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
+        let n = Field::new("n");
+        let mut i = 0u64;
+        while (self.0.count == 0 || i < self.0.count) && !cx.shutdown.is_cancelled() {
+            let mut batch = Batch::new();
+            while (batch.len() as u64) < self.0.batch && (self.0.count == 0 || i < self.0.count) {
+                let mut r = Record::default();
+                r.push(n, Value::Int(i as i64));
+                batch.push(r);
+                i += 1;
+            }
+            if cx.send(batch).await.is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+}
+inventory::submit!(Plugin::source::<Numbers>("numbers", "test numbers"));
+
+/// Passes even numbers on, odd ones to the `odd` output, and dead-letters multiples of `dead_every`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SplitConfig {
+    /// Dead-letter every n-th record (0 = none).
+    #[serde(default)]
+    dead_every: i64,
+}
+struct Split(i64);
+impl TransformPlugin for Split {
+    type Config = SplitConfig;
+    const OUTPUTS: &'static [&'static str] = &["odd"];
+    fn build(c: SplitConfig, _: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
+        Ok(Box::new(Split(c.dead_every)))
+    }
+}
+impl Transform for Split {
+    fn process(&mut self, batch: Batch, out: &mut Emitter) {
+        for r in batch {
+            let Some(Value::Int(n)) = r.get(Field::new("n")).cloned() else {
+                out.dead_letter("no n", r);
+                continue;
+            };
+            if self.0 > 0 && n % self.0 == 0 && n > 0 {
+                out.dead_letter(format!("{n} is a multiple of {}", self.0), r);
+            } else if n % 2 == 0 {
+                out.emit(r);
+            } else {
+                out.emit_to("odd", r);
+            }
+        }
+    }
+}
+inventory::submit!(Plugin::transform::<Split>("split", "test split"));
+
+fn store() -> &'static Mutex<HashMap<String, Vec<Record>>> {
+    static S: OnceLock<Mutex<HashMap<String, Vec<Record>>>> = OnceLock::new();
+    S.get_or_init(Default::default)
+}
+fn collected(name: &str) -> Vec<Record> {
+    store()
+        .lock()
+        .expect("lock")
+        .get(name)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Collects records under `name`; fails on a record whose n equals `fail_on`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CollectConfig {
+    /// Where the test finds them.
+    name: String,
+    /// Fail when this n arrives.
+    #[serde(default)]
+    fail_on: Option<i64>,
+}
+struct Collect(CollectConfig);
+impl SinkPlugin for Collect {
+    type Config = CollectConfig;
+    fn build(c: CollectConfig, _: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        Ok(Box::new(Collect(c)))
+    }
+}
+#[async_trait::async_trait]
+impl Sink for Collect {
+    async fn write(&mut self, batch: Batch, _: &SinkContext) -> Result<(), ComponentError> {
+        if let Some(f) = self.0.fail_on
+            && batch
+                .iter()
+                .any(|r| r.get(Field::new("n")) == Some(&Value::Int(f)))
+        {
+            return Err(ComponentError::Other(format!("refused record {f}")));
+        }
+        store()
+            .lock()
+            .expect("lock")
+            .entry(self.0.name.clone())
+            .or_default()
+            .extend(batch);
+        Ok(())
+    }
+}
+inventory::submit!(Plugin::sink::<Collect>("collect", "test collect"));
+
+// ---- helpers ------------------------------------------------------------------------------
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).expect("write pipeline");
+    p
+}
+
+fn load_with(
+    paths: &[PathBuf],
+    sets: &[String],
+    vars: &[(&str, &str)],
+) -> Result<Pipeline, String> {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let env = move |n: &str| vars.get(n).cloned();
+    load(paths, &LoadOptions { sets, env: &env }).map_err(|d| d.to_string())
+}
+
+fn numbers(r: &[Record]) -> Vec<i64> {
+    let mut v: Vec<i64> = r
+        .iter()
+        .filter_map(|r| match r.get(Field::new("n")) {
+            Some(Value::Int(i)) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+const GOOD: &str = r#"
+[sources.nums]
+type = "numbers"
+count = 20
+
+[transforms.split]
+type = "split"
+inputs = ["nums"]
+dead_every = 5
+
+[sinks.even]
+type = "collect"
+inputs = ["split"]
+name = "${RUN}-even"
+
+[sinks.odd]
+type = "collect"
+inputs = ["split.odd"]
+name = "${RUN}-odd"
+
+[dead_letter]
+type = "collect"
+name = "${RUN}-dead"
+"#;
+
+// ---- tests --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn runs_fan_out_named_outputs_and_dead_letters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "good.toml", GOOD);
+    let pipeline = load_with(&[p], &[], &[("RUN", "r1")]).expect("valid");
+    let summary = run(pipeline, CancellationToken::new()).await.expect("runs");
+
+    assert_eq!(
+        numbers(&collected("r1-even")),
+        [0, 2, 4, 6, 8, 12, 14, 16, 18]
+    );
+    assert_eq!(numbers(&collected("r1-odd")), [1, 3, 7, 9, 11, 13, 17, 19]);
+    let dead = collected("r1-dead");
+    assert_eq!(dead.len(), 3);
+    let first = &dead[0];
+    assert_eq!(
+        first.get(Field::new("component")),
+        Some(&Value::from("transforms.split"))
+    );
+    assert!(
+        matches!(first.get(Field::new("reason")), Some(Value::Str(s)) if s.contains("multiple of 5"))
+    );
+    let split = summary.get("transforms.split").expect("split summary");
+    assert_eq!(
+        (split.received, split.sent, split.dead_lettered),
+        (20, 17, 3)
+    );
+    assert_eq!(summary.get("dead_letter").map(|d| d.sent), Some(3));
+}
+
+#[tokio::test]
+async fn set_overrides_an_option() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "good.toml", GOOD);
+    let sets = vec![
+        "sources.nums.count=4".to_string(),
+        "transforms.split.dead_every=0".to_string(),
+    ];
+    let pipeline = load_with(&[p], &sets, &[("RUN", "r2")]).expect("valid");
+    run(pipeline, CancellationToken::new()).await.expect("runs");
+    assert_eq!(numbers(&collected("r2-even")), [0, 2]);
+    assert_eq!(numbers(&collected("r2-odd")), [1, 3]);
+}
+
+#[tokio::test]
+async fn shutdown_drains_everything_already_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "endless.toml", GOOD);
+    let sets = vec![
+        "sources.nums.count=0".to_string(),
+        "transforms.split.dead_every=0".to_string(),
+    ];
+    let pipeline = load_with(&[p], &sets, &[("RUN", "r3")]).expect("valid");
+    let token = CancellationToken::new();
+    let stopper = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stopper.cancel();
+    });
+    let summary = run(pipeline, token).await.expect("runs");
+    let produced = summary.get("sources.nums").expect("source").sent;
+    assert!(produced > 0);
+    let written = collected("r3-even").len() + collected("r3-odd").len();
+    assert_eq!(written as u64, produced, "every record read was written");
+}
+
+#[tokio::test]
+async fn a_failing_sink_stops_the_run_with_its_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "good.toml", GOOD);
+    let sets = vec![
+        "sinks.even.fail_on=4".to_string(),
+        "sources.nums.count=0".to_string(),
+    ];
+    let pipeline = load_with(&[p], &sets, &[("RUN", "r4")]).expect("valid");
+    let failure = run(pipeline, CancellationToken::new())
+        .await
+        .expect_err("fails");
+    assert_eq!(failure.failures.len(), 1);
+    assert_eq!(failure.failures[0].0, "sinks.even");
+    assert!(failure.failures[0].1.contains("refused record 4"));
+}
+
+#[test]
+fn every_error_is_reported_with_line_and_component() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = r#"
+[sources.nums]
+type = "numbers"
+cont = 20
+
+[sources.other]
+type = "numbrs"
+count = 1
+
+[transforms.split]
+type = "split"
+inputs = ["nmus"]
+
+[transforms.a]
+type = "split"
+inputs = ["b"]
+
+[transforms.b]
+type = "split"
+inputs = ["a"]
+
+[sinks.out]
+type = "collect"
+name = "${NOT_SET}"
+
+[sinks.wrong]
+type = "split"
+inputs = ["nums"]
+
+[dead_letter]
+type = "collect"
+name = "d"
+"#;
+    let p = write(&dir, "broken.toml", text);
+    let err = load_with(&[p], &[], &[]).expect_err("invalid");
+    let expect = [
+        "broken.toml:4:1: sources.nums: unknown field `cont`, expected `count` or `batch`",
+        "broken.toml:6:10: sources.other: unknown source type `numbrs`",
+        "did you mean `numbers`?",
+        "transforms.split: input `nmus` names no component",
+        "did you mean `nums`?",
+        "cycle: ",
+        "broken.toml:24:8: environment variable `NOT_SET` is not set",
+        "broken.toml:22:8: sinks.out: a sink needs `inputs`",
+        "sinks.wrong: `split` is a transform plugin, not a sink",
+    ];
+    for e in expect {
+        assert!(err.contains(e), "missing {e:?} in:\n{err}");
+    }
+    assert!(err.contains("7 errors found"), "{err}");
+}
+
+#[test]
+fn build_errors_point_at_the_option() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        &dir,
+        "b.toml",
+        "[sources.nums]\ntype = \"numbers\"\ncount = 3\nbatch = 0\n\n[dead_letter]\ntype = \"collect\"\nname = \"x\"\n",
+    );
+    let err = load_with(&[p], &[], &[]).expect_err("invalid");
+    assert!(
+        err.contains("b.toml:4:9: sources.nums: `batch`: must be at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sources_reject_inputs_and_ports_must_exist() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        &dir,
+        "p.toml",
+        r#"
+[sources.nums]
+type = "numbers"
+count = 3
+inputs = ["x"]
+
+[sinks.out]
+type = "collect"
+name = "p"
+inputs = ["nums.late", "out"]
+
+[dead_letter]
+type = "collect"
+name = "p-dead"
+"#,
+    );
+    let err = load_with(&[p], &[], &[]).expect_err("invalid");
+    assert!(err.contains("a source takes no `inputs`"), "{err}");
+    assert!(
+        err.contains("`sources.nums` has no output named `late`"),
+        "{err}"
+    );
+    assert!(err.contains("input `out` is a sink"), "{err}");
+}
+
+#[test]
+fn several_files_form_one_pipeline_and_ids_stay_unique() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write(
+        &dir,
+        "a.toml",
+        "[sources.nums]\ntype = \"numbers\"\ncount = 3\n\n[dead_letter]\ntype = \"collect\"\nname = \"m\"\n",
+    );
+    let b = write(
+        &dir,
+        "b.toml",
+        "[sinks.out]\ntype = \"collect\"\nname = \"m2\"\ninputs = [\"nums\"]\n",
+    );
+    let p = load_with(&[a.clone(), b], &[], &[]).expect("valid together");
+    let dot = render(&p, GraphFormat::Dot);
+    assert!(dot.contains("\"nums\" -> \"out\""), "{dot}");
+    let mermaid = render(&p, GraphFormat::Mermaid);
+    assert!(mermaid.contains("nums --> out"), "{mermaid}");
+
+    let c = write(
+        &dir,
+        "c.toml",
+        "[sinks.nums]\ntype = \"collect\"\nname = \"z\"\ninputs = [\"nums\"]\n",
+    );
+    let err = load_with(&[a, c], &[], &[]).expect_err("duplicate");
+    assert!(err.contains("duplicate component id `nums`"), "{err}");
+}
+
+#[test]
+fn syntax_errors_and_missing_files_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "s.toml", "[sources.nums\ntype = \"numbers\"\n");
+    let missing = dir.path().join("nope.toml");
+    let err = load_with(&[p, missing], &[], &[]).expect_err("invalid");
+    assert!(err.contains("s.toml:1:"), "{err}");
+    assert!(err.contains("invalid TOML"), "{err}");
+    assert!(
+        err.contains("nope.toml: cannot read the pipeline file"),
+        "{err}"
+    );
+}

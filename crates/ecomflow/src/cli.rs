@@ -1,0 +1,223 @@
+//! The `ecomflow` command line: run, validate, list, graph.
+
+use crate::list;
+use clap::{Parser, Subcommand, ValueEnum};
+use ecomflow_runtime::{Diagnostics, GraphFormat, LoadOptions, Pipeline};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for a pipeline that fails validation (sysexits EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "ecomflow",
+    version,
+    about = "Declarative stream-processing pipelines from TOML"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate, then run a pipeline until its sources end or SIGINT/SIGTERM (which drains).
+    Run {
+        /// Pipeline files; several files form one pipeline.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Override an option: --set sources.transactions.count=1000
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Check pipeline files offline and report every problem (exit 78 when invalid).
+    Validate {
+        /// Pipeline files; several files form one pipeline.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Override an option: --set sources.transactions.count=1000
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
+    /// List every plugin with its options.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Draw a pipeline's components and wiring.
+    Graph {
+        /// Pipeline files; several files form one pipeline.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphKind::Dot)]
+        format: GraphKind,
+        /// Override an option: --set sources.transactions.count=1000
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphKind {
+    Dot,
+    Mermaid,
+}
+
+/// Runs the stock CLI with every plugin linked into this program. A third-party binary that
+/// links its own plugin crate calls this from its `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Run {
+            files,
+            sets,
+            threads,
+        } => match load(&files, &sets) {
+            Ok(p) => run(p, threads),
+            Err(d) => config_error(&d),
+        },
+        Command::Validate { files, sets } => match load(&files, &sets) {
+            Ok(p) => {
+                println!(
+                    "ok: {} component{} in {}",
+                    p.components.len(),
+                    if p.components.len() == 1 { "" } else { "s" },
+                    files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(d) => config_error(&d),
+        },
+        Command::List { format } => {
+            match format {
+                ListFormat::Text => print!("{}", list::render_text()),
+                ListFormat::Json => println!("{}", list::render_json()),
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Graph {
+            files,
+            format,
+            sets,
+        } => match load(&files, &sets) {
+            Ok(p) => {
+                let format = match format {
+                    GraphKind::Dot => GraphFormat::Dot,
+                    GraphKind::Mermaid => GraphFormat::Mermaid,
+                };
+                print!("{}", ecomflow_runtime::render(&p, format));
+                ExitCode::SUCCESS
+            }
+            Err(d) => config_error(&d),
+        },
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ECOMFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn load(files: &[PathBuf], sets: &[String]) -> Result<Pipeline, Diagnostics> {
+    let env = |name: &str| std::env::var(name).ok();
+    ecomflow_runtime::load(files, &LoadOptions { sets, env: &env })
+}
+
+fn config_error(d: &Diagnostics) -> ExitCode {
+    eprintln!("{d}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn run(pipeline: Pipeline, threads: Option<usize>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let started = std::time::Instant::now();
+        let result = ecomflow_runtime::run(pipeline, shutdown).await;
+        let secs = started.elapsed().as_secs_f64();
+        match result {
+            Ok(summary) => {
+                eprint!("{summary}");
+                eprintln!("finished in {secs:.2}s");
+                ExitCode::SUCCESS
+            }
+            Err(failure) => {
+                eprint!("{}", failure.summary);
+                eprintln!("error: the pipeline stopped after {secs:.2}s:\n{failure}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM (the pipeline drains), and exits at once
+/// on the second.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut signals = 0;
+    loop {
+        wait_for_signal().await;
+        signals += 1;
+        if signals == 1 {
+            tracing::info!("stopping: draining what was read (signal again to exit at once)");
+            shutdown.cancel();
+        } else {
+            eprintln!("second signal: exiting without draining");
+            std::process::exit(130);
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

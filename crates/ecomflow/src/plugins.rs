@@ -1,0 +1,4 @@
+//! Links every built-in plugin crate into the binary. A crate whose registrations are never
+//! referenced is dropped by the linker, so each one is named here.
+
+use ecomflow_std as _;
