@@ -1,12 +1,18 @@
 //! Expressions (minijinja syntax) compiled once and evaluated per record.
 //!
+//! Simple expressions run on a native evaluator (`native.rs`) that falls back to minijinja
+//! for any case it does not handle exactly, so results are always minijinja's.
+//!
 //! Each expression is given only the variables it uses, found at build time; a variable is
 //! either a record field or a constant (a lookup table from the config). Undefined variables
 //! are errors, so a record that lacks a field the expression reads is dead-lettered rather
 //! than silently compared as empty.
 
+mod native;
+
 use crate::field::Field;
 use crate::record::Record;
+use crate::value::Value;
 use minijinja::value::{Object, Value as ExprValue};
 use minijinja::{Environment, Expression, UndefinedBehavior};
 use std::sync::{Arc, LazyLock};
@@ -23,6 +29,7 @@ pub struct Expr {
     compiled: Expression<'static, 'static>,
     names: Arc<[Arc<str>]>,
     bindings: Box<[Binding]>,
+    native: Option<native::Node>,
 }
 
 enum Binding {
@@ -56,6 +63,7 @@ impl Expr {
             compiled,
             names: vars.into_iter().map(Arc::from).collect(),
             bindings,
+            native: native::compile(source, constants),
         })
     }
 
@@ -72,8 +80,35 @@ impl Expr {
         })
     }
 
+    /// True when the expression runs on the native evaluator (for most records).
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
     /// Evaluates against `record`.
-    pub fn eval(&self, record: &Record) -> Result<ExprValue, ExprError> {
+    pub fn eval(&self, record: &Record) -> Result<Value, ExprError> {
+        if let Some(v) = self.native.as_ref().and_then(|n| n.eval(record)) {
+            return Ok(v.into_owned());
+        }
+        self.eval_minijinja(record).map(|v| Value::from_expr(&v))
+    }
+
+    /// Evaluates against `record` and takes the result's truth (Jinja rules: empty, zero,
+    /// none and false are false).
+    pub fn is_true(&self, record: &Record) -> Result<bool, ExprError> {
+        if let Some(t) = self
+            .native
+            .as_ref()
+            .and_then(|n| n.eval(record))
+            .and_then(|v| native::truthy(&v))
+        {
+            return Ok(t);
+        }
+        self.eval_minijinja(record).map(|v| v.is_true())
+    }
+
+    /// Evaluates with minijinja alone (the reference semantics).
+    pub fn eval_minijinja(&self, record: &Record) -> Result<ExprValue, ExprError> {
         let values = self
             .bindings
             .iter()
@@ -89,12 +124,6 @@ impl Expr {
         self.compiled
             .eval(ExprValue::from_object(vars))
             .map_err(|e| self.explain(record, &e))
-    }
-
-    /// Evaluates against `record` and takes the result's truth (Jinja rules: empty, zero,
-    /// none and false are false).
-    pub fn is_true(&self, record: &Record) -> Result<bool, ExprError> {
-        self.eval(record).map(|v| v.is_true())
     }
 
     fn explain(&self, record: &Record, e: &minijinja::Error) -> ExprError {
@@ -148,7 +177,6 @@ impl Object for Vars {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
 
     fn record(pairs: &[(&str, Value)]) -> Record {
         let mut r = Record::default();
@@ -164,10 +192,7 @@ mod tests {
         let e = Expr::compile("amount * rates[currency]", &[("rates".into(), rates)])
             .expect("compiles");
         let r = record(&[("amount", Value::Float(1.5)), ("currency", "EUR".into())]);
-        assert_eq!(
-            Value::from_expr(&e.eval(&r).expect("evals")),
-            Value::Float(3.0)
-        );
+        assert_eq!(e.eval(&r).expect("evals"), Value::Float(3.0));
         assert_eq!(
             e.fields().map(|f| f.name()).collect::<Vec<_>>(),
             ["amount", "currency"]
@@ -201,5 +226,88 @@ mod tests {
     fn syntax_errors_fail_to_compile() {
         let e = Expr::compile("status ==", &[]).expect_err("broken");
         assert!(e.0.contains("syntax error"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod native_agrees_with_minijinja {
+    use super::*;
+
+    fn rates() -> Vec<(String, ExprValue)> {
+        vec![(
+            "rates".into(),
+            ExprValue::from_serialize(serde_json::json!({"USD": 1.0, "EUR": 1.08, "JPY": 0.0067})),
+        )]
+    }
+
+    fn records() -> Vec<Record> {
+        let rows = [
+            serde_json::json!({"s": "success", "a": 12.345, "q": 3, "c": "EUR", "b": true}),
+            serde_json::json!({"s": "failed", "a": 0.0, "q": 0, "c": "JPY", "b": false}),
+            serde_json::json!({"s": "", "a": -7.5, "q": 9223372036854775807i64, "c": "XXX", "b": null}),
+            serde_json::json!({"s": 5, "a": "text", "q": 2.5, "c": 1, "b": "yes"}),
+            serde_json::json!({"q": 1}),
+        ];
+        rows.into_iter()
+            .map(|row| {
+                let mut r = Record::default();
+                for (k, v) in row.as_object().expect("object") {
+                    r.push(Field::new(k), Value::from_json(v.clone()));
+                }
+                r
+            })
+            .collect()
+    }
+
+    const EXPRESSIONS: &[&str] = &[
+        "s == 'success'",
+        "s != 'success'",
+        "a > 1",
+        "a <= q",
+        "q >= 3 and s == 'success'",
+        "q < 1 or a",
+        "not b",
+        "-a",
+        "a * q",
+        "a + q - 1",
+        "q * q",
+        "a / q",
+        "(a * rates[c]) | round(2)",
+        "q | round",
+        "rates[c] * 2",
+        "b == true",
+    ];
+
+    #[test]
+    fn every_expression_and_record_gives_the_same_result() {
+        let constants = rates();
+        for source in EXPRESSIONS {
+            let e = Expr::compile(source, &constants).expect("compiles");
+            assert!(e.is_native(), "{source} should compile natively");
+            for r in records() {
+                let reference = e.eval_minijinja(&r);
+                match (e.eval(&r), &reference) {
+                    (Ok(v), Ok(want)) => {
+                        let want = Value::from_expr(want);
+                        let both_nan = matches!((&v, &want), (Value::Float(x), Value::Float(y)) if x.is_nan() && y.is_nan());
+                        assert!(
+                            both_nan || v == want,
+                            "{source} on {r:?}: {v:?} vs {want:?}"
+                        )
+                    }
+                    (Err(_), Err(_)) => {}
+                    (got, want) => panic!("{source} on {r:?}: {got:?} vs {want:?}"),
+                }
+                let truth = e.is_true(&r).map_err(|_| ());
+                let want = reference.map(|v| v.is_true()).map_err(|_| ());
+                assert_eq!(truth, want, "truth of {source} on {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_expressions_use_minijinja() {
+        let e = Expr::compile("s | upper", &[]).expect("compiles");
+        assert!(!e.is_native());
     }
 }
