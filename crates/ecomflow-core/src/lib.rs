@@ -30,4 +30,5 @@ pub use expr::Expr;
 pub use field::Field;
 pub use record::{Batch, Record};
 pub use registry::{BuildContext, Kind, Plugin, SinkPlugin, SourcePlugin, TransformPlugin};
+pub use tokio_util::sync::CancellationToken;
 pub use value::Value;

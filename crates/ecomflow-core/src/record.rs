@@ -70,6 +70,11 @@ impl Record {
         true
     }
 
+    /// Keeps only the fields for which `keep` is true, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(Field, &Value) -> bool) {
+        self.fields.retain(|(f, v)| keep(*f, v));
+    }
+
     /// The fields in order.
     pub fn iter(&self) -> impl Iterator<Item = (Field, &Value)> {
         self.fields.iter().map(|(f, v)| (*f, v))

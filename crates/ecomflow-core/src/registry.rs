@@ -73,15 +73,18 @@ pub trait SinkPlugin: 'static {
     fn build(config: Self::Config, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError>;
 }
 
+/// A function that builds a component of type `T` from its options.
+pub type BuildFn<T> = fn(ConfigTable<'_>, &BuildContext) -> Result<Box<T>, BuildError>;
+
 /// Builds a component from its options.
 #[derive(Clone, Copy)]
 pub enum Builder {
     /// A source builder.
-    Source(fn(ConfigTable<'_>, &BuildContext) -> Result<Box<dyn Source>, BuildError>),
+    Source(BuildFn<dyn Source>),
     /// A transform builder.
-    Transform(fn(ConfigTable<'_>, &BuildContext) -> Result<Box<dyn Transform>, BuildError>),
+    Transform(BuildFn<dyn Transform>),
     /// A sink builder.
-    Sink(fn(ConfigTable<'_>, &BuildContext) -> Result<Box<dyn Sink>, BuildError>),
+    Sink(BuildFn<dyn Sink>),
 }
 
 /// One registered plugin.

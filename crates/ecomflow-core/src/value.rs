@@ -124,6 +124,12 @@ impl From<&str> for Value {
     }
 }
 
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s.into())
+    }
+}
+
 impl From<i64> for Value {
     fn from(i: i64) -> Self {
         Value::Int(i)

@@ -1,1 +1,7 @@
-//! placeholder
+//! ecomflow-std: the built-in plugins that need no external service (sources, transforms, sinks).
+
+mod sinks;
+mod sources;
+#[cfg(test)]
+mod test_support;
+mod transforms;

@@ -1,1 +1,118 @@
-fn main() {}
+//! Throughput on one core (a current-thread tokio runtime), through the real loader and
+//! runtime: `cargo bench -p ecomflow --bench throughput`. `BENCH_EVENTS` sets the number of
+//! transactions (default 1,000,000).
+//!
+//! Measures: the JSON decoder alone; generator -> blackhole; and JSON lines of seed
+//! transactions -> parse -> validate -> filter -> map (USD) -> blackhole.
+
+use ecomflow_core::json::JsonDecoder;
+use ecomflow_runtime::{LoadOptions, load, run};
+use std::path::Path;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use ecomflow_std as _;
+
+const RATES: &str = r#"
+[transforms.usd.lookups.usd_per_unit]
+USD = 1.0
+EUR = 1.08
+GBP = 1.27
+JPY = 0.0067
+KRW = 0.00072
+CNY = 0.14
+INR = 0.012
+BRL = 0.18
+MXN = 0.055
+ARS = 0.0011
+"#;
+
+fn main() {
+    let n: u64 = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("transactions.jsonl");
+
+    let gen_to_file = format!(
+        "[sources.g]\ntype = \"generator\"\ncount = {n}\nseed = 1\n\n\
+         [sinks.f]\ntype = \"file\"\ninputs = [\"g\"]\npath = {:?}\nappend = false\n\n\
+         [dead_letter]\ntype = \"blackhole\"\n",
+        data.display().to_string()
+    );
+    report(
+        "generator -> file (JSON lines)",
+        n,
+        time_pipeline(dir.path(), &gen_to_file),
+    );
+
+    let bytes = std::fs::read(&data).expect("generated data");
+    let started = Instant::now();
+    let mut decoder = JsonDecoder::new();
+    let mut fields = 0usize;
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        fields += decoder.decode(line).map(|r| r.len()).unwrap_or(0);
+    }
+    assert_eq!(fields as u64, n * 13);
+    report(
+        "JSON decode only (13 fields)",
+        n,
+        started.elapsed().as_secs_f64(),
+    );
+
+    let gen_to_blackhole = format!(
+        "[sources.g]\ntype = \"generator\"\ncount = {n}\nseed = 1\n\n\
+         [sinks.b]\ntype = \"blackhole\"\ninputs = [\"g\"]\n\n\
+         [dead_letter]\ntype = \"blackhole\"\n"
+    );
+    report(
+        "generator -> blackhole",
+        n,
+        time_pipeline(dir.path(), &gen_to_blackhole),
+    );
+
+    let flagship_transforms = format!(
+        "[sources.f]\ntype = \"file\"\npath = {:?}\n\n\
+         [transforms.paid]\ntype = \"filter\"\ninputs = [\"f\"]\ncondition = \"paymentStatus == 'success'\"\n\n\
+         [transforms.usd]\ntype = \"map\"\ninputs = [\"paid\"]\n\
+         set.total_amount_usd = \"(totalAmount * usd_per_unit[currency]) | round(2)\"\n{RATES}\n\
+         [sinks.b]\ntype = \"blackhole\"\ninputs = [\"usd\"]\n\n\
+         [dead_letter]\ntype = \"blackhole\"\n",
+        data.display().to_string()
+    );
+    report(
+        "file -> parse -> filter -> map -> blackhole",
+        n,
+        time_pipeline(dir.path(), &flagship_transforms),
+    );
+}
+
+fn time_pipeline(dir: &Path, toml: &str) -> f64 {
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, toml).expect("write pipeline");
+    let env = |_: &str| None;
+    let pipeline = load(
+        &[path],
+        &LoadOptions {
+            sets: &[],
+            env: &env,
+        },
+    )
+    .expect("valid pipeline");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let started = Instant::now();
+    rt.block_on(run(pipeline, CancellationToken::new()))
+        .expect("pipeline runs");
+    started.elapsed().as_secs_f64()
+}
+
+fn report(what: &str, n: u64, secs: f64) {
+    println!(
+        "{what:<48} {n:>9} events {secs:>7.3} s {:>12.0} events/s (one core)",
+        n as f64 / secs
+    );
+}

@@ -132,7 +132,7 @@ impl Expr {
             .filter(|f| record.get(*f).is_none())
             .map(|f| f.name())
             .collect();
-        if !missing.is_empty() && e.kind() == minijinja::ErrorKind::UndefinedError {
+        if !missing.is_empty() {
             return ExprError(format!(
                 "missing field {} (needed by `{}`)",
                 missing

@@ -1,0 +1,5 @@
+//! Built-in sinks: console, file and blackhole.
+
+mod blackhole;
+mod console;
+mod file;

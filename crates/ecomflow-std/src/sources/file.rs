@@ -1,0 +1,272 @@
+//! The `file` source: JSON lines from a file or stdin, undecodable lines dead-lettered with their line number.
+
+use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::json::JsonDecoder;
+use ecomflow_core::{
+    Batch, BuildContext, BuildError, ComponentError, Payload, Plugin, Source, SourceContext,
+    SourcePlugin,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Bytes asked for per read.
+const CHUNK: usize = 64 * 1024;
+
+/// Options of the `file` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// The file to read, one JSON object per line; `-` reads standard input.
+    pub path: String,
+    /// Records per batch sent downstream (a partial batch goes out at the end of the input,
+    /// and whenever a pipe or stdin has nothing more to read for now).
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1))]
+    pub batch_size: usize,
+}
+
+fn default_batch_size() -> usize {
+    1024
+}
+
+/// Registers the `file` source.
+pub struct FileSourcePlugin;
+
+impl SourcePlugin for FileSourcePlugin {
+    type Config = FileSourceConfig;
+
+    fn build(cfg: FileSourceConfig, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        if cfg.path.is_empty() {
+            return Err(BuildError::field("path", "path is empty").with_hint("use `-` for stdin"));
+        }
+        if cfg.batch_size == 0 {
+            return Err(BuildError::field(
+                "batch_size",
+                "batch_size must be at least 1",
+            ));
+        }
+        Ok(Box::new(FileSource {
+            path: cfg.path,
+            batch_size: cfg.batch_size,
+        }))
+    }
+}
+
+struct FileSource {
+    path: String,
+    batch_size: usize,
+}
+
+/// Lines decoded so far, waiting to be sent.
+struct Pending {
+    name: String,
+    decoder: JsonDecoder,
+    line_no: u64,
+    batch: Batch,
+    dead: Vec<(String, Payload)>,
+}
+
+impl Pending {
+    fn line(&mut self, line: &[u8]) {
+        self.line_no += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        match self.decoder.decode(line) {
+            Ok(r) => self.batch.push(r),
+            Err(e) => {
+                let reason = format!("{}:{}: {e}", self.name, self.line_no);
+                self.dead.push((reason, Payload::Raw(line.to_vec())));
+            }
+        }
+    }
+
+    /// Sends what is pending; false when nothing reads the output any more.
+    async fn send(&mut self, cx: &SourceContext, capacity: usize) -> bool {
+        cx.dead_letter.send(std::mem::take(&mut self.dead)).await;
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(capacity));
+        cx.send(batch).await.is_ok()
+    }
+}
+
+#[async_trait]
+impl Source for FileSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
+        let (name, mut input): (String, Box<dyn AsyncRead + Unpin + Send>) = if self.path == "-" {
+            ("stdin".into(), Box::new(tokio::io::stdin()))
+        } else {
+            let file = tokio::fs::File::open(&self.path)
+                .await
+                .map_err(|e| ComponentError::io(format!("cannot open {}", self.path), e))?;
+            (self.path.clone(), Box::new(file))
+        };
+        let mut pending = Pending {
+            name,
+            decoder: JsonDecoder::new(),
+            line_no: 0,
+            batch: Vec::with_capacity(self.batch_size),
+            dead: Vec::new(),
+        };
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+        loop {
+            buf.reserve(CHUNK);
+            let asked = buf.capacity() - buf.len();
+            let read = tokio::select! {
+                biased;
+                _ = cx.shutdown.cancelled() => break,
+                read = input.read_buf(&mut buf) => read,
+            };
+            let n =
+                read.map_err(|e| ComponentError::io(format!("cannot read {}", pending.name), e))?;
+            if n == 0 {
+                // End of input: the last line may lack its newline.
+                let last = std::mem::take(&mut buf);
+                pending.line(&last);
+                break;
+            }
+            let mut start = 0;
+            while let Some(end) = buf[start..].iter().position(|&b| b == b'\n') {
+                pending.line(&buf[start..start + end]);
+                start += end + 1;
+                if (pending.batch.len() >= self.batch_size || pending.dead.len() >= self.batch_size)
+                    && !pending.send(&cx, self.batch_size).await
+                {
+                    return Ok(());
+                }
+            }
+            buf.drain(..start);
+            // A short read means a pipe or terminal with nothing more for now: do not hold
+            // its records back waiting for a full batch.
+            if n < asked && !pending.send(&cx, self.batch_size).await {
+                return Ok(());
+            }
+        }
+        pending.send(&cx, self.batch_size).await;
+        Ok(())
+    }
+}
+
+ecomflow_core::inventory::submit!(Plugin::source::<FileSourcePlugin>(
+    "file",
+    "JSON lines from a file or stdin (`-`)"
+));
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::{build_error, build_source, run_source, source_context};
+    use ecomflow_core::{ComponentError, Field, Payload, Value};
+    use std::io::Write;
+
+    fn write_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("written");
+        f
+    }
+
+    fn options(path: &std::path::Path, extra: &str) -> String {
+        format!("path = {:?}\n{extra}", path.to_str().expect("utf8 path"))
+    }
+
+    #[tokio::test]
+    async fn reads_lines_in_batches_and_dead_letters_bad_ones_with_line_numbers() {
+        let f = write_file("{\"a\":1}\n\n{\"a\":2}\r\n{\"a\":\n{\"a\":3}\nnot json\n{\"a\":4}");
+        let path = f.path().to_str().expect("utf8").to_string();
+        let source = build_source("file", &options(f.path(), "batch_size = 2")).expect("builds");
+        let (batches, dead) = run_source(source).await;
+
+        // A full batch, then what the short last read held, then the line without a newline.
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 1, 1]);
+        let a: Vec<&Value> = batches
+            .iter()
+            .flatten()
+            .map(|r| r.get(Field::new("a")).expect("a"))
+            .collect();
+        assert_eq!(
+            a,
+            [
+                &Value::Int(1),
+                &Value::Int(2),
+                &Value::Int(3),
+                &Value::Int(4)
+            ]
+        );
+
+        assert_eq!(dead.len(), 2);
+        assert!(
+            dead[0]
+                .reason
+                .starts_with(&format!("{path}:4: invalid JSON")),
+            "{}",
+            dead[0].reason
+        );
+        assert_eq!(dead[0].payload, Payload::Raw(b"{\"a\":".to_vec()));
+        assert!(
+            dead[1]
+                .reason
+                .starts_with(&format!("{path}:6: invalid JSON")),
+            "{}",
+            dead[1].reason
+        );
+        assert_eq!(dead[1].payload, Payload::Raw(b"not json".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn long_files_cross_read_boundaries_intact() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "{{\"i\":{i},\"pad\":\"{}\"}}\n",
+                "x".repeat(i % 50)
+            ));
+        }
+        let f = write_file(&text);
+        let source = build_source("file", &options(f.path(), "")).expect("builds");
+        let (batches, dead) = run_source(source).await;
+        assert!(dead.is_empty(), "{:?}", dead.first());
+        assert!(batches.iter().all(|b| b.len() <= 1024));
+        let i: Vec<i64> = batches
+            .iter()
+            .flatten()
+            .map(|r| match r.get(Field::new("i")) {
+                Some(Value::Int(i)) => *i,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(i, (0..20_000).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_an_io_error_naming_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("nope.jsonl");
+        let source = build_source("file", &options(&path, "")).expect("builds");
+        let (cx, _h) = source_context();
+        let e = source.run(cx).await.expect_err("missing file");
+        assert!(matches!(e, ComponentError::Io { .. }));
+        assert!(e.to_string().contains(path.to_str().expect("utf8")), "{e}");
+    }
+
+    #[tokio::test]
+    async fn stops_when_shutdown_is_asked() {
+        let f = write_file("{\"a\":1}\n");
+        let source = build_source("file", &options(f.path(), "")).expect("builds");
+        let (cx, mut h) = source_context();
+        h.shutdown.cancel();
+        source.run(cx).await.expect("runs");
+        assert!(h.rx.recv().await.is_none(), "nothing read after shutdown");
+    }
+
+    #[test]
+    fn path_is_required() {
+        let e = build_error(build_source("file", "batch_size = 3"));
+        assert!(e.message.contains("missing field `path`"), "{e}");
+        let e = build_error(build_source("file", "path = \"x\"\nbatch_size = 0"));
+        assert_eq!(e.field.as_deref(), Some("batch_size"));
+    }
+}

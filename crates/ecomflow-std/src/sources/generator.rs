@@ -1,0 +1,693 @@
+//! The `generator` source: reproducible fake ecommerce transactions in the seed's exact format.
+
+use super::catalog::{CURRENCIES, PAYMENT_METHODS, PAYMENT_STATUSES, PRODUCTS};
+use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::json::{JsonDecoder, encode_line};
+use ecomflow_core::{
+    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, Source,
+    SourceContext, SourcePlugin, Value,
+};
+use fake::Fake;
+use fake::faker::internet::en::Username;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Options of the `generator` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// How many good transactions to generate (bad ones come on top); 0 generates forever.
+    pub count: u64,
+    /// Good transactions per second; 0 generates as fast as the pipeline takes them.
+    #[schemars(range(min = 0))]
+    pub rate: f64,
+    /// Seed of the random generator: the same seed gives the same transactions, byte for byte.
+    /// Without one a random seed is picked and logged when the run starts.
+    pub seed: Option<u64>,
+    /// The event clock at the first transaction (RFC 3339, such as `2025-01-01T00:00:00Z`);
+    /// with `jitter_ms` an event can be up to that much earlier than the clock.
+    pub start_time: String,
+    /// How far the simulated event clock moves per good transaction, in milliseconds, so a
+    /// short run spreads over many days and months.
+    pub event_step_ms: u64,
+    /// Largest out-of-orderness in milliseconds: each event's time is the clock minus a
+    /// uniform random delay between 0 and this.
+    pub jitter_ms: u64,
+    /// Probability (0 to 1) that a good transaction is followed by a deliberately bad one:
+    /// truncated JSON (dead-lettered here), a missing field or a mistyped field (sent on, for a
+    /// `validate` transform to catch).
+    #[schemars(range(min = 0, max = 1))]
+    pub bad_ratio: f64,
+    /// Good transactions per batch sent downstream (with `rate`, batches are made smaller so
+    /// about ten go out per second).
+    #[schemars(range(min = 1))]
+    pub batch_size: usize,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            count: 0,
+            rate: 0.0,
+            seed: None,
+            start_time: "2025-01-01T00:00:00Z".into(),
+            event_step_ms: 60_000,
+            jitter_ms: 0,
+            bad_ratio: 0.0,
+            batch_size: 1024,
+        }
+    }
+}
+
+/// Registers the `generator` source.
+pub struct GeneratorPlugin;
+
+impl SourcePlugin for GeneratorPlugin {
+    type Config = GeneratorConfig;
+
+    fn build(cfg: GeneratorConfig, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        let start = chrono::DateTime::parse_from_rfc3339(&cfg.start_time).map_err(|e| {
+            BuildError::field(
+                "start_time",
+                format!("`{}` is not an RFC 3339 time: {e}", cfg.start_time),
+            )
+            .with_hint("write it like 2025-01-01T00:00:00Z")
+        })?;
+        if !(cfg.rate.is_finite() && cfg.rate >= 0.0) {
+            return Err(BuildError::field(
+                "rate",
+                format!("rate must be 0 or more, not {}", cfg.rate),
+            ));
+        }
+        if !(0.0..=1.0).contains(&cfg.bad_ratio) {
+            return Err(BuildError::field(
+                "bad_ratio",
+                format!("bad_ratio must be between 0 and 1, not {}", cfg.bad_ratio),
+            ));
+        }
+        if cfg.batch_size == 0 {
+            return Err(BuildError::field(
+                "batch_size",
+                "batch_size must be at least 1",
+            ));
+        }
+        Ok(Box::new(GeneratorSource {
+            count: cfg.count,
+            rate: cfg.rate,
+            seed: cfg.seed,
+            batch_size: cfg.batch_size,
+            clock: Clock {
+                start_us: start.timestamp_micros(),
+                step_us: micros(cfg.event_step_ms),
+                jitter_us: cfg.jitter_ms.saturating_mul(1000),
+            },
+            bad_ratio: cfg.bad_ratio,
+            fields: Fields::new(),
+        }))
+    }
+}
+
+fn micros(ms: u64) -> i64 {
+    i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// The simulated event clock.
+#[derive(Clone, Copy)]
+struct Clock {
+    start_us: i64,
+    step_us: i64,
+    jitter_us: u64,
+}
+
+/// The seed's 13 fields, in the seed's order.
+const FIELD_NAMES: [&str; 13] = [
+    "transactionId",
+    "productId",
+    "productName",
+    "productCategory",
+    "productPrice",
+    "productQuantity",
+    "productBrand",
+    "currency",
+    "customerId",
+    "transactionDate",
+    "paymentMethod",
+    "paymentStatus",
+    "totalAmount",
+];
+
+/// The interned field ids, resolved once at build time.
+#[derive(Clone, Copy)]
+struct Fields([Field; 13]);
+
+const PRICE: usize = 4;
+const QUANTITY: usize = 5;
+const TOTAL: usize = 12;
+
+impl Fields {
+    fn new() -> Fields {
+        Fields(FIELD_NAMES.map(Field::new))
+    }
+}
+
+struct GeneratorSource {
+    count: u64,
+    rate: f64,
+    seed: Option<u64>,
+    batch_size: usize,
+    clock: Clock,
+    bad_ratio: f64,
+    fields: Fields,
+}
+
+#[async_trait]
+impl Source for GeneratorSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
+        let seed = match self.seed {
+            Some(seed) => seed,
+            None => {
+                let seed = rand::random();
+                tracing::info!(
+                    component = %cx.dead_letter.component(),
+                    seed,
+                    "no seed set; set `seed = {seed}` to repeat this run"
+                );
+                seed
+            }
+        };
+        let mut generator = Generator::new(seed, self.fields, self.clock, self.bad_ratio);
+        let per_batch = if self.rate > 0.0 {
+            // About ten batches a second, so a slow rate still flows smoothly.
+            ((self.rate / 10.0).ceil() as usize).clamp(1, self.batch_size)
+        } else {
+            self.batch_size
+        };
+        let started = Instant::now();
+        let mut produced: u64 = 0;
+        loop {
+            let n = if self.count == 0 {
+                per_batch
+            } else {
+                (self.count - produced).min(per_batch as u64) as usize
+            };
+            if n == 0 || cx.shutdown.is_cancelled() {
+                break;
+            }
+            if self.rate > 0.0 {
+                let due = Duration::try_from_secs_f64(produced as f64 / self.rate)
+                    .ok()
+                    .and_then(|d| started.checked_add(d));
+                let wait = async {
+                    match due {
+                        Some(due) => tokio::time::sleep_until(due).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    _ = cx.shutdown.cancelled() => break,
+                    _ = wait => {}
+                }
+            } else {
+                // Nothing else may await in this loop; let the runtime run other tasks.
+                tokio::task::yield_now().await;
+            }
+            let mut batch = Vec::with_capacity(n + (n as f64 * self.bad_ratio) as usize + 1);
+            let mut dead = Vec::new();
+            generator.fill(n, &mut batch, &mut dead);
+            produced += n as u64;
+            cx.dead_letter.send(dead).await;
+            if cx.send(batch).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes transactions from a seeded random generator.
+struct Generator {
+    rng: ChaCha8Rng,
+    fields: Fields,
+    clock: Clock,
+    /// Event time of the latest good transaction, before jitter.
+    now_us: i64,
+    /// How many good transactions were made.
+    made: i64,
+    bad_ratio: f64,
+    /// Decodes the truncated JSON, as a real source would.
+    decoder: JsonDecoder,
+    scratch: Vec<u8>,
+    date: String,
+}
+
+impl Generator {
+    fn new(seed: u64, fields: Fields, clock: Clock, bad_ratio: f64) -> Generator {
+        Generator {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            fields,
+            clock,
+            now_us: clock.start_us,
+            made: 0,
+            bad_ratio,
+            decoder: JsonDecoder::new(),
+            scratch: Vec::new(),
+            date: String::with_capacity(32),
+        }
+    }
+
+    /// Appends `n` good transactions to `batch`, each maybe followed by a bad one (malformed
+    /// ones, which no decoder accepts, go to `dead`).
+    fn fill(&mut self, n: usize, batch: &mut Batch, dead: &mut Vec<(String, Payload)>) {
+        for _ in 0..n {
+            let good = self.good();
+            batch.push(good);
+            if self.bad_ratio > 0.0 && self.rng.random_bool(self.bad_ratio) {
+                self.bad(batch, dead);
+            }
+        }
+    }
+
+    /// The next good transaction; moves the event clock.
+    fn good(&mut self) -> Record {
+        self.now_us = self
+            .clock
+            .start_us
+            .saturating_add(self.clock.step_us.saturating_mul(self.made));
+        self.made += 1;
+        self.transaction()
+    }
+
+    /// A transaction at the current clock (minus jitter).
+    fn transaction(&mut self) -> Record {
+        let f = &self.fields.0;
+        let rng = &mut self.rng;
+        let mut r = Record::with_capacity(FIELD_NAMES.len());
+
+        let id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+        let mut id_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        r.push(
+            f[0],
+            Value::from(&*id.hyphenated().encode_lower(&mut id_buf)),
+        );
+
+        let product = &PRODUCTS[rng.random_range(0..PRODUCTS.len() as u32) as usize];
+        let (low, high) = product.price_cents;
+        let price_cents = rng.random_range(low..=high);
+        let quantity = rng.random_range(1..=100u32);
+        r.push(f[1], Value::from(product.id));
+        r.push(f[2], Value::from(product.name));
+        r.push(f[3], Value::from(product.category));
+        r.push(f[PRICE], Value::Float(f64::from(price_cents) / 100.0));
+        r.push(f[QUANTITY], Value::Int(i64::from(quantity)));
+        r.push(f[6], Value::from(product.brand));
+        r.push(f[7], Value::from(pick(rng, &CURRENCIES)));
+        let customer: String = Username().fake_with_rng(rng);
+        r.push(f[8], Value::Str(customer.into()));
+
+        let jitter = if self.clock.jitter_us > 0 {
+            rng.random_range(0..=self.clock.jitter_us)
+        } else {
+            0
+        };
+        let at = self
+            .now_us
+            .saturating_sub(i64::try_from(jitter).unwrap_or(i64::MAX));
+        self.date.clear();
+        format_date(at, &mut self.date);
+        r.push(f[9], Value::from(self.date.as_str()));
+
+        r.push(f[10], Value::from(pick(rng, &PAYMENT_METHODS)));
+        r.push(f[11], Value::from(pick(rng, &PAYMENT_STATUSES)));
+        let total_cents = u64::from(price_cents) * u64::from(quantity);
+        r.push(f[TOTAL], Value::Float(total_cents as f64 / 100.0));
+        r
+    }
+
+    /// One deliberately bad transaction: truncated JSON, a missing field or a mistyped one.
+    fn bad(&mut self, batch: &mut Batch, dead: &mut Vec<(String, Payload)>) {
+        let mut r = self.transaction();
+        match self.rng.random_range(0..3u32) {
+            0 => {
+                self.scratch.clear();
+                encode_line(&r, &mut self.scratch);
+                self.scratch.pop(); // the newline
+                // Any proper prefix of a JSON object is broken JSON.
+                let cut = self.rng.random_range(1..self.scratch.len() as u32) as usize;
+                let bytes = self.scratch[..cut].to_vec();
+                match self.decoder.decode(&bytes) {
+                    Err(e) => dead.push((format!("{e}"), Payload::Raw(bytes))),
+                    Ok(r) => batch.push(r),
+                }
+            }
+            1 => {
+                let at = self.rng.random_range(0..FIELD_NAMES.len() as u32) as usize;
+                r.remove(self.fields.0[at]);
+                batch.push(r);
+            }
+            _ => {
+                let (at, value) = match self.rng.random_range(0..3u32) {
+                    0 => {
+                        let price = r.get(self.fields.0[PRICE]).and_then(Value::as_f64);
+                        let whole = price.unwrap_or_default().trunc();
+                        (PRICE, format!("{whole}.x"))
+                    }
+                    1 => (QUANTITY, "many".to_string()),
+                    _ => {
+                        let total = r.get(self.fields.0[TOTAL]).and_then(Value::as_f64);
+                        (TOTAL, format!("{:.2}", total.unwrap_or_default()))
+                    }
+                };
+                r.set(self.fields.0[at], Value::Str(value.into()));
+                batch.push(r);
+            }
+        }
+    }
+}
+
+fn pick(rng: &mut ChaCha8Rng, from: &[&'static str]) -> &'static str {
+    from[rng.random_range(0..from.len() as u32) as usize]
+}
+
+/// Writes `us` (microseconds since 1970 UTC) as `2025-07-19T12:34:56.123456+0000`.
+fn format_date(us: i64, out: &mut String) {
+    const US_PER_DAY: i64 = 86_400_000_000;
+    let days = us.div_euclid(US_PER_DAY);
+    let in_day = us.rem_euclid(US_PER_DAY);
+    let (y, m, d) = civil_from_days(days);
+    let secs = in_day / 1_000_000;
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}+0000",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        in_day % 1_000_000
+    );
+}
+
+/// The proleptic Gregorian date of a day number (0 = 1970-01-01), after Howard Hinnant.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+ecomflow_core::inventory::submit!(Plugin::source::<GeneratorPlugin>(
+    "generator",
+    "fake ecommerce transactions in the seed's format, reproducible with a seed"
+));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::catalog::PRODUCTS;
+    use crate::test_support::{build_error, build_source, run_source, source_context};
+    use ecomflow_core::DeadLetter;
+    use std::collections::HashSet;
+
+    async fn generate(options: &str) -> (Vec<Batch>, Vec<DeadLetter>) {
+        run_source(build_source("generator", options).expect("builds")).await
+    }
+
+    fn records(batches: Vec<Batch>) -> Vec<Record> {
+        batches.into_iter().flatten().collect()
+    }
+
+    fn lines(records: &[Record]) -> String {
+        let mut out = Vec::new();
+        for r in records {
+            encode_line(r, &mut out);
+        }
+        String::from_utf8(out).expect("utf8")
+    }
+
+    fn str_of<'a>(r: &'a Record, name: &str) -> &'a str {
+        r.get(Field::new(name))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("`{name}` is not a string in {:?}", r.to_json()))
+    }
+
+    #[tokio::test]
+    async fn same_seed_same_bytes_other_seed_other_bytes() {
+        let (a, _) = generate("count = 50\nseed = 7\njitter_ms = 1000").await;
+        let (b, _) = generate("count = 50\nseed = 7\njitter_ms = 1000").await;
+        let (c, _) = generate("count = 50\nseed = 8\njitter_ms = 1000").await;
+        let (a, b, c) = (records(a), records(b), records(c));
+        assert_eq!(a.len(), 50);
+        assert_eq!(lines(&a), lines(&b));
+        assert_ne!(lines(&a), lines(&c));
+    }
+
+    #[tokio::test]
+    async fn fields_are_the_seeds_in_order_with_valid_values() {
+        let (batches, dead) = generate("count = 300\nseed = 1").await;
+        assert!(dead.is_empty());
+        let mut ids = HashSet::new();
+        for r in records(batches) {
+            let names: Vec<&str> = r.iter().map(|(f, _)| f.name()).collect();
+            assert_eq!(names, FIELD_NAMES);
+            let id = uuid::Uuid::parse_str(str_of(&r, "transactionId")).expect("a uuid");
+            assert_eq!(id.get_version(), Some(uuid::Version::Random));
+            assert!(ids.insert(id), "ids are unique");
+            assert!(CURRENCIES.contains(&str_of(&r, "currency")));
+            assert!(PAYMENT_METHODS.contains(&str_of(&r, "paymentMethod")));
+            assert!(PAYMENT_STATUSES.contains(&str_of(&r, "paymentStatus")));
+            assert!(!str_of(&r, "customerId").is_empty());
+            let Some(Value::Float(price)) = r.get(Field::new("productPrice")) else {
+                panic!("price is a float");
+            };
+            let Some(Value::Int(quantity)) = r.get(Field::new("productQuantity")) else {
+                panic!("quantity is an integer");
+            };
+            let Some(Value::Float(total)) = r.get(Field::new("totalAmount")) else {
+                panic!("total is a float");
+            };
+            assert!((1..=100).contains(quantity));
+            assert_eq!((price * 100.0).round() / 100.0, *price, "2 decimals");
+            let expected = (price * *quantity as f64 * 100.0).round() / 100.0;
+            assert!((total - expected).abs() < 1e-9, "{total} != {expected}");
+        }
+    }
+
+    #[tokio::test]
+    async fn each_product_keeps_its_name_category_brand_and_price_band() {
+        let (batches, _) = generate("count = 2000\nseed = 3").await;
+        let mut seen = HashSet::new();
+        for r in records(batches) {
+            let id = str_of(&r, "productId");
+            let p = PRODUCTS
+                .iter()
+                .find(|p| p.id == id)
+                .unwrap_or_else(|| panic!("unknown product {id}"));
+            assert_eq!(str_of(&r, "productName"), p.name);
+            assert_eq!(str_of(&r, "productCategory"), p.category);
+            assert_eq!(str_of(&r, "productBrand"), p.brand);
+            let price = r.get(Field::new("productPrice")).and_then(Value::as_f64);
+            let cents = (price.expect("a price") * 100.0).round() as u32;
+            assert!(
+                (p.price_cents.0..=p.price_cents.1).contains(&cents),
+                "{id}: {cents}"
+            );
+            seen.insert(id.to_string());
+        }
+        assert_eq!(seen.len(), PRODUCTS.len(), "every product shows up");
+    }
+
+    #[tokio::test]
+    async fn dates_have_the_seed_format_and_follow_the_clock() {
+        let (batches, _) =
+            generate("count = 3\nseed = 1\nstart_time = \"2025-07-19T12:34:56.5+02:00\"").await;
+        let dates: Vec<String> = records(batches)
+            .iter()
+            .map(|r| str_of(r, "transactionDate").to_string())
+            .collect();
+        assert_eq!(
+            dates,
+            [
+                "2025-07-19T10:34:56.500000+0000",
+                "2025-07-19T10:35:56.500000+0000",
+                "2025-07-19T10:36:56.500000+0000",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn jitter_moves_events_back_by_at_most_jitter() {
+        let (batches, _) =
+            generate("count = 200\nseed = 5\nevent_step_ms = 1000\njitter_ms = 3000").await;
+        let start = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").expect("time");
+        let mut out_of_order = 0;
+        let mut last = i64::MIN;
+        for (i, r) in records(batches).iter().enumerate() {
+            let date = str_of(r, "transactionDate");
+            let t = chrono::DateTime::parse_from_str(date, "%Y-%m-%dT%H:%M:%S%.6f%z")
+                .expect("parses")
+                .timestamp_micros();
+            let clock = start.timestamp_micros() + i as i64 * 1_000_000;
+            assert!((clock - 3_000_000..=clock).contains(&t), "{i}: {date}");
+            if t < last {
+                out_of_order += 1;
+            }
+            last = t;
+        }
+        assert!(out_of_order > 0, "some events arrive out of order");
+    }
+
+    #[test]
+    fn format_date_matches_chrono_everywhere() {
+        let mut out = String::new();
+        for us in [
+            0_i64,
+            1_752_928_496_123_456,
+            951_782_400_000_001, // 2000-02-29
+            -1,
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
+            4_107_542_400_000_000,   // 2100-03-01
+        ] {
+            out.clear();
+            format_date(us, &mut out);
+            let expected = chrono::DateTime::from_timestamp_micros(us)
+                .expect("in range")
+                .format("%Y-%m-%dT%H:%M:%S%.6f+0000")
+                .to_string();
+            assert_eq!(out, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn count_is_respected_across_batches() {
+        let (batches, _) = generate("count = 25\nbatch_size = 10\nseed = 2").await;
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+    }
+
+    #[tokio::test]
+    async fn bad_ratio_makes_every_kind_of_bad_record() {
+        let (batches, dead) = generate("count = 300\nseed = 9\nbad_ratio = 0.5").await;
+        let all = records(batches);
+        let complete: Vec<&Record> = all.iter().filter(|r| r.len() == 13).collect();
+        let missing = all.iter().filter(|r| r.len() == 12).count();
+        let mistyped = complete
+            .iter()
+            .filter(|r| {
+                ["productPrice", "productQuantity", "totalAmount"]
+                    .iter()
+                    .any(|f| matches!(r.get(Field::new(f)), Some(Value::Str(_))))
+            })
+            .count();
+        let good = complete.len() - mistyped;
+        assert_eq!(good, 300, "bad records come on top of count");
+        assert!(
+            missing > 10 && mistyped > 10 && dead.len() > 10,
+            "{missing} {mistyped} {}",
+            dead.len()
+        );
+        assert!((100..200).contains(&(missing + mistyped + dead.len())));
+
+        for d in &dead {
+            assert_eq!(&*d.component, "sources.test");
+            assert!(d.reason.starts_with("invalid JSON: "), "{}", d.reason);
+            let Payload::Raw(bytes) = &d.payload else {
+                panic!("malformed JSON is dead-lettered raw");
+            };
+            assert!(
+                bytes.starts_with(b"{") && !bytes.ends_with(b"}"),
+                "{bytes:?}"
+            );
+            assert!(JsonDecoder::new().decode(bytes).is_err());
+        }
+        let mistyped_values: HashSet<String> = complete
+            .iter()
+            .filter_map(|r| r.get(Field::new("productQuantity")))
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        assert_eq!(mistyped_values, HashSet::from(["many".to_string()]));
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_counted() {
+        let source =
+            build_source("generator", "count = 100\nseed = 4\nbad_ratio = 1.0").expect("builds");
+        let (cx, mut h) = source_context();
+        let counters = h.counters.clone();
+        let drain = async move {
+            let (mut sent, mut dead) = (0, 0);
+            loop {
+                tokio::select! {
+                    Some(b) = h.rx.recv() => sent += b.len(),
+                    Some(d) = h.dead_rx.recv() => dead += d.len(),
+                    else => break,
+                }
+            }
+            (sent, dead)
+        };
+        let (result, (sent, dead)) = tokio::join!(source.run(cx), drain);
+        result.expect("runs");
+        assert_eq!(sent + dead, 200);
+        assert_eq!(
+            counters.sent.load(std::sync::atomic::Ordering::Relaxed),
+            sent as u64
+        );
+        assert_eq!(
+            counters
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed),
+            dead as u64
+        );
+    }
+
+    #[tokio::test]
+    async fn rate_paces_batches() {
+        let started = std::time::Instant::now();
+        let (batches, _) = generate("count = 30\nrate = 100.0\nseed = 1").await;
+        assert_eq!(batches.len(), 3, "rate 100/s sends batches of 10");
+        assert!(
+            started.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn stops_promptly_on_shutdown() {
+        let source = build_source("generator", "rate = 10.0").expect("builds");
+        let (cx, mut h) = source_context();
+        let task = tokio::spawn(source.run(cx));
+        let first = h.rx.recv().await.expect("a first batch");
+        assert_eq!(first.len(), 1);
+        h.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(1), task).await;
+        result
+            .expect("stops within a second")
+            .expect("no panic")
+            .expect("no error");
+    }
+
+    #[test]
+    fn bad_options_are_rejected_at_build() {
+        for (options, field) in [
+            ("start_time = \"yesterday\"", "start_time"),
+            ("bad_ratio = 1.5", "bad_ratio"),
+            ("rate = -1.0", "rate"),
+            ("batch_size = 0", "batch_size"),
+        ] {
+            let e = build_error(build_source("generator", options));
+            assert_eq!(e.field.as_deref(), Some(field), "{options}: {e}");
+        }
+        let e = build_error(build_source("generator", "cuont = 5"));
+        assert!(e.message.contains("unknown field `cuont`"), "{e}");
+    }
+}

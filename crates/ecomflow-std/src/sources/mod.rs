@@ -1,0 +1,5 @@
+//! Built-in sources: the transaction generator and JSON-lines files.
+
+mod catalog;
+mod file;
+mod generator;

@@ -1,0 +1,189 @@
+//! Test helpers: build plugins from TOML through the registry and run them on real channels.
+
+use ecomflow_core::component::DeadLetterOutput;
+use ecomflow_core::registry::Builder;
+use ecomflow_core::{
+    Batch, BuildContext, BuildError, Counters, DeadLetter, Emitter, Field, Kind, Output, Payload,
+    Plugin, Record, Sink, SinkContext, Source, SourceContext, Transform, Value,
+};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn plugin(kind: Kind, name: &str) -> &'static Plugin {
+    Plugin::find(kind, name).unwrap_or_else(|| panic!("{} `{name}` is not registered", kind.noun()))
+}
+
+fn context(kind: Kind) -> BuildContext {
+    BuildContext {
+        component: format!("{}.test", kind.table()),
+    }
+}
+
+/// Builds the source `name` from TOML options, exactly as the runtime does.
+pub fn build_source(name: &str, options: &str) -> Result<Box<dyn Source>, BuildError> {
+    let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
+    match plugin(Kind::Source, name).builder {
+        Builder::Source(build) => build(table, &context(Kind::Source)),
+        _ => panic!("`{name}` is not a source"),
+    }
+}
+
+/// Builds the transform `name` from TOML options, exactly as the runtime does.
+pub fn build_transform(name: &str, options: &str) -> Result<Box<dyn Transform>, BuildError> {
+    let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
+    match plugin(Kind::Transform, name).builder {
+        Builder::Transform(build) => build(table, &context(Kind::Transform)),
+        _ => panic!("`{name}` is not a transform"),
+    }
+}
+
+/// Builds the sink `name` from TOML options, exactly as the runtime does.
+pub fn build_sink(name: &str, options: &str) -> Result<Box<dyn Sink>, BuildError> {
+    let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
+    match plugin(Kind::Sink, name).builder {
+        Builder::Sink(build) => build(table, &context(Kind::Sink)),
+        _ => panic!("`{name}` is not a sink"),
+    }
+}
+
+/// The build error's text, for sources, transforms and sinks alike.
+pub fn build_error<T>(result: Result<T, BuildError>) -> BuildError {
+    match result {
+        Ok(_) => panic!("expected a build error"),
+        Err(e) => e,
+    }
+}
+
+/// A record from a JSON object.
+pub fn record(json: serde_json::Value) -> Record {
+    let serde_json::Value::Object(map) = json else {
+        panic!("not an object: {json}");
+    };
+    let mut r = Record::with_capacity(map.len());
+    for (k, v) in map {
+        r.push(Field::new(&k), Value::from_json(v));
+    }
+    r
+}
+
+/// Runs a transform over one batch and returns (records, dead letters).
+pub fn process(t: &mut dyn Transform, batch: Batch) -> (Batch, Vec<(String, Payload)>) {
+    let mut out = Emitter::default();
+    t.process(batch, &mut out);
+    let (records, named, dead) = out.take();
+    assert!(named.is_empty(), "no named outputs expected");
+    (records, dead)
+}
+
+/// A source context on real channels, with its receivers and shutdown token.
+pub struct SourceHarness {
+    /// What the source sends downstream.
+    pub rx: mpsc::Receiver<Batch>,
+    /// What the source dead-letters.
+    pub dead_rx: mpsc::Receiver<Vec<DeadLetter>>,
+    /// The token that asks the source to stop.
+    pub shutdown: CancellationToken,
+    /// The source's counters.
+    pub counters: Arc<Counters>,
+}
+
+/// A fresh source context and the harness to observe it.
+pub fn source_context() -> (SourceContext, SourceHarness) {
+    let (tx, rx) = mpsc::channel(4);
+    let (dead_tx, dead_rx) = mpsc::channel(4);
+    let counters = Arc::new(Counters::default());
+    let shutdown = CancellationToken::new();
+    let cx = SourceContext {
+        output: Output::new(vec![tx]),
+        dead_letter: DeadLetterOutput::new("sources.test".into(), dead_tx, counters.clone()),
+        shutdown: shutdown.clone(),
+        counters: counters.clone(),
+    };
+    (
+        cx,
+        SourceHarness {
+            rx,
+            dead_rx,
+            shutdown,
+            counters,
+        },
+    )
+}
+
+/// Runs a source to its end while draining both of its outputs.
+pub async fn run_source(source: Box<dyn Source>) -> (Vec<Batch>, Vec<DeadLetter>) {
+    let (cx, h) = source_context();
+    let SourceHarness {
+        mut rx,
+        mut dead_rx,
+        ..
+    } = h;
+    let batches = async move {
+        let mut all = Vec::new();
+        while let Some(b) = rx.recv().await {
+            all.push(b);
+        }
+        all
+    };
+    let dead = async move {
+        let mut all = Vec::new();
+        while let Some(d) = dead_rx.recv().await {
+            all.extend(d);
+        }
+        all
+    };
+    let (result, batches, dead) = tokio::join!(source.run(cx), batches, dead);
+    result.expect("source runs");
+    (batches, dead)
+}
+
+/// A sink context on a real channel, with the dead-letter receiver.
+pub fn sink_context() -> (SinkContext, mpsc::Receiver<Vec<DeadLetter>>) {
+    let (dead_tx, dead_rx) = mpsc::channel(16);
+    let counters = Arc::new(Counters::default());
+    let cx = SinkContext {
+        dead_letter: DeadLetterOutput::new("sinks.test".into(), dead_tx, counters),
+    };
+    (cx, dead_rx)
+}
+
+#[test]
+fn every_built_in_is_registered_with_documented_options_and_defaults() {
+    let ours = [
+        (Kind::Source, "generator"),
+        (Kind::Source, "file"),
+        (Kind::Transform, "filter"),
+        (Kind::Transform, "map"),
+        (Kind::Transform, "validate"),
+        (Kind::Sink, "console"),
+        (Kind::Sink, "file"),
+        (Kind::Sink, "blackhole"),
+    ];
+    for (kind, name) in ours {
+        let p = plugin(kind, name);
+        assert!(!p.summary.is_empty());
+        let schema = serde_json::to_value((p.schema)()).expect("schema is JSON");
+        let empty = serde_json::Map::new();
+        let properties = schema["properties"].as_object().unwrap_or(&empty);
+        for (option, s) in properties {
+            assert!(
+                s["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{name}.{option} has no documentation: {s}"
+            );
+        }
+    }
+    let generator =
+        serde_json::to_value((plugin(Kind::Source, "generator").schema)()).expect("schema is JSON");
+    assert_eq!(generator["properties"]["event_step_ms"]["default"], 60_000);
+    assert_eq!(
+        generator["properties"]["start_time"]["default"],
+        "2025-01-01T00:00:00Z"
+    );
+    let validate = serde_json::to_value((plugin(Kind::Transform, "validate").schema)())
+        .expect("schema is JSON");
+    assert_eq!(validate["properties"]["unknown_fields"]["default"], "keep");
+    assert_eq!(validate["required"], serde_json::json!(["fields"]));
+    let file = serde_json::to_value((plugin(Kind::Sink, "file").schema)()).expect("JSON");
+    assert_eq!(file["properties"]["append"]["default"], true);
+}

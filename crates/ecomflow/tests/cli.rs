@@ -1,0 +1,313 @@
+//! The `ecomflow` binary end to end: validate, list, graph and run, as a user calls them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ecomflow_std as _;
+
+fn ecomflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn pipelines() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("pipelines"))
+        .expect("pipelines/ exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_shipped_pipeline_validates() {
+    let files = pipelines();
+    assert!(!files.is_empty());
+    for f in files {
+        let out = ecomflow().arg("validate").arg(&f).output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{} does not validate:\n{}",
+            f.display(),
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).starts_with("ok: "));
+    }
+}
+
+/// 1-based line of the first occurrence of `needle` in `s`.
+fn line_of(s: &str, needle: &str) -> usize {
+    let at = s
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in file"));
+    s[..at].matches('\n').count() + 1
+}
+
+#[test]
+fn broken_copies_of_the_flagship_fail_with_every_error_located() {
+    let original = std::fs::read_to_string(repo().join("pipelines/ecommerce.toml")).expect("read");
+    let broken = original
+        .replacen("condition = ", "conditon = ", 1)
+        .replacen("type = \"validate\"", "type = \"validat\"", 1)
+        .replacen("inputs = [\"usd\"]", "inputs = [\"uds\"]", 1)
+        .replacen("inputs = [\"checked\"]", "inputs = [\"usd\"]", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ecommerce.toml");
+    std::fs::write(&path, &broken).expect("write");
+
+    let out = ecomflow()
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let file = path.display().to_string();
+    let expect = [
+        format!(
+            "{file}:{}:1: transforms.paid: unknown field `conditon`",
+            line_of(&broken, "conditon")
+        ),
+        format!("{file}:{}:", line_of(&broken, "[transforms.checked]")),
+        "transforms.checked: unknown transform type `validat`".to_string(),
+        "did you mean `validate`?".to_string(),
+        format!("{file}:{}:", line_of(&broken, "[\"uds\"]")),
+        "sinks.console: input `uds` names no component".to_string(),
+        "cycle: ".to_string(),
+    ];
+    for e in &expect {
+        assert!(err.contains(e.as_str()), "missing {e:?} in:\n{err}");
+    }
+    assert!(err.contains("4 errors found"), "{err}");
+}
+
+#[test]
+fn list_shows_every_linked_built_in_with_its_options() {
+    let out = ecomflow().arg("list").output().expect("runs");
+    assert!(out.status.success());
+    let listed = text(&out.stdout);
+    let built_ins = ecomflow_core::Plugin::all();
+    assert!(
+        built_ins.len() >= 8,
+        "expected the built-ins to be linked here"
+    );
+    for p in built_ins {
+        let head = format!("{} {}: {}", p.kind().noun(), p.name, p.summary);
+        assert!(listed.contains(&head), "`ecomflow list` lacks {head:?}");
+    }
+    assert!(
+        listed.contains("  count (integer"),
+        "generator options missing:\n{listed}"
+    );
+    let json = ecomflow()
+        .args(["list", "--format", "json"])
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert!(
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|p| p["name"] == "filter"))
+    );
+}
+
+#[test]
+fn graph_draws_the_flagship() {
+    let f = repo().join("pipelines/ecommerce.toml");
+    let dot = ecomflow().arg("graph").arg(&f).output().expect("runs");
+    assert!(dot.status.success());
+    assert!(text(&dot.stdout).contains("\"paid\" -> \"usd\""));
+    let mermaid = ecomflow()
+        .args(["graph", "--format", "mermaid"])
+        .arg(&f)
+        .output()
+        .expect("runs");
+    assert!(text(&mermaid.stdout).contains("checked --> paid"));
+}
+
+fn generate(dir: &Path, n: u64, tag: &str) -> (Output, PathBuf, PathBuf) {
+    let out = dir.join(format!("{tag}-out.jsonl"));
+    let dead = dir.join(format!("{tag}-dead.jsonl"));
+    let o = ecomflow()
+        .arg("run")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/generate-to-file.toml"))
+        .arg("--set")
+        .arg(format!("sources.transactions.count={n}"))
+        .env("OUT", &out)
+        .env("DEAD", &dead)
+        .output()
+        .expect("runs");
+    (o, out, dead)
+}
+
+const FIELDS: [&str; 13] = [
+    "transactionId",
+    "productId",
+    "productName",
+    "productCategory",
+    "productPrice",
+    "productQuantity",
+    "productBrand",
+    "currency",
+    "customerId",
+    "transactionDate",
+    "paymentMethod",
+    "paymentStatus",
+    "totalAmount",
+];
+
+fn is_seed_date(s: &str) -> bool {
+    // 2025-07-19T12:34:56.123456+0000
+    let b = s.as_bytes();
+    s.len() == 31
+        && s.ends_with("+0000")
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && s[20..26].bytes().all(|c| c.is_ascii_digit())
+}
+
+#[test]
+fn bounded_run_writes_exactly_n_good_records_and_dead_letters_the_bad() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 700;
+    let (o, out, dead) = generate(dir.path(), n, "a");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let good = std::fs::read_to_string(&out).expect("output");
+    let lines: Vec<serde_json::Map<String, serde_json::Value>> = good
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is a JSON object"))
+        .collect();
+    assert_eq!(lines.len() as u64, n);
+    for l in &lines {
+        let keys: Vec<&str> = l.keys().map(String::as_str).collect();
+        assert_eq!(keys, FIELDS);
+        assert!(
+            is_seed_date(l["transactionDate"].as_str().expect("date")),
+            "{l:?}"
+        );
+        let id = l["transactionId"].as_str().expect("id");
+        assert_eq!((id.len(), &id[14..15]), (36, "4"), "UUIDv4: {id}");
+        let price = l["productPrice"].as_f64().expect("price");
+        let qty = l["productQuantity"].as_i64().expect("qty");
+        let total = l["totalAmount"].as_f64().expect("total");
+        assert!((10.0..=1000.0).contains(&price) && (1..=100).contains(&qty));
+        assert!((total - (price * qty as f64 * 100.0).round() / 100.0).abs() < 0.005);
+    }
+
+    let dead_text = std::fs::read_to_string(&dead).expect("dead letters");
+    let letters: Vec<serde_json::Value> = dead_text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead letter is JSON"))
+        .collect();
+    assert!(
+        !letters.is_empty(),
+        "bad_ratio 0.05 must produce bad records"
+    );
+    let from = |c: &str| letters.iter().filter(|l| l["component"] == c).count();
+    assert!(
+        from("sources.transactions") > 0,
+        "malformed JSON is dead-lettered at the source"
+    );
+    assert!(
+        from("transforms.checked") > 0,
+        "missing/mistyped fields at the check"
+    );
+    assert_eq!(
+        from("sources.transactions") + from("transforms.checked"),
+        letters.len()
+    );
+    for l in &letters {
+        assert!(!l["reason"].as_str().unwrap_or("").is_empty());
+        assert!(!l["payload"].is_null());
+    }
+
+    // Same seed, same bytes.
+    let (o2, out2, dead2) = generate(dir.path(), n, "b");
+    assert!(o2.status.success());
+    assert_eq!(good, std::fs::read_to_string(out2).expect("output 2"));
+    assert_eq!(dead_text, std::fs::read_to_string(dead2).expect("dead 2"));
+}
+
+#[test]
+fn the_flagship_runs_on_embedded_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = ecomflow()
+        .arg("run")
+        .arg(repo().join("pipelines/ecommerce.toml"))
+        .args(["--set", "sources.transactions.count=300"])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("console prints JSON lines"))
+        .collect();
+    assert!(!lines.is_empty() && lines.len() < 300);
+    for l in &lines {
+        assert_eq!(l["paymentStatus"], "success");
+        let usd = l["total_amount_usd"].as_f64().expect("converted amount");
+        if l["currency"] == "USD" {
+            assert_eq!(Some(usd), l["totalAmount"].as_f64());
+        }
+    }
+    assert!(dir.path().join("dead-letter.jsonl").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_drains_every_record_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let pipeline = dir.path().join("endless.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[sources.transactions]\ntype = \"generator\"\ncount = 0\nrate = 5000\nseed = 1\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"transactions\"]\npath = {:?}\n\n\
+             [dead_letter]\ntype = \"blackhole\"\n",
+            out.display().to_string()
+        ),
+    )
+    .expect("write");
+    let child = ecomflow()
+        .arg("run")
+        .arg(&pipeline)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().expect("exits");
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let sent: u64 = err
+        .lines()
+        .find(|l| l.starts_with("sources.transactions"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary in:\n{err}"));
+    assert!(sent > 0);
+    let written = std::fs::read_to_string(&out)
+        .expect("output")
+        .lines()
+        .count() as u64;
+    assert_eq!(written, sent, "every record the source sent was written");
+}
