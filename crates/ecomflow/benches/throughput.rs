@@ -86,7 +86,22 @@ fn main() {
         n,
         time_pipeline(dir.path(), &flagship_transforms),
     );
+
+    let with_validate = flagship_transforms
+        .replace("inputs = [\"f\"]", "inputs = [\"checked\"]")
+        .replace(
+            "[transforms.paid]",
+            &format!("[transforms.checked]\ntype = \"validate\"\ninputs = [\"f\"]\n{SCHEMA}\n[transforms.paid]"),
+        );
+    report(
+        "file -> parse -> validate -> filter -> map -> blackhole",
+        n,
+        time_pipeline(dir.path(), &with_validate),
+    );
 }
+
+const SCHEMA: &str = r#"fields = { transactionId = "string", productId = "string", productName = "string", productCategory = "string", productPrice = "number", productQuantity = "integer", productBrand = "string", currency = "string", customerId = "string", transactionDate = "string", paymentMethod = "string", paymentStatus = "string", totalAmount = "number" }
+"#;
 
 fn time_pipeline(dir: &Path, toml: &str) -> f64 {
     let path = dir.join("bench.toml");
@@ -112,7 +127,7 @@ fn time_pipeline(dir: &Path, toml: &str) -> f64 {
 
 fn report(what: &str, n: u64, secs: f64) {
     println!(
-        "{what:<48} {n:>9} events {secs:>7.3} s {:>12.0} events/s (one core)",
+        "{what:<56} {n:>9} events {secs:>7.3} s {:>12.0} events/s (one core)",
         n as f64 / secs
     );
 }
