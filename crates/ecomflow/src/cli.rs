@@ -163,7 +163,7 @@ fn run(pipeline: Pipeline, threads: Option<usize>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let started = std::time::Instant::now();
@@ -181,7 +181,11 @@ fn run(pipeline: Pipeline, threads: Option<usize>) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // A blocking read (stdin) cannot be cancelled; everything that was read is written by
+    // now, so do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM (the pipeline drains), and exits at once

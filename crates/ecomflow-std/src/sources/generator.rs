@@ -78,10 +78,21 @@ impl SourcePlugin for GeneratorPlugin {
             )
             .with_hint("write it like 2025-01-01T00:00:00Z")
         })?;
-        if !(cfg.rate.is_finite() && cfg.rate >= 0.0) {
+        if !(cfg.rate.is_finite() && (cfg.rate == 0.0 || cfg.rate >= MIN_RATE)) {
             return Err(BuildError::field(
                 "rate",
-                format!("rate must be 0 or more, not {}", cfg.rate),
+                format!("rate must be 0 or at least {MIN_RATE}, not {}", cfg.rate),
+            ));
+        }
+        let last_us = i128::from(start.timestamp_micros())
+            + i128::from(micros(cfg.event_step_ms)) * i128::from(cfg.count);
+        if last_us > LAST_WRITABLE_US {
+            return Err(BuildError::field(
+                "event_step_ms",
+                format!(
+                    "{} transactions {} ms apart from {} run past the year 9999",
+                    cfg.count, cfg.event_step_ms, cfg.start_time
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&cfg.bad_ratio) {
@@ -111,6 +122,11 @@ impl SourcePlugin for GeneratorPlugin {
         }))
     }
 }
+
+/// The slowest rate accepted (one transaction in about 17 minutes).
+const MIN_RATE: f64 = 0.001;
+/// 9999-12-31T23:59:59.999999Z, the last time the seed's date format can write.
+const LAST_WRITABLE_US: i128 = 253_402_300_799_999_999;
 
 fn micros(ms: u64) -> i64 {
     i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)
@@ -171,7 +187,8 @@ impl Source for GeneratorSource {
         let seed = match self.seed {
             Some(seed) => seed,
             None => {
-                let seed = rand::random();
+                // TOML integers are signed: keep the seed one a user can write back.
+                let seed = rand::random::<u64>() >> 1;
                 tracing::info!(
                     component = %cx.dead_letter.component(),
                     seed,
@@ -233,6 +250,8 @@ impl Source for GeneratorSource {
 /// Makes transactions from a seeded random generator.
 struct Generator {
     rng: ChaCha8Rng,
+    /// A separate stream for bad records, so `bad_ratio` never changes the good ones.
+    bad_rng: ChaCha8Rng,
     fields: Fields,
     clock: Clock,
     /// Event time of the latest good transaction, before jitter.
@@ -248,8 +267,11 @@ struct Generator {
 
 impl Generator {
     fn new(seed: u64, fields: Fields, clock: Clock, bad_ratio: f64) -> Generator {
+        let mut bad_rng = ChaCha8Rng::seed_from_u64(seed);
+        bad_rng.set_stream(1);
         Generator {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            bad_rng,
             fields,
             clock,
             now_us: clock.start_us,
@@ -267,8 +289,11 @@ impl Generator {
         for _ in 0..n {
             let good = self.good();
             batch.push(good);
-            if self.bad_ratio > 0.0 && self.rng.random_bool(self.bad_ratio) {
+            if self.bad_ratio > 0.0 && self.bad_rng.random_bool(self.bad_ratio) {
+                // Bad records draw only from their own stream.
+                std::mem::swap(&mut self.rng, &mut self.bad_rng);
                 self.bad(batch, dead);
+                std::mem::swap(&mut self.rng, &mut self.bad_rng);
             }
         }
     }
@@ -420,6 +445,20 @@ mod tests {
 
     async fn generate(options: &str) -> (Vec<Batch>, Vec<DeadLetter>) {
         run_source(build_source("generator", options).expect("builds")).await
+    }
+
+    #[tokio::test]
+    async fn bad_ratio_leaves_the_good_transactions_unchanged() {
+        let (clean, _) = generate("count = 200\nseed = 5").await;
+        let (mixed, dead) = generate("count = 200\nseed = 5\nbad_ratio = 0.3").await;
+        let clean = records(clean);
+        let mixed = records(mixed);
+        assert!(!dead.is_empty() && mixed.len() > clean.len());
+        // Every clean transaction appears in the mixed output, in order.
+        let mut rest = mixed.iter();
+        for want in &clean {
+            assert!(rest.any(|r| r == want), "missing {want:?}");
+        }
     }
 
     fn records(batches: Vec<Batch>) -> Vec<Record> {
@@ -663,7 +702,8 @@ mod tests {
 
     #[tokio::test]
     async fn stops_promptly_on_shutdown() {
-        let source = build_source("generator", "rate = 10.0").expect("builds");
+        // At this rate the next batch is due in two seconds: only the shutdown wakes it.
+        let source = build_source("generator", "rate = 0.5").expect("builds");
         let (cx, mut h) = source_context();
         let task = tokio::spawn(source.run(cx));
         let first = h.rx.recv().await.expect("a first batch");
@@ -682,6 +722,11 @@ mod tests {
             ("start_time = \"yesterday\"", "start_time"),
             ("bad_ratio = 1.5", "bad_ratio"),
             ("rate = -1.0", "rate"),
+            ("rate = 0.0000001", "rate"),
+            (
+                "count = 10\nevent_step_ms = 90000000000000",
+                "event_step_ms",
+            ),
             ("batch_size = 0", "batch_size"),
         ] {
             let e = build_error(build_source("generator", options));
