@@ -311,3 +311,77 @@ fn sigterm_drains_every_record_read() {
         .count() as u64;
     assert_eq!(written, sent, "every record the source sent was written");
 }
+
+#[test]
+fn wrong_types_missing_options_and_bad_expressions_are_located() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"[sources.t]
+type = "generator"
+count = "many"
+
+[transforms.f]
+type = "filter"
+inputs = ["t"]
+condition = "paymentStatus == "
+
+[transforms.v]
+type = "validate"
+inputs = ["f"]
+
+[transforms.m]
+type = "map"
+inputs = ["v"]
+set.x = "a +"
+
+[sinks.c]
+type = "console"
+inputs = ["m"]
+"#,
+    )
+    .expect("write");
+    let out = ecomflow()
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78));
+    let err = text(&out.stderr);
+    let file = path.display().to_string();
+    for e in [
+        format!("{file}:3:9: sources.t: invalid type: string \"many\", expected u64"),
+        format!(
+            "{file}:8:13: transforms.f: `condition`: expression does not compile: syntax error"
+        ),
+        format!("{file}:10:1: transforms.v: missing field `fields`"),
+        format!("{file}:17:9: transforms.m: `set.x`: expression does not compile"),
+        "4 errors found".to_string(),
+    ] {
+        assert!(err.contains(&e), "missing {e:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn run_starts_nothing_when_the_pipeline_is_invalid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_file = dir.path().join("out.jsonl");
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[sources.t]\ntype = \"generator\"\ncount = 5\n\n[sinks.o]\ntype = \"file\"\ninputs = [\"t\"]\npath = {:?}\n\n[sinks.bad]\ntype = \"file\"\ninputs = [\"nothing\"]\npath = \"x\"\n",
+            out_file.display().to_string()
+        ),
+    )
+    .expect("write");
+    let out = ecomflow()
+        .arg("run")
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(!out_file.exists(), "no component may start");
+}
