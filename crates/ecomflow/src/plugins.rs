@@ -2,3 +2,4 @@
 //! referenced is dropped by the linker, so each one is named here.
 
 use ecomflow_std as _;
+use ecomflow_sql as _;

@@ -1,0 +1,1 @@
+//! ecomflow-sql: the `sql` sink.
