@@ -2,6 +2,7 @@
 
 use crate::dead_letter::{DeadLetter, Payload};
 use crate::error::ComponentError;
+use crate::event_time::EventTimeTracker;
 use crate::record::{Batch, Record};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,10 +28,26 @@ impl Counters {
     }
 }
 
-/// The downstream end of one output port: the channels of every component that reads it.
+/// What moves through the channels between components.
+#[derive(Debug)]
+pub enum Message {
+    /// Records.
+    Batch(Batch),
+    /// No record with an earlier event time (microseconds since 1970 UTC) will come from the
+    /// reader's input number `input`; `i64::MAX` when that input has ended.
+    Watermark {
+        /// Which of the reader's inputs sent it (its position in the reader's `inputs`).
+        input: usize,
+        /// The watermark.
+        at: i64,
+    },
+}
+
+/// The downstream end of one output port: the channel of every component that reads it,
+/// each with the position of this output among that reader's inputs.
 #[derive(Clone, Default)]
 pub struct Output {
-    senders: Vec<mpsc::Sender<Batch>>,
+    senders: Vec<(mpsc::Sender<Message>, usize)>,
 }
 
 /// Every reader of an output has gone away; the sender should stop.
@@ -39,8 +56,9 @@ pub struct Output {
 pub struct Closed;
 
 impl Output {
-    /// An output feeding `senders` (built by the runtime).
-    pub fn new(senders: Vec<mpsc::Sender<Batch>>) -> Output {
+    /// An output feeding `senders`, each with the reader's input position (built by the
+    /// runtime).
+    pub fn new(senders: Vec<(mpsc::Sender<Message>, usize)>) -> Output {
         Output { senders }
     }
 
@@ -56,16 +74,24 @@ impl Output {
             return Ok(());
         }
         let mut delivered = false;
-        if let Some((last, rest)) = self.senders.split_last() {
-            for tx in rest {
-                delivered |= tx.send(batch.clone()).await.is_ok();
+        if let Some(((last, _), rest)) = self.senders.split_last() {
+            for (tx, _) in rest {
+                delivered |= tx.send(Message::Batch(batch.clone())).await.is_ok();
             }
-            delivered |= last.send(batch).await.is_ok();
+            delivered |= last.send(Message::Batch(batch)).await.is_ok();
         }
         if delivered || self.senders.is_empty() {
             Ok(())
         } else {
             Err(Closed)
+        }
+    }
+
+    /// Tells every reader that no earlier event time will come from this output.
+    pub async fn send_watermark(&self, at: i64) {
+        for (tx, input) in &self.senders {
+            // A reader that has gone away needs no watermark.
+            let _ = tx.send(Message::Watermark { input: *input, at }).await;
         }
     }
 }
@@ -128,14 +154,35 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     /// This source's counters.
     pub counters: Arc<Counters>,
+    /// Reads event time and tracks the watermark, when the source has an `event_time` table.
+    pub event_time: Option<std::sync::Mutex<EventTimeTracker>>,
 }
 
 impl SourceContext {
-    /// Sends a batch downstream and counts it.
+    /// Sends a batch downstream and counts it (partition 0; see [`SourceContext::send_from`]).
     pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
+        self.send_from(0, batch).await
+    }
+
+    /// Sends a batch read from `partition` (a Kafka partition, say) downstream and counts
+    /// it. With event time, records whose time cannot be read are dead-lettered first, and
+    /// a watermark follows the batch when it moved.
+    pub async fn send_from(&self, partition: usize, mut batch: Batch) -> Result<(), Closed> {
+        let mut watermark = None;
+        if let Some(tracker) = &self.event_time {
+            let mut dead = Vec::new();
+            if let Ok(mut t) = tracker.lock() {
+                t.stamp(partition, &mut batch, &mut dead);
+                watermark = t.advance();
+            }
+            self.dead_letter.send(dead).await;
+        }
         let n = batch.len();
         self.output.send(batch).await?;
         Counters::add(&self.counters.sent, n);
+        if let Some(at) = watermark {
+            self.output.send_watermark(at).await;
+        }
         Ok(())
     }
 }
@@ -198,6 +245,10 @@ impl Emitter {
 pub trait Transform: Send {
     /// Handles one batch.
     fn process(&mut self, batch: Batch, out: &mut Emitter);
+
+    /// Called when the watermark of this transform's inputs (the lowest of them) moves:
+    /// no record with an earlier event time should come any more; close what ends before it.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) {}
 
     /// Called when every input has ended, before the outputs close: emit held state.
     fn flush(&mut self, _out: &mut Emitter) {}

@@ -7,11 +7,13 @@
 pub mod component;
 pub mod dead_letter;
 pub mod error;
+pub mod event_time;
 pub mod expr;
 pub mod field;
 pub mod json;
 pub mod record;
 pub mod registry;
+pub mod time;
 pub mod value;
 
 pub use async_trait;
@@ -22,10 +24,11 @@ pub use serde;
 pub use tokio;
 
 pub use component::{
-    Counters, Emitter, Output, Sink, SinkContext, Source, SourceContext, Transform,
+    Counters, Emitter, Message, Output, Sink, SinkContext, Source, SourceContext, Transform,
 };
 pub use dead_letter::{DeadLetter, Payload};
 pub use error::{BuildError, ComponentError};
+pub use event_time::{EventTimeConfig, EventTimeTracker};
 pub use expr::Expr;
 pub use field::Field;
 pub use record::{Batch, Record};

@@ -9,6 +9,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Record {
     fields: Vec<(Field, Value)>,
+    /// Event time in microseconds since 1970 UTC, stamped by the source's `event_time`.
+    time: Option<i64>,
 }
 
 /// A group of records moved between components in one channel send.
@@ -19,7 +21,20 @@ impl Record {
     pub fn with_capacity(n: usize) -> Record {
         Record {
             fields: Vec::with_capacity(n),
+            time: None,
         }
+    }
+
+    /// The event time (microseconds since 1970 UTC), when the source reads event time.
+    #[inline]
+    pub fn time(&self) -> Option<i64> {
+        self.time
+    }
+
+    /// Sets the event time (microseconds since 1970 UTC).
+    #[inline]
+    pub fn set_time(&mut self, time: i64) {
+        self.time = Some(time);
     }
 
     /// The value of `field`, if present.

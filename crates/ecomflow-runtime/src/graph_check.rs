@@ -32,10 +32,14 @@ impl Node<'_> {
 pub fn check_graph(nodes: &[Node<'_>], diags: &mut Vec<Diagnostic>) {
     let ids: Vec<&str> = nodes.iter().map(|c| c.id.as_str()).collect();
     for c in nodes {
-        for (input, span) in &c.inputs {
+        for (i, (input, span)) in c.inputs.iter().enumerate() {
             let at = |msg: String| {
                 Diagnostic::at(c.file, Some(span.clone()), msg).in_component(c.path())
             };
+            if c.inputs[..i].iter().any(|(earlier, _)| earlier == input) {
+                diags.push(at(format!("input `{input}` is listed twice")));
+                continue;
+            }
             let Some(up) = nodes.iter().find(|u| u.id == input.component) else {
                 let hint = match closest(&input.component, ids.iter().copied()).first() {
                     Some(best) => {

@@ -11,7 +11,8 @@ use crate::interpolate::interpolate;
 use crate::overrides::{Override, parse_overrides};
 use crate::pipeline::{Built, Component, InputRef, Pipeline};
 use ecomflow_core::registry::{Builder, ConfigTable};
-use ecomflow_core::{BuildContext, BuildError, Kind, Plugin};
+use ecomflow_core::{BuildContext, BuildError, EventTimeConfig, EventTimeTracker, Kind, Plugin};
+use serde::Deserialize;
 use std::borrow::Cow;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -126,13 +127,21 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
     }
 }
 
-fn component(node: Node<'_>, built: (&'static Plugin, Built)) -> Component {
+/// What building one component produced.
+struct Parts {
+    plugin: &'static Plugin,
+    built: Built,
+    event_time: Option<EventTimeConfig>,
+}
+
+fn component(node: Node<'_>, parts: Parts) -> Component {
     Component {
         id: node.id,
         kind: node.kind,
-        plugin: built.0,
+        plugin: parts.plugin,
         inputs: node.inputs.into_iter().map(|(i, _)| i).collect(),
-        built: built.1,
+        built: parts.built,
+        event_time: parts.event_time,
     }
 }
 
@@ -325,7 +334,7 @@ fn build<'f>(
     file: &'f SourceFile,
     d: Declared<'_>,
     diags: &mut Vec<Diagnostic>,
-) -> (Node<'f>, Option<(&'static Plugin, Built)>) {
+) -> (Node<'f>, Option<Parts>) {
     let path = format!("{}.{}", d.kind.table(), d.id);
     let at = |span: Range<usize>, msg: String| {
         Diagnostic::at(file, Some(span), msg).in_component(path.clone())
@@ -411,6 +420,30 @@ fn build<'f>(
         return (node, None);
     };
     let spans = field_spans(&table);
+    let event_time = match (d.kind, table.remove("event_time")) {
+        (Kind::Source, Some(v)) => match event_time(v) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                diags.push(build_error(
+                    file,
+                    &path,
+                    e,
+                    &spans,
+                    node.span.clone(),
+                    plugin,
+                ));
+                None
+            }
+        },
+        (_, Some(v)) => {
+            diags.push(
+                at(v.span(), "only sources read `event_time`".into())
+                    .with_hint(Some("move it to the source that reads the events")),
+            );
+            None
+        }
+        (_, None) => None,
+    };
     let cx = BuildContext {
         component: path.clone(),
     };
@@ -421,7 +454,14 @@ fn build<'f>(
         Builder::Sink(b) => b(config, &cx).map(Built::Sink),
     };
     match built {
-        Ok(built) => (node, Some((plugin, built))),
+        Ok(built) => (
+            node,
+            Some(Parts {
+                plugin,
+                built,
+                event_time,
+            }),
+        ),
         Err(e) => {
             diags.push(build_error(
                 file,
@@ -435,6 +475,21 @@ fn build<'f>(
             (node, None)
         }
     }
+}
+
+/// Reads a source's `event_time` table, checking its format.
+fn event_time(value: Spanned<DeValue<'_>>) -> Result<EventTimeConfig, BuildError> {
+    let span = value.span();
+    let DeValue::Table(t) = value.into_inner() else {
+        return Err(BuildError::field(
+            "event_time",
+            "`event_time` must be a table with at least `field`",
+        ));
+    };
+    let config = EventTimeConfig::deserialize(toml::de::Deserializer::from(Spanned::new(span, t)))
+        .map_err(BuildError::from)?;
+    EventTimeTracker::new(&config).map_err(|e| BuildError::field("event_time.format", e))?;
+    Ok(config)
 }
 
 fn parse_inputs(
@@ -598,6 +653,7 @@ fn build_default_dead_letter(diags: &mut Vec<Diagnostic>) -> Option<Component> {
             plugin,
             inputs: Vec::new(),
             built: Built::Sink(sink),
+            event_time: None,
         }),
         Err(e) => {
             diags.push(Diagnostic::general(DEAD_LETTER, e.message));

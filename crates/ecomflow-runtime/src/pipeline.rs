@@ -1,6 +1,6 @@
 //! A loaded pipeline: every component built and every input resolved, ready to run or draw.
 
-use ecomflow_core::{Kind, Plugin, Sink, Source, Transform};
+use ecomflow_core::{EventTimeConfig, Kind, Plugin, Sink, Source, Transform};
 
 /// An input of a transform or sink: a component id and, optionally, one of its named outputs
 /// (`"sales.late"`).
@@ -59,6 +59,8 @@ pub struct Component {
     pub inputs: Vec<InputRef>,
     /// The built component.
     pub built: Built,
+    /// Where a source's records keep their event time, if they have one.
+    pub event_time: Option<EventTimeConfig>,
 }
 
 impl Component {

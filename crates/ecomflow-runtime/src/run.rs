@@ -1,6 +1,10 @@
 //! Runs a built pipeline: one tokio task per component, bounded channels of batches between
 //! them (backpressure), fan-out by cloning batches, fan-in by sharing a channel.
 //!
+//! Watermarks follow the batches: a source with `event_time` sends one whenever it moves,
+//! every component sends `i64::MAX` when it ends, and a transform passes on the lowest
+//! watermark of its inputs after calling `on_watermark`.
+//!
 //! Stopping: cancelling the shutdown token stops the sources; every record already read then
 //! flows through, transforms flush, sinks finish, and the run returns. A component that fails
 //! stops the run the same way and the run returns its error.
@@ -8,8 +12,8 @@
 use crate::pipeline::{Built, Component, Pipeline};
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{
-    Batch, ComponentError, Counters, DeadLetter, Emitter, Output, Sink, SinkContext, SourceContext,
-    Transform,
+    Batch, ComponentError, Counters, DeadLetter, Emitter, EventTimeTracker, Message, Output, Sink,
+    SinkContext, SourceContext, Transform,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,20 +94,23 @@ pub async fn run(
     let mut senders = HashMap::new();
     let mut receivers = HashMap::new();
     for c in components.iter().filter(|c| !c.inputs.is_empty()) {
-        let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
+        let (tx, rx) = mpsc::channel::<Message>(CHANNEL_BATCHES);
         senders.insert(c.id.clone(), tx);
         receivers.insert(c.id.clone(), rx);
     }
+    // Each reader of (id, port) gets the batches, and watermarks tagged with the position
+    // of that output among the reader's inputs.
     let output_of = |id: &str, port: Option<&str>| {
         Output::new(
             components
                 .iter()
-                .filter(|c| {
-                    c.inputs
+                .filter_map(|c| {
+                    let at = c
+                        .inputs
                         .iter()
-                        .any(|i| i.component == id && i.port.as_deref() == port)
+                        .position(|i| i.component == id && i.port.as_deref() == port)?;
+                    Some((senders.get(&c.id)?.clone(), at))
                 })
-                .filter_map(|c| senders.get(&c.id).cloned())
                 .collect(),
         )
     };
@@ -129,20 +136,43 @@ pub async fn run(
         let path: Arc<str> = path.as_str().into();
         let count = count.clone();
         let dead_letter = DeadLetterOutput::new(path.clone(), dl_tx.clone(), count.clone());
-        let Component { id, built, .. } = c;
+        let Component {
+            id,
+            built,
+            inputs,
+            event_time,
+            ..
+        } = c;
         let handle = match built {
             Built::Source(source) => {
+                let tracker = event_time
+                    .as_ref()
+                    .and_then(|config| EventTimeTracker::new(config).ok())
+                    .map(std::sync::Mutex::new);
                 let cx = SourceContext {
-                    output: out,
+                    output: out.clone(),
                     dead_letter,
                     shutdown: shutdown.child_token(),
                     counters: count,
+                    event_time: tracker,
                 };
-                tasks.spawn(source.run(cx))
+                tasks.spawn(async move {
+                    let result = source.run(cx).await;
+                    // The source has ended: nothing earlier will come from it.
+                    out.send_watermark(i64::MAX).await;
+                    result
+                })
             }
             Built::Transform(transform) => {
                 let rx = receivers.remove(&id);
-                tasks.spawn(run_transform(transform, rx, out, named, dead_letter, count))
+                let io = TransformIo {
+                    out,
+                    named,
+                    dead_letter,
+                    count,
+                    watermarks: Watermarks::new(inputs.len()),
+                };
+                tasks.spawn(run_transform(transform, rx, io))
             }
             Built::Sink(sink) => {
                 let rx = receivers.remove(&id);
@@ -208,13 +238,46 @@ fn panic_message(e: tokio::task::JoinError) -> String {
     }
 }
 
-async fn run_transform(
-    mut transform: Box<dyn Transform>,
-    rx: Option<mpsc::Receiver<Batch>>,
+/// Where a transform's results go, and the watermarks of its inputs.
+struct TransformIo {
     out: Output,
     named: Vec<(&'static str, Output)>,
     dead_letter: DeadLetterOutput,
     count: Arc<Counters>,
+    watermarks: Watermarks,
+}
+
+/// The lowest watermark over a component's inputs that have sent one.
+struct Watermarks {
+    inputs: Vec<Option<i64>>,
+    current: Option<i64>,
+}
+
+impl Watermarks {
+    fn new(inputs: usize) -> Watermarks {
+        Watermarks {
+            inputs: vec![None; inputs],
+            current: None,
+        }
+    }
+
+    /// Records input `input`'s watermark; returns the combined one if it moved forward.
+    fn update(&mut self, input: usize, at: i64) -> Option<i64> {
+        let slot = self.inputs.get_mut(input)?;
+        *slot = Some(slot.map_or(at, |old| old.max(at)));
+        let lowest = self.inputs.iter().flatten().min().copied()?;
+        if self.current.is_some_and(|c| c >= lowest) {
+            return None;
+        }
+        self.current = Some(lowest);
+        self.current
+    }
+}
+
+async fn run_transform(
+    mut transform: Box<dyn Transform>,
+    rx: Option<mpsc::Receiver<Message>>,
+    mut io: TransformIo,
 ) -> Result<(), ComponentError> {
     let Some(mut rx) = rx else {
         return Ok(());
@@ -226,55 +289,72 @@ async fn run_transform(
         t
     });
     loop {
-        let batch = match ticker.as_mut() {
+        let message = match ticker.as_mut() {
             Some(t) => tokio::select! {
-                b = rx.recv() => b,
+                m = rx.recv() => m,
                 _ = t.tick() => {
                     transform.tick(&mut emitter);
-                    forward(&mut emitter, &out, &named, &dead_letter, &count).await;
+                    forward(&mut emitter, &io).await;
                     continue;
                 }
             },
             None => rx.recv().await,
         };
-        let Some(batch) = batch else { break };
-        Counters::add(&count.received, batch.len());
-        transform.process(batch, &mut emitter);
-        forward(&mut emitter, &out, &named, &dead_letter, &count).await;
+        match message {
+            None => break,
+            Some(Message::Batch(batch)) => {
+                Counters::add(&io.count.received, batch.len());
+                transform.process(batch, &mut emitter);
+                forward(&mut emitter, &io).await;
+            }
+            Some(Message::Watermark { input, at }) => {
+                if let Some(at) = io.watermarks.update(input, at) {
+                    transform.on_watermark(at, &mut emitter);
+                    forward(&mut emitter, &io).await;
+                    send_watermark(&io, at).await;
+                }
+            }
+        }
     }
     transform.flush(&mut emitter);
-    forward(&mut emitter, &out, &named, &dead_letter, &count).await;
+    forward(&mut emitter, &io).await;
+    send_watermark(&io, i64::MAX).await;
+    io.watermarks.current = Some(i64::MAX);
     Ok(())
 }
 
-async fn forward(
-    emitter: &mut Emitter,
-    out: &Output,
-    named: &[(&'static str, Output)],
-    dead_letter: &DeadLetterOutput,
-    count: &Counters,
-) {
+async fn send_watermark(io: &TransformIo, at: i64) {
+    io.out.send_watermark(at).await;
+    for (_, o) in &io.named {
+        o.send_watermark(at).await;
+    }
+}
+
+async fn forward(emitter: &mut Emitter, io: &TransformIo) {
     let (records, ports, dead) = emitter.take();
     // A closed output means its readers failed; the run is already stopping with their error.
-    Counters::add(&count.sent, records.len());
-    let _ = out.send(records).await;
+    Counters::add(&io.count.sent, records.len());
+    let _ = io.out.send(records).await;
     for (port, batch) in ports {
-        if let Some((_, o)) = named.iter().find(|(p, _)| *p == port) {
-            Counters::add(&count.sent, batch.len());
+        if let Some((_, o)) = io.named.iter().find(|(p, _)| *p == port) {
+            Counters::add(&io.count.sent, batch.len());
             let _ = o.send(batch).await;
         }
     }
-    dead_letter.send(dead).await;
+    io.dead_letter.send(dead).await;
 }
 
 async fn run_sink(
     mut sink: Box<dyn Sink>,
-    rx: Option<mpsc::Receiver<Batch>>,
+    rx: Option<mpsc::Receiver<Message>>,
     cx: SinkContext,
     count: Arc<Counters>,
 ) -> Result<(), ComponentError> {
     if let Some(mut rx) = rx {
-        while let Some(batch) = rx.recv().await {
+        while let Some(message) = rx.recv().await {
+            let Message::Batch(batch) = message else {
+                continue;
+            };
             let n = batch.len();
             Counters::add(&count.received, n);
             sink.write(batch, &cx).await?;

@@ -95,6 +95,37 @@ impl Transform for Split {
 }
 inventory::submit!(Plugin::transform::<Split>("split", "test split"));
 
+/// Passes records on and remembers every watermark it is given, under `name`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct WatchConfig {
+    /// Where the test finds the watermarks.
+    name: String,
+}
+struct Watch(String);
+impl TransformPlugin for Watch {
+    type Config = WatchConfig;
+    fn build(c: WatchConfig, _: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
+        Ok(Box::new(Watch(c.name)))
+    }
+}
+impl Transform for Watch {
+    fn process(&mut self, batch: Batch, out: &mut Emitter) {
+        batch.into_iter().for_each(|r| out.emit(r));
+    }
+    fn on_watermark(&mut self, watermark: i64, _: &mut Emitter) {
+        let mut r = Record::default();
+        r.push(Field::new("n"), Value::Int(watermark));
+        store()
+            .lock()
+            .expect("lock")
+            .entry(self.0.clone())
+            .or_default()
+            .push(r);
+    }
+}
+inventory::submit!(Plugin::transform::<Watch>("watch", "test watermarks"));
+
 fn store() -> &'static Mutex<HashMap<String, Vec<Record>>> {
     static S: OnceLock<Mutex<HashMap<String, Vec<Record>>>> = OnceLock::new();
     S.get_or_init(Default::default)
@@ -430,4 +461,96 @@ fn syntax_errors_and_missing_files_are_reported() {
         err.contains("nope.toml: cannot read the pipeline file"),
         "{err}"
     );
+}
+
+fn watermarks(name: &str) -> Vec<i64> {
+    collected(name)
+        .iter()
+        .filter_map(|r| match r.get(Field::new("n")) {
+            Some(Value::Int(i)) => Some(*i),
+            _ => None,
+        })
+        .collect()
+}
+
+const SECOND: i64 = 1_000_000;
+
+#[tokio::test]
+async fn watermarks_follow_event_time_and_the_slowest_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        &dir,
+        "wm.toml",
+        r#"
+[sources.fast]
+type = "numbers"
+count = 20
+batch = 5
+event_time = { field = "n", format = "epoch_seconds", max_out_of_orderness = "1s", max_future = "1d" }
+
+[sources.slow]
+type = "numbers"
+count = 3
+batch = 1
+event_time = { field = "n", format = "epoch_seconds" }
+
+[transforms.one]
+type = "watch"
+inputs = ["fast"]
+name = "wm-one"
+
+[transforms.both]
+type = "watch"
+inputs = ["fast", "slow"]
+name = "wm-both"
+
+[sinks.out]
+type = "collect"
+inputs = ["one", "both"]
+name = "wm-out"
+
+[dead_letter]
+type = "collect"
+name = "wm-dead"
+"#,
+    );
+    let pipeline = load_with(&[p], &[], &[]).expect("valid");
+    run(pipeline, CancellationToken::new()).await.expect("runs");
+
+    // Highest time per batch (4, 9, 14, 19 s) minus one second, then the end.
+    assert_eq!(
+        watermarks("wm-one"),
+        [3 * SECOND, 8 * SECOND, 13 * SECOND, 18 * SECOND, i64::MAX]
+    );
+    // With two inputs, the watermark is the lowest of them and never goes back.
+    let both = watermarks("wm-both");
+    assert!(both.windows(2).all(|w| w[0] < w[1]), "{both:?}");
+    assert_eq!(both.last(), Some(&i64::MAX));
+    let slow_done = both
+        .iter()
+        .position(|w| *w > 2 * SECOND)
+        .unwrap_or(both.len());
+    assert!(
+        both[..slow_done].iter().all(|w| *w <= 2 * SECOND),
+        "while `slow` runs, it holds the watermark back: {both:?}"
+    );
+    assert_eq!(collected("wm-out").len(), 20 + 20 + 3);
+}
+
+#[test]
+fn event_time_errors_are_located() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        &dir,
+        "et.toml",
+        "[sources.nums]\ntype = \"numbers\"\ncount = 3\nevent_time = { field = \"n\", format = \"iso\" }\n\n[sources.more]\ntype = \"numbers\"\ncount = 3\nevent_time = { fild = \"n\" }\n\n[dead_letter]\ntype = \"collect\"\nname = \"et\"\n",
+    );
+    let err = load_with(&[p], &[], &[]).expect_err("invalid");
+    assert!(err.contains("et.toml:4:"), "{err}");
+    assert!(
+        err.contains("sources.nums: `event_time.format`: unknown time format `iso`"),
+        "{err}"
+    );
+    assert!(err.contains("et.toml:9:"), "{err}");
+    assert!(err.contains("sources.more: unknown field `fild`"), "{err}");
 }

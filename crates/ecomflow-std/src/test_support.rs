@@ -3,8 +3,8 @@
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::registry::Builder;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, Counters, DeadLetter, Emitter, Field, Kind, Output, Payload,
-    Plugin, Record, Sink, SinkContext, Source, SourceContext, Transform, Value,
+    Batch, BuildContext, BuildError, Counters, DeadLetter, Emitter, Field, Kind, Message, Output,
+    Payload, Plugin, Record, Sink, SinkContext, Source, SourceContext, Transform, Value,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -79,13 +79,27 @@ pub fn process(t: &mut dyn Transform, batch: Batch) -> (Batch, Vec<(String, Payl
 /// A source context on real channels, with its receivers and shutdown token.
 pub struct SourceHarness {
     /// What the source sends downstream.
-    pub rx: mpsc::Receiver<Batch>,
+    pub rx: BatchReceiver,
     /// What the source dead-letters.
     pub dead_rx: mpsc::Receiver<Vec<DeadLetter>>,
     /// The token that asks the source to stop.
     pub shutdown: CancellationToken,
     /// The source's counters.
     pub counters: Arc<Counters>,
+}
+
+/// The receiving end of a source's output, yielding batches and skipping watermarks.
+pub struct BatchReceiver(mpsc::Receiver<Message>);
+
+impl BatchReceiver {
+    /// The next batch, or `None` when the source has ended.
+    pub async fn recv(&mut self) -> Option<Batch> {
+        loop {
+            if let Message::Batch(b) = self.0.recv().await? {
+                return Some(b);
+            }
+        }
+    }
 }
 
 /// A fresh source context and the harness to observe it.
@@ -95,15 +109,16 @@ pub fn source_context() -> (SourceContext, SourceHarness) {
     let counters = Arc::new(Counters::default());
     let shutdown = CancellationToken::new();
     let cx = SourceContext {
-        output: Output::new(vec![tx]),
+        output: Output::new(vec![(tx, 0)]),
         dead_letter: DeadLetterOutput::new("sources.test".into(), dead_tx, counters.clone()),
         shutdown: shutdown.clone(),
         counters: counters.clone(),
+        event_time: None,
     };
     (
         cx,
         SourceHarness {
-            rx,
+            rx: BatchReceiver(rx),
             dead_rx,
             shutdown,
             counters,

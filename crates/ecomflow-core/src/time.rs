@@ -1,0 +1,294 @@
+//! Timestamps: microseconds since 1970-01-01 UTC, parsed from the formats events use and
+//! turned into calendar dates, without a general format engine on the hot path.
+
+/// Microseconds in a day.
+pub const US_PER_DAY: i64 = 86_400_000_000;
+
+/// How an event-time field is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeFormat {
+    /// The seed system's `2025-07-19T12:34:56.123456+0000`; without an offset it means UTC.
+    /// Also accepts `Z` and `+00:00` offsets and 0 to 9 fractional digits.
+    Seed,
+    /// RFC 3339: `2025-07-19T12:34:56.123Z` or with a `+02:00` offset (required).
+    Rfc3339,
+    /// A number of milliseconds since 1970-01-01 UTC.
+    EpochMillis,
+    /// A number of seconds since 1970-01-01 UTC.
+    EpochSeconds,
+    /// A chrono `strftime` pattern (slower); without an offset in the pattern it means UTC.
+    Pattern(String),
+}
+
+impl TimeFormat {
+    /// Reads a format name: `seed`, `rfc3339`, `epoch_millis`, `epoch_seconds`, or a
+    /// pattern containing `%`.
+    pub fn parse(name: &str) -> Result<TimeFormat, String> {
+        Ok(match name {
+            "seed" => TimeFormat::Seed,
+            "rfc3339" => TimeFormat::Rfc3339,
+            "epoch_millis" => TimeFormat::EpochMillis,
+            "epoch_seconds" => TimeFormat::EpochSeconds,
+            p if p.contains('%') => TimeFormat::Pattern(p.to_string()),
+            other => {
+                return Err(format!(
+                    "unknown time format `{other}`: use seed, rfc3339, epoch_millis, epoch_seconds or a strftime pattern such as %d/%m/%Y %H:%M"
+                ));
+            }
+        })
+    }
+
+    /// Parses `value` into microseconds since the epoch, or says why not.
+    pub fn read(&self, value: &crate::Value) -> Result<i64, String> {
+        use crate::Value;
+        match (self, value) {
+            (TimeFormat::EpochMillis, Value::Int(ms)) => ms
+                .checked_mul(1000)
+                .ok_or_else(|| format!("{ms} ms is out of range")),
+            (TimeFormat::EpochMillis, Value::Float(ms)) if ms.is_finite() => {
+                Ok((ms * 1000.0) as i64)
+            }
+            (TimeFormat::EpochSeconds, Value::Int(s)) => s
+                .checked_mul(1_000_000)
+                .ok_or_else(|| format!("{s} s is out of range")),
+            (TimeFormat::EpochSeconds, Value::Float(s)) if s.is_finite() => {
+                Ok((s * 1_000_000.0) as i64)
+            }
+            (TimeFormat::EpochMillis | TimeFormat::EpochSeconds, Value::Str(s)) => {
+                match s.parse::<i64>() {
+                    Ok(n) => self.read(&Value::Int(n)),
+                    Err(_) => Err(format!("`{s}` is not a number of {}", self.unit())),
+                }
+            }
+            (TimeFormat::Seed, Value::Str(s)) => parse_iso(s, false)
+                .ok_or_else(|| format!("`{s}` is not like 2025-07-19T12:34:56.123456+0000")),
+            (TimeFormat::Rfc3339, Value::Str(s)) => {
+                parse_iso(s, true).ok_or_else(|| format!("`{s}` is not an RFC 3339 time"))
+            }
+            (TimeFormat::Pattern(p), Value::Str(s)) => parse_pattern(s, p),
+            (_, other) => Err(format!(
+                "expected a {} time, found {}",
+                self.unit(),
+                other.type_name()
+            )),
+        }
+    }
+
+    fn unit(&self) -> &'static str {
+        match self {
+            TimeFormat::EpochMillis => "milliseconds",
+            TimeFormat::EpochSeconds => "seconds",
+            _ => "text",
+        }
+    }
+}
+
+fn parse_pattern(s: &str, pattern: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_str(s, pattern) {
+        return Ok(t.timestamp_micros());
+    }
+    chrono::NaiveDateTime::parse_from_str(s, pattern)
+        .map(|t| t.and_utc().timestamp_micros())
+        .map_err(|e| format!("`{s}` does not match `{pattern}`: {e}"))
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction][Z|±HH:MM|±HHMM]` (a space may stand for `T`).
+/// Without an offset the time is UTC, unless `offset_required`.
+pub fn parse_iso(s: &str, offset_required: bool) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let year = digits(&b[0..4])?;
+    let month = digits(&b[5..7])?;
+    let day = digits(&b[8..10])?;
+    let (h, mi, sec) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut at = 19;
+    let mut micros = 0i64;
+    if b.get(at) == Some(&b'.') {
+        at += 1;
+        let start = at;
+        while at < b.len() && b[at].is_ascii_digit() {
+            if at - start < 6 {
+                micros = micros * 10 + i64::from(b[at] - b'0');
+            }
+            at += 1;
+        }
+        let n = at - start;
+        if n == 0 || n > 9 {
+            return None;
+        }
+        for _ in n..6 {
+            micros *= 10;
+        }
+    }
+    let offset_secs = match &b[at..] {
+        [] if !offset_required => 0,
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
+            let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = oh * 3600 + om * 60;
+            if *sign == b'+' { secs } else { -secs }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month as u32, day as u32);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    Some(secs * 1_000_000 + micros)
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |acc, c| {
+        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+    })
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// Day number (0 = 1970-01-01) of a proleptic Gregorian date (after Howard Hinnant).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian (year, month, day) of a day number (0 = 1970-01-01).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Writes day number `days` as `YYYY-MM-DD`.
+pub fn write_date(days: i64, out: &mut String) {
+    use std::fmt::Write;
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}");
+}
+
+/// Writes `us` as `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), the form SQL `TIMESTAMP` columns take.
+pub fn write_timestamp(us: i64, out: &mut String) {
+    use std::fmt::Write;
+    let days = us.div_euclid(US_PER_DAY);
+    let in_day = us.rem_euclid(US_PER_DAY);
+    write_date(days, out);
+    let secs = in_day / 1_000_000;
+    let _ = write!(
+        out,
+        " {:02}:{:02}:{:02}.{:06}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        in_day % 1_000_000
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Value;
+
+    fn chrono_us(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .expect("valid reference")
+            .timestamp_micros()
+    }
+
+    #[test]
+    fn seed_format_with_and_without_offset() {
+        let want = chrono_us("2025-07-19T12:34:56.123456Z");
+        for s in [
+            "2025-07-19T12:34:56.123456+0000",
+            "2025-07-19T12:34:56.123456",
+            "2025-07-19T12:34:56.123456Z",
+            "2025-07-19 12:34:56.123456+00:00",
+            "2025-07-19T14:34:56.123456+0200",
+        ] {
+            assert_eq!(parse_iso(s, false), Some(want), "{s}");
+        }
+        assert_eq!(
+            parse_iso("2025-07-19T12:34:56.1-0130", false),
+            Some(chrono_us("2025-07-19T12:34:56.1-01:30"))
+        );
+        assert_eq!(parse_iso("1969-12-31T23:59:59Z", true), Some(-1_000_000));
+    }
+
+    #[test]
+    fn invalid_times_are_rejected() {
+        for s in [
+            "2025-02-29T00:00:00Z",
+            "2025-13-01T00:00:00Z",
+            "2025-07-19T24:00:00Z",
+            "2025-07-19T12:34:56.Z",
+            "2025-07-19T12:34:56+2500",
+            "2025-07-19",
+            "19/07/2025 12:34",
+            "2025-07-19T12:34:56.123+00",
+        ] {
+            assert_eq!(parse_iso(s, false), None, "{s}");
+        }
+        assert_eq!(parse_iso("2025-07-19T12:34:56", true), None);
+        assert!(parse_iso("2024-02-29T00:00:00Z", true).is_some());
+    }
+
+    #[test]
+    fn formats_read_values() {
+        let ms = Value::Int(1_752_928_496_123);
+        assert_eq!(TimeFormat::EpochMillis.read(&ms), Ok(1_752_928_496_123_000));
+        assert_eq!(
+            TimeFormat::EpochMillis.read(&Value::from("1752928496123")),
+            Ok(1_752_928_496_123_000)
+        );
+        assert!(TimeFormat::Seed.read(&Value::Int(5)).is_err());
+        let p = TimeFormat::parse("%d/%m/%Y %H:%M").expect("pattern");
+        assert_eq!(
+            p.read(&Value::from("19/07/2025 12:34")),
+            Ok(chrono_us("2025-07-19T12:34:00Z"))
+        );
+        assert!(TimeFormat::parse("iso").is_err());
+    }
+
+    #[test]
+    fn calendar_round_trip() {
+        for days in [-800_000, -1, 0, 1, 19_000, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        let mut s = String::new();
+        write_timestamp(chrono_us("2025-07-19T12:34:56.123456Z"), &mut s);
+        assert_eq!(s, "2025-07-19 12:34:56.123456");
+    }
+}
