@@ -19,6 +19,8 @@ pub struct Counters {
     pub sent: AtomicU64,
     /// Records sent to the dead-letter output.
     pub dead_lettered: AtomicU64,
+    /// Records dropped on purpose (late records a transform was told to drop).
+    pub dropped: AtomicU64,
 }
 
 impl Counters {
@@ -200,6 +202,7 @@ pub struct Emitter {
     records: Batch,
     named: Vec<(&'static str, Batch)>,
     dead: Vec<(String, Payload)>,
+    dropped: u64,
 }
 
 impl Emitter {
@@ -228,6 +231,16 @@ impl Emitter {
     /// Sends a record to the dead-letter output with the reason.
     pub fn dead_letter(&mut self, reason: impl Into<String>, record: Record) {
         self.dead.push((reason.into(), Payload::Record(record)));
+    }
+
+    /// Counts a record dropped on purpose (it is not sent anywhere).
+    pub fn drop_record(&mut self) {
+        self.dropped += 1;
+    }
+
+    /// Takes the count of records dropped on purpose since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Takes what was emitted: default records, named outputs and dead letters.

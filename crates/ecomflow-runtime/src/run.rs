@@ -36,6 +36,8 @@ pub struct ComponentSummary {
     pub sent: u64,
     /// Records sent to the dead-letter output.
     pub dead_lettered: u64,
+    /// Records dropped on purpose (late records, or a named output nothing reads).
+    pub dropped: u64,
 }
 
 /// What the whole run did, component by component (the dead-letter output last).
@@ -56,14 +58,14 @@ impl std::fmt::Display for RunSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{:<32} {:>12} {:>12} {:>14}",
-            "component", "received", "sent", "dead-lettered"
+            "{:<32} {:>12} {:>12} {:>14} {:>10}",
+            "component", "received", "sent", "dead-lettered", "dropped"
         )?;
         for c in &self.components {
             writeln!(
                 f,
-                "{:<32} {:>12} {:>12} {:>14}",
-                c.path, c.received, c.sent, c.dead_lettered
+                "{:<32} {:>12} {:>12} {:>14} {:>10}",
+                c.path, c.received, c.sent, c.dead_lettered, c.dropped
             )?;
         }
         Ok(())
@@ -214,6 +216,7 @@ pub async fn run(
                 received: c.received.load(Ordering::Relaxed),
                 sent: c.sent.load(Ordering::Relaxed),
                 dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+                dropped: c.dropped.load(Ordering::Relaxed),
             })
             .collect(),
     };
@@ -332,13 +335,21 @@ async fn send_watermark(io: &TransformIo, at: i64) {
 
 async fn forward(emitter: &mut Emitter, io: &TransformIo) {
     let (records, ports, dead) = emitter.take();
+    io.count
+        .dropped
+        .fetch_add(emitter.take_dropped(), Ordering::Relaxed);
     // A closed output means its readers failed; the run is already stopping with their error.
     Counters::add(&io.count.sent, records.len());
     let _ = io.out.send(records).await;
     for (port, batch) in ports {
-        if let Some((_, o)) = io.named.iter().find(|(p, _)| *p == port) {
-            Counters::add(&io.count.sent, batch.len());
-            let _ = o.send(batch).await;
+        match io.named.iter().find(|(p, _)| *p == port) {
+            // Nothing reads this output: its records are dropped, and counted.
+            Some((_, o)) if o.is_unconnected() => Counters::add(&io.count.dropped, batch.len()),
+            Some((_, o)) => {
+                Counters::add(&io.count.sent, batch.len());
+                let _ = o.send(batch).await;
+            }
+            None => Counters::add(&io.count.dropped, batch.len()),
         }
     }
     io.dead_letter.send(dead).await;

@@ -1,5 +1,6 @@
-//! Built-in transforms: filter, map and validate.
+//! Built-in transforms: filter, map, validate, aggregate and window.
 
+mod aggregate;
 mod filter;
 mod map;
 mod validate;

@@ -1,0 +1,243 @@
+//! The running state of one aggregation for one group.
+
+use super::function::Function;
+use ecomflow_core::Value;
+
+/// Running state of one aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accumulator {
+    /// Records (or non-null values) counted.
+    Count(i64),
+    /// A sum: exact while every value is an integer, then a compensated float sum.
+    Sum {
+        /// The integer sum while `exact`.
+        int: i64,
+        /// The float sum.
+        float: f64,
+        /// Neumaier compensation for `float`.
+        compensation: f64,
+        /// True while every value was an integer and the sum fits.
+        exact: bool,
+        /// Whether any non-null value was seen.
+        seen: bool,
+    },
+    /// The smallest value so far.
+    Min(Option<Value>),
+    /// The largest value so far.
+    Max(Option<Value>),
+    /// A mean: its sum and count.
+    Avg {
+        /// Sum of the values.
+        sum: f64,
+        /// Neumaier compensation for `sum`.
+        compensation: f64,
+        /// Number of values.
+        n: i64,
+    },
+}
+
+impl Accumulator {
+    /// An empty accumulator for `function`.
+    pub fn new(function: Function) -> Accumulator {
+        match function {
+            Function::Count => Accumulator::Count(0),
+            Function::Sum => Accumulator::Sum {
+                int: 0,
+                float: 0.0,
+                compensation: 0.0,
+                exact: true,
+                seen: false,
+            },
+            Function::Min => Accumulator::Min(None),
+            Function::Max => Accumulator::Max(None),
+            Function::Avg => Accumulator::Avg {
+                sum: 0.0,
+                compensation: 0.0,
+                n: 0,
+            },
+        }
+    }
+
+    /// Checks that `value` can be added (the field read by a numeric aggregation must be a
+    /// number or null; `None` means the field is absent, which only `count()` accepts).
+    pub fn check(&self, value: Option<&Value>, counts_records: bool) -> Result<(), String> {
+        match (self, value) {
+            (Accumulator::Count(_), _) if counts_records => Ok(()),
+            (_, None) => Err("is missing".into()),
+            (_, Some(Value::Null)) => Ok(()),
+            (Accumulator::Sum { .. } | Accumulator::Avg { .. }, Some(v))
+                if v.as_f64().is_none() =>
+            {
+                Err(format!("should be a number, found {}", v.type_name()))
+            }
+            (Accumulator::Min(_) | Accumulator::Max(_), Some(Value::Nested(_))) => {
+                Err("cannot be compared: it is an array or object".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a value (already checked). `None` is a record counted by `count()`.
+    pub fn add(&mut self, value: Option<&Value>) {
+        match (self, value) {
+            (Accumulator::Count(n), None) => *n += 1,
+            (_, Some(Value::Null)) | (_, None) => {}
+            (Accumulator::Count(n), Some(_)) => *n += 1,
+            (
+                Accumulator::Sum {
+                    int,
+                    float,
+                    compensation,
+                    exact,
+                    seen,
+                },
+                Some(v),
+            ) => {
+                *seen = true;
+                if let (true, Value::Int(i)) = (*exact, v) {
+                    match int.checked_add(*i) {
+                        Some(s) => *int = s,
+                        None => *exact = false,
+                    }
+                } else {
+                    *exact = false;
+                }
+                neumaier(float, compensation, v.as_f64().unwrap_or(0.0));
+            }
+            (Accumulator::Min(m), Some(v)) => {
+                if m.as_ref().is_none_or(|cur| less(v, cur)) {
+                    *m = Some(v.clone());
+                }
+            }
+            (Accumulator::Max(m), Some(v)) => {
+                if m.as_ref().is_none_or(|cur| less(cur, v)) {
+                    *m = Some(v.clone());
+                }
+            }
+            (
+                Accumulator::Avg {
+                    sum,
+                    compensation,
+                    n,
+                },
+                Some(v),
+            ) => {
+                neumaier(sum, compensation, v.as_f64().unwrap_or(0.0));
+                *n += 1;
+            }
+        }
+    }
+
+    /// The aggregate value now. A sum or mean of nothing is null, as in SQL.
+    pub fn value(&self) -> Value {
+        match self {
+            Accumulator::Count(n) => Value::Int(*n),
+            Accumulator::Sum {
+                int,
+                float,
+                compensation,
+                exact,
+                seen,
+            } => match (seen, exact) {
+                (false, _) => Value::Null,
+                (true, true) => Value::Int(*int),
+                (true, false) => Value::Float(float + compensation),
+            },
+            Accumulator::Min(v) | Accumulator::Max(v) => v.clone().unwrap_or(Value::Null),
+            Accumulator::Avg {
+                sum,
+                compensation,
+                n,
+            } => {
+                if *n == 0 {
+                    Value::Null
+                } else {
+                    Value::Float((sum + compensation) / *n as f64)
+                }
+            }
+        }
+    }
+}
+
+/// Adds `x` to `sum` with Neumaier's compensation, so long sums of amounts stay exact to the
+/// cent.
+fn neumaier(sum: &mut f64, compensation: &mut f64, x: f64) {
+    let t = *sum + x;
+    if sum.abs() >= x.abs() {
+        *compensation += (*sum - t) + x;
+    } else {
+        *compensation += (x - t) + *sum;
+    }
+    *sum = t;
+}
+
+/// Order for min and max: numbers by value, strings and booleans among themselves; a
+/// number sorts before a string.
+fn less(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => x < y,
+        (Value::Bool(x), Value::Bool(y)) => x < y,
+        (x, y) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x < y,
+            (Some(_), None) => true,
+            _ => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fold(function: Function, values: &[Value]) -> Value {
+        let mut a = Accumulator::new(function);
+        for v in values {
+            a.check(Some(v), false).expect("valid");
+            a.add(Some(v));
+        }
+        a.value()
+    }
+
+    #[test]
+    fn sums_stay_exact_and_integers_stay_integers() {
+        assert_eq!(
+            fold(Function::Sum, &[Value::Int(2), Value::Int(3)]),
+            Value::Int(5)
+        );
+        let cents: Vec<Value> = (0..100_000).map(|_| Value::Float(0.1)).collect();
+        assert_eq!(fold(Function::Sum, &cents), Value::Float(10_000.0));
+        assert_eq!(
+            fold(Function::Sum, &[Value::Int(1), Value::Float(0.5)]),
+            Value::Float(1.5)
+        );
+        assert_eq!(fold(Function::Sum, &[Value::Null]), Value::Null);
+    }
+
+    #[test]
+    fn min_max_avg_and_count() {
+        let v = [Value::Int(3), Value::Float(1.5), Value::Null, Value::Int(7)];
+        assert_eq!(fold(Function::Min, &v), Value::Float(1.5));
+        assert_eq!(fold(Function::Max, &v), Value::Int(7));
+        assert_eq!(fold(Function::Avg, &v), Value::Float(11.5 / 3.0));
+        assert_eq!(
+            fold(Function::Count, &v),
+            Value::Int(3),
+            "nulls are not counted"
+        );
+        let mut records = Accumulator::new(Function::Count);
+        records.add(None);
+        records.add(None);
+        assert_eq!(records.value(), Value::Int(2));
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let a = Accumulator::new(Function::Sum);
+        assert_eq!(
+            a.check(Some(&Value::from("12.x")), false),
+            Err("should be a number, found string".into())
+        );
+        assert_eq!(a.check(None, false), Err("is missing".into()));
+        assert!(Accumulator::new(Function::Count).check(None, true).is_ok());
+    }
+}

@@ -1,0 +1,10 @@
+//! What the `aggregate` and `window` transforms share: aggregation functions
+//! (`count()`, `sum(field)`, ...), their running state, and hashable group keys.
+
+mod accumulator;
+mod function;
+mod group_key;
+
+pub use accumulator::Accumulator;
+pub use function::{Aggregation, parse_aggregations};
+pub use group_key::{GroupKey, KeyPart};

@@ -1,0 +1,320 @@
+//! The `aggregate` transform: keyed aggregates (count, sum, min, max, avg) over groups whose
+//! keys are fields or calendar buckets of the event time, emitted as an upsert stream.
+//!
+//! Rows are emitted every `emit_interval` for the groups that changed, and when the
+//! watermark passes the end of a group's bucket. A bucket's state is dropped once the
+//! watermark passes its end plus `allowed_lateness`; records for it after that are late.
+
+mod calendar;
+
+use crate::aggregation::{Accumulator, Aggregation, GroupKey, KeyPart, parse_aggregations};
+use calendar::{Calendar, TimeKey};
+use ecomflow_core::{
+    Batch, BuildContext, BuildError, Emitter, Field, Plugin, Record, Transform, TransformPlugin,
+};
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// What happens to records that arrive after their bucket was closed and dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LateRecords {
+    /// Send them to the dead-letter output with the reason.
+    #[default]
+    DeadLetter,
+    /// Send them to the `late` output (`inputs = ["<id>.late"]`); dropped and counted when
+    /// nothing reads it.
+    Output,
+    /// Drop them, counted in the run summary.
+    Drop,
+}
+
+/// Options of the `aggregate` transform.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// The group key: output field -> a record field (`productCategory`) or a calendar
+    /// function of the event time: `hour(event_time)` (0-23), `day(event_time)`
+    /// (`YYYY-MM-DD`), `week(event_time)` (the Monday, `YYYY-MM-DD`), `month(event_time)`
+    /// (1-12, needs a year key) or `year(event_time)`. Time keys need `event_time` on the
+    /// source.
+    pub keys: IndexMap<String, String>,
+    /// Output field -> `count()`, `count(field)`, `sum(field)`, `min(field)`, `max(field)`
+    /// or `avg(field)`.
+    pub aggregations: IndexMap<String, String>,
+    /// IANA time zone of the calendar functions, such as `UTC` or `Europe/Berlin`.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    /// How long after its bucket ends (by the watermark) a group still takes late records;
+    /// then its state is dropped.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub allowed_lateness: Duration,
+    /// How often the rows of groups that changed are emitted.
+    #[serde(default = "one_second", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub emit_interval: Duration,
+    /// What to do with records for buckets already dropped: `dead_letter`, `output` (to
+    /// `<id>.late`) or `drop`.
+    #[serde(default)]
+    pub late: LateRecords,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+fn one_second() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Registers the `aggregate` transform.
+pub struct AggregatePlugin;
+
+impl TransformPlugin for AggregatePlugin {
+    type Config = AggregateConfig;
+    const OUTPUTS: &'static [&'static str] = &["late"];
+
+    fn build(cfg: AggregateConfig, _cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
+        if cfg.keys.is_empty() {
+            return Err(BuildError::field("keys", "name at least one key field"));
+        }
+        let mut keys = Vec::new();
+        let mut time_keys = Vec::new();
+        for (output, expr) in &cfg.keys {
+            let source = match TimeKey::parse(expr) {
+                Some(t) => {
+                    time_keys.push(t);
+                    KeySource::Time(t)
+                }
+                None if expr.contains('(') => {
+                    return Err(BuildError::field(
+                        format!("keys.{output}"),
+                        format!(
+                            "`{expr}` is not a key: use a field name or hour/day/week/month/year(event_time)"
+                        ),
+                    ));
+                }
+                None => KeySource::Field(Field::new(expr.trim())),
+            };
+            keys.push((Field::new(output), source));
+        }
+        TimeKey::check_combination(&time_keys).map_err(|e| BuildError::field("keys", e))?;
+        let calendar = match time_keys.iter().min() {
+            Some(unit) => Some(
+                Calendar::new(&cfg.time_zone, *unit)
+                    .map_err(|e| BuildError::field("time_zone", e))?,
+            ),
+            None => None,
+        };
+        if cfg.emit_interval.is_zero() {
+            return Err(BuildError::field("emit_interval", "must be longer than 0s"));
+        }
+        let aggregations = parse_aggregations(&cfg.aggregations)?;
+        Ok(Box::new(Aggregate {
+            empty: aggregations
+                .iter()
+                .map(|a| Accumulator::new(a.function))
+                .collect(),
+            aggregations,
+            keys,
+            calendar,
+            lateness_us: i64::try_from(cfg.allowed_lateness.as_micros()).unwrap_or(i64::MAX),
+            emit_interval: cfg.emit_interval,
+            late: cfg.late,
+            groups: HashMap::new(),
+            by_end: BTreeMap::new(),
+            dirty: Vec::new(),
+            watermark: i64::MIN,
+            scratch: Vec::new(),
+        }))
+    }
+}
+
+enum KeySource {
+    Field(Field),
+    Time(TimeKey),
+}
+
+struct Group {
+    accumulators: Box<[Accumulator]>,
+    start: Option<i64>,
+    dirty: bool,
+}
+
+struct Aggregate {
+    keys: Vec<(Field, KeySource)>,
+    aggregations: Vec<Aggregation>,
+    /// Fresh accumulators, cloned for each new group (and used to check values first).
+    empty: Box<[Accumulator]>,
+    calendar: Option<Calendar>,
+    lateness_us: i64,
+    emit_interval: Duration,
+    late: LateRecords,
+    groups: HashMap<GroupKey, Group>,
+    /// Groups with a time bucket, by the bucket's end.
+    by_end: BTreeMap<i64, Vec<GroupKey>>,
+    /// Groups changed since their last row, in the order they changed.
+    dirty: Vec<GroupKey>,
+    watermark: i64,
+    scratch: Vec<KeyPart>,
+}
+
+impl Aggregate {
+    /// Adds one record to its group, or says why it cannot be added.
+    fn add(&mut self, record: &Record) -> Result<(), String> {
+        let mut bucket = None;
+        if let Some(calendar) = &mut self.calendar {
+            let t = record.time().ok_or(
+                "the record has no event time: set `event_time` on the source that reads it",
+            )?;
+            let b = calendar.bucket(t)?;
+            if b.end.saturating_add(self.lateness_us) <= self.watermark {
+                return Err(format!(
+                    "late: its bucket ended at {} µs and the watermark is at {} µs",
+                    b.end, self.watermark
+                ));
+            }
+            bucket = Some(b);
+        }
+        self.scratch.clear();
+        for (output, source) in &self.keys {
+            self.scratch.push(match source {
+                KeySource::Time(k) => bucket.map_or(KeyPart::Null, |b| b.key(*k)),
+                KeySource::Field(f) => match record.get(*f) {
+                    Some(v) => KeyPart::of(v).map_err(|e| format!("key field `{f}` {e}"))?,
+                    None => return Err(format!("key field `{f}` is missing (for key `{output}`)")),
+                },
+            });
+        }
+        for (a, empty) in self.aggregations.iter().zip(self.empty.iter()) {
+            let value = a.input.and_then(|f| record.get(f));
+            empty.check(value, a.input.is_none()).map_err(|e| {
+                format!(
+                    "field `{}` {e} (for `{}`)",
+                    a.input.map_or("", |f| f.name()),
+                    a.output
+                )
+            })?;
+        }
+        let (start, end) = bucket.map_or((None, None), |b| (Some(b.start), Some(b.end)));
+        let group = match self.groups.get_mut(&self.scratch[..]) {
+            Some(g) => g,
+            None => {
+                let key: GroupKey = self.scratch.clone().into_boxed_slice();
+                if let Some(end) = end {
+                    self.by_end.entry(end).or_default().push(key.clone());
+                }
+                self.groups.entry(key).or_insert(Group {
+                    accumulators: self.empty.clone(),
+                    start,
+                    dirty: false,
+                })
+            }
+        };
+        for (acc, a) in group.accumulators.iter_mut().zip(&self.aggregations) {
+            acc.add(a.input.and_then(|f| record.get(f)));
+        }
+        if !group.dirty {
+            group.dirty = true;
+            self.dirty.push(self.scratch.clone().into_boxed_slice());
+        }
+        Ok(())
+    }
+
+    fn row(&self, key: &[KeyPart], group: &Group) -> Record {
+        let mut r = Record::with_capacity(self.keys.len() + self.aggregations.len());
+        for ((output, _), part) in self.keys.iter().zip(key) {
+            r.push(*output, part.value());
+        }
+        for (a, acc) in self.aggregations.iter().zip(group.accumulators.iter()) {
+            r.push(a.output, acc.value());
+        }
+        if let Some(start) = group.start {
+            r.set_time(start);
+        }
+        r
+    }
+
+    /// Emits the row of `key` if it changed since its last row.
+    fn emit_if_dirty(&mut self, key: &[KeyPart], out: &mut Emitter) {
+        let Some(group) = self.groups.get(key) else {
+            return;
+        };
+        if group.dirty {
+            let row = self.row(key, group);
+            out.emit(row);
+            if let Some(g) = self.groups.get_mut(key) {
+                g.dirty = false;
+            }
+        }
+    }
+
+    fn emit_changed(&mut self, out: &mut Emitter) {
+        for key in std::mem::take(&mut self.dirty) {
+            self.emit_if_dirty(&key, out);
+        }
+    }
+}
+
+impl Transform for Aggregate {
+    fn process(&mut self, batch: Batch, out: &mut Emitter) {
+        for record in batch {
+            if let Err(reason) = self.add(&record) {
+                if reason.starts_with("late:") {
+                    match self.late {
+                        LateRecords::DeadLetter => out.dead_letter(reason, record),
+                        LateRecords::Output => out.emit_to("late", record),
+                        LateRecords::Drop => out.drop_record(),
+                    }
+                } else {
+                    out.dead_letter(reason, record);
+                }
+            }
+        }
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) {
+        self.watermark = watermark;
+        // Buckets that have ended: their rows are final (until late records come).
+        let ended: Vec<GroupKey> = self
+            .by_end
+            .range(..=watermark)
+            .flat_map(|(_, keys)| keys.iter().cloned())
+            .collect();
+        for key in &ended {
+            self.emit_if_dirty(key, out);
+        }
+        // Buckets past their lateness: their state goes.
+        let horizon = watermark.saturating_sub(self.lateness_us);
+        let expired: Vec<i64> = self.by_end.range(..=horizon).map(|(end, _)| *end).collect();
+        for end in expired {
+            for key in self.by_end.remove(&end).unwrap_or_default() {
+                self.groups.remove(&key);
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Emitter) {
+        self.emit_changed(out);
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.emit_interval)
+    }
+
+    fn tick(&mut self, out: &mut Emitter) {
+        self.emit_changed(out);
+    }
+}
+
+ecomflow_core::inventory::submit!(Plugin::transform::<AggregatePlugin>(
+    "aggregate",
+    "keyed aggregates over fields and calendar buckets of event time, as an upsert stream"
+));
+
+#[cfg(test)]
+mod tests;
