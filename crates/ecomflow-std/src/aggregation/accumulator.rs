@@ -128,6 +128,64 @@ impl Accumulator {
         }
     }
 
+    /// Folds another accumulator of the same function into this one (sessions merging).
+    pub fn merge(&mut self, other: &Accumulator) {
+        match (self, other) {
+            (Accumulator::Count(a), Accumulator::Count(b)) => *a += b,
+            (
+                Accumulator::Sum {
+                    int,
+                    float,
+                    compensation,
+                    exact,
+                    seen,
+                },
+                Accumulator::Sum {
+                    int: int_b,
+                    float: float_b,
+                    compensation: comp_b,
+                    exact: exact_b,
+                    seen: seen_b,
+                },
+            ) => {
+                match int.checked_add(*int_b) {
+                    Some(s) if *exact_b => *int = s,
+                    _ => *exact = false,
+                }
+                neumaier(float, compensation, *float_b);
+                *compensation += comp_b;
+                *seen |= seen_b;
+            }
+            (Accumulator::Min(a), Accumulator::Min(Some(b))) => {
+                if a.as_ref().is_none_or(|cur| less(b, cur)) {
+                    *a = Some(b.clone());
+                }
+            }
+            (Accumulator::Max(a), Accumulator::Max(Some(b))) => {
+                if a.as_ref().is_none_or(|cur| less(cur, b)) {
+                    *a = Some(b.clone());
+                }
+            }
+            (
+                Accumulator::Avg {
+                    sum,
+                    compensation,
+                    n,
+                },
+                Accumulator::Avg {
+                    sum: sum_b,
+                    compensation: comp_b,
+                    n: n_b,
+                },
+            ) => {
+                neumaier(sum, compensation, *sum_b);
+                *compensation += comp_b;
+                *n += n_b;
+            }
+            _ => {}
+        }
+    }
+
     /// The aggregate value now. A sum or mean of nothing is null, as in SQL.
     pub fn value(&self) -> Value {
         match self {
@@ -228,6 +286,31 @@ mod tests {
         records.add(None);
         records.add(None);
         assert_eq!(records.value(), Value::Int(2));
+    }
+
+    #[test]
+    fn merging_equals_adding_everything_to_one() {
+        let values = [
+            Value::Int(4),
+            Value::Float(0.5),
+            Value::Int(-2),
+            Value::Null,
+        ];
+        for function in [
+            Function::Count,
+            Function::Sum,
+            Function::Min,
+            Function::Max,
+            Function::Avg,
+        ] {
+            let (left, right) = values.split_at(2);
+            let mut a = Accumulator::new(function);
+            left.iter().for_each(|v| a.add(Some(v)));
+            let mut b = Accumulator::new(function);
+            right.iter().for_each(|v| b.add(Some(v)));
+            a.merge(&b);
+            assert_eq!(a.value(), fold(function, &values), "{function:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Built-in transforms: filter, map, validate, aggregate and window.
 
-mod aggregate;
+pub(crate) mod aggregate;
 mod filter;
 mod map;
 mod validate;
+mod window;

@@ -1,79 +1,9 @@
 //! Golden tests of the `aggregate` transform: out-of-order and late records, lateness,
 //! month and year boundaries, a daylight-saving day, bad records.
 
-use crate::test_support::{build_error, build_transform, record};
-use ecomflow_core::{Emitter, Field, Payload, Record, Transform, Value};
+use crate::test_support::{Seen, at, build_error, build_transform, feed, flush, record, watermark};
+use ecomflow_core::{Emitter, Field, Value};
 use serde_json::json;
-
-/// Everything a transform emitted over a run.
-#[derive(Default)]
-struct Seen {
-    rows: Vec<Record>,
-    late: Vec<Record>,
-    dead: Vec<(String, Payload)>,
-    dropped: u64,
-}
-
-impl Seen {
-    fn collect(&mut self, out: &mut Emitter) {
-        let (rows, named, dead) = out.take();
-        self.rows.extend(rows);
-        for (port, batch) in named {
-            assert_eq!(port, "late");
-            self.late.extend(batch);
-        }
-        self.dead.extend(dead);
-        self.dropped += out.take_dropped();
-    }
-
-    /// The last row emitted for each key (what an upsert sink ends with), as JSON, sorted.
-    fn table(&self, keys: &[&str]) -> Vec<serde_json::Value> {
-        let mut last: Vec<(String, serde_json::Value)> = Vec::new();
-        for r in &self.rows {
-            let j = r.to_json();
-            let k = keys
-                .iter()
-                .map(|k| j[k].to_string())
-                .collect::<Vec<_>>()
-                .join("|");
-            match last.iter_mut().find(|(key, _)| *key == k) {
-                Some(slot) => slot.1 = j,
-                None => last.push((k, j)),
-            }
-        }
-        last.sort_by(|a, b| a.0.cmp(&b.0));
-        last.into_iter().map(|(_, j)| j).collect()
-    }
-}
-
-fn us(s: &str) -> i64 {
-    ecomflow_core::time::parse_iso(s, true).expect("time")
-}
-
-/// A sale at `t` (RFC 3339) with `fields`.
-fn at(t: &str, fields: serde_json::Value) -> Record {
-    let mut r = record(fields);
-    r.set_time(us(t));
-    r
-}
-
-fn feed(t: &mut dyn Transform, seen: &mut Seen, batch: Vec<Record>) {
-    let mut out = Emitter::default();
-    t.process(batch, &mut out);
-    seen.collect(&mut out);
-}
-
-fn watermark(t: &mut dyn Transform, seen: &mut Seen, at: &str) {
-    let mut out = Emitter::default();
-    t.on_watermark(us(at), &mut out);
-    seen.collect(&mut out);
-}
-
-fn flush(t: &mut dyn Transform, seen: &mut Seen) {
-    let mut out = Emitter::default();
-    t.flush(&mut out);
-    seen.collect(&mut out);
-}
 
 const PER_CATEGORY_DAY: &str = r#"
 keys = { transaction_date = "day(event_time)", category = "productCategory" }

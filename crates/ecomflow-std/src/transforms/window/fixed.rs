@@ -1,0 +1,84 @@
+//! Tumbling and hopping windows: fixed-length windows starting every `hop` (tumbling
+//! windows are hopping windows whose hop is their size), aligned to 1970-01-01 UTC.
+
+use super::WindowState;
+use crate::aggregation::{Accumulator, GroupKey};
+use std::collections::{BTreeMap, HashMap};
+
+/// The open fixed windows of every key.
+pub struct FixedWindows {
+    size: i64,
+    hop: i64,
+    windows: HashMap<(GroupKey, i64), WindowState>,
+    /// Window (key, start) by end, to close and drop them in order.
+    by_end: BTreeMap<i64, Vec<(GroupKey, i64)>>,
+}
+
+impl FixedWindows {
+    /// Windows of `size` starting every `hop` (both in microseconds, both > 0).
+    pub fn new(size: i64, hop: i64) -> FixedWindows {
+        FixedWindows {
+            size,
+            hop,
+            windows: HashMap::new(),
+            by_end: BTreeMap::new(),
+        }
+    }
+
+    /// Applies `add` to each window of `key` that contains `t` and ends after
+    /// `closed_before` (creating it as needed); returns how many there were.
+    pub fn add(
+        &mut self,
+        key: GroupKey,
+        t: i64,
+        closed_before: i64,
+        empty: &[Accumulator],
+        mut add: impl FnMut(&mut WindowState),
+    ) -> usize {
+        let mut applied = 0;
+        let mut start = t.div_euclid(self.hop) * self.hop;
+        while start > t.saturating_sub(self.size) {
+            let end = start.saturating_add(self.size);
+            if end > closed_before {
+                let window = match self.windows.get_mut(&(key.clone(), start)) {
+                    Some(w) => w,
+                    None => {
+                        self.by_end
+                            .entry(end)
+                            .or_default()
+                            .push((key.clone(), start));
+                        self.windows
+                            .entry((key.clone(), start))
+                            .or_insert(WindowState {
+                                start,
+                                end,
+                                accumulators: empty.into(),
+                                dirty: false,
+                            })
+                    }
+                };
+                add(window);
+                applied += 1;
+            }
+            start -= self.hop;
+        }
+        applied
+    }
+
+    /// Calls `f` on every window.
+    pub fn for_each(&mut self, mut f: impl FnMut(&GroupKey, &mut WindowState)) {
+        for ((key, _), w) in self.windows.iter_mut() {
+            f(key, w);
+        }
+    }
+
+    /// Drops the windows that end at or before `horizon`.
+    pub fn expire(&mut self, horizon: i64) {
+        let ended: Vec<i64> = self.by_end.range(..=horizon).map(|(e, _)| *e).collect();
+        for end in ended {
+            for id in self.by_end.remove(&end).unwrap_or_default() {
+                self.windows.remove(&id);
+            }
+        }
+    }
+}
