@@ -130,6 +130,10 @@ impl Accumulator {
 
     /// Folds another accumulator of the same function into this one (sessions merging).
     pub fn merge(&mut self, other: &Accumulator) {
+        if let Accumulator::Min(Some(v)) | Accumulator::Max(Some(v)) = other {
+            self.add(Some(v));
+            return;
+        }
         match (self, other) {
             (Accumulator::Count(a), Accumulator::Count(b)) => *a += b,
             (
@@ -155,16 +159,6 @@ impl Accumulator {
                 neumaier(float, compensation, *float_b);
                 *compensation += comp_b;
                 *seen |= seen_b;
-            }
-            (Accumulator::Min(a), Accumulator::Min(Some(b))) => {
-                if a.as_ref().is_none_or(|cur| less(b, cur)) {
-                    *a = Some(b.clone());
-                }
-            }
-            (Accumulator::Max(a), Accumulator::Max(Some(b))) => {
-                if a.as_ref().is_none_or(|cur| less(cur, b)) {
-                    *a = Some(b.clone());
-                }
             }
             (
                 Accumulator::Avg {
