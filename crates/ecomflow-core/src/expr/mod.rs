@@ -17,9 +17,22 @@ use minijinja::value::{Object, Value as ExprValue};
 use minijinja::{Environment, Expression, UndefinedBehavior};
 use std::sync::{Arc, LazyLock};
 
+/// The variable that holds a record's event time (microseconds since 1970 UTC).
+pub const EVENT_TIME: &str = "event_time";
+
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("timestamp", |us: i64| {
+        let mut s = String::with_capacity(26);
+        crate::time::write_timestamp(us, &mut s);
+        s
+    });
+    env.add_filter("date", |us: i64| {
+        let mut s = String::with_capacity(10);
+        crate::time::write_date(us.div_euclid(crate::time::US_PER_DAY), &mut s);
+        s
+    });
     env
 });
 
@@ -35,6 +48,7 @@ pub struct Expr {
 enum Binding {
     Field(Field),
     Constant(ExprValue),
+    EventTime,
 }
 
 /// An expression that does not compile, or that failed on one record.
@@ -55,6 +69,7 @@ impl Expr {
             .iter()
             .map(|name| match constants.iter().find(|(n, _)| n == name) {
                 Some((_, value)) => Binding::Constant(value.clone()),
+                None if name == EVENT_TIME => Binding::EventTime,
                 None => Binding::Field(Field::new(name)),
             })
             .collect();
@@ -76,7 +91,7 @@ impl Expr {
     pub fn fields(&self) -> impl Iterator<Item = Field> + '_ {
         self.bindings.iter().filter_map(|b| match b {
             Binding::Field(f) => Some(*f),
-            Binding::Constant(_) => None,
+            Binding::Constant(_) | Binding::EventTime => None,
         })
     }
 
@@ -115,6 +130,7 @@ impl Expr {
             .map(|b| match b {
                 Binding::Field(f) => record.get(*f).map(|v| v.to_expr()),
                 Binding::Constant(c) => Some(c.clone()),
+                Binding::EventTime => record.time().map(ExprValue::from),
             })
             .collect();
         let vars = Vars {
@@ -127,6 +143,17 @@ impl Expr {
     }
 
     fn explain(&self, record: &Record, e: &minijinja::Error) -> ExprError {
+        if record.time().is_none()
+            && self
+                .bindings
+                .iter()
+                .any(|b| matches!(b, Binding::EventTime))
+        {
+            return ExprError(format!(
+                "the record has no event time (needed by `{}`): set `event_time` on the source that reads it",
+                self.source
+            ));
+        }
         let missing: Vec<&str> = self
             .fields()
             .filter(|f| record.get(*f).is_none())
@@ -223,6 +250,18 @@ mod tests {
     }
 
     #[test]
+    fn event_time_is_a_variable_with_time_filters() {
+        let e = Expr::compile("event_time | timestamp", &[]).expect("compiles");
+        let mut r = record(&[]);
+        let err = e.eval(&r).expect_err("no time yet");
+        assert!(err.0.contains("has no event time"), "{err}");
+        r.set_time(1_752_928_496_123_456);
+        assert_eq!(e.eval(&r).expect("ok"), Value::from("2025-07-19 12:34:56.123456"));
+        let d = Expr::compile("event_time | date", &[]).expect("compiles");
+        assert_eq!(d.eval(&r).expect("ok"), Value::from("2025-07-19"));
+    }
+
+    #[test]
     fn syntax_errors_fail_to_compile() {
         let e = Expr::compile("status ==", &[]).expect_err("broken");
         assert!(e.0.contains("syntax error"), "{e}");
@@ -254,12 +293,18 @@ mod native_agrees_with_minijinja {
                 for (k, v) in row.as_object().expect("object") {
                     r.push(Field::new(k), Value::from_json(v.clone()));
                 }
+                if r.len() > 1 {
+                    r.set_time(1_752_928_496_123_456);
+                }
                 r
             })
             .collect()
     }
 
     const EXPRESSIONS: &[&str] = &[
+        "event_time | timestamp",
+        "event_time | date",
+        "event_time > 0",
         "s == 'success'",
         "s != 'success'",
         "a > 1",

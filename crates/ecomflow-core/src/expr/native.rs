@@ -17,6 +17,12 @@ use std::collections::HashMap;
 pub enum Node {
     /// A record field.
     Field(Field),
+    /// The record's event time (microseconds).
+    EventTime,
+    /// `x | timestamp`: microseconds as `YYYY-MM-DD HH:MM:SS.ffffff` (UTC).
+    Timestamp(Box<Node>),
+    /// `x | date`: microseconds as `YYYY-MM-DD` (UTC).
+    Date(Box<Node>),
     /// A constant.
     Const(Value),
     /// `table[key]` on a constant table of scalars.
@@ -70,6 +76,7 @@ fn node(e: &ast::Expr<'_>, constants: &[(String, ExprValue)]) -> Option<Node> {
     Some(match e {
         ast::Expr::Var(v) => match constants.iter().find(|(n, _)| n == v.id) {
             Some((_, c)) => Node::Const(scalar(c)?),
+            None if v.id == super::EVENT_TIME => Node::EventTime,
             None => Node::Field(Field::new(v.id)),
         },
         ast::Expr::Const(c) => Node::Const(scalar(&c.value)?),
@@ -118,6 +125,14 @@ fn node(e: &ast::Expr<'_>, constants: &[(String, ExprValue)]) -> Option<Node> {
                 .collect::<Option<HashMap<_, _>>>()?;
             Node::Lookup(map, Box::new(node(&g.subscript_expr, constants)?))
         }
+        ast::Expr::Filter(f) if matches!(f.name, "timestamp" | "date") && f.args.is_empty() => {
+            let inner = Box::new(node(f.expr.as_ref()?, constants)?);
+            if f.name == "timestamp" {
+                Node::Timestamp(inner)
+            } else {
+                Node::Date(inner)
+            }
+        }
         ast::Expr::Filter(f) if f.name == "round" => {
             let inner = Box::new(node(f.expr.as_ref()?, constants)?);
             let precision = match f.args.as_slice() {
@@ -157,6 +172,23 @@ impl Node {
     pub fn eval<'r>(&'r self, record: &'r Record) -> Option<Cow<'r, Value>> {
         Some(match self {
             Node::Field(f) => Cow::Borrowed(record.get(*f)?),
+            Node::EventTime => Cow::Owned(Value::Int(record.time()?)),
+            Node::Timestamp(x) => {
+                let Value::Int(us) = *x.eval(record)? else {
+                    return None;
+                };
+                let mut s = String::with_capacity(26);
+                crate::time::write_timestamp(us, &mut s);
+                Cow::Owned(Value::from(s))
+            }
+            Node::Date(x) => {
+                let Value::Int(us) = *x.eval(record)? else {
+                    return None;
+                };
+                let mut s = String::with_capacity(10);
+                crate::time::write_date(us.div_euclid(crate::time::US_PER_DAY), &mut s);
+                Cow::Owned(Value::from(s))
+            }
             Node::Const(c) => Cow::Borrowed(c),
             Node::Lookup(table, key) => {
                 let key = key.eval(record)?;
