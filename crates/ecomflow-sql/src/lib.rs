@@ -1,1 +1,25 @@
-//! ecomflow-sql: the `sql` sink.
+//! ecomflow-sql: the `sql` sink, writing records to a PostgreSQL or SQLite table.
+//!
+//! The URL picks the database (`sqlite:` or `postgres:`). Records are buffered and written
+//! when `batch_size` rows are waiting or the oldest has waited `flush_interval`, each batch in
+//! one transaction of multi-row INSERTs (or upserts on `key`, de-duplicated within the batch).
+//! The connection opens and the `migrations` are applied at the first write, never at build
+//! time, so `ecomflow validate` runs offline. A row the database rejects goes to the
+//! dead-letter output with the database's message; a lost connection stops the run.
+
+mod config;
+mod db;
+mod dedup;
+mod dialect;
+mod migrations;
+mod plan;
+mod sink;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+mod url;
+mod value_bind;
+
+pub use config::SqlConfig;
+pub use sink::SqlPlugin;

@@ -1,0 +1,127 @@
+//! The options of the `sql` sink and their offline checks (no file or network access).
+
+use crate::dialect::Dialect;
+use ecomflow_core::BuildError;
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Options of the `sql` sink.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    /// The database: `sqlite://path/to/file.db` (a relative path is taken from the working
+    /// directory; the file is created when missing, its directory must exist),
+    /// `sqlite::memory:`, or `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// The table to write, optionally as `schema.table`. It must exist when the sink starts
+    /// writing (create it with `migrations`).
+    pub table: String,
+    /// Key columns. Empty: every row is a plain INSERT. Otherwise rows are upserted on these
+    /// columns (`INSERT ... ON CONFLICT (key) DO UPDATE` of the other columns, so a new value
+    /// replaces the stored one), which needs a primary key or unique index on exactly them;
+    /// rows with the same key in one batch are reduced to the last one.
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// The columns to write, in order, each with the record field it takes, such as
+    /// `{ transaction_id = "transactionId" }`. A record without the field writes NULL. Empty:
+    /// every field of the first record, into the column of the same name.
+    #[serde(default)]
+    pub columns: IndexMap<String, String>,
+    /// Rows written per transaction; a full buffer is written at once.
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1))]
+    pub batch_size: usize,
+    /// The longest a row waits in the buffer before it is written, such as `1s` or `500ms`
+    /// (checked whenever records arrive, and at the end of the run).
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+    /// A directory of sqlx migrations (`<version>_<description>.sql`), such as `migrations`,
+    /// applied once when the sink first connects. Several sinks on one database apply it
+    /// once.
+    #[serde(default)]
+    pub migrations: Option<String>,
+    /// The most connections the sink opens to the database.
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1))]
+    pub max_connections: u32,
+}
+
+fn default_batch_size() -> usize {
+    1000
+}
+
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_max_connections() -> u32 {
+    4
+}
+
+impl SqlConfig {
+    /// Checks the options without touching the database and returns the URL's dialect.
+    pub fn check(&self) -> Result<Dialect, BuildError> {
+        let dialect = Dialect::from_url(&self.url).map_err(|e| BuildError::field("url", e))?;
+        if self.table.trim().is_empty() {
+            return Err(BuildError::field("table", "table is empty"));
+        }
+        if self.table.split('.').any(str::is_empty) {
+            return Err(BuildError::field(
+                "table",
+                format!("`{}` is not a table name", self.table),
+            )
+            .with_hint("write `table` or `schema.table`"));
+        }
+        if self.batch_size == 0 {
+            return Err(BuildError::field(
+                "batch_size",
+                "batch_size must be at least 1",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(BuildError::field(
+                "max_connections",
+                "max_connections must be at least 1",
+            ));
+        }
+        if self.migrations.as_deref().is_some_and(str::is_empty) {
+            return Err(BuildError::field("migrations", "migrations is empty")
+                .with_hint("name a directory such as \"migrations\", or leave the option out"));
+        }
+        for (column, field) in &self.columns {
+            if column.is_empty() {
+                return Err(BuildError::field("columns", "a column name is empty"));
+            }
+            if field.is_empty() {
+                return Err(BuildError::field(
+                    format!("columns.{column}"),
+                    format!("column `{column}` names no field"),
+                ));
+            }
+        }
+        let mut seen = HashSet::new();
+        for k in &self.key {
+            if k.is_empty() {
+                return Err(BuildError::field("key", "a key column name is empty"));
+            }
+            if !seen.insert(k) {
+                return Err(BuildError::field(
+                    "key",
+                    format!("key column `{k}` is repeated"),
+                ));
+            }
+            if !self.columns.is_empty() && !self.columns.contains_key(k) {
+                return Err(BuildError::field(
+                    "key",
+                    format!("key column `{k}` is not one of `columns`"),
+                )
+                .with_hint(format!("add `{k} = \"<field>\"` to `columns`")));
+            }
+        }
+        Ok(dialect)
+    }
+}

@@ -1,0 +1,268 @@
+//! The connection pool of either database: connecting, reading a table's columns, running
+//! INSERT statements, and telling a rejected row from a lost connection.
+
+use crate::dialect::{BindKind, Cast, Dialect, split_table};
+use crate::value_bind::{Bound, bind};
+use ecomflow_core::ComponentError;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{Postgres, Sqlite};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How long acquiring a connection may take before the write fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open pool.
+pub enum Db {
+    /// SQLite.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// A pool and what identifies its database for migrations.
+pub struct Connected {
+    /// The pool.
+    pub db: Db,
+    /// The database across pools (canonical SQLite file, PostgreSQL URL); `None` in memory.
+    pub database: Option<String>,
+}
+
+/// One column of the target table and how values are bound for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableColumn {
+    /// Its name.
+    pub name: String,
+    /// How values are converted for it.
+    pub kind: BindKind,
+    /// How its placeholder is cast.
+    pub cast: Cast,
+}
+
+/// One INSERT statement and its values, row after row.
+pub struct Statement<'a> {
+    /// The SQL text.
+    pub sql: &'a str,
+    /// The values in placeholder order.
+    pub values: &'a [Bound<'a>],
+    /// Keep it prepared for reuse (for the statement sizes that recur).
+    pub persistent: bool,
+}
+
+/// How a failed statement is handled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The database rejected the data (a constraint, a value that does not convert): the
+    /// rows go to the dead-letter output with this message.
+    Rejected(String),
+    /// Anything else (connection, missing table, locked database): the run stops.
+    Fatal,
+}
+
+/// Whether a batch that failed with `e` is worth retrying row by row: only when the database
+/// itself answered (not when the connection failed).
+pub fn is_database_error(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(_))
+}
+
+/// Whether `e`, from a one-row statement, rejects that row's data.
+pub fn classify(dialect: Dialect, e: &sqlx::Error) -> Failure {
+    let sqlx::Error::Database(db) = e else {
+        return Failure::Fatal;
+    };
+    let code = db.code().unwrap_or_default();
+    let rejected = match dialect {
+        // Primary result codes: TOOBIG, CONSTRAINT, MISMATCH, RANGE.
+        Dialect::Sqlite => code
+            .parse::<i32>()
+            .is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25)),
+        // SQLSTATE classes: data exception, integrity constraint violation, raised by a
+        // trigger.
+        Dialect::Postgres => ["22", "23", "P0"].iter().any(|c| code.starts_with(c)),
+    };
+    if rejected {
+        Failure::Rejected(db.message().to_string())
+    } else {
+        Failure::Fatal
+    }
+}
+
+/// A database failure as a run-stopping error, with what was being done.
+pub fn db_error(context: String, e: sqlx::Error) -> ComponentError {
+    match e {
+        sqlx::Error::Io(io) => ComponentError::io(context, io),
+        other => ComponentError::Other(format!("{context}: {other}")),
+    }
+}
+
+/// Whether `url` is an in-memory SQLite database.
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+impl Db {
+    /// Opens a pool on `url`. `target` (the URL without password) names it in errors.
+    pub async fn connect(
+        dialect: Dialect,
+        url: &str,
+        max_connections: u32,
+        target: &str,
+    ) -> Result<Connected, ComponentError> {
+        let fail = |e: sqlx::Error| db_error(format!("cannot connect to {target}"), e);
+        match dialect {
+            Dialect::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(fail)?
+                    .create_if_missing(true);
+                let memory = is_memory(url);
+                let mut database = None;
+                if !memory {
+                    let file = options.get_filename();
+                    let dir = file.parent().filter(|p| !p.as_os_str().is_empty());
+                    if let Some(dir) = dir
+                        && let Ok(false) = tokio::fs::try_exists(dir).await
+                    {
+                        return Err(ComponentError::Other(format!(
+                            "cannot open {target}: directory {} does not exist",
+                            dir.display()
+                        )));
+                    }
+                }
+                let pool_options = if memory {
+                    // One connection that never closes: the database lives as long as it.
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                } else {
+                    SqlitePoolOptions::new().max_connections(max_connections)
+                };
+                let pool = pool_options
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(fail)?;
+                if !memory {
+                    let file = options.get_filename();
+                    let path = tokio::fs::canonicalize(file)
+                        .await
+                        .unwrap_or_else(|_| file.to_path_buf());
+                    database = Some(format!("sqlite:{}", path.display()));
+                }
+                Ok(Connected {
+                    db: Db::Sqlite(pool),
+                    database,
+                })
+            }
+            Dialect::Postgres => {
+                let options = PgConnectOptions::from_str(url).map_err(fail)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(fail)?;
+                Ok(Connected {
+                    db: Db::Postgres(pool),
+                    database: Some(url.to_string()),
+                })
+            }
+        }
+    }
+
+    /// The dialect of this pool.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// The columns of `table` (`schema.table` allowed) in order; empty when it does not exist.
+    pub async fn table_columns(&self, table: &str) -> Result<Vec<TableColumn>, sqlx::Error> {
+        let (schema, name) = split_table(table);
+        let sql = self.dialect().columns_sql();
+        match self {
+            Db::Sqlite(pool) => {
+                let rows: Vec<(String,)> = sqlx::query_as(sql)
+                    .bind(name)
+                    .bind(schema.unwrap_or("main"))
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name,)| TableColumn {
+                        name,
+                        kind: BindKind::Native,
+                        cast: Cast::None,
+                    })
+                    .collect())
+            }
+            Db::Postgres(pool) => {
+                let rows: Vec<(String, String, String, String)> = sqlx::query_as(sql)
+                    .bind(name)
+                    .bind(schema)
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, data_type, udt_schema, udt_name)| {
+                        let (kind, cast) =
+                            Dialect::postgres_column(&data_type, &udt_schema, &udt_name);
+                        TableColumn { name, kind, cast }
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Runs `statements` in one transaction: all their rows are written, or none.
+    pub async fn insert_in_transaction(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> Result<(), sqlx::Error> {
+        macro_rules! run {
+            ($pool:expr, $db:ty) => {{
+                let mut tx = $pool.begin().await?;
+                for s in statements {
+                    let mut q = sqlx::query::<$db>(s.sql).persistent(s.persistent);
+                    for v in s.values {
+                        q = bind(q, v);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }};
+        }
+        match self {
+            Db::Sqlite(pool) => run!(pool, Sqlite),
+            Db::Postgres(pool) => run!(pool, Postgres),
+        }
+    }
+
+    /// Runs one statement on its own.
+    pub async fn insert(&self, s: &Statement<'_>) -> Result<(), sqlx::Error> {
+        macro_rules! run {
+            ($pool:expr, $db:ty) => {{
+                let mut q = sqlx::query::<$db>(s.sql).persistent(s.persistent);
+                for v in s.values {
+                    q = bind(q, v);
+                }
+                q.execute($pool).await.map(|_| ())
+            }};
+        }
+        match self {
+            Db::Sqlite(pool) => run!(pool, Sqlite),
+            Db::Postgres(pool) => run!(pool, Postgres),
+        }
+    }
+
+    /// Closes the pool, waiting for its connections to finish.
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}

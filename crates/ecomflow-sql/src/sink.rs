@@ -1,0 +1,278 @@
+//! The `sql` sink: buffers records, and writes them by size or age in one transaction per
+//! batch, dead-lettering the rows the database rejects.
+
+use crate::config::SqlConfig;
+use crate::db::{self, Connected, Db, Failure, Statement, db_error};
+use crate::dedup::dedup_by_key;
+use crate::dialect::{Dialect, quote_table};
+use crate::migrations;
+use crate::plan::Plan;
+use crate::url::redact;
+use crate::value_bind::Bound;
+use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::{
+    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, Sink,
+    SinkContext, SinkPlugin,
+};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Registers the `sql` sink.
+pub struct SqlPlugin;
+
+impl SinkPlugin for SqlPlugin {
+    type Config = SqlConfig;
+
+    fn build(cfg: SqlConfig, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        let dialect = cfg.check()?;
+        let field_of = |column: &str| Field::new(cfg.columns.get(column).map_or(column, |f| f));
+        let key_fields = cfg.key.iter().map(|k| field_of(k)).collect();
+        let columns = cfg
+            .columns
+            .iter()
+            .map(|(c, f)| (c.clone(), Field::new(f)))
+            .collect();
+        Ok(Box::new(SqlSink {
+            dialect,
+            target: redact(&cfg.url),
+            url: cfg.url,
+            table: cfg.table,
+            key: cfg.key,
+            key_fields,
+            columns,
+            batch_size: cfg.batch_size,
+            flush_interval: cfg.flush_interval,
+            migrations: cfg.migrations.map(PathBuf::from),
+            max_connections: cfg.max_connections,
+            conn: None,
+            plan: None,
+            buffer: Vec::new(),
+            oldest: None,
+        }))
+    }
+}
+
+struct SqlSink {
+    dialect: Dialect,
+    url: String,
+    /// The URL without password, for messages.
+    target: String,
+    table: String,
+    key: Vec<String>,
+    /// The record fields of the key columns, for de-duplication.
+    key_fields: Vec<Field>,
+    /// The configured (column, field) pairs; empty: those of the first record.
+    columns: Vec<(String, Field)>,
+    batch_size: usize,
+    flush_interval: Duration,
+    migrations: Option<PathBuf>,
+    max_connections: u32,
+    /// Opened at the first write (or at finish), with the migrations applied.
+    conn: Option<Connected>,
+    /// Fixed at the first write.
+    plan: Option<Plan>,
+    /// Records not written yet.
+    buffer: Vec<Record>,
+    /// When the oldest buffered record arrived.
+    oldest: Option<Instant>,
+}
+
+impl SqlSink {
+    fn what(&self) -> String {
+        format!("table {} of {}", quote_table(&self.table), self.target)
+    }
+
+    /// Connects and applies the migrations, once.
+    async fn connect(&mut self) -> Result<(), ComponentError> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let conn = Db::connect(self.dialect, &self.url, self.max_connections, &self.target).await?;
+        if let Some(dir) = &self.migrations {
+            migrations::apply(&conn.db, conn.database.as_deref(), dir, &self.target).await?;
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    /// Fixes the plan from the table's columns and the first record, once.
+    async fn plan(&mut self, first: &Record) -> Result<(), ComponentError> {
+        if self.plan.is_some() {
+            return Ok(());
+        }
+        let Some(conn) = &self.conn else {
+            return Err(ComponentError::Other(
+                "the sql sink is not connected".into(),
+            ));
+        };
+        let existing = conn
+            .db
+            .table_columns(&self.table)
+            .await
+            .map_err(|e| db_error(format!("cannot read the columns of {}", self.what()), e))?;
+        let mut wanted = self.columns.clone();
+        if wanted.is_empty() {
+            wanted = first
+                .iter()
+                .map(|(f, _)| (f.name().to_string(), f))
+                .collect();
+            for (k, f) in self.key.iter().zip(&self.key_fields) {
+                if !wanted.iter().any(|(c, _)| c == k) {
+                    wanted.push((k.clone(), *f));
+                }
+            }
+        }
+        let plan = Plan::new(
+            self.dialect,
+            &self.table,
+            &self.key,
+            &wanted,
+            &existing,
+            self.batch_size,
+        )
+        .map_err(|e| ComponentError::Other(format!("cannot write to {}: {e}", self.target)))?;
+        tracing::debug!(table = %self.table, sql = %plan.sql(1).0, "sql sink plan");
+        self.plan = Some(plan);
+        Ok(())
+    }
+
+    /// Writes `rows` (at most one batch) in one transaction. When the database rejects the
+    /// batch, writes the rows one by one and dead-letters those it rejects.
+    async fn write_rows(
+        &mut self,
+        rows: Vec<Record>,
+        cx: &SinkContext,
+    ) -> Result<(), ComponentError> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        self.connect().await?;
+        self.plan(first).await?;
+        let (Some(conn), Some(plan)) = (&self.conn, &self.plan) else {
+            return Err(ComponentError::Other(
+                "the sql sink is not connected".into(),
+            ));
+        };
+        let width = plan.width();
+        let mut dead: Vec<(String, Payload)> = Vec::new();
+        let mut kept: Vec<&Record> = Vec::with_capacity(rows.len());
+        let mut values: Vec<Bound<'_>> = Vec::with_capacity(rows.len() * width);
+        for r in &rows {
+            match plan.bind_row(r, &mut values) {
+                Ok(()) => kept.push(r),
+                Err(reason) => dead.push((reason, Payload::Record(r.clone()))),
+            }
+        }
+        let chunks: Vec<&[Bound<'_>]> = values.chunks(plan.rows_per_statement() * width).collect();
+        let texts: Vec<_> = chunks.iter().map(|c| plan.sql(c.len() / width)).collect();
+        let statements: Vec<Statement<'_>> = chunks
+            .iter()
+            .zip(&texts)
+            .map(|(values, (sql, persistent))| Statement {
+                sql,
+                values,
+                persistent: *persistent,
+            })
+            .collect();
+        let result = if statements.is_empty() {
+            Ok(())
+        } else {
+            conn.db.insert_in_transaction(&statements).await
+        };
+        if let Err(e) = result {
+            if !db::is_database_error(&e) {
+                cx.dead_letter.send(dead).await;
+                return Err(db_error(format!("cannot write to {}", self.what()), e));
+            }
+            tracing::debug!(
+                table = %self.table,
+                error = %e,
+                rows = kept.len(),
+                "batch rejected; writing its rows one by one"
+            );
+            let (one, _) = plan.sql(1);
+            for (r, values) in kept.iter().zip(values.chunks(width)) {
+                let s = Statement {
+                    sql: &one,
+                    values,
+                    persistent: true,
+                };
+                let Err(e) = conn.db.insert(&s).await else {
+                    continue;
+                };
+                match db::classify(self.dialect, &e) {
+                    Failure::Rejected(reason) => dead.push((reason, Payload::Record((*r).clone()))),
+                    Failure::Fatal => {
+                        cx.dead_letter.send(dead).await;
+                        return Err(db_error(format!("cannot write to {}", self.what()), e));
+                    }
+                }
+            }
+        }
+        cx.dead_letter.send(dead).await;
+        Ok(())
+    }
+
+    /// Writes every buffered record.
+    async fn flush_all(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        dedup_by_key(&mut self.buffer, &self.key_fields);
+        while !self.buffer.is_empty() {
+            let rest = self
+                .buffer
+                .split_off(self.batch_size.min(self.buffer.len()));
+            let rows = std::mem::replace(&mut self.buffer, rest);
+            self.write_rows(rows, cx).await?;
+        }
+        self.oldest = None;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for SqlSink {
+    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
+        let arrived = batch.len();
+        if arrived > 0 {
+            self.oldest.get_or_insert_with(Instant::now);
+            self.buffer.extend(batch);
+            if self.buffer.len() >= self.batch_size {
+                dedup_by_key(&mut self.buffer, &self.key_fields);
+                while self.buffer.len() >= self.batch_size {
+                    let rest = self.buffer.split_off(self.batch_size);
+                    let rows = std::mem::replace(&mut self.buffer, rest);
+                    self.write_rows(rows, cx).await?;
+                }
+                if self.buffer.is_empty() {
+                    self.oldest = None;
+                } else if self.buffer.len() <= arrived {
+                    // Only records of this batch are left.
+                    self.oldest = Some(Instant::now());
+                }
+            }
+        }
+        // Sinks get no timer: the age of the buffer is checked whenever records arrive.
+        if self
+            .oldest
+            .is_some_and(|t| t.elapsed() >= self.flush_interval)
+        {
+            self.flush_all(cx).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.flush_all(cx).await?;
+        // An empty run still connects, so the migrations are applied and errors show.
+        self.connect().await?;
+        if let Some(conn) = self.conn.take() {
+            conn.db.close().await;
+        }
+        Ok(())
+    }
+}
+
+ecomflow_core::inventory::submit!(Plugin::sink::<SqlPlugin>(
+    "sql",
+    "writes records to a PostgreSQL or SQLite table: insert or upsert by key, batched by size \
+     and time"
+));
