@@ -291,4 +291,14 @@ pub trait Sink: Send {
     async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
         Ok(())
     }
+
+    /// How often [`Sink::tick`] should run, if at all (for time-based flushing).
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called every [`Sink::tick_interval`] between batches.
+    async fn tick(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
 }

@@ -14,6 +14,9 @@ pub type ConfigTable<'a> = toml::Spanned<toml::de::DeTable<'a>>;
 pub struct BuildContext {
     /// The component's path, such as `transforms.paid`.
     pub component: String,
+    /// The directory of the pipeline file that declares it, for options that name files
+    /// shipped beside the pipeline (such as the SQL sink's `migrations`).
+    pub base_dir: std::path::PathBuf,
 }
 
 /// The kind of a component.

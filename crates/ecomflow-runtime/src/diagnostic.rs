@@ -11,6 +11,8 @@ pub struct SourceFile {
     pub name: String,
     /// The file's text.
     pub text: String,
+    /// The directory holding the file (relative file options are read from there).
+    pub base_dir: std::path::PathBuf,
 }
 
 impl SourceFile {
@@ -143,6 +145,7 @@ mod tests {
         let f = SourceFile {
             name: "p.toml".into(),
             text: "a = 1\n[b]\n  cé = 2\n".into(),
+            base_dir: ".".into(),
         };
         assert_eq!(f.position(0), (1, 1));
         assert_eq!(f.position(6), (2, 1));

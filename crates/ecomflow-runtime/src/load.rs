@@ -50,6 +50,10 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             Ok(text) => Some(SourceFile {
                 name: p.display().to_string(),
                 text,
+                base_dir: match p.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                    _ => PathBuf::from("."),
+                },
             }),
             Err(e) => {
                 diags.push(Diagnostic::general(
@@ -446,6 +450,7 @@ fn build<'f>(
     };
     let cx = BuildContext {
         component: path.clone(),
+        base_dir: file.base_dir.clone(),
     };
     let config: ConfigTable<'_> = Spanned::new(table_span.clone(), table);
     let built = match plugin.builder {
@@ -642,6 +647,7 @@ fn build_default_dead_letter(diags: &mut Vec<Diagnostic>) -> Option<Component> {
     );
     let cx = BuildContext {
         component: DEAD_LETTER.into(),
+        base_dir: PathBuf::from("."),
     };
     let Builder::Sink(b) = plugin.builder else {
         return None;

@@ -361,8 +361,24 @@ async fn run_sink(
     cx: SinkContext,
     count: Arc<Counters>,
 ) -> Result<(), ComponentError> {
+    let mut ticker = sink.tick_interval().map(|d| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     if let Some(mut rx) = rx {
-        while let Some(message) = rx.recv().await {
+        loop {
+            let message = match ticker.as_mut() {
+                Some(t) => tokio::select! {
+                    m = rx.recv() => m,
+                    _ = t.tick() => {
+                        sink.tick(&cx).await?;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(message) = message else { break };
             let Message::Batch(batch) = message else {
                 continue;
             };

@@ -39,9 +39,9 @@ pub struct SqlConfig {
     #[serde(default = "default_flush_interval", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub flush_interval: Duration,
-    /// A directory of sqlx migrations (`<version>_<description>.sql`), such as `migrations`,
-    /// applied once when the sink first connects. Several sinks on one database apply it
-    /// once.
+    /// A directory of sqlx migrations (`<version>_<description>.sql`), such as
+    /// `../migrations`, relative to the pipeline file; applied once when the sink first
+    /// connects. Several sinks on one database apply it once.
     #[serde(default)]
     pub migrations: Option<String>,
     /// The most connections the sink opens to the database.

@@ -23,7 +23,7 @@ pub struct SqlPlugin;
 impl SinkPlugin for SqlPlugin {
     type Config = SqlConfig;
 
-    fn build(cfg: SqlConfig, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+    fn build(cfg: SqlConfig, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
         let dialect = cfg.check()?;
         let field_of = |column: &str| Field::new(cfg.columns.get(column).map_or(column, |f| f));
         let key_fields = cfg.key.iter().map(|k| field_of(k)).collect();
@@ -42,7 +42,8 @@ impl SinkPlugin for SqlPlugin {
             columns,
             batch_size: cfg.batch_size,
             flush_interval: cfg.flush_interval,
-            migrations: cfg.migrations.map(PathBuf::from),
+            // Relative to the pipeline file, so a pipeline finds the migrations shipped with it.
+            migrations: cfg.migrations.map(|m| cx.base_dir.join(m)),
             max_connections: cfg.max_connections,
             conn: None,
             plan: None,
@@ -250,7 +251,21 @@ impl Sink for SqlSink {
                 }
             }
         }
-        // Sinks get no timer: the age of the buffer is checked whenever records arrive.
+        // The age of the buffer is checked whenever records arrive, and on every tick.
+        if self
+            .oldest
+            .is_some_and(|t| t.elapsed() >= self.flush_interval)
+        {
+            self.flush_all(cx).await?;
+        }
+        Ok(())
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.flush_interval)
+    }
+
+    async fn tick(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
         if self
             .oldest
             .is_some_and(|t| t.elapsed() >= self.flush_interval)

@@ -19,6 +19,7 @@ pub fn build_sink(name: &str, options: &str) -> Result<Box<dyn Sink>, BuildError
         Plugin::find(Kind::Sink, name).unwrap_or_else(|| panic!("sink `{name}` is not registered"));
     let cx = BuildContext {
         component: "sinks.test".into(),
+        base_dir: ".".into(),
     };
     match plugin.builder {
         Builder::Sink(build) => build(table, &cx),

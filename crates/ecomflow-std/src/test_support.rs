@@ -17,6 +17,7 @@ fn plugin(kind: Kind, name: &str) -> &'static Plugin {
 fn context(kind: Kind) -> BuildContext {
     BuildContext {
         component: format!("{}.test", kind.table()),
+        base_dir: ".".into(),
     }
 }
 

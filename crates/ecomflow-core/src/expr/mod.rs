@@ -256,7 +256,10 @@ mod tests {
         let err = e.eval(&r).expect_err("no time yet");
         assert!(err.0.contains("has no event time"), "{err}");
         r.set_time(1_752_928_496_123_456);
-        assert_eq!(e.eval(&r).expect("ok"), Value::from("2025-07-19 12:34:56.123456"));
+        assert_eq!(
+            e.eval(&r).expect("ok"),
+            Value::from("2025-07-19 12:34:56.123456")
+        );
         let d = Expr::compile("event_time | date", &[]).expect("compiles");
         assert_eq!(d.eval(&r).expect("ok"), Value::from("2025-07-19"));
     }
