@@ -48,9 +48,11 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
                 continue;
             }
         };
-        let value = match DeValue::parse(raw) {
-            Ok(v) => v.into_inner(),
-            Err(_) => DeValue::String(Cow::Borrowed(raw)),
+        // A TOML value (10, true, [1, 2], "x"), except dates and times, which options take
+        // as text; anything else is text as written.
+        let value = match DeValue::parse(raw).map(|v| v.into_inner()) {
+            Ok(DeValue::Datetime(_)) | Err(_) => DeValue::String(Cow::Borrowed(raw)),
+            Ok(v) => v,
         };
         out.push(Override {
             arg,
@@ -73,11 +75,13 @@ mod tests {
             "sources.gen.count=1000".to_string(),
             "sinks.out.path=/tmp/x.jsonl".to_string(),
             "dead_letter.path=dl.jsonl".to_string(),
+            "sources.gen.start_time=2025-01-01T00:00:00Z".to_string(),
         ];
         let mut diags = Vec::new();
         let o = parse_overrides(&sets, &mut diags);
         assert!(diags.is_empty(), "{diags:?}");
-        assert_eq!(o.len(), 3);
+        assert_eq!(o.len(), 4);
+        assert_eq!(o[3].value.as_str(), Some("2025-01-01T00:00:00Z"));
         assert_eq!(o[0].value.as_integer().map(|i| i.as_str()), Some("1000"));
         assert_eq!(o[1].value.as_str(), Some("/tmp/x.jsonl"));
         assert_eq!(

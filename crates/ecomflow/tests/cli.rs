@@ -57,8 +57,8 @@ fn broken_copies_of_the_flagship_fail_with_every_error_located() {
     let broken = original
         .replacen("condition = ", "conditon = ", 1)
         .replacen("type = \"validate\"", "type = \"validat\"", 1)
-        .replacen("inputs = [\"usd\"]", "inputs = [\"uds\"]", 1)
-        .replacen("inputs = [\"checked\"]", "inputs = [\"usd\"]", 1);
+        .replacen("inputs = [\"failed\"]", "inputs = [\"faild\"]", 1)
+        .replacen("inputs = [\"checked\"]", "inputs = [\"paid\"]", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ecommerce.toml");
     std::fs::write(&path, &broken).expect("write");
@@ -79,8 +79,8 @@ fn broken_copies_of_the_flagship_fail_with_every_error_located() {
         format!("{file}:{}:", line_of(&broken, "[transforms.checked]")),
         "transforms.checked: unknown transform type `validat`".to_string(),
         "did you mean `validate`?".to_string(),
-        format!("{file}:{}:", line_of(&broken, "[\"uds\"]")),
-        "sinks.console: input `uds` names no component".to_string(),
+        format!("{file}:{}:", line_of(&broken, "[\"faild\"]")),
+        "transforms.failures_per_minute: input `faild` names no component".to_string(),
         "cycle: ".to_string(),
     ];
     for e in &expect {
@@ -123,13 +123,13 @@ fn graph_draws_the_flagship() {
     let f = repo().join("pipelines/ecommerce.toml");
     let dot = ecomflow().arg("graph").arg(&f).output().expect("runs");
     assert!(dot.status.success());
-    assert!(text(&dot.stdout).contains("\"paid\" -> \"usd\""));
+    assert!(text(&dot.stdout).contains("\"usd\" -> \"paid\""));
     let mermaid = ecomflow()
         .args(["graph", "--format", "mermaid"])
         .arg(&f)
         .output()
         .expect("runs");
-    assert!(text(&mermaid.stdout).contains("checked --> paid"));
+    assert!(text(&mermaid.stdout).contains("checked --> usd"));
 }
 
 fn generate(dir: &Path, n: u64, tag: &str) -> (Output, PathBuf, PathBuf) {
@@ -246,25 +246,36 @@ fn the_flagship_runs_on_embedded_defaults() {
     let o = ecomflow()
         .arg("run")
         .arg(repo().join("pipelines/ecommerce.toml"))
-        .args(["--set", "sources.transactions.count=300"])
+        .args(["--set", "sources.transactions.count=3000"])
+        .env_remove("DATABASE_URL")
+        .env_remove("ECOMFLOW_DEAD_LETTER")
         .current_dir(dir.path())
         .output()
         .expect("runs");
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // The console shows the payment alerts.
     let stdout = text(&o.stdout);
-    let lines: Vec<serde_json::Value> = stdout
+    let alerts: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("console prints JSON lines"))
         .collect();
-    assert!(!lines.is_empty() && lines.len() < 300);
-    for l in &lines {
-        assert_eq!(l["paymentStatus"], "success");
-        let usd = l["total_amount_usd"].as_f64().expect("converted amount");
-        if l["currency"] == "USD" {
-            assert_eq!(Some(usd), l["totalAmount"].as_f64());
-        }
+    assert!(
+        !alerts.is_empty(),
+        "3000 transactions 2 s apart raise alerts"
+    );
+    for a in &alerts {
+        assert!(a["failed_count"].as_i64().is_some_and(|n| n > 4), "{a}");
+        assert!(
+            a["payment_method"].is_string() && a["window_start"].is_string(),
+            "{a}"
+        );
     }
-    assert!(dir.path().join("dead-letter.jsonl").exists());
+    // The tables live in ecomflow.db in the working directory; bad records in dead-letter.jsonl.
+    let db = std::fs::metadata(dir.path().join("ecomflow.db")).expect("ecomflow.db");
+    assert!(db.len() > 100_000, "the database holds the tables");
+    let letters =
+        std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).expect("dead letters");
+    assert!(letters.lines().count() > 0);
 }
 
 #[cfg(unix)]
