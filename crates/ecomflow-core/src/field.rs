@@ -1,42 +1,84 @@
-//! Field names interned once into small copyable ids, so records compare keys by integer.
+//! Field names interned once for the life of the process, so records compare keys by
+//! pointer and a field's name costs nothing to read.
 
-use lasso::{Spur, ThreadedRodeo};
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::{LazyLock, RwLock};
 
-static NAMES: LazyLock<ThreadedRodeo> = LazyLock::new(ThreadedRodeo::new);
+static NAMES: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
 
-/// An interned field name. Cheap to copy and compare; resolve it with [`Field::name`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Field(Spur);
+/// An interned field name. Cheap to copy and compare (by address); read it with
+/// [`Field::name`].
+#[derive(Clone, Copy)]
+pub struct Field(&'static str);
 
 impl Field {
-    /// The id of `name`, interning it on first use. Call this at build time, not per record.
+    /// The field named `name`, interning it on first use. Call this at build time, not per
+    /// record (decoders call it only for keys they have not seen).
     pub fn new(name: &str) -> Field {
-        Field(NAMES.get_or_intern(name))
+        if let Some(f) = Field::existing(name) {
+            return f;
+        }
+        let mut names = NAMES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(interned) = names.get(name) {
+            return Field(interned);
+        }
+        let interned: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        names.insert(interned);
+        Field(interned)
     }
 
-    /// The id of `name` if it was ever interned, without interning it.
+    /// The field named `name` if it was ever interned, without interning it.
     pub fn existing(name: &str) -> Option<Field> {
-        NAMES.get(name).map(Field)
+        let names = NAMES.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        names.get(name).map(|interned| Field(interned))
     }
 
     /// The field's name.
+    #[inline]
     pub fn name(self) -> &'static str {
-        // The interner lives for the whole process, so its strings do too.
-        let rodeo: &'static ThreadedRodeo = &NAMES;
-        rodeo.resolve(&self.0)
+        self.0
+    }
+}
+
+impl PartialEq for Field {
+    #[inline]
+    fn eq(&self, other: &Field) -> bool {
+        // Interned: one allocation per name, so equal names have equal addresses.
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Field {}
+
+impl Hash for Field {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(self.0, state);
+    }
+}
+
+impl PartialOrd for Field {
+    fn partial_cmp(&self, other: &Field) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Field {
+    /// By name, so sorted fields read alphabetically.
+    fn cmp(&self, other: &Field) -> std::cmp::Ordering {
+        self.0.cmp(other.0)
     }
 }
 
 impl std::fmt::Debug for Field {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.name())
+        write!(f, "{:?}", self.0)
     }
 }
 
 impl std::fmt::Display for Field {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.0)
     }
 }
 
@@ -45,13 +87,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_name_same_id_and_round_trip() {
+    fn same_name_same_field_and_round_trip() {
         let a = Field::new("productPrice");
-        let b = Field::new("productPrice");
+        let b = Field::new(&String::from("productPrice"));
         assert_eq!(a, b);
         assert_ne!(a, Field::new("productQuantity"));
         assert_eq!(a.name(), "productPrice");
         assert_eq!(Field::existing("productPrice"), Some(a));
         assert_eq!(Field::existing("never-interned-name-xyz"), None);
+        assert!(Field::new("a") < Field::new("b"));
     }
 }

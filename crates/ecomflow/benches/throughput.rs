@@ -41,36 +41,29 @@ fn main() {
          [dead_letter]\ntype = \"blackhole\"\n",
         data.display().to_string()
     );
-    report(
-        "generator -> file (JSON lines)",
-        n,
-        time_pipeline(dir.path(), &gen_to_file),
-    );
+    let secs = time_pipeline(dir.path(), &gen_to_file);
+    bench("generator -> file (JSON lines)", n, || secs);
 
-    let bytes = std::fs::read(&data).expect("generated data");
-    let started = Instant::now();
-    let mut decoder = JsonDecoder::new();
-    let mut fields = 0usize;
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        fields += decoder.decode(line).map(|r| r.len()).unwrap_or(0);
-    }
-    assert_eq!(fields as u64, n * 13);
-    report(
-        "JSON decode only (13 fields)",
-        n,
-        started.elapsed().as_secs_f64(),
-    );
+    bench("JSON decode only (13 fields)", n, || {
+        let bytes = std::fs::read(&data).expect("generated data");
+        let started = Instant::now();
+        let mut decoder = JsonDecoder::new();
+        let mut fields = 0usize;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            fields += decoder.decode(line).map(|r| r.len()).unwrap_or(0);
+        }
+        assert_eq!(fields as u64, n * 13);
+        started.elapsed().as_secs_f64()
+    });
 
     let gen_to_blackhole = format!(
         "[sources.g]\ntype = \"generator\"\ncount = {n}\nseed = 1\n\n\
          [sinks.b]\ntype = \"blackhole\"\ninputs = [\"g\"]\n\n\
          [dead_letter]\ntype = \"blackhole\"\n"
     );
-    report(
-        "generator -> blackhole",
-        n,
-        time_pipeline(dir.path(), &gen_to_blackhole),
-    );
+    bench("generator -> blackhole", n, || {
+        time_pipeline(dir.path(), &gen_to_blackhole)
+    });
 
     let flagship_transforms = format!(
         "[sources.f]\ntype = \"file\"\npath = {:?}\n\n\
@@ -81,11 +74,9 @@ fn main() {
          [dead_letter]\ntype = \"blackhole\"\n",
         data.display().to_string()
     );
-    report(
-        "file -> parse -> filter -> map -> blackhole",
-        n,
-        time_pipeline(dir.path(), &flagship_transforms),
-    );
+    bench("file -> parse -> filter -> map -> blackhole", n, || {
+        time_pipeline(dir.path(), &flagship_transforms)
+    });
 
     let with_validate = flagship_transforms
         .replace("inputs = [\"f\"]", "inputs = [\"checked\"]")
@@ -93,11 +84,35 @@ fn main() {
             "[transforms.paid]",
             &format!("[transforms.checked]\ntype = \"validate\"\ninputs = [\"f\"]\n{SCHEMA}\n[transforms.paid]"),
         );
-    report(
+    bench(
         "file -> parse -> validate -> filter -> map -> blackhole",
         n,
-        time_pipeline(dir.path(), &with_validate),
+        || time_pipeline(dir.path(), &with_validate),
     );
+
+    // The flagship's whole analytics section (event time, validate, USD, filters, three
+    // calendar aggregates, the alert window), read from pipelines/ecommerce.toml.
+    let flagship = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/ecommerce.toml"),
+    )
+    .expect("flagship pipeline");
+    let analytics = flagship
+        .split("# ---- analytics")
+        .nth(1)
+        .and_then(|rest| rest.split("# ---- outputs").next())
+        .expect("the flagship has an analytics section");
+    let flagship_transforms = format!(
+        "[sources.transactions]\ntype = \"file\"\npath = {:?}\n\
+         event_time = {{ field = \"transactionDate\", max_out_of_orderness = \"5m\" }}\n\
+         # {analytics}\n\
+         [sinks.b]\ntype = \"blackhole\"\n\
+         inputs = [\"usd\", \"sales_per_category\", \"sales_per_day\", \"sales_per_month\", \"payment_alerts\"]\n\n\
+         [dead_letter]\ntype = \"blackhole\"\n",
+        data.display().to_string()
+    );
+    bench("file -> the flagship's analytics -> blackhole", n, || {
+        time_pipeline(dir.path(), &flagship_transforms)
+    });
 }
 
 const SCHEMA: &str = r#"fields = { transactionId = "string", productId = "string", productName = "string", productCategory = "string", productPrice = "number", productQuantity = "integer", productBrand = "string", currency = "string", customerId = "string", transactionDate = "string", paymentMethod = "string", paymentStatus = "string", totalAmount = "number" }
@@ -123,6 +138,14 @@ fn time_pipeline(dir: &Path, toml: &str) -> f64 {
     rt.block_on(run(pipeline, CancellationToken::new()))
         .expect("pipeline runs");
     started.elapsed().as_secs_f64()
+}
+
+/// Runs and reports one measurement, unless `BENCH_ONLY` names another (to profile one).
+fn bench(what: &str, n: u64, measure: impl FnOnce() -> f64) {
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| !what.contains(&only)) {
+        return;
+    }
+    report(what, n, measure());
 }
 
 fn report(what: &str, n: u64, secs: f64) {

@@ -22,7 +22,12 @@ pub struct OptionDoc {
 
 /// The options of `plugin`, in declaration order.
 pub fn options(plugin: &Plugin) -> Vec<OptionDoc> {
-    let schema = (plugin.schema)().to_value();
+    options_of((plugin.schema)())
+}
+
+/// The options described by a config struct's JSON schema, in declaration order.
+fn options_of(schema: schemars::Schema) -> Vec<OptionDoc> {
+    let schema = schema.to_value();
     let defs = schema.get("$defs").cloned().unwrap_or(Value::Null);
     let required: Vec<&str> = schema
         .get("required")
@@ -99,27 +104,40 @@ fn type_of(p: &Value, defs: &Value) -> String {
     }
 }
 
+fn write_options(s: &mut String, options: Vec<OptionDoc>) {
+    for o in options {
+        let mut line = format!("  {} ({})", o.name, o.ty);
+        if o.required {
+            line.push_str(", required");
+        }
+        if let Some(d) = &o.default {
+            let _ = write!(line, ", default {d}");
+        }
+        let _ = writeln!(s, "{line}");
+        for doc_line in o.doc.lines() {
+            let _ = writeln!(s, "      {doc_line}");
+        }
+    }
+}
+
 /// The whole list as text.
 pub fn render_text() -> String {
     let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "every source: [sources.<id>.event_time]: where records keep their event time"
+    );
+    write_options(
+        &mut s,
+        options_of(schemars::schema_for!(ecomflow_core::EventTimeConfig)),
+    );
+    s.push('\n');
     for p in Plugin::all() {
         let _ = writeln!(s, "{} {}: {}", p.kind().noun(), p.name, p.summary);
         if !p.outputs.is_empty() {
             let _ = writeln!(s, "  named outputs: {}", p.outputs.join(", "));
         }
-        for o in options(p) {
-            let mut line = format!("  {} ({})", o.name, o.ty);
-            if o.required {
-                line.push_str(", required");
-            }
-            if let Some(d) = &o.default {
-                let _ = write!(line, ", default {d}");
-            }
-            let _ = writeln!(s, "{line}");
-            for doc_line in o.doc.lines() {
-                let _ = writeln!(s, "      {doc_line}");
-            }
-        }
+        write_options(&mut s, options(p));
         s.push('\n');
     }
     s

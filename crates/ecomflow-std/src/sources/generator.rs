@@ -404,7 +404,7 @@ fn format_date(us: i64, out: &mut String) {
     const US_PER_DAY: i64 = 86_400_000_000;
     let days = us.div_euclid(US_PER_DAY);
     let in_day = us.rem_euclid(US_PER_DAY);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = ecomflow_core::time::civil_from_days(days);
     let secs = in_day / 1_000_000;
     let _ = write!(
         out,
@@ -414,20 +414,6 @@ fn format_date(us: i64, out: &mut String) {
         secs % 60,
         in_day % 1_000_000
     );
-}
-
-/// The proleptic Gregorian date of a day number (0 = 1970-01-01), after Howard Hinnant.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 ecomflow_core::inventory::submit!(Plugin::source::<GeneratorPlugin>(
