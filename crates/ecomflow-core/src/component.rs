@@ -33,8 +33,9 @@ impl Counters {
 /// What moves through the channels between components.
 #[derive(Debug)]
 pub enum Message {
-    /// Records.
-    Batch(Batch),
+    /// Records, shared by every reader of the output that sent them (a reader that is the
+    /// only one left takes them without a copy).
+    Batch(Arc<Batch>),
     /// No record with an earlier event time (microseconds since 1970 UTC) will come from the
     /// reader's input number `input`; `i64::MAX` when that input has ended.
     Watermark {
@@ -76,11 +77,9 @@ impl Output {
             return Ok(());
         }
         let mut delivered = false;
-        if let Some(((last, _), rest)) = self.senders.split_last() {
-            for (tx, _) in rest {
-                delivered |= tx.send(Message::Batch(batch.clone())).await.is_ok();
-            }
-            delivered |= last.send(Message::Batch(batch)).await.is_ok();
+        let shared = Arc::new(batch);
+        for (tx, _) in &self.senders {
+            delivered |= tx.send(Message::Batch(shared.clone())).await.is_ok();
         }
         if delivered || self.senders.is_empty() {
             Ok(())
@@ -259,6 +258,13 @@ pub trait Transform: Send {
     /// Handles one batch.
     fn process(&mut self, batch: Batch, out: &mut Emitter);
 
+    /// Handles one batch that other components read too. The default copies it for
+    /// [`Transform::process`]; a transform that only reads records (or keeps few) overrides
+    /// this and clones just what it emits.
+    fn process_shared(&mut self, batch: &[Record], out: &mut Emitter) {
+        self.process(batch.to_vec(), out);
+    }
+
     /// Called when the watermark of this transform's inputs (the lowest of them) moves:
     /// no record with an earlier event time should come any more; close what ends before it.
     fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) {}
@@ -286,6 +292,16 @@ pub struct SinkContext {
 pub trait Sink: Send {
     /// Writes one batch. An error stops the run; per-record problems go to dead letters.
     async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError>;
+
+    /// Writes one batch that other components read too. The default copies it for
+    /// [`Sink::write`]; a sink that only reads records overrides this.
+    async fn write_shared(
+        &mut self,
+        batch: &[Record],
+        cx: &SinkContext,
+    ) -> Result<(), ComponentError> {
+        self.write(batch.to_vec(), cx).await
+    }
 
     /// Called once after the last batch: flush buffers and make the writes durable.
     async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {

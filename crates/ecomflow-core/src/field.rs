@@ -1,16 +1,17 @@
 //! Field names interned once for the life of the process, so records compare keys by
 //! pointer and a field's name costs nothing to read.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{LazyLock, RwLock};
 
-static NAMES: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
+static NAMES: LazyLock<RwLock<HashMap<&'static str, &'static String>>> =
+    LazyLock::new(Default::default);
 
-/// An interned field name. Cheap to copy and compare (by address); read it with
+/// An interned field name: one pointer, cheap to copy and compare (by address); read it with
 /// [`Field::name`].
 #[derive(Clone, Copy)]
-pub struct Field(&'static str);
+pub struct Field(&'static String);
 
 impl Field {
     /// The field named `name`, interning it on first use. Call this at build time, not per
@@ -19,25 +20,29 @@ impl Field {
         if let Some(f) = Field::existing(name) {
             return f;
         }
-        let mut names = NAMES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut names = NAMES
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(interned) = names.get(name) {
             return Field(interned);
         }
-        let interned: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        names.insert(interned);
+        let interned: &'static String = Box::leak(Box::new(name.to_owned()));
+        names.insert(interned.as_str(), interned);
         Field(interned)
     }
 
     /// The field named `name` if it was ever interned, without interning it.
     pub fn existing(name: &str) -> Option<Field> {
-        let names = NAMES.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let names = NAMES
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         names.get(name).map(|interned| Field(interned))
     }
 
     /// The field's name.
     #[inline]
     pub fn name(self) -> &'static str {
-        self.0
+        self.0.as_str()
     }
 }
 
@@ -66,7 +71,7 @@ impl PartialOrd for Field {
 impl Ord for Field {
     /// By name, so sorted fields read alphabetically.
     fn cmp(&self, other: &Field) -> std::cmp::Ordering {
-        self.0.cmp(other.0)
+        self.0.as_str().cmp(other.0.as_str())
     }
 }
 
@@ -78,7 +83,7 @@ impl std::fmt::Debug for Field {
 
 impl std::fmt::Display for Field {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.0.as_str())
     }
 }
 

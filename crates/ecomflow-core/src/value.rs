@@ -1,14 +1,13 @@
 //! The value of one record field: scalars inline, strings short-inline, nested JSON shared.
 
-use smol_str::SmolStr;
+use compact_str::CompactString;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
 use std::fmt;
 use std::sync::Arc;
 
-/// One field value. Strings up to 23 bytes are stored inline and longer ones are shared, so
-/// cloning a value never copies text; arrays and objects (rare in event streams) are kept as
-/// shared JSON.
+/// One field value. Strings up to 24 bytes are stored without a heap allocation; arrays and
+/// objects (rare in event streams) are kept as shared JSON.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// JSON `null`.
@@ -20,7 +19,7 @@ pub enum Value {
     /// Any other number.
     Float(f64),
     /// A string.
-    Str(SmolStr),
+    Str(CompactString),
     /// An array or object, kept as JSON.
     Nested(Arc<serde_json::Value>),
 }

@@ -307,7 +307,10 @@ async fn run_transform(
             None => break,
             Some(Message::Batch(batch)) => {
                 Counters::add(&io.count.received, batch.len());
-                transform.process(batch, &mut emitter);
+                match Arc::try_unwrap(batch) {
+                    Ok(owned) => transform.process(owned, &mut emitter),
+                    Err(shared) => transform.process_shared(&shared, &mut emitter),
+                }
                 forward(&mut emitter, &io).await;
             }
             Some(Message::Watermark { input, at }) => {
@@ -384,7 +387,10 @@ async fn run_sink(
             };
             let n = batch.len();
             Counters::add(&count.received, n);
-            sink.write(batch, &cx).await?;
+            match Arc::try_unwrap(batch) {
+                Ok(owned) => sink.write(owned, &cx).await?,
+                Err(shared) => sink.write_shared(&shared, &cx).await?,
+            }
             Counters::add(&count.sent, n);
         }
     }

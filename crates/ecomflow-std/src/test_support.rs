@@ -97,7 +97,7 @@ impl BatchReceiver {
     pub async fn recv(&mut self) -> Option<Batch> {
         loop {
             if let Message::Batch(b) = self.0.recv().await? {
-                return Some(b);
+                return Some(std::sync::Arc::unwrap_or_clone(b));
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Hashable group keys built from record values.
 
-use smol_str::SmolStr;
+use compact_str::CompactString;
 use ecomflow_core::Value;
 
 /// One part of a group key.
@@ -15,7 +15,7 @@ pub enum KeyPart {
     /// A float, by its bits (so 1.0 and 1 are different keys, as in JSON).
     Float(u64),
     /// A string.
-    Str(SmolStr),
+    Str(CompactString),
 }
 
 /// A whole group key: one part per key field.

@@ -2,7 +2,7 @@
 
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Plugin, Sink, SinkContext, SinkPlugin,
+    Batch, BuildContext, BuildError, ComponentError, Plugin, Record, Sink, SinkContext, SinkPlugin,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -29,7 +29,15 @@ struct Blackhole {
 
 #[async_trait]
 impl Sink for Blackhole {
-    async fn write(&mut self, batch: Batch, _cx: &SinkContext) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.write_shared(&batch, cx).await
+    }
+
+    async fn write_shared(
+        &mut self,
+        batch: &[Record],
+        _cx: &SinkContext,
+    ) -> Result<(), ComponentError> {
         self.records += batch.len() as u64;
         Ok(())
     }

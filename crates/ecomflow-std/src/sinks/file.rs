@@ -3,7 +3,7 @@
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::json::encode_line;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Plugin, Sink, SinkContext, SinkPlugin,
+    Batch, BuildContext, BuildError, ComponentError, Plugin, Record, Sink, SinkContext, SinkPlugin,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -88,10 +88,18 @@ impl FileSink {
 
 #[async_trait]
 impl Sink for FileSink {
-    async fn write(&mut self, batch: Batch, _cx: &SinkContext) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.write_shared(&batch, cx).await
+    }
+
+    async fn write_shared(
+        &mut self,
+        batch: &[Record],
+        _cx: &SinkContext,
+    ) -> Result<(), ComponentError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        for record in &batch {
+        for record in batch.iter() {
             encode_line(record, &mut buf);
         }
         let written = self.file().await?.write_all(&buf).await;

@@ -1,7 +1,7 @@
 //! The `filter` transform: keeps the records for which a condition is true.
 
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, Emitter, Expr, Plugin, Transform, TransformPlugin,
+    Batch, BuildContext, BuildError, Emitter, Expr, Plugin, Record, Transform, TransformPlugin,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -42,6 +42,16 @@ impl Transform for Filter {
                 Ok(true) => out.emit(record),
                 Ok(false) => {}
                 Err(e) => out.dead_letter(e.0, record),
+            }
+        }
+    }
+
+    fn process_shared(&mut self, batch: &[Record], out: &mut Emitter) {
+        for record in batch {
+            match self.condition.is_true(record) {
+                Ok(true) => out.emit(record.clone()),
+                Ok(false) => {}
+                Err(e) => out.dead_letter(e.0, record.clone()),
             }
         }
     }

@@ -3,7 +3,7 @@
 //! boundaries, however long that is in real time.
 
 use crate::aggregation::KeyPart;
-use smol_str::SmolStr;
+use compact_str::CompactString;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
@@ -66,8 +66,8 @@ pub struct Bucket {
     year: i64,
     month: i64,
     hour: i64,
-    date: SmolStr,
-    monday: SmolStr,
+    date: CompactString,
+    monday: CompactString,
 }
 
 impl Bucket {
@@ -165,10 +165,10 @@ fn monday_of(date: Date) -> Result<Date, jiff::Error> {
     date.checked_sub(back.days())
 }
 
-fn ymd(d: Date) -> SmolStr {
+fn ymd(d: Date) -> CompactString {
     let mut s = String::with_capacity(10);
     let _ = write!(s, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
-    SmolStr::from(s)
+    CompactString::from(s)
 }
 
 #[cfg(test)]

@@ -262,16 +262,21 @@ impl Aggregate {
 
 impl Transform for Aggregate {
     fn process(&mut self, batch: Batch, out: &mut Emitter) {
+        self.process_shared(&batch, out);
+    }
+
+    /// Aggregates only read records: a shared batch is never copied.
+    fn process_shared(&mut self, batch: &[Record], out: &mut Emitter) {
         for record in batch {
-            if let Err(reason) = self.add(&record) {
+            if let Err(reason) = self.add(record) {
                 if reason.starts_with("late:") {
                     match self.late {
-                        LateRecords::DeadLetter => out.dead_letter(reason, record),
-                        LateRecords::Output => out.emit_to("late", record),
+                        LateRecords::DeadLetter => out.dead_letter(reason, record.clone()),
+                        LateRecords::Output => out.emit_to("late", record.clone()),
                         LateRecords::Drop => out.drop_record(),
                     }
                 } else {
-                    out.dead_letter(reason, record);
+                    out.dead_letter(reason, record.clone());
                 }
             }
         }

@@ -278,15 +278,20 @@ impl Window {
 
 impl Transform for Window {
     fn process(&mut self, batch: Batch, out: &mut Emitter) {
+        self.process_shared(&batch, out);
+    }
+
+    /// Windows only read records: a shared batch is never copied.
+    fn process_shared(&mut self, batch: &[Record], out: &mut Emitter) {
         for record in batch {
-            match self.add(&record) {
+            match self.add(record) {
                 Ok(()) => {}
                 Err(reason) if reason.starts_with("late:") => match self.late {
-                    LateRecords::DeadLetter => out.dead_letter(reason, record),
-                    LateRecords::Output => out.emit_to("late", record),
+                    LateRecords::DeadLetter => out.dead_letter(reason, record.clone()),
+                    LateRecords::Output => out.emit_to("late", record.clone()),
                     LateRecords::Drop => out.drop_record(),
                 },
-                Err(reason) => out.dead_letter(reason, record),
+                Err(reason) => out.dead_letter(reason, record.clone()),
             }
         }
         // Records within the lateness change closed windows: their rows go out again now.
