@@ -112,9 +112,20 @@ impl Db {
         let fail = |e: sqlx::Error| db_error(format!("cannot connect to {target}"), e);
         match dialect {
             Dialect::Sqlite => {
+                // Write-ahead log with NORMAL sync: a commit survives a crash of the process
+                // (not of the machine) without an fsync per transaction; readers never block
+                // the writer. Several sinks share the file, so wait for the lock a while.
                 let options = SqliteConnectOptions::from_str(url)
                     .map_err(fail)?
-                    .create_if_missing(true);
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(std::time::Duration::from_secs(30))
+                    // 64 MiB of page cache per connection: upserts on random keys (UUIDs)
+                    // touch pages all over the table.
+                    .pragma("cache_size", "-65536")
+                    // Checkpoint the log every ~40 MiB rather than every 4 MiB.
+                    .pragma("wal_autocheckpoint", "10000");
                 let memory = is_memory(url);
                 let mut database = None;
                 if !memory {
