@@ -269,10 +269,18 @@ impl Db {
         }
     }
 
-    /// Closes the pool, waiting for its connections to finish.
+    /// Closes the pool, waiting for its connections to finish. For SQLite, the write-ahead
+    /// log is first folded into the database file, so the file alone holds every row.
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(pool) => pool.close().await,
+            Db::Sqlite(pool) => {
+                // Best effort: another sink on the same file may hold a read lock; its own
+                // close folds the log in then.
+                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(pool)
+                    .await;
+                pool.close().await
+            }
             Db::Postgres(pool) => pool.close().await,
         }
     }
