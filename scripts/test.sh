@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole ecomflow test suite: formatting, lints, and every crate's tests.
-# It starts whatever the tests need itself, so it works on a fresh clone and in CI.
+# Runs the whole ecomflow test suite: formatting, lints, and every crate's tests, the service
+# tests against real servers that it starts itself (scripts/services.sh), so it works on a
+# fresh clone and in CI. The servers keep running afterwards; `scripts/services.sh stop`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "== services (real PostgreSQL)"
+scripts/services.sh start postgres
+eval "$(scripts/services.sh env)"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -13,6 +13,8 @@ mod dedup;
 mod dialect;
 mod migrations;
 mod plan;
+#[cfg(test)]
+mod postgres_tests;
 mod sink;
 #[cfg(test)]
 mod test_support;

@@ -1,6 +1,8 @@
-//! The flagship on embedded SQLite, end to end: 100,000 transactions over several months,
-//! out of order and with bad records; every aggregate table must equal the same aggregation
-//! recomputed with SQL from the `transactions` table, and a second run changes nothing.
+//! The flagship end to end, on embedded SQLite and on a real PostgreSQL server (started by
+//! `scripts/services.sh`; `ECOMFLOW_TEST_POSTGRES_URL`): 100,000 transactions over several
+//! months, out of order and with bad records; every aggregate table must equal the same
+//! aggregation recomputed with SQL from the `transactions` table, and a second run changes
+//! nothing.
 
 use sqlx::sqlite::SqlitePoolOptions;
 use std::collections::BTreeMap;
@@ -9,7 +11,7 @@ use std::process::Command;
 
 const COUNT: u64 = 100_000;
 
-fn run_flagship(dir: &Path) -> String {
+fn run_flagship(dir: &Path, database_url: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ecomflow"))
         .arg("run")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/ecommerce.toml"))
@@ -23,10 +25,7 @@ fn run_flagship(dir: &Path) -> String {
             "--set",
             "sources.transactions.bad_ratio=0.02",
         ])
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.join("flagship.db").display()),
-        )
+        .env("DATABASE_URL", database_url)
         .env("ECOMFLOW_DEAD_LETTER", dir.join("dead-letter.jsonl"))
         .current_dir(dir)
         .output()
@@ -92,8 +91,8 @@ async fn dump(pool: &sqlx::SqlitePool) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregate_tables_equal_their_sql_recomputation_and_runs_repeat() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = run_flagship(dir.path());
     let db = format!("sqlite://{}", dir.path().join("flagship.db").display());
+    let summary = run_flagship(dir.path(), &db);
     let pool = SqlitePoolOptions::new()
         .connect(&db)
         .await
@@ -199,10 +198,140 @@ async fn aggregate_tables_equal_their_sql_recomputation_and_runs_repeat() {
     // Running again over the same database leaves every table as it was.
     let before = dump(&pool).await;
     pool.close().await;
-    run_flagship(dir.path());
+    run_flagship(dir.path(), &db);
     let pool = SqlitePoolOptions::new()
         .connect(&db)
         .await
         .expect("database");
     assert_eq!(dump(&pool).await, before);
+}
+
+/// A new, empty database on the PostgreSQL test server.
+async fn fresh_postgres_database() -> String {
+    let server = std::env::var("ECOMFLOW_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
+    let admin = sqlx::PgPool::connect(&server).await.unwrap_or_else(|e| {
+        panic!("no PostgreSQL at {server} ({e}): run scripts/services.sh start")
+    });
+    let name = format!("ecomflow_flagship_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&admin)
+        .await
+        .expect("drop");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create");
+    admin.close().await;
+    let at = server.rfind('/').expect("a database in the URL");
+    format!("{}/{name}", &server[..at])
+}
+
+async fn pg_keyed(pool: &sqlx::PgPool, sql: &str) -> BTreeMap<String, f64> {
+    sqlx::query_as::<_, (String, f64)>(sql)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .collect()
+}
+
+async fn pg_dump(pool: &sqlx::PgPool) -> Vec<String> {
+    let mut all = Vec::new();
+    for table in [
+        "transactions",
+        "sales_per_category",
+        "sales_per_day",
+        "sales_per_month",
+        "payment_alerts",
+    ] {
+        let rows: Vec<(String,)> =
+            sqlx::query_as(&format!("SELECT t::text AS r FROM {table} t ORDER BY r"))
+                .fetch_all(pool)
+                .await
+                .unwrap_or_else(|e| panic!("{table}: {e}"));
+        all.extend(rows.into_iter().map(|(r,)| format!("{table} {r}")));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_too_the_tables_equal_their_recomputation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = fresh_postgres_database().await;
+    run_flagship(dir.path(), &db);
+    let pool = sqlx::PgPool::connect(&db).await.expect("database");
+
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM transactions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(n as u64, COUNT);
+    let success = "FROM transactions WHERE payment_status = 'success'";
+    assert_same(
+        "sales_per_day",
+        &pg_keyed(
+            &pool,
+            "SELECT transaction_date::text, total_sales FROM sales_per_day",
+        )
+        .await,
+        &pg_keyed(
+            &pool,
+            &format!(
+                "SELECT transaction_date::date::text, SUM(total_amount_usd) {success} GROUP BY 1"
+            ),
+        )
+        .await,
+    );
+    assert_same(
+        "sales_per_category",
+        &pg_keyed(
+            &pool,
+            "SELECT transaction_date::text || '|' || category, total_sales FROM sales_per_category",
+        )
+        .await,
+        &pg_keyed(
+            &pool,
+            &format!(
+                "SELECT transaction_date::date::text || '|' || product_category, SUM(total_amount_usd) {success} GROUP BY 1"
+            ),
+        )
+        .await,
+    );
+    let per_month = pg_keyed(
+        &pool,
+        "SELECT lpad(year::text, 4, '0') || '-' || lpad(month::text, 2, '0'), total_sales FROM sales_per_month",
+    )
+    .await;
+    assert_same(
+        "sales_per_month",
+        &per_month,
+        &pg_keyed(
+            &pool,
+            &format!("SELECT to_char(transaction_date, 'YYYY-MM'), SUM(total_amount_usd) {success} GROUP BY 1"),
+        )
+        .await,
+    );
+    assert!(per_month.len() >= 4);
+    assert_eq!(
+        pg_keyed(
+            &pool,
+            "SELECT to_char(window_start, 'YYYY-MM-DD HH24:MI') || '|' || payment_method, failed_count::float8 FROM payment_alerts",
+        )
+        .await,
+        pg_keyed(
+            &pool,
+            "SELECT to_char(date_trunc('minute', transaction_date), 'YYYY-MM-DD HH24:MI') || '|' || payment_method,
+                    COUNT(*)::float8 FROM transactions WHERE payment_status = 'failed'
+             GROUP BY 1 HAVING COUNT(*) > 4",
+        )
+        .await,
+        "payment_alerts"
+    );
+
+    let before = pg_dump(&pool).await;
+    pool.close().await;
+    run_flagship(dir.path(), &db);
+    let pool = sqlx::PgPool::connect(&db).await.expect("database");
+    assert_eq!(pg_dump(&pool).await, before, "a second run changes nothing");
 }
