@@ -66,6 +66,10 @@ struct Partition {
     last_seen: Instant,
 }
 
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z: the times calendars can handle.
+const EARLIEST_US: i64 = -62_135_596_800_000_000;
+const LATEST_US: i64 = 253_402_300_799_999_999;
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -118,6 +122,9 @@ impl EventTimeTracker {
                 Some(v) => match format.read(v) {
                     Ok(t) if t > latest_allowed => {
                         format!("event time of `{field}` is too far in the future")
+                    }
+                    Ok(t) if !(EARLIEST_US..=LATEST_US).contains(&t) => {
+                        format!("event time of `{field}` is outside the years 0001 to 9999")
                     }
                     Ok(t) => {
                         r.set_time(t);
@@ -210,6 +217,9 @@ mod tests {
         let mut t = EventTimeTracker::new(&config("max_future = \"1h\"")).expect("ok");
         let mut b = batch(&["2025-01-01T00:00:00Z", "yesterday", "2999-01-01T00:00:00Z"]);
         b.push(Record::default());
+        let mut ancient = Record::default();
+        ancient.push(Field::new("t"), Value::Int(-9_223_372_036_854_775));
+        b.push(ancient);
         let mut dead = Vec::new();
         t.stamp(0, &mut b, &mut dead);
         assert_eq!(b.len(), 1);
@@ -223,6 +233,7 @@ mod tests {
             reasons[2].contains("missing event-time field `t`"),
             "{reasons:?}"
         );
+        assert!(reasons[3].contains("expected a text time"), "{reasons:?}");
         assert_eq!(
             t.advance(),
             crate::time::parse_iso("2025-01-01T00:00:00Z", true)

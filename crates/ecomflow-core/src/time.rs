@@ -45,15 +45,11 @@ impl TimeFormat {
             (TimeFormat::EpochMillis, Value::Int(ms)) => ms
                 .checked_mul(1000)
                 .ok_or_else(|| format!("{ms} ms is out of range")),
-            (TimeFormat::EpochMillis, Value::Float(ms)) if ms.is_finite() => {
-                Ok((ms * 1000.0) as i64)
-            }
+            (TimeFormat::EpochMillis, Value::Float(ms)) => float_micros(*ms * 1000.0),
             (TimeFormat::EpochSeconds, Value::Int(s)) => s
                 .checked_mul(1_000_000)
                 .ok_or_else(|| format!("{s} s is out of range")),
-            (TimeFormat::EpochSeconds, Value::Float(s)) if s.is_finite() => {
-                Ok((s * 1_000_000.0) as i64)
-            }
+            (TimeFormat::EpochSeconds, Value::Float(s)) => float_micros(*s * 1_000_000.0),
             (TimeFormat::EpochMillis | TimeFormat::EpochSeconds, Value::Str(s)) => {
                 match s.parse::<i64>() {
                     Ok(n) => self.read(&Value::Int(n)),
@@ -80,6 +76,15 @@ impl TimeFormat {
             TimeFormat::EpochSeconds => "seconds",
             _ => "text",
         }
+    }
+}
+
+/// Microseconds from a float, refusing what an i64 cannot hold (instead of saturating).
+fn float_micros(us: f64) -> Result<i64, String> {
+    if us.is_finite() && us.abs() < 9.0e18 {
+        Ok(us as i64)
+    } else {
+        Err(format!("{us} µs is not a time"))
     }
 }
 
@@ -273,6 +278,12 @@ mod tests {
             Ok(1_752_928_496_123_000)
         );
         assert!(TimeFormat::Seed.read(&Value::Int(5)).is_err());
+        assert!(TimeFormat::EpochSeconds.read(&Value::Float(1e300)).is_err());
+        assert!(
+            TimeFormat::EpochMillis
+                .read(&Value::Float(f64::NAN))
+                .is_err()
+        );
         let p = TimeFormat::parse("%d/%m/%Y %H:%M").expect("pattern");
         assert_eq!(
             p.read(&Value::from("19/07/2025 12:34")),

@@ -269,6 +269,10 @@ impl Watermarks {
         let slot = self.inputs.get_mut(input)?;
         *slot = Some(slot.map_or(at, |old| old.max(at)));
         let lowest = self.inputs.iter().flatten().min().copied()?;
+        // An input that ended must not close everything while another has not reported yet.
+        if lowest == i64::MAX && self.inputs.iter().any(Option::is_none) {
+            return None;
+        }
         if self.current.is_some_and(|c| c >= lowest) {
             return None;
         }
@@ -420,4 +424,31 @@ async fn run_dead_letter(
         Counters::add(&count.sent, n);
     }
     sink.finish(&cx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Watermarks;
+
+    #[test]
+    fn the_lowest_input_wins_and_never_goes_back() {
+        let mut w = Watermarks::new(2);
+        assert_eq!(w.update(0, 10), Some(10), "only input 0 has reported");
+        assert_eq!(
+            w.update(1, 5),
+            None,
+            "the combined watermark never goes back"
+        );
+        assert_eq!(w.update(1, 20), None, "input 0 still holds it at 10");
+        assert_eq!(w.update(0, 8), None, "an input never goes back");
+        assert_eq!(w.update(0, 30), Some(20));
+    }
+
+    #[test]
+    fn an_ended_input_does_not_close_everything_before_the_others_report() {
+        let mut w = Watermarks::new(2);
+        assert_eq!(w.update(0, i64::MAX), None, "input 1 has not reported yet");
+        assert_eq!(w.update(1, 7), Some(7));
+        assert_eq!(w.update(1, i64::MAX), Some(i64::MAX));
+    }
 }

@@ -128,11 +128,22 @@ impl Calendar {
         };
         let (start, end) = match self.unit {
             TimeKey::Hour => {
-                let into_hour = i64::from(z.minute()) * 60_000_000
-                    + i64::from(z.second()) * 1_000_000
-                    + i64::from(z.subsec_nanosecond()) / 1000;
-                let start = t - into_hour;
-                (start, start + 3_600_000_000)
+                // From the first instant the local clock shows hh:00 to the first it shows the
+                // next hour: two real hours when the clocks go back and repeat this one.
+                let hour = z.hour();
+                let local = |h: i8| -> Result<i64, jiff::Error> {
+                    let ts = self
+                        .tz
+                        .to_ambiguous_timestamp(date.at(h, 0, 0, 0))
+                        .earlier()?;
+                    Ok(ts.as_microsecond())
+                };
+                let end = if hour == 23 {
+                    start_of(date.tomorrow()?)?
+                } else {
+                    local(hour + 1)?
+                };
+                (local(hour)?, end)
             }
             TimeKey::Day => (start_of(date)?, start_of(date.tomorrow()?)?),
             TimeKey::Week => {
@@ -246,6 +257,37 @@ mod tests {
         let h = kolkata.bucket(at("2025-07-19T12:40:00Z")).expect("bucket");
         assert_eq!(h.key(TimeKey::Hour), KeyPart::Int(18), "UTC+05:30");
         assert_eq!(h.start, at("2025-07-19T12:30:00Z"));
+    }
+
+    #[test]
+    fn a_repeated_local_hour_is_one_two_hour_bucket() {
+        let mut berlin = Calendar::new("Europe/Berlin", TimeKey::Hour).expect("zone");
+        // 2025-10-26: 02:00-03:00 local happens twice (00:00Z-01:00Z, then 01:00Z-02:00Z).
+        let first = berlin
+            .bucket(at("2025-10-26T00:30:00Z"))
+            .expect("bucket")
+            .clone();
+        let second = berlin
+            .bucket(at("2025-10-26T01:20:00Z"))
+            .expect("bucket")
+            .clone();
+        assert_eq!(first.key(TimeKey::Hour), KeyPart::Int(2));
+        assert_eq!(second.key(TimeKey::Hour), KeyPart::Int(2));
+        assert_eq!((first.start, first.end), (second.start, second.end));
+        assert_eq!(
+            (first.start, first.end),
+            (at("2025-10-26T00:00:00Z"), at("2025-10-26T02:00:00Z"))
+        );
+        // Spring forward: local 03:00 follows 01:59 directly.
+        let three = berlin
+            .bucket(at("2025-03-30T01:10:00Z"))
+            .expect("bucket")
+            .clone();
+        assert_eq!(three.key(TimeKey::Hour), KeyPart::Int(3));
+        assert_eq!(
+            (three.start, three.end),
+            (at("2025-03-30T01:00:00Z"), at("2025-03-30T02:00:00Z"))
+        );
     }
 
     #[test]

@@ -142,6 +142,7 @@ enum KeySource {
 struct Group {
     accumulators: Box<[Accumulator]>,
     start: Option<i64>,
+    end: Option<i64>,
     dirty: bool,
 }
 
@@ -211,6 +212,7 @@ impl Aggregate {
                 self.groups.entry(key).or_insert(Group {
                     accumulators: self.empty.clone(),
                     start,
+                    end,
                     dirty: false,
                 })
             }
@@ -284,12 +286,16 @@ impl Transform for Aggregate {
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) {
         self.watermark = watermark;
-        // Buckets that have ended: their rows are final (until late records come).
-        let ended: Vec<GroupKey> = self
-            .by_end
-            .range(..=watermark)
-            .flat_map(|(_, keys)| keys.iter().cloned())
-            .collect();
+        // Changed groups whose bucket has ended: their rows are final now (until a record
+        // within the lateness changes them again). Only changed groups are looked at.
+        let (ended, open): (Vec<GroupKey>, Vec<GroupKey>) = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .partition(|key| {
+                self.groups
+                    .get(key)
+                    .is_none_or(|g| g.end.is_some_and(|end| end <= watermark))
+            });
+        self.dirty = open;
         for key in &ended {
             self.emit_if_dirty(key, out);
         }

@@ -204,6 +204,40 @@ time_zone = "Europe/Berlin"
 }
 
 #[test]
+fn a_repeated_local_hour_keeps_one_total() {
+    let options = r#"
+keys = { day = "day(event_time)", hour = "hour(event_time)" }
+aggregations = { n = "count()" }
+time_zone = "Europe/Berlin"
+"#;
+    let mut t = build_transform("aggregate", options).expect("builds");
+    let mut seen = Seen::default();
+    // 2025-10-26: local 02:00-03:00 happens twice in Berlin.
+    feed(
+        t.as_mut(),
+        &mut seen,
+        vec![at("2025-10-26T00:30:00Z", json!({}))],
+    );
+    feed(
+        t.as_mut(),
+        &mut seen,
+        vec![at("2025-10-26T01:10:00Z", json!({}))],
+    );
+    watermark(t.as_mut(), &mut seen, "2025-10-26T01:10:00Z");
+    feed(
+        t.as_mut(),
+        &mut seen,
+        vec![at("2025-10-26T01:20:00Z", json!({}))],
+    );
+    flush(t.as_mut(), &mut seen);
+    assert!(seen.dead.is_empty());
+    assert_eq!(
+        seen.table(&["day", "hour"]),
+        [json!({"day": "2025-10-26", "hour": 2, "n": 3})]
+    );
+}
+
+#[test]
 fn bad_records_are_dead_lettered_with_the_reason() {
     let mut t = build_transform("aggregate", PER_CATEGORY_DAY).expect("builds");
     let mut seen = Seen::default();

@@ -36,7 +36,9 @@ impl FixedWindows {
         mut add: impl FnMut(&mut WindowState),
     ) -> usize {
         let mut applied = 0;
-        let mut start = t.div_euclid(self.hop) * self.hop;
+        let Some(mut start) = t.div_euclid(self.hop).checked_mul(self.hop) else {
+            return 0;
+        };
         while start > t.saturating_sub(self.size) {
             let end = start.saturating_add(self.size);
             if end > closed_before {
@@ -60,7 +62,10 @@ impl FixedWindows {
                 add(window);
                 applied += 1;
             }
-            start -= self.hop;
+            let Some(earlier) = start.checked_sub(self.hop) else {
+                break;
+            };
+            start = earlier;
         }
         applied
     }
