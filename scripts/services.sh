@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Starts and stops the real servers the tests use, without Docker:
-#   PostgreSQL 15 from the machine's binaries (installed with apt-get when missing).
+#   PostgreSQL 15 from the machine's binaries (installed with apt-get when missing);
+#   Apache Kafka (KRaft, no ZooKeeper) from Maven Central, run with the machine's Java.
 #
-#   scripts/services.sh start [postgres]...   start (idempotent: a running one is kept)
-#   scripts/services.sh stop [postgres]...    stop
+#   scripts/services.sh start [postgres|kafka]...   start (idempotent: a running one is kept)
+#   scripts/services.sh stop [postgres|kafka]...    stop
 #   scripts/services.sh env                   print the variables the tests read
 #
 # State (data, logs) lives under $ECOMFLOW_SERVICES_DIR (default /tmp/ecomflow-services);
@@ -13,6 +14,9 @@ set -euo pipefail
 SERVICES_DIR="${ECOMFLOW_SERVICES_DIR:-/tmp/ecomflow-services}"
 CACHE_DIR="${ECOMFLOW_CACHE_DIR:-$HOME/.cache/ecomflow}"
 PG_PORT="${ECOMFLOW_PG_PORT:-55432}"
+KAFKA_VERSION="4.1.1"          # keep equal to docker-compose.yaml
+KAFKA_PORT="${ECOMFLOW_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${ECOMFLOW_KAFKA_CONTROLLER_PORT:-19093}"
 
 log() { echo "services: $*" >&2; }
 
@@ -70,27 +74,122 @@ pg_stop() {
   fi
 }
 
+# ---- common ------------------------------------------------------------------------------
+
+# Waits until something listens on 127.0.0.1:$1, for at most $2 seconds.
+wait_for_port() {
+  local port=$1 seconds=$2 i
+  for ((i = 0; i < seconds * 4; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.25
+  done
+  return 1
+}
+
+# Downloads Maven artifacts (with their dependencies) into $1/libs, once.
+maven_libs() {
+  local dir=$1 deps=$2
+  if [ -f "$dir/.complete" ]; then return; fi
+  command -v mvn >/dev/null || { log "Maven is needed to download $dir (apt-get install maven)"; exit 1; }
+  mkdir -p "$dir"
+  cat >"$dir/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>ecomflow.services</groupId>
+  <artifactId>$(basename "$dir")</artifactId>
+  <version>1</version>
+  <dependencies>$deps</dependencies>
+</project>
+POM
+  log "downloading $(basename "$dir") from Maven Central (cached in $dir)"
+  (cd "$dir" && mvn -q -B dependency:copy-dependencies -DoutputDirectory=libs -DincludeScope=runtime)
+  touch "$dir/.complete"
+}
+
+# ---- Kafka -------------------------------------------------------------------------------
+
+kafka_pid_alive() {
+  local pid_file="$SERVICES_DIR/kafka/pid"
+  [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null
+}
+
+kafka_start() {
+  local home="$CACHE_DIR/kafka-$KAFKA_VERSION" base="$SERVICES_DIR/kafka"
+  maven_libs "$home" "
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>1.7.36</version></dependency>"
+  if kafka_pid_alive && wait_for_port "$KAFKA_PORT" 1; then
+    log "Kafka already running on 127.0.0.1:$KAFKA_PORT"
+    return
+  fi
+  mkdir -p "$base"
+  cat >"$base/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$base/data
+num.partitions=3
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+  local java=(java -Xms256m -Xmx768m -cp "$home/libs/*")
+  if [ ! -f "$base/data/meta.properties" ]; then
+    "${java[@]}" kafka.tools.StorageTool format -t "$("${java[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)" \
+      -c "$base/server.properties" >"$base/format.log" 2>&1 || { cat "$base/format.log" >&2; exit 1; }
+  fi
+  nohup "${java[@]}" kafka.Kafka "$base/server.properties" >"$base/server.log" 2>&1 &
+  echo $! >"$base/pid"
+  if ! wait_for_port "$KAFKA_PORT" 90; then
+    tail -20 "$base/server.log" >&2
+    log "Kafka did not start"; exit 1
+  fi
+  log "Kafka $KAFKA_VERSION running on 127.0.0.1:$KAFKA_PORT"
+}
+
+kafka_stop() {
+  local base="$SERVICES_DIR/kafka"
+  if kafka_pid_alive; then
+    kill "$(cat "$base/pid")"
+    for _ in $(seq 1 60); do kafka_pid_alive || break; sleep 0.5; done
+    log "Kafka stopped"
+  fi
+}
+
 # ---- commands ----------------------------------------------------------------------------
 
 print_env() {
   echo "export ECOMFLOW_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  echo "export ECOMFLOW_TEST_KAFKA=127.0.0.1:$KAFKA_PORT"
 }
 
 main() {
   local cmd="${1:-}"
   shift || true
   local which=("$@")
-  if [ ${#which[@]} -eq 0 ]; then which=(postgres); fi
+  if [ ${#which[@]} -eq 0 ]; then which=(postgres kafka); fi
   mkdir -p "$SERVICES_DIR" "$CACHE_DIR"
   case "$cmd" in
     start) for s in "${which[@]}"; do "${s}_start_cmd"; done ;;
     stop) for s in "${which[@]}"; do "${s}_stop_cmd"; done ;;
     env) print_env ;;
-    *) echo "usage: $0 start|stop|env [postgres]..." >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|env [postgres|kafka]..." >&2; exit 2 ;;
   esac
 }
 
 postgres_start_cmd() { pg_start; }
 postgres_stop_cmd() { pg_stop; }
+kafka_start_cmd() { kafka_start; }
+kafka_stop_cmd() { kafka_stop; }
 
 main "$@"
