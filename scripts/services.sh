@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Starts and stops the real servers the tests use, without Docker:
 #   PostgreSQL 15 from the machine's binaries (installed with apt-get when missing);
-#   Apache Kafka (KRaft, no ZooKeeper) from Maven Central, run with the machine's Java.
+#   Apache Kafka (KRaft, no ZooKeeper) from Maven Central, run with the machine's Java;
+#   Elasticsearch (single node, plain HTTP) from Maven Central, run as an unprivileged user.
 #
-#   scripts/services.sh start [postgres|kafka]...   start (idempotent: a running one is kept)
-#   scripts/services.sh stop [postgres|kafka]...    stop
+#   scripts/services.sh start [postgres|kafka|elasticsearch]...   start (idempotent)
+#   scripts/services.sh stop [postgres|kafka|elasticsearch]...    stop
 #   scripts/services.sh env                   print the variables the tests read
 #
 # State (data, logs) lives under $ECOMFLOW_SERVICES_DIR (default /tmp/ecomflow-services);
@@ -17,6 +18,9 @@ PG_PORT="${ECOMFLOW_PG_PORT:-55432}"
 KAFKA_VERSION="4.1.1"          # keep equal to docker-compose.yaml
 KAFKA_PORT="${ECOMFLOW_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${ECOMFLOW_KAFKA_CONTROLLER_PORT:-19093}"
+ES_VERSION="8.17.4"            # keep equal to docker-compose.yaml
+ES_PORT="${ECOMFLOW_ES_PORT:-19200}"
+ES_USER="ecomflow-es"
 
 log() { echo "services: $*" >&2; }
 
@@ -166,24 +170,86 @@ kafka_stop() {
   fi
 }
 
+# ---- Elasticsearch -----------------------------------------------------------------------
+
+java17_home() {
+  local j
+  for j in /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk* /usr/lib/jvm/*17*; do
+    if [ -x "$j/bin/java" ]; then echo "$j"; return; fi
+  done
+  dirname "$(dirname "$(readlink -f "$(command -v java)")")"
+}
+
+es_up() { curl -fsS "http://127.0.0.1:$ES_PORT/_cluster/health" >/dev/null 2>&1; }
+
+es_start() {
+  local base="$SERVICES_DIR/elasticsearch" zip home
+  zip="$HOME/.m2/repository/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip"
+  if es_up; then log "Elasticsearch already running on 127.0.0.1:$ES_PORT"; return; fi
+  if [ ! -f "$zip" ]; then
+    log "downloading Elasticsearch $ES_VERSION from Maven Central"
+    mvn -q -B dependency:get -Dtransitive=false \
+      -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip"
+  fi
+  home="$base/elasticsearch-$ES_VERSION"
+  mkdir -p "$base"
+  if [ ! -x "$home/bin/elasticsearch" ]; then
+    command -v unzip >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq unzip >/dev/null; }
+    unzip -q -o "$zip" -d "$base"
+  fi
+  local run=()
+  if [ "$(id -u)" = 0 ]; then
+    # Elasticsearch refuses to run as root.
+    id "$ES_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
+    chown -R "$ES_USER": "$base"
+    run=(runuser -u "$ES_USER" --)
+  fi
+  rm -f "$base/pid"
+  ES_JAVA_HOME="$(java17_home)" ES_JAVA_OPTS="-Xms512m -Xmx512m" "${run[@]}" "$home/bin/elasticsearch" -d -p "$base/pid" \
+    -Ediscovery.type=single-node -Enetwork.host=127.0.0.1 -Ehttp.port="$ES_PORT" \
+    -Etransport.port=19300 -Epath.data="$base/data" -Epath.logs="$base/logs" \
+    -Ecluster.routing.allocation.disk.threshold_enabled=false -Expack.security.enabled=false \
+    >"$base/start.log" 2>&1 || { cat "$base/start.log" >&2; exit 1; }
+  for _ in $(seq 1 240); do
+    if es_up; then
+      curl -fsS "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=60s" >/dev/null
+      log "Elasticsearch $ES_VERSION running on 127.0.0.1:$ES_PORT"
+      return
+    fi
+    sleep 0.5
+  done
+  tail -30 "$base/logs/"*.log >&2 || true
+  log "Elasticsearch did not start"; exit 1
+}
+
+es_stop() {
+  local pid_file="$SERVICES_DIR/elasticsearch/pid"
+  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    kill "$(cat "$pid_file")"
+    for _ in $(seq 1 120); do es_up || break; sleep 0.5; done
+    log "Elasticsearch stopped"
+  fi
+}
+
 # ---- commands ----------------------------------------------------------------------------
 
 print_env() {
   echo "export ECOMFLOW_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   echo "export ECOMFLOW_TEST_KAFKA=127.0.0.1:$KAFKA_PORT"
+  echo "export ECOMFLOW_TEST_ELASTICSEARCH=http://127.0.0.1:$ES_PORT"
 }
 
 main() {
   local cmd="${1:-}"
   shift || true
   local which=("$@")
-  if [ ${#which[@]} -eq 0 ]; then which=(postgres kafka); fi
+  if [ ${#which[@]} -eq 0 ]; then which=(postgres kafka elasticsearch); fi
   mkdir -p "$SERVICES_DIR" "$CACHE_DIR"
   case "$cmd" in
     start) for s in "${which[@]}"; do "${s}_start_cmd"; done ;;
     stop) for s in "${which[@]}"; do "${s}_stop_cmd"; done ;;
     env) print_env ;;
-    *) echo "usage: $0 start|stop|env [postgres|kafka]..." >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|env [postgres|kafka|elasticsearch]..." >&2; exit 2 ;;
   esac
 }
 
@@ -191,5 +257,7 @@ postgres_start_cmd() { pg_start; }
 postgres_stop_cmd() { pg_stop; }
 kafka_start_cmd() { kafka_start; }
 kafka_stop_cmd() { kafka_stop; }
+elasticsearch_start_cmd() { es_start; }
+elasticsearch_stop_cmd() { es_stop; }
 
 main "$@"

@@ -14,8 +14,8 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-echo "== services (real PostgreSQL and Kafka)"
-scripts/services.sh start postgres kafka
+echo "== services (real PostgreSQL, Kafka and Elasticsearch)"
+scripts/services.sh start postgres kafka elasticsearch
 eval "$(scripts/services.sh env)"
 
 echo "== cargo fmt --check"
