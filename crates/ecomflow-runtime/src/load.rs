@@ -3,7 +3,8 @@
 //! problem is collected; nothing is built half-way.
 //!
 //! Several files given together form one pipeline: their components are merged and ids must
-//! be unique across all of them.
+//! be unique across all of them, except that a later file may replace a component of an
+//! earlier one by declaring it again with `replace = true` (how an overlay swaps the source).
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, closest};
 use crate::graph_check::{Node, check_graph};
@@ -263,16 +264,68 @@ fn declare<'i>(
                 );
                 continue;
             }
-            if let Some(first) = declared.iter().find(|d| d.id == id) {
-                diags.push(
-                    Diagnostic::at(file, Some(id_span), format!("duplicate component id `{id}`"))
-                        .in_component(path)
-                        .with_hint(Some(format!(
-                            "ids must be unique across sources, transforms, sinks and files; `{id}` is already a {}",
+            let mut t = t;
+            // A later file may replace a component of an earlier one, saying so explicitly.
+            let replace = match t.remove("replace").map(Spanned::into_inner) {
+                Some(DeValue::Boolean(b)) => b,
+                Some(other) => {
+                    diags.push(
+                        Diagnostic::at(
+                            file,
+                            Some(id_span.clone()),
+                            format!(
+                                "`replace` must be true or false, found {}",
+                                other.type_str()
+                            ),
+                        )
+                        .in_component(path.clone()),
+                    );
+                    false
+                }
+                None => false,
+            };
+            match declared.iter().position(|d| d.id == id) {
+                Some(at) if replace && declared[at].file != index => {
+                    declared.remove(at);
+                }
+                Some(at) => {
+                    let first = &declared[at];
+                    let hint = if first.file == index {
+                        format!(
+                            "ids must be unique across sources, transforms and sinks; `{id}` is already a {}",
                             first.kind.noun()
-                        ))),
-                );
-                continue;
+                        )
+                    } else {
+                        format!(
+                            "`{id}` is already a {} in an earlier file; add `replace = true` here to replace it",
+                            first.kind.noun()
+                        )
+                    };
+                    diags.push(
+                        Diagnostic::at(
+                            file,
+                            Some(id_span),
+                            format!("duplicate component id `{id}`"),
+                        )
+                        .in_component(path)
+                        .with_hint(Some(hint)),
+                    );
+                    continue;
+                }
+                None if replace => {
+                    diags.push(
+                        Diagnostic::at(
+                            file,
+                            Some(id_span.clone()),
+                            format!("`replace = true`, but no earlier file declares `{id}`"),
+                        )
+                        .in_component(path.clone())
+                        .with_hint(Some(
+                            "remove `replace`, or list the file that declares it first",
+                        )),
+                    );
+                }
+                None => {}
             }
             declared.push(Declared {
                 file: index,

@@ -445,8 +445,30 @@ fn several_files_form_one_pipeline_and_ids_stay_unique() {
         "c.toml",
         "[sinks.nums]\ntype = \"collect\"\nname = \"z\"\ninputs = [\"nums\"]\n",
     );
-    let err = load_with(&[a, c], &[], &[]).expect_err("duplicate");
+    let err = load_with(&[a.clone(), c], &[], &[]).expect_err("duplicate");
     assert!(err.contains("duplicate component id `nums`"), "{err}");
+    assert!(err.contains("add `replace = true`"), "{err}");
+
+    // An overlay replaces a component explicitly.
+    let overlay = write(
+        &dir,
+        "overlay.toml",
+        "[sources.nums]\nreplace = true\ntype = \"numbers\"\ncount = 7\n",
+    );
+    let b2 = write(
+        &dir,
+        "b2.toml",
+        "[sinks.out]\ntype = \"collect\"\nname = \"m3\"\ninputs = [\"nums\"]\n",
+    );
+    let p = load_with(&[a.clone(), b2, overlay], &[], &[]).expect("the overlay replaces nums");
+    assert_eq!(p.components.len(), 2);
+    let stray = write(
+        &dir,
+        "stray.toml",
+        "[sources.other]\nreplace = true\ntype = \"numbers\"\ncount = 1\n",
+    );
+    let err = load_with(&[a, stray], &[], &[]).expect_err("nothing to replace");
+    assert!(err.contains("no earlier file declares `other`"), "{err}");
 }
 
 #[test]
