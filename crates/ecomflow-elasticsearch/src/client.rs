@@ -1,0 +1,260 @@
+//! The connection to Elasticsearch: requests sent again with backoff while the server is
+//! unreachable or overloaded, and the index template stored before the first write.
+
+use crate::bulk::error_of;
+use ecomflow_core::ComponentError;
+use elasticsearch::auth::Credentials;
+use elasticsearch::http::response::Response;
+use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use elasticsearch::http::{StatusCode, Url};
+use elasticsearch::indices::{IndicesExistsParts, IndicesPutIndexTemplateParts};
+use elasticsearch::{BulkParts, Elasticsearch};
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+/// The longest wait between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The parts of each `_bulk` response the sink reads.
+const BULK_FILTER: &[&str] = &["items.*.status", "items.*.error"];
+
+/// When and how often to try again.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    /// Tries after the first.
+    pub max_retries: u32,
+    /// The wait before the first retry, doubled for each next one.
+    pub backoff: Duration,
+}
+
+impl Retry {
+    /// The wait before retry number `attempt` (0 for the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(MAX_BACKOFF.max(self.backoff))
+    }
+}
+
+/// A client for one index of one node.
+pub struct Client {
+    es: Elasticsearch,
+    index: String,
+    /// `index `<index>` at <url>` (without password), for messages.
+    what: String,
+    retry: Retry,
+}
+
+/// How a request went.
+enum Attempt {
+    /// Answered with this status and body.
+    Answered(StatusCode, Vec<u8>),
+    /// Not answered, or answered with 429 or a 5xx status: worth another try.
+    Transient(String),
+}
+
+impl Client {
+    /// A client for `index` at `url` (no I/O: the first request connects).
+    pub fn new(
+        url: &Url,
+        index: &str,
+        credentials: Option<(String, String)>,
+        timeout: Duration,
+        retry: Retry,
+    ) -> Result<Client, ComponentError> {
+        let what = format!("index `{index}` at {}", redact(url));
+        let mut builder =
+            TransportBuilder::new(SingleNodeConnectionPool::new(url.clone())).timeout(timeout);
+        if let Some((user, password)) = credentials {
+            builder = builder.auth(Credentials::Basic(user, password));
+        }
+        let transport = builder.build().map_err(|e| {
+            ComponentError::Other(format!("cannot set up a client for {what}: {e}"))
+        })?;
+        Ok(Client {
+            es: Elasticsearch::new(transport),
+            index: index.to_string(),
+            what,
+            retry,
+        })
+    }
+
+    /// `index `<index>` at <url>`, for messages.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// Stores the index template read from `path` as `_index_template/<index>`, and warns
+    /// when the index already exists (the template then does not change it).
+    pub async fn put_template(&self, path: &Path) -> Result<(), ComponentError> {
+        let shown = path.display();
+        let text = tokio::fs::read(path).await.map_err(|e| {
+            ComponentError::io(format!("cannot read the index template {shown}"), e)
+        })?;
+        let template: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+            ComponentError::Other(format!("the index template {shown} is not JSON: {e}"))
+        })?;
+        let indices = self.es.indices();
+        let (status, body) = self
+            .send("store the index template for", || {
+                indices
+                    .put_index_template(IndicesPutIndexTemplateParts::Name(&self.index))
+                    .body(&template)
+                    .send()
+            })
+            .await?;
+        if !status.is_success() {
+            return Err(ComponentError::Other(format!(
+                "Elasticsearch refused the index template {shown} for {} ({status}): {}",
+                self.what,
+                error_of(&body)
+            )));
+        }
+        let names = [self.index.as_str()];
+        let (status, _) = self
+            .send("check", || {
+                indices.exists(IndicesExistsParts::Index(&names)).send()
+            })
+            .await?;
+        if status.is_success() {
+            tracing::warn!(
+                index = %self.index,
+                "the index already exists: the template applies only to indices created after \
+                 it, so this index keeps its mappings"
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends one `_bulk` request (retried while unanswered or answered with 429 or a 5xx
+    /// status) and returns the response body.
+    pub async fn bulk(&self, body: &[u8]) -> Result<Vec<u8>, ComponentError> {
+        let (status, response) = self
+            .send("write to", || {
+                self.es
+                    .bulk(BulkParts::Index(&self.index))
+                    .filter_path(BULK_FILTER)
+                    .body(vec![body])
+                    .send()
+            })
+            .await?;
+        if !status.is_success() {
+            let hint = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "; lower `batch_size`"
+            } else {
+                ""
+            };
+            return Err(ComponentError::Other(format!(
+                "Elasticsearch refused a _bulk request to {} ({status}): {}{hint}",
+                self.what,
+                error_of(&response)
+            )));
+        }
+        Ok(response)
+    }
+
+    /// Sends the request `make` builds, again with backoff while it fails transiently; the
+    /// final answer (any status) or an error naming `doing`, the node and the index.
+    async fn send<F, Fut>(
+        &self,
+        doing: &str,
+        mut make: F,
+    ) -> Result<(StatusCode, Vec<u8>), ComponentError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Response, elasticsearch::Error>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let last = match Self::attempt(make()).await {
+                Attempt::Answered(status, body) => return Ok((status, body)),
+                Attempt::Transient(e) => e,
+            };
+            if attempt >= self.retry.max_retries {
+                return Err(ComponentError::Other(format!(
+                    "cannot {doing} {} after {attempt} retries: {last}",
+                    self.what
+                )));
+            }
+            let delay = self.retry.delay(attempt);
+            tracing::debug!(index = %self.index, error = %last, ?delay, "request failed; retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(
+        request: impl Future<Output = Result<Response, elasticsearch::Error>>,
+    ) -> Attempt {
+        let response = match request.await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Transient(error_chain(&e)),
+        };
+        let status = response.status_code();
+        let body = match response.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => return Attempt::Transient(error_chain(&e)),
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            Attempt::Transient(format!("{status}: {}", error_of(&body)))
+        } else {
+            Attempt::Answered(status, body)
+        }
+    }
+}
+
+/// An error with its sources (`error sending request: connection refused`).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.as_str().trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_ten_seconds() {
+        let retry = Retry {
+            max_retries: 5,
+            backoff: Duration::from_millis(200),
+        };
+        let delays: Vec<_> = (0..8).map(|a| retry.delay(a).as_millis()).collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 3200, 6400, 10000, 10000]);
+        assert_eq!(retry.delay(u32::MAX), MAX_BACKOFF);
+        let slow = Retry {
+            max_retries: 1,
+            backoff: Duration::from_secs(30),
+        };
+        assert_eq!(
+            slow.delay(3),
+            Duration::from_secs(30),
+            "never below the first wait"
+        );
+    }
+
+    #[test]
+    fn messages_hide_the_password() {
+        let url = Url::parse("https://elastic:s3cret@es.example:9243/").expect("URL");
+        assert_eq!(redact(&url), "https://elastic:***@es.example:9243");
+    }
+}

@@ -1,0 +1,23 @@
+//! ecomflow-elasticsearch: the `elasticsearch` sink, indexing records with `_bulk`.
+//!
+//! Records are buffered as NDJSON and sent when `batch_size` documents are waiting or the
+//! oldest has waited `flush_interval`, each document's `_id` read from `id_field` (so a replay
+//! replaces documents instead of adding them). The client is made, and the index `template`
+//! stored, at the first write, never at build time, so `ecomflow validate` runs offline. Every
+//! item of a `_bulk` response is read: documents rejected with 429 or a 5xx status are sent
+//! again with backoff, others go to the dead-letter output with Elasticsearch's reason; a
+//! request that keeps failing stops the run.
+
+mod bulk;
+mod client;
+mod config;
+#[cfg(test)]
+mod mock_tests;
+mod sink;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+pub use config::ElasticsearchConfig;
+pub use sink::ElasticsearchPlugin;

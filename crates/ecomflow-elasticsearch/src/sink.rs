@@ -1,0 +1,236 @@
+//! The `elasticsearch` sink: buffers documents, sends them with `_bulk` by size or age, retries
+//! the ones Elasticsearch could not take yet and dead-letters the ones it rejects.
+
+use crate::bulk::{Buffer, Outcome, outcomes};
+use crate::client::{Client, Retry};
+use crate::config::ElasticsearchConfig;
+use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::{
+    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, Sink,
+    SinkContext, SinkPlugin,
+};
+use elasticsearch::http::Url;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Registers the `elasticsearch` sink.
+pub struct ElasticsearchPlugin;
+
+impl SinkPlugin for ElasticsearchPlugin {
+    type Config = ElasticsearchConfig;
+
+    fn build(cfg: ElasticsearchConfig, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        let url = cfg.check()?;
+        Ok(Box::new(ElasticsearchSink {
+            url,
+            id_field: cfg.id_field.as_deref().map(Field::new),
+            index: cfg.index,
+            // Relative to the pipeline file, so a pipeline finds the template shipped with it.
+            template: cfg.template.map(|t| cx.base_dir.join(t)),
+            credentials: cfg.username.zip(cfg.password),
+            timeout: cfg.request_timeout,
+            retry: Retry {
+                max_retries: cfg.max_retries,
+                backoff: cfg.retry_backoff,
+            },
+            batch_size: cfg.batch_size,
+            flush_interval: cfg.flush_interval,
+            client: None,
+            buffer: Buffer::default(),
+            oldest: None,
+        }))
+    }
+}
+
+struct ElasticsearchSink {
+    url: Url,
+    index: String,
+    id_field: Option<Field>,
+    template: Option<PathBuf>,
+    credentials: Option<(String, String)>,
+    timeout: Duration,
+    retry: Retry,
+    batch_size: usize,
+    flush_interval: Duration,
+    /// Made at the first write (or at finish), once the template is stored.
+    client: Option<Client>,
+    /// Documents not sent yet.
+    buffer: Buffer,
+    /// When the oldest buffered document arrived.
+    oldest: Option<Instant>,
+}
+
+impl ElasticsearchSink {
+    /// Makes the client and stores the index template, once.
+    async fn connect(&mut self) -> Result<(), ComponentError> {
+        if self.client.is_some() {
+            return Ok(());
+        }
+        let credentials = self.credentials.clone();
+        let client = Client::new(
+            &self.url,
+            &self.index,
+            credentials,
+            self.timeout,
+            self.retry,
+        )?;
+        if let Some(template) = &self.template {
+            client.put_template(template).await?;
+        }
+        self.client = Some(client);
+        Ok(())
+    }
+
+    /// Sends the first `n` buffered documents and drops them from the buffer. Returns when
+    /// each is stored or dead-lettered: documents rejected with 429 or a 5xx status are sent
+    /// again (alone) with backoff, up to `max_retries` times.
+    async fn send(&mut self, n: usize, cx: &SinkContext) -> Result<(), ComponentError> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.connect().await?;
+        let mut dead: Vec<(String, Payload)> = Vec::new();
+        let result = self.send_docs(n, &mut dead).await;
+        cx.dead_letter.send(dead).await;
+        result?;
+        self.buffer.drain_front(n);
+        Ok(())
+    }
+
+    async fn send_docs(
+        &self,
+        n: usize,
+        dead: &mut Vec<(String, Payload)>,
+    ) -> Result<(), ComponentError> {
+        let Some(client) = &self.client else {
+            return Err(ComponentError::Other(
+                "the elasticsearch sink is not connected".into(),
+            ));
+        };
+        let mut pending: Vec<usize> = (0..n).collect();
+        let mut attempt = 0;
+        loop {
+            let response = if attempt == 0 {
+                client.bulk(self.buffer.slice(0..n)).await?
+            } else {
+                client.bulk(&self.buffer.select(&pending)).await?
+            };
+            let results = outcomes(&response, pending.len())
+                .map_err(|e| ComponentError::Other(format!("{}: {e}", client.what())))?;
+            let mut again = Vec::new();
+            for (&p, outcome) in pending.iter().zip(results) {
+                match outcome {
+                    Outcome::Done => {}
+                    Outcome::Retry(reason) => again.push((p, reason)),
+                    Outcome::Failed(reason) => {
+                        dead.push((reason, Payload::Record(self.buffer.record(p))));
+                    }
+                }
+            }
+            if again.is_empty() {
+                return Ok(());
+            }
+            if attempt >= self.retry.max_retries {
+                for (p, reason) in again {
+                    let reason = format!("{reason} (after {attempt} retries)");
+                    dead.push((reason, Payload::Record(self.buffer.record(p))));
+                }
+                return Ok(());
+            }
+            let delay = self.retry.delay(attempt);
+            tracing::debug!(
+                index = %self.index,
+                documents = again.len(),
+                ?delay,
+                "documents not taken yet; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            pending = again.into_iter().map(|(p, _)| p).collect();
+        }
+    }
+
+    /// Buffers `records` and sends every full batch.
+    async fn accept(&mut self, records: &[Record], cx: &SinkContext) -> Result<(), ComponentError> {
+        let mut dead = Vec::new();
+        let before = self.buffer.len();
+        for r in records {
+            if let Err(reason) = self.buffer.push(r, self.id_field) {
+                dead.push((reason, Payload::Record(r.clone())));
+            }
+        }
+        cx.dead_letter.send(dead).await;
+        let arrived = self.buffer.len() - before;
+        if arrived > 0 {
+            self.oldest.get_or_insert_with(Instant::now);
+        }
+        if self.buffer.len() >= self.batch_size {
+            while self.buffer.len() >= self.batch_size {
+                self.send(self.batch_size, cx).await?;
+            }
+            if self.buffer.is_empty() {
+                self.oldest = None;
+            } else if self.buffer.len() <= arrived {
+                // Only documents of this batch are left.
+                self.oldest = Some(Instant::now());
+            }
+        }
+        self.flush_if_old(cx).await
+    }
+
+    async fn flush_if_old(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        if self
+            .oldest
+            .is_some_and(|t| t.elapsed() >= self.flush_interval)
+        {
+            self.flush_all(cx).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every buffered document.
+    async fn flush_all(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        while !self.buffer.is_empty() {
+            self.send(self.batch_size.min(self.buffer.len()), cx)
+                .await?;
+        }
+        self.buffer.clear();
+        self.oldest = None;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for ElasticsearchSink {
+    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.accept(&batch, cx).await
+    }
+
+    async fn write_shared(
+        &mut self,
+        batch: &[Record],
+        cx: &SinkContext,
+    ) -> Result<(), ComponentError> {
+        self.accept(batch, cx).await
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.flush_interval)
+    }
+
+    async fn tick(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.flush_if_old(cx).await
+    }
+
+    async fn finish(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        // An empty run still connects, so the template is stored and errors show.
+        self.connect().await?;
+        self.flush_all(cx).await
+    }
+}
+
+ecomflow_core::inventory::submit!(Plugin::sink::<ElasticsearchPlugin>(
+    "elasticsearch",
+    "indexes records into Elasticsearch with _bulk: document ids from a field, an index \
+     template, batched by size and time, per-document retries and dead letters"
+));

@@ -1,0 +1,505 @@
+//! The running `kafka` source: the consumer loop, batches per partition, offsets sent and committed.
+
+use crate::config::brokers;
+use crate::end::{Ends, Probe};
+use crate::group::{Change, GroupContext, SharedGroup};
+use crate::offsets::{Positions, TopicPartition};
+use crate::source::Start;
+use ecomflow_core::component::Closed;
+use ecomflow_core::json::JsonDecoder;
+use ecomflow_core::{Batch, ComponentError, Payload, SourceContext};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// How long a look-up of offsets (end offsets, committed ones) may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a commit may take before the source reports it failed.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the source was built with.
+pub struct Settings {
+    /// The consumer's librdkafka configuration.
+    pub config: ClientConfig,
+    /// The topics (or patterns) to read.
+    pub topics: Vec<String>,
+    /// The consumer group.
+    pub group_id: String,
+    /// Where a group without a committed offset starts.
+    pub start: Start,
+    /// Records per batch.
+    pub batch_size: usize,
+    /// The longest a record waits in a partial batch.
+    pub batch_timeout: Duration,
+    /// End once every assigned partition was read to its end.
+    pub stop_at_end: bool,
+    /// How often offsets are committed.
+    pub commit_interval: Duration,
+}
+
+/// Why reading stopped.
+pub enum Ending {
+    /// The end of every partition (`stop_at_end`), or shutdown was asked.
+    Done,
+    /// Nothing reads the output any more.
+    Closed,
+}
+
+/// What woke the read loop.
+enum Event {
+    /// A partial batch waited `batch_timeout`.
+    Due,
+    /// Time to commit.
+    Commit,
+    /// A message was read; its partition when that partition's batch is full.
+    Read(Option<TopicPartition>),
+    /// The consumer reported something.
+    Error(KafkaError),
+}
+
+/// Records read from one partition and not sent yet.
+struct Pending {
+    tp: TopicPartition,
+    /// The partition as the event-time watermark knows it.
+    slot: usize,
+    records: Batch,
+    dead: Vec<(String, Payload)>,
+    /// The next offset after the last message read.
+    next: Option<i64>,
+    /// When the oldest message still waiting was read.
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.records.len() + self.dead.len()
+    }
+}
+
+/// The running source: its consumer and what it read.
+pub struct Reader {
+    settings: Settings,
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    group: SharedGroup,
+    pending: Vec<Pending>,
+    /// Every partition seen, in order: its position is its watermark slot when several
+    /// topics are read.
+    slots: Vec<TopicPartition>,
+    /// Several topics (or a pattern): partition numbers alone do not tell partitions apart.
+    several_topics: bool,
+    decoder: JsonDecoder,
+    ends: Ends,
+    /// With `stop_at_end`: partitions assigned whose end offsets were not asked yet (`Some`,
+    /// possibly empty, once an assignment came).
+    unmeasured: Option<Vec<TopicPartition>>,
+    /// The last consumer error warned about, so a repeated one is not logged again.
+    last_warning: Option<String>,
+}
+
+impl Reader {
+    /// Creates the consumer and joins the group (which happens in the background).
+    pub fn start(settings: Settings) -> Result<Reader, ComponentError> {
+        let group = SharedGroup::default();
+        let context = GroupContext {
+            group: group.clone(),
+            group_id: settings.group_id.clone(),
+        };
+        let consumer: StreamConsumer<GroupContext> =
+            settings
+                .config
+                .create_with_context(context)
+                .map_err(|e| settings.failure("cannot create the consumer", e))?;
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| settings.failure("cannot subscribe", e))?;
+        Ok(Reader {
+            several_topics: settings.topics.len() > 1 || settings.topics[0].starts_with('^'),
+            settings,
+            consumer: Arc::new(consumer),
+            group,
+            pending: Vec::new(),
+            slots: Vec::new(),
+            decoder: JsonDecoder::new(),
+            ends: Ends::default(),
+            unmeasured: None,
+            last_warning: None,
+        })
+    }
+
+    pub async fn read(&mut self, cx: &SourceContext) -> Result<Ending, ComponentError> {
+        let consumer = self.consumer.clone();
+        let every = self.settings.commit_interval;
+        let mut commit_timer = tokio::time::interval_at(Instant::now() + every, every);
+        commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            self.apply_changes();
+            self.measure_ends().await;
+            if self.settings.stop_at_end && self.ends.all_done() {
+                return Ok(Ending::Done);
+            }
+            let due = self.next_due();
+            let event = tokio::select! {
+                biased;
+                _ = cx.shutdown.cancelled() => return Ok(Ending::Done),
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    Event::Due
+                }
+                _ = commit_timer.tick() => Event::Commit,
+                m = consumer.recv() => {
+                    self.apply_changes();
+                    match m {
+                        Ok(message) => Event::Read(self.take(&message)),
+                        Err(e) => Event::Error(e),
+                    }
+                }
+            };
+            // Rebalance callbacks may have run while the other branches waited.
+            self.apply_changes();
+            self.measure_ends().await;
+            match event {
+                Event::Due => {
+                    if self.send_due(cx).await.is_err() {
+                        return Ok(Ending::Closed);
+                    }
+                }
+                Event::Commit => {
+                    if let Err(e) = self.commit().await {
+                        tracing::warn!("{e} (trying again in {})", humantime(every));
+                    }
+                }
+                Event::Read(Some(tp)) => {
+                    // Found again: the batch is gone if its partition was revoked since.
+                    let full = self.pending.iter().position(|p| p.tp == tp);
+                    if let Some(i) = full
+                        && self.send(i, cx).await.is_err()
+                    {
+                        return Ok(Ending::Closed);
+                    }
+                }
+                Event::Read(None) => {}
+                Event::Error(KafkaError::PartitionEOF(partition)) => self.end_of(partition).await,
+                Event::Error(e @ KafkaError::MessageConsumptionFatal(_)) => {
+                    return Err(self.settings.failure("cannot read", e));
+                }
+                Event::Error(e) => self.warn(e),
+            }
+        }
+    }
+
+    /// Adds a message to its partition's batch; returns the partition when its batch is full.
+    fn take(&mut self, message: &BorrowedMessage<'_>) -> Option<TopicPartition> {
+        self.last_warning = None;
+        let i = self.pending_index(message.topic(), message.partition());
+        let offset = message.offset();
+        let p = &mut self.pending[i];
+        let problem = match message.payload() {
+            Some(bytes) if !bytes.is_empty() => match self.decoder.decode(bytes) {
+                Ok(record) => {
+                    p.records.push(record);
+                    None
+                }
+                Err(e) => Some((e.to_string(), bytes.to_vec())),
+            },
+            Some(_) => Some(("invalid JSON: empty message".to_string(), Vec::new())),
+            None => Some((
+                "invalid JSON: no value (a tombstone)".to_string(),
+                Vec::new(),
+            )),
+        };
+        if let Some((why, bytes)) = problem {
+            let reason = format!("{}[{}]@{offset}: {why}", p.tp.topic, p.tp.partition);
+            p.dead.push((reason, Payload::Raw(bytes)));
+        }
+        p.next = Some(offset + 1);
+        p.since.get_or_insert_with(Instant::now);
+        let full = p.len() >= self.settings.batch_size;
+        let tp = &self.pending[i].tp;
+        if self.settings.stop_at_end {
+            self.ends.read_to(tp, offset + 1);
+        }
+        full.then(|| tp.clone())
+    }
+
+    /// The index of the batch of `topic`[`partition`], made on first use.
+    fn pending_index(&mut self, topic: &str, partition: i32) -> usize {
+        if let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| p.tp.partition == partition && *p.tp.topic == *topic)
+        {
+            return i;
+        }
+        let tp = TopicPartition {
+            topic: topic.into(),
+            partition,
+        };
+        let slot = if self.several_topics {
+            match self.slots.iter().position(|s| *s == tp) {
+                Some(s) => s,
+                None => {
+                    self.slots.push(tp.clone());
+                    self.slots.len() - 1
+                }
+            }
+        } else {
+            usize::try_from(partition).unwrap_or(0)
+        };
+        self.pending.push(Pending {
+            tp,
+            slot,
+            records: Vec::new(),
+            dead: Vec::new(),
+            next: None,
+            since: None,
+        });
+        self.pending.len() - 1
+    }
+
+    /// When the oldest partial batch is due.
+    fn next_due(&self) -> Option<Instant> {
+        self.pending
+            .iter()
+            .filter_map(|p| p.since)
+            .min()
+            .map(|since| since + self.settings.batch_timeout)
+    }
+
+    /// Sends batch `i` (its dead letters first), then counts its messages as sent.
+    async fn send(&mut self, i: usize, cx: &SourceContext) -> Result<(), Closed> {
+        let capacity = self.settings.batch_size.min(4096);
+        let p = &mut self.pending[i];
+        let records = std::mem::replace(&mut p.records, Vec::with_capacity(capacity));
+        let dead = std::mem::take(&mut p.dead);
+        p.since = None;
+        let (tp, slot, next) = (p.tp.clone(), p.slot, p.next);
+        cx.dead_letter.send(dead).await;
+        if !records.is_empty() {
+            cx.send_from(slot, records).await?;
+        }
+        if let Some(next) = next {
+            self.group.lock().offsets.sent(&tp, next);
+        }
+        Ok(())
+    }
+
+    /// Sends the partial batches that waited `batch_timeout`.
+    async fn send_due(&mut self, cx: &SourceContext) -> Result<(), Closed> {
+        let now = Instant::now();
+        let timeout = self.settings.batch_timeout;
+        for i in 0..self.pending.len() {
+            if self.pending[i].since.is_some_and(|s| s + timeout <= now) {
+                self.send(i, cx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every batch still waiting.
+    pub async fn send_all(&mut self, cx: &SourceContext) -> Result<(), Closed> {
+        self.apply_changes();
+        for i in 0..self.pending.len() {
+            if self.pending[i].len() > 0 {
+                self.send(i, cx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in the assignment changes the group callbacks recorded, at once: callbacks run
+    /// while the consumer is polled, and a message the same poll returned belongs to the new
+    /// assignment. Unsent records of a revoked partition are dropped (its next reader starts
+    /// after the last record sent); with `stop_at_end`, new partitions wait for
+    /// [`Reader::measure_ends`].
+    fn apply_changes(&mut self) {
+        let changes = std::mem::take(&mut self.group.lock().changes);
+        for change in changes {
+            match change {
+                Change::Assigned(tps) => {
+                    if self.settings.stop_at_end {
+                        self.unmeasured.get_or_insert_with(Vec::new).extend(tps);
+                    }
+                }
+                Change::Revoked(tps) => {
+                    if let Some(waiting) = &mut self.unmeasured {
+                        waiting.retain(|tp| !tps.contains(tp));
+                    }
+                    self.ends.revoke(&tps);
+                    self.pending.retain(|p| !tps.contains(&p.tp));
+                }
+            }
+        }
+    }
+
+    /// With `stop_at_end`: asks the end offsets of the partitions assigned since the last
+    /// call, where each of them ends for this run.
+    async fn measure_ends(&mut self) {
+        let Some(tps) = self.unmeasured.take() else {
+            return;
+        };
+        let ends = self.end_offsets(tps).await;
+        self.ends.assign(&ends);
+        for (tp, _) in &ends {
+            if let Some(next) = self.read_next(tp) {
+                self.ends.read_to(tp, next);
+            }
+        }
+    }
+
+    /// The next offset after the last message read from `tp`, if any was.
+    fn read_next(&self, tp: &TopicPartition) -> Option<i64> {
+        self.pending
+            .iter()
+            .find(|p| p.tp == *tp)
+            .and_then(|p| p.next)
+    }
+
+    /// The end offset of each of `tps` now, where the broker answers.
+    async fn end_offsets(&self, tps: Vec<TopicPartition>) -> Vec<(TopicPartition, Option<i64>)> {
+        let consumer = self.consumer.clone();
+        let asked = tokio::task::spawn_blocking(move || {
+            tps.into_iter()
+                .map(|tp| {
+                    let end = consumer
+                        .fetch_watermarks(&tp.topic, tp.partition, PROBE_TIMEOUT)
+                        .map(|(_, high)| high);
+                    (tp, end.ok())
+                })
+                .collect()
+        })
+        .await;
+        asked.unwrap_or_default()
+    }
+
+    /// An end-of-partition event for partition number `partition`.
+    async fn end_of(&mut self, partition: i32) {
+        let open = self.ends.open(partition);
+        if open.is_empty() {
+            return;
+        }
+        if !self.ends.shared(partition) {
+            self.ends.reached(&open[0]);
+            return;
+        }
+        let mut probes = Vec::with_capacity(open.len());
+        for tp in open {
+            probes.push(self.probe(tp).await);
+        }
+        self.ends.resolve(&probes);
+    }
+
+    /// Where this source stands in `tp` and where its end is, asking the broker.
+    async fn probe(&self, tp: TopicPartition) -> Probe {
+        let read = self.read_next(&tp);
+        let end_at_assignment = self.ends.end(&tp);
+        let consumer = self.consumer.clone();
+        let start = self.settings.start;
+        let asked = tp.clone();
+        let answer = tokio::task::spawn_blocking(move || -> Result<(i64, i64), KafkaError> {
+            let (low, high) =
+                consumer.fetch_watermarks(&asked.topic, asked.partition, PROBE_TIMEOUT)?;
+            if let Some(next) = read {
+                return Ok((next, high));
+            }
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&asked.topic, asked.partition);
+            let committed = consumer.committed_offsets(list, PROBE_TIMEOUT)?;
+            let resume = committed
+                .find_partition(&asked.topic, asked.partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(n) => Some(n),
+                    _ => None,
+                });
+            let position = resume.unwrap_or(match start {
+                Start::Earliest => low,
+                Start::Latest => high,
+            });
+            Ok((position, high))
+        })
+        .await;
+        match answer {
+            Ok(Ok((position, high))) => Probe {
+                tp,
+                position: Some(position),
+                high: Some(end_at_assignment.unwrap_or(high)),
+            },
+            _ => Probe {
+                tp,
+                position: read,
+                high: end_at_assignment,
+            },
+        }
+    }
+
+    /// Commits the offsets sent and not committed yet.
+    pub async fn commit(&self) -> Result<(), ComponentError> {
+        let positions = self.group.lock().offsets.uncommitted();
+        self.commit_positions(positions).await
+    }
+
+    /// Commits `positions` for the group, waiting for the broker's answer. A checkpoint can
+    /// take [`crate::offsets::Offsets::uncommitted`] when it starts and pass it here once the
+    /// sinks have acknowledged everything sent before it.
+    pub async fn commit_positions(&self, positions: Positions) -> Result<(), ComponentError> {
+        let positions = self.group.lock().offsets.still_held(&positions);
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        let list = positions
+            .to_list()
+            .map_err(|e| self.settings.failure("cannot commit offsets", e))?;
+        let commit = tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync));
+        match tokio::time::timeout(COMMIT_TIMEOUT, commit).await {
+            Ok(Ok(Ok(()))) => {
+                self.group.lock().offsets.committed(&positions);
+                Ok(())
+            }
+            Ok(Ok(Err(e))) => Err(self.settings.failure("cannot commit offsets", e)),
+            Ok(Err(e)) => Err(self.settings.failure("cannot commit offsets", e)),
+            Err(_) => Err(self.settings.failure(
+                "cannot commit offsets",
+                format!("no answer within {}", humantime(COMMIT_TIMEOUT)),
+            )),
+        }
+    }
+
+    /// Warns about a consumer error once (librdkafka retries on its own).
+    fn warn(&mut self, e: KafkaError) {
+        let text = e.to_string();
+        if self.last_warning.as_deref() != Some(text.as_str()) {
+            tracing::warn!(
+                "kafka group `{}` reading {:?} at {}: {text}",
+                self.settings.group_id,
+                self.settings.topics,
+                brokers(&self.settings.config)
+            );
+            self.last_warning = Some(text);
+        }
+    }
+
+    /// Leaves the group. Closing waits for the broker, so it runs off the async threads.
+    pub async fn close(self) {
+        let consumer = self.consumer;
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    }
+}
+
+impl Settings {
+    fn failure(&self, doing: &str, e: impl std::fmt::Display) -> ComponentError {
+        ComponentError::Other(format!(
+            "kafka group `{}` reading {:?} at {}: {doing}: {e}",
+            self.group_id,
+            self.topics,
+            brokers(&self.config)
+        ))
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    humantime_serde::re::humantime::format_duration(d).to_string()
+}

@@ -1,0 +1,204 @@
+//! The `kafka` source: JSON messages from Kafka topics, sent in batches per partition, the group's offsets committed once the records were sent.
+
+use crate::config::{Managed, Options, Setting, check_topic, client_config};
+use crate::reader::{Ending, Reader, Settings};
+use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::{
+    BuildContext, BuildError, ComponentError, Plugin, Source, SourceContext, SourcePlugin,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Options of the `kafka` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// The brokers to connect to first, as `host:port` separated by commas (librdkafka's
+    /// `bootstrap.servers`).
+    pub bootstrap_servers: String,
+    /// The topics to read, such as `["financial_transactions"]`; a name starting with `^` is a
+    /// regular expression matching topic names. Each message is one JSON object; a message
+    /// that is not (or is empty) goes to the dead-letter output with its topic, partition and
+    /// offset.
+    pub topics: Vec<String>,
+    /// The consumer group. Members of one group share the topics' partitions, and the
+    /// group's committed offsets tell where the next run resumes.
+    pub group_id: String,
+    /// Where the group starts reading a partition it has no committed offset for: `earliest`
+    /// (the oldest message the topic keeps) or `latest` (only messages written from then on).
+    #[serde(default)]
+    pub start: Start,
+    /// Records per batch sent downstream; a batch holds records of one partition only.
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1))]
+    pub batch_size: usize,
+    /// The longest a record waits in a partial batch, such as `100ms`: a batch is sent when
+    /// it is full, or when its first record has waited this long.
+    #[serde(default = "default_batch_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub batch_timeout: Duration,
+    /// End the source once it has read every partition assigned to it to the end (the end
+    /// as it was when reached: later messages are left for the next run), for bounded runs.
+    /// By default the source reads until the pipeline is stopped.
+    #[serde(default)]
+    pub stop_at_end: bool,
+    /// How often the offsets of the records sent downstream are committed for the group,
+    /// such as `5s`. They are committed when the source stops too, after its last batch.
+    #[serde(default = "default_commit_interval", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub commit_interval: Duration,
+    /// Extra librdkafka consumer settings, such as `{ "session.timeout.ms" = 10000 }` (see
+    /// librdkafka's CONFIGURATION.md). Settings that an option above controls, and those the
+    /// source sets itself (`enable.auto.commit`, `enable.auto.offset.store`,
+    /// `enable.partition.eof`), are refused.
+    #[serde(default)]
+    pub options: Options,
+}
+
+/// Where a group without a committed offset starts reading a partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// The oldest message the topic keeps.
+    #[default]
+    Earliest,
+    /// Only messages written from then on.
+    Latest,
+}
+
+fn default_batch_size() -> usize {
+    1024
+}
+
+fn default_batch_timeout() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_commit_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+const MANAGED: &[Managed] = &[
+    Managed {
+        key: "bootstrap.servers",
+        hint: "set `bootstrap_servers` instead",
+    },
+    Managed {
+        key: "metadata.broker.list",
+        hint: "set `bootstrap_servers` instead",
+    },
+    Managed {
+        key: "group.id",
+        hint: "set `group_id` instead",
+    },
+    Managed {
+        key: "auto.offset.reset",
+        hint: "set `start` instead",
+    },
+    Managed {
+        key: "enable.auto.commit",
+        hint: "the source commits the offsets of the records it sent; set `commit_interval`",
+    },
+    Managed {
+        key: "auto.commit.interval.ms",
+        hint: "set `commit_interval` instead",
+    },
+    Managed {
+        key: "enable.auto.offset.store",
+        hint: "the source commits the offsets of the records it sent; set `commit_interval`",
+    },
+    Managed {
+        key: "enable.partition.eof",
+        hint: "set `stop_at_end` instead",
+    },
+];
+
+/// Registers the `kafka` source.
+pub struct KafkaSourcePlugin;
+
+impl SourcePlugin for KafkaSourcePlugin {
+    type Config = KafkaSourceConfig;
+
+    fn build(cfg: KafkaSourceConfig, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        if cfg.topics.is_empty() {
+            return Err(BuildError::field("topics", "topics is empty")
+                .with_hint("name a topic, such as `topics = [\"financial_transactions\"]`"));
+        }
+        for topic in &cfg.topics {
+            check_topic("topics", topic, true)?;
+        }
+        if cfg.group_id.trim().is_empty() {
+            return Err(BuildError::field("group_id", "group_id is empty"));
+        }
+        if cfg.batch_size == 0 {
+            return Err(BuildError::field(
+                "batch_size",
+                "batch_size must be at least 1",
+            ));
+        }
+        if cfg.commit_interval.is_zero() {
+            return Err(BuildError::field(
+                "commit_interval",
+                "commit_interval must be longer than 0",
+            ));
+        }
+        let reset = match cfg.start {
+            Start::Earliest => "earliest",
+            Start::Latest => "latest",
+        };
+        let settings = [
+            Setting::new("group.id", cfg.group_id.as_str(), "group_id"),
+            Setting::new("auto.offset.reset", reset, "start"),
+            Setting::new("enable.auto.commit", "false", "options"),
+            Setting::new("enable.auto.offset.store", "false", "options"),
+            Setting::new(
+                "enable.partition.eof",
+                cfg.stop_at_end.to_string(),
+                "stop_at_end",
+            ),
+        ];
+        let config = client_config(
+            &cx.component,
+            &cfg.bootstrap_servers,
+            &settings,
+            &cfg.options,
+            MANAGED,
+        )?;
+        Ok(Box::new(KafkaSource(Settings {
+            config,
+            topics: cfg.topics,
+            group_id: cfg.group_id,
+            start: cfg.start,
+            batch_size: cfg.batch_size,
+            batch_timeout: cfg.batch_timeout,
+            stop_at_end: cfg.stop_at_end,
+            commit_interval: cfg.commit_interval,
+        })))
+    }
+}
+
+/// The `kafka` source as built; it reads when it runs.
+struct KafkaSource(Settings);
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
+        let mut reader = Reader::start(self.0)?;
+        let read = reader.read(&cx).await;
+        if !matches!(read, Ok(Ending::Closed)) {
+            // Nothing reads the output any more when this fails: what is left stays
+            // uncommitted, for the next run.
+            let _ = reader.send_all(&cx).await;
+        }
+        let committed = reader.commit().await;
+        reader.close().await;
+        read?;
+        committed
+    }
+}
+
+ecomflow_core::inventory::submit!(Plugin::source::<KafkaSourcePlugin>(
+    "kafka",
+    "JSON messages from Kafka topics, offsets committed for a consumer group"
+));

@@ -1,0 +1,264 @@
+//! The real stack end to end, against the real servers `scripts/services.sh` starts (Kafka,
+//! PostgreSQL, Elasticsearch): `generate.toml` puts transactions (some broken) on a topic, the
+//! flagship with the `real-stack.toml` overlay consumes it to the end, and then PostgreSQL's
+//! aggregate tables equal their recomputation from `transactions`, the Elasticsearch index holds
+//! exactly the good transactions under their ids with a date-typed `transactionDate`, the bad
+//! messages are dead letters with their reasons, and the group's offsets are committed to the
+//! end. Without the servers these tests fail.
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const GOOD: u64 = 3000;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn kafka() -> String {
+    env_or("ECOMFLOW_TEST_KAFKA", "127.0.0.1:19092")
+}
+
+fn elasticsearch() -> String {
+    env_or("ECOMFLOW_TEST_ELASTICSEARCH", "http://127.0.0.1:19200")
+}
+
+fn pipeline(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../pipelines")
+        .join(name)
+}
+
+fn run(args: &[&str], envs: &[(&str, String)], dir: &Path) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
+    cmd.args(args).current_dir(dir);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("ecomflow runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ecomflow {args:?} failed:\n{stderr}");
+    stderr
+}
+
+async fn fresh_postgres_database(name: &str) -> String {
+    let server = env_or(
+        "ECOMFLOW_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:55432/postgres",
+    );
+    let admin = sqlx::PgPool::connect(&server).await.unwrap_or_else(|e| {
+        panic!("no PostgreSQL at {server} ({e}): run scripts/services.sh start")
+    });
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::query(&sql).execute(&admin).await.expect("database");
+    }
+    admin.close().await;
+    let at = server.rfind('/').expect("a database in the URL");
+    format!("{}/{name}", &server[..at])
+}
+
+async fn produce_malformed(topic: &str, n: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .expect("producer");
+    for i in 0..n {
+        let payload = format!("{{\"transactionId\": \"broken-{i}\", \"productPrice\": ");
+        producer
+            .send(
+                FutureRecord::to(topic).key("broken").payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+    }
+}
+
+async fn es_json(path: &str) -> serde_json::Value {
+    let url = format!("{}{path}", elasticsearch());
+    reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_postgres_and_elasticsearch() {
+    let id = std::process::id();
+    let topic = format!("ecomflow_e2e_{id}");
+    let index = format!("transactions_e2e_{id}");
+    let group = format!("ecomflow_e2e_{id}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_postgres_database(&format!("ecomflow_e2e_{id}")).await;
+
+    // 1. generate.toml puts GOOD transactions, plus broken ones, on the topic.
+    let broker = kafka();
+    run(
+        &[
+            "run",
+            pipeline("generate.toml").to_str().expect("utf8"),
+            "--set",
+            &format!("sinks.kafka.topic={topic}"),
+            "--set",
+            &format!("sources.transactions.count={GOOD}"),
+            "--set",
+            "sources.transactions.bad_ratio=0.02",
+        ],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", broker.clone()),
+            (
+                "ECOMFLOW_DEAD_LETTER",
+                dir.path().join("generate-dead.jsonl").display().to_string(),
+            ),
+        ],
+        dir.path(),
+    );
+    produce_malformed(&topic, 3).await;
+
+    // 2. The flagship with the real-stack overlay consumes the topic to its end.
+    let dead = dir.path().join("dead-letter.jsonl");
+    run(
+        &[
+            "run",
+            pipeline("ecommerce.toml").to_str().expect("utf8"),
+            pipeline("real-stack.toml").to_str().expect("utf8"),
+            "--set",
+            &format!("sources.transactions.topics=[\"{topic}\"]"),
+            "--set",
+            &format!("sources.transactions.group_id={group}"),
+            "--set",
+            "sources.transactions.stop_at_end=true",
+            "--set",
+            &format!("sinks.transactions_index.index={index}"),
+        ],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", broker.clone()),
+            ("DATABASE_URL", database.clone()),
+            ("ELASTICSEARCH_URL", elasticsearch()),
+            ("ECOMFLOW_DEAD_LETTER", dead.display().to_string()),
+        ],
+        dir.path(),
+    );
+
+    // 3. PostgreSQL: every good transaction once; aggregates equal their recomputation.
+    let pool = sqlx::PgPool::connect(&database).await.expect("database");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM transactions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(n as u64, GOOD);
+    let mismatched: Vec<(String,)> = sqlx::query_as(
+        "SELECT d.transaction_date::text FROM sales_per_day d
+         FULL JOIN (SELECT transaction_date::date AS day, SUM(total_amount_usd) AS total
+                    FROM transactions WHERE payment_status = 'success' GROUP BY 1) r
+           ON r.day = d.transaction_date
+         WHERE d.transaction_date IS NULL OR r.day IS NULL OR abs(d.total_sales - r.total) > 0.005",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("recompute");
+    assert!(
+        mismatched.is_empty(),
+        "sales_per_day differs on {mismatched:?}"
+    );
+    let mismatched: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.category FROM sales_per_category c
+         FULL JOIN (SELECT transaction_date::date AS day, product_category AS category,
+                           SUM(total_amount_usd) AS total
+                    FROM transactions WHERE payment_status = 'success' GROUP BY 1, 2) r
+           ON r.day = c.transaction_date AND r.category = c.category
+         WHERE c.category IS NULL OR r.category IS NULL OR abs(c.total_sales - r.total) > 0.005",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("recompute");
+    assert!(
+        mismatched.is_empty(),
+        "sales_per_category differs on {mismatched:?}"
+    );
+
+    // 4. Elasticsearch: exactly the good transactions, under their ids, with a date field.
+    reqwest::Client::new()
+        .post(format!("{}/{index}/_refresh", elasticsearch()))
+        .send()
+        .await
+        .expect("refresh");
+    let count = es_json(&format!("/{index}/_count")).await;
+    assert_eq!(count["count"].as_u64(), Some(GOOD), "{count}");
+    let mapping = es_json(&format!("/{index}/_mapping")).await;
+    assert_eq!(
+        mapping[&index]["mappings"]["properties"]["transactionDate"]["type"], "date",
+        "{mapping}"
+    );
+    let (some_id,): (String,) = sqlx::query_as("SELECT transaction_id FROM transactions LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .expect("an id");
+    let doc = es_json(&format!("/{index}/_doc/{some_id}")).await;
+    assert_eq!(doc["found"], true, "{doc}");
+    assert_eq!(doc["_source"]["transactionId"], some_id.as_str());
+
+    // 5. Dead letters: the undecodable messages with topic, partition and offset, and the
+    //    records with missing or mistyped fields; none of them reached a table.
+    let letters: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .expect("dead letters")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let undecodable: Vec<&serde_json::Value> = letters
+        .iter()
+        .filter(|l| l["component"] == "sources.transactions")
+        .collect();
+    assert_eq!(undecodable.len(), 3, "{undecodable:?}");
+    for l in &undecodable {
+        let reason = l["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.starts_with(&format!("{topic}[")) && reason.contains("]@"),
+            "{reason}"
+        );
+    }
+    assert!(
+        letters
+            .iter()
+            .any(|l| l["component"] == "transforms.checked"),
+        "the broken records on the topic are caught by the check"
+    );
+
+    // 6. The consumer group's offsets are committed to the end of every partition.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .set("group.id", &group)
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition(&topic, p.id());
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    for e in committed.elements() {
+        let (_, high) = consumer
+            .fetch_watermarks(&topic, e.partition(), Duration::from_secs(10))
+            .expect("watermarks");
+        assert_eq!(
+            e.offset(),
+            rdkafka::Offset::Offset(high),
+            "partition {} is committed to its end",
+            e.partition()
+        );
+    }
+}
