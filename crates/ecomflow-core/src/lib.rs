@@ -13,6 +13,8 @@ pub mod field;
 pub mod json;
 pub mod record;
 pub mod registry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod value;
 

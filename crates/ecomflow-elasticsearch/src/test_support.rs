@@ -1,21 +1,14 @@
 //! Test helpers: build the sink from TOML through the registry, run it on a real dead-letter
 //! channel, and talk to the test Elasticsearch.
 
-use ecomflow_core::component::DeadLetterOutput;
-use ecomflow_core::registry::Builder;
-use ecomflow_core::{
-    BuildContext, BuildError, Counters, DeadLetter, Field, Kind, Plugin, Record, Sink, SinkContext,
-    Value,
-};
+use ecomflow_core::{BuildError, Record, Sink};
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
 use elasticsearch::http::headers::HeaderMap;
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::Transport;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::mpsc;
 
 /// The shipped index template for `transactions*`.
 pub const TEMPLATE: &str = include_str!("../../../elasticsearch/transactions-template.json");
@@ -43,49 +36,11 @@ pub fn unique_index(name: &str) -> String {
     )
 }
 
-/// Builds the sink `name` from TOML options, exactly as the runtime does, with the pipeline
-/// file in `base_dir`.
-pub fn build_sink_in(
-    name: &str,
-    options: &str,
-    base_dir: &Path,
-) -> Result<Box<dyn Sink>, BuildError> {
-    let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
-    let plugin =
-        Plugin::find(Kind::Sink, name).unwrap_or_else(|| panic!("sink `{name}` is not registered"));
-    let cx = BuildContext {
-        component: "sinks.test".into(),
-        base_dir: base_dir.to_path_buf(),
-    };
-    match plugin.builder {
-        Builder::Sink(build) => build(table, &cx),
-        _ => panic!("`{name}` is not a sink"),
-    }
-}
+pub use ecomflow_core::testing::{build_error, build_sink_in, dead_letters, record, sink_context};
 
 /// Builds the `elasticsearch` sink from TOML options.
 pub fn build(options: &str) -> Result<Box<dyn Sink>, BuildError> {
     build_sink_in("elasticsearch", options, Path::new("."))
-}
-
-/// The build error, failing the test when the build succeeded.
-pub fn build_error<T>(result: Result<T, BuildError>) -> BuildError {
-    match result {
-        Ok(_) => panic!("expected a build error"),
-        Err(e) => e,
-    }
-}
-
-/// A record from a JSON object.
-pub fn record(json: serde_json::Value) -> Record {
-    let serde_json::Value::Object(map) = json else {
-        panic!("not an object: {json}");
-    };
-    let mut r = Record::with_capacity(map.len());
-    for (k, v) in map {
-        r.push(Field::new(&k), Value::from_json(v));
-    }
-    r
 }
 
 /// A transaction as the seed generator writes it, number `i`, on `date`.
@@ -106,25 +61,6 @@ pub fn transaction(i: usize, date: &str) -> Record {
         "paymentStatus": "success",
         "totalAmount": price * (i % 5 + 1) as f64,
     }))
-}
-
-/// A sink context on a real channel, with the dead-letter receiver.
-pub fn sink_context() -> (SinkContext, mpsc::Receiver<Vec<DeadLetter>>) {
-    let (dead_tx, dead_rx) = mpsc::channel(64);
-    let counters = Arc::new(Counters::default());
-    let cx = SinkContext {
-        dead_letter: DeadLetterOutput::new("sinks.test".into(), dead_tx, counters),
-    };
-    (cx, dead_rx)
-}
-
-/// Every dead letter sent so far.
-pub fn dead_letters(rx: &mut mpsc::Receiver<Vec<DeadLetter>>) -> Vec<DeadLetter> {
-    let mut all = Vec::new();
-    while let Ok(d) = rx.try_recv() {
-        all.extend(d);
-    }
-    all
 }
 
 /// Sends a request to the test Elasticsearch and returns the status and JSON body (null when

@@ -2,10 +2,9 @@
 
 use ecomflow_core::CancellationToken;
 use ecomflow_core::component::DeadLetterOutput;
-use ecomflow_core::registry::Builder;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, Counters, DeadLetter, Field, Kind, Message, Output, Plugin,
-    Record, Sink, SinkContext, Source, SourceContext, Value,
+    Batch, BuildError, Counters, DeadLetter, Field, Kind, Message, Output, Record, Sink, Source,
+    SourceContext, Value,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -264,16 +263,7 @@ pub async fn read_topic(topic: &str, partitions: i32) -> Vec<In> {
     out
 }
 
-fn plugin(kind: Kind, name: &str) -> &'static Plugin {
-    Plugin::find(kind, name).unwrap_or_else(|| panic!("{} `{name}` is not registered", kind.noun()))
-}
-
-fn context(kind: Kind) -> BuildContext {
-    BuildContext {
-        component: format!("{}.test", kind.table()),
-        base_dir: ".".into(),
-    }
-}
+pub use ecomflow_core::testing::{build_error, dead_letters, plugin, record, sink_context};
 
 /// The schema of the `kafka` plugin of `kind`, as JSON.
 pub fn schema(kind: Kind) -> serde_json::Value {
@@ -282,40 +272,12 @@ pub fn schema(kind: Kind) -> serde_json::Value {
 
 /// Builds the `kafka` source from TOML options, exactly as the runtime does.
 pub fn build_source(options: &str) -> Result<Box<dyn Source>, BuildError> {
-    let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
-    match plugin(Kind::Source, "kafka").builder {
-        Builder::Source(build) => build(table, &context(Kind::Source)),
-        _ => panic!("not a source"),
-    }
+    ecomflow_core::testing::build_source("kafka", options)
 }
 
 /// Builds the `kafka` sink from TOML options, exactly as the runtime does.
 pub fn build_sink(options: &str) -> Result<Box<dyn Sink>, BuildError> {
-    let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
-    match plugin(Kind::Sink, "kafka").builder {
-        Builder::Sink(build) => build(table, &context(Kind::Sink)),
-        _ => panic!("not a sink"),
-    }
-}
-
-/// The build error, failing the test when the build succeeded.
-pub fn build_error<T>(result: Result<T, BuildError>) -> BuildError {
-    match result {
-        Ok(_) => panic!("expected a build error"),
-        Err(e) => e,
-    }
-}
-
-/// A record from a JSON object.
-pub fn record(json: serde_json::Value) -> Record {
-    let serde_json::Value::Object(map) = json else {
-        panic!("not an object: {json}");
-    };
-    let mut r = Record::with_capacity(map.len());
-    for (k, v) in map {
-        r.push(Field::new(&k), Value::from_json(v));
-    }
-    r
+    ecomflow_core::testing::build_sink("kafka", options)
 }
 
 /// The integer field `name` of `r`.
@@ -324,25 +286,6 @@ pub fn int(r: &Record, name: &str) -> i64 {
         Some(Value::Int(i)) => *i,
         other => panic!("{name} is {other:?}"),
     }
-}
-
-/// A sink context on a real channel, with the dead-letter receiver.
-pub fn sink_context() -> (SinkContext, mpsc::Receiver<Vec<DeadLetter>>) {
-    let (dead_tx, dead_rx) = mpsc::channel(64);
-    let counters = Arc::new(Counters::default());
-    let cx = SinkContext {
-        dead_letter: DeadLetterOutput::new("sinks.test".into(), dead_tx, counters),
-    };
-    (cx, dead_rx)
-}
-
-/// Every dead letter sent so far.
-pub fn dead_letters(rx: &mut mpsc::Receiver<Vec<DeadLetter>>) -> Vec<DeadLetter> {
-    let mut all = Vec::new();
-    while let Ok(d) = rx.try_recv() {
-        all.extend(d);
-    }
-    all
 }
 
 /// A source running in the background, with what it sent so far.

@@ -1,70 +1,10 @@
 //! Test helpers: build the sink from TOML through the registry, run it on a real dead-letter
 //! channel, and read the SQLite file it wrote.
 
-use ecomflow_core::component::DeadLetterOutput;
-use ecomflow_core::registry::Builder;
-use ecomflow_core::{
-    BuildContext, BuildError, Counters, DeadLetter, Field, Kind, Plugin, Record, Sink, SinkContext,
-    Value,
-};
 use sqlx::SqlitePool;
 use std::path::Path;
-use std::sync::Arc;
-use tokio::sync::mpsc;
 
-/// Builds the sink `name` from TOML options, exactly as the runtime does.
-pub fn build_sink(name: &str, options: &str) -> Result<Box<dyn Sink>, BuildError> {
-    let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
-    let plugin =
-        Plugin::find(Kind::Sink, name).unwrap_or_else(|| panic!("sink `{name}` is not registered"));
-    let cx = BuildContext {
-        component: "sinks.test".into(),
-        base_dir: ".".into(),
-    };
-    match plugin.builder {
-        Builder::Sink(build) => build(table, &cx),
-        _ => panic!("`{name}` is not a sink"),
-    }
-}
-
-/// The build error, failing the test when the build succeeded.
-pub fn build_error<T>(result: Result<T, BuildError>) -> BuildError {
-    match result {
-        Ok(_) => panic!("expected a build error"),
-        Err(e) => e,
-    }
-}
-
-/// A record from a JSON object.
-pub fn record(json: serde_json::Value) -> Record {
-    let serde_json::Value::Object(map) = json else {
-        panic!("not an object: {json}");
-    };
-    let mut r = Record::with_capacity(map.len());
-    for (k, v) in map {
-        r.push(Field::new(&k), Value::from_json(v));
-    }
-    r
-}
-
-/// A sink context on a real channel, with the dead-letter receiver.
-pub fn sink_context() -> (SinkContext, mpsc::Receiver<Vec<DeadLetter>>) {
-    let (dead_tx, dead_rx) = mpsc::channel(64);
-    let counters = Arc::new(Counters::default());
-    let cx = SinkContext {
-        dead_letter: DeadLetterOutput::new("sinks.test".into(), dead_tx, counters),
-    };
-    (cx, dead_rx)
-}
-
-/// Every dead letter sent so far.
-pub fn dead_letters(rx: &mut mpsc::Receiver<Vec<DeadLetter>>) -> Vec<DeadLetter> {
-    let mut all = Vec::new();
-    while let Ok(d) = rx.try_recv() {
-        all.extend(d);
-    }
-    all
-}
+pub use ecomflow_core::testing::{build_error, build_sink, dead_letters, record, sink_context};
 
 /// The `sqlite://` URL of `path`.
 pub fn sqlite_url(path: &Path) -> String {
