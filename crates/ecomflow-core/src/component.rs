@@ -33,9 +33,22 @@ impl Counters {
 /// What moves through the channels between components.
 #[derive(Debug)]
 pub enum Message {
-    /// Records, shared by every reader of the output that sent them (a reader that is the
-    /// only one left takes them without a copy).
-    Batch(Arc<Batch>),
+    /// Records from the reader's input number `input`, shared by every reader of the output
+    /// that sent them (a reader that is the only one left takes them without a copy).
+    Batch {
+        /// Which of the reader's inputs sent it.
+        input: usize,
+        /// The records.
+        batch: Arc<Batch>,
+    },
+    /// Checkpoint barrier `id`: everything the input sent before it belongs to checkpoint
+    /// `id`, everything after to the next one.
+    Barrier {
+        /// Which of the reader's inputs sent it.
+        input: usize,
+        /// The checkpoint.
+        id: u64,
+    },
     /// No record with an earlier event time (microseconds since 1970 UTC) will come from the
     /// reader's input number `input`; `i64::MAX` when that input has ended.
     Watermark {
@@ -78,13 +91,25 @@ impl Output {
         }
         let mut delivered = false;
         let shared = Arc::new(batch);
-        for (tx, _) in &self.senders {
-            delivered |= tx.send(Message::Batch(shared.clone())).await.is_ok();
+        for (tx, input) in &self.senders {
+            let message = Message::Batch {
+                input: *input,
+                batch: shared.clone(),
+            };
+            delivered |= tx.send(message).await.is_ok();
         }
         if delivered || self.senders.is_empty() {
             Ok(())
         } else {
             Err(Closed)
+        }
+    }
+
+    /// Sends checkpoint barrier `id` to every reader.
+    pub async fn send_barrier(&self, id: u64) {
+        for (tx, input) in &self.senders {
+            // A reader that has gone away takes part in no checkpoint.
+            let _ = tx.send(Message::Barrier { input: *input, id }).await;
         }
     }
 
@@ -157,9 +182,53 @@ pub struct SourceContext {
     pub counters: Arc<Counters>,
     /// Reads event time and tracks the watermark, when the source has an `event_time` table.
     pub event_time: Option<std::sync::Mutex<EventTimeTracker>>,
+    /// Checkpointing, when the pipeline has a `[checkpoint]` table.
+    pub checkpoints: Option<crate::checkpoint::SourceCheckpoints>,
 }
 
 impl SourceContext {
+    /// Where the last completed checkpoint left this source (what it passed to
+    /// [`SourceContext::checkpoint`]), to resume from after a restart.
+    pub fn restored_position(&self) -> Option<&serde_json::Value> {
+        self.checkpoints.as_ref()?.restored.as_ref()
+    }
+
+    /// True when the pipeline wants a checkpoint: call [`SourceContext::checkpoint`] between
+    /// batches, and before returning when `shutdown` is cancelled.
+    pub fn checkpoint_due(&self) -> bool {
+        self.checkpoints.as_ref().is_some_and(|c| c.due())
+    }
+
+    /// Takes part in the due checkpoint: `position` says where to resume (everything sent so
+    /// far is before it); a barrier follows the records already sent.
+    pub async fn checkpoint(&self, position: serde_json::Value) {
+        let Some(c) = &self.checkpoints else { return };
+        let Some(id) = c.take() else { return };
+        self.output.send_barrier(id).await;
+        c.report(crate::checkpoint::Report::Source {
+            id,
+            component: self.dead_letter.component().clone(),
+            position,
+        });
+    }
+
+    /// Says that partition `partition` (a Kafka partition just assigned, say) exists: until
+    /// it sends records, or stays silent for the idle timeout, it holds the watermark back,
+    /// so its backlog is not late.
+    pub fn register_partition(&self, partition: usize) {
+        if let Some(tracker) = &self.event_time
+            && let Ok(mut t) = tracker.lock()
+        {
+            t.register(partition);
+        }
+    }
+
+    /// The newest checkpoint that completed (every sink made everything before it durable),
+    /// to watch, for example to commit that checkpoint's offsets.
+    pub fn completed_checkpoints(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.checkpoints.as_ref()?.completed.clone())
+    }
+
     /// Sends a batch downstream and counts it (partition 0; see [`SourceContext::send_from`]).
     pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
         self.send_from(0, batch).await
@@ -265,6 +334,17 @@ pub trait Transform: Send {
         self.process(batch.to_vec(), out);
     }
 
+    /// The state to keep in a checkpoint (everything needed to go on after a restart as if
+    /// nothing happened), or `None` for a stateless transform.
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Restores the state a checkpoint kept, before any record arrives.
+    fn restore(&mut self, _state: serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Called when the watermark of this transform's inputs (the lowest of them) moves:
     /// no record with an earlier event time should come any more; close what ends before it.
     fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) {}
@@ -305,6 +385,11 @@ pub trait Sink: Send {
 
     /// Called once after the last batch: flush buffers and make the writes durable.
     async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Makes everything written so far durable, for a checkpoint (flush buffers, commit).
+    async fn checkpoint(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
         Ok(())
     }
 

@@ -64,6 +64,8 @@ pub struct EventTimeTracker {
 struct Partition {
     highest: Option<i64>,
     last_seen: Instant,
+    /// Known to exist (registered or seen), so it counts while it is not idle.
+    known: bool,
 }
 
 /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z: the times calendars can handle.
@@ -107,11 +109,13 @@ impl EventTimeTracker {
                 Partition {
                     highest: None,
                     last_seen: now,
+                    known: false,
                 },
             );
         }
         let p = &mut self.partitions[partition];
         p.last_seen = now;
+        p.known = true;
         let field = self.field;
         let format = &self.format;
         let mut highest = p.highest;
@@ -145,11 +149,37 @@ impl EventTimeTracker {
         );
     }
 
+    /// Registers partition `partition` before it sends anything: until it does (or idles),
+    /// the watermark waits for it.
+    pub fn register(&mut self, partition: usize) {
+        let now = Instant::now();
+        if self.partitions.len() <= partition {
+            self.partitions.resize(
+                partition + 1,
+                Partition {
+                    highest: None,
+                    last_seen: now,
+                    known: false,
+                },
+            );
+        }
+        let p = &mut self.partitions[partition];
+        p.known = true;
+        p.last_seen = now;
+    }
+
     /// The watermark if it moved since the last call: the lowest of the active partitions'
     /// highest times minus the out-of-orderness. Partitions idle for longer than the idle
-    /// timeout are left out, unless all are.
+    /// timeout are left out, unless all are; a registered partition that has not sent yet
+    /// holds it back until then.
     pub fn advance(&mut self) -> Option<i64> {
         let now = Instant::now();
+        let waiting = self.partitions.iter().any(|p| {
+            p.known && p.highest.is_none() && now.duration_since(p.last_seen) < self.idle_timeout
+        });
+        if waiting {
+            return None;
+        }
         let seen = self.partitions.iter().filter(|p| p.highest.is_some());
         let active: Vec<i64> = seen
             .clone()
@@ -254,6 +284,21 @@ mod tests {
         assert_eq!(
             t.advance(),
             crate::time::parse_iso("2025-01-01T02:00:00Z", true)
+        );
+    }
+
+    #[test]
+    fn a_registered_partition_holds_the_watermark_until_it_sends() {
+        let mut t = EventTimeTracker::new(&config("idle_timeout = \"1h\"")).expect("ok");
+        let mut dead = Vec::new();
+        t.register(0);
+        t.register(1);
+        t.stamp(0, &mut batch(&["2025-01-01T05:00:00Z"]), &mut dead);
+        assert_eq!(t.advance(), None, "partition 1 has not sent yet");
+        t.stamp(1, &mut batch(&["2025-01-01T01:00:00Z"]), &mut dead);
+        assert_eq!(
+            t.advance(),
+            crate::time::parse_iso("2025-01-01T01:00:00Z", true)
         );
     }
 

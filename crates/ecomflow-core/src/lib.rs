@@ -4,6 +4,7 @@
 //! A plugin crate depends on this crate alone: it re-exports `inventory`, `serde`,
 //! `schemars` and `async_trait` so the versions always match the runtime's.
 
+pub mod checkpoint;
 pub mod component;
 pub mod dead_letter;
 pub mod error;

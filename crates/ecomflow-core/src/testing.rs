@@ -110,8 +110,8 @@ impl BatchReceiver {
     /// The next batch, or `None` when the source has ended.
     pub async fn recv(&mut self) -> Option<Batch> {
         loop {
-            if let Message::Batch(b) = self.0.recv().await? {
-                return Some(Arc::unwrap_or_clone(b));
+            if let Message::Batch { batch, .. } = self.0.recv().await? {
+                return Some(Arc::unwrap_or_clone(batch));
             }
         }
     }
@@ -129,6 +129,7 @@ pub fn source_context() -> (SourceContext, SourceHarness) {
         shutdown: shutdown.clone(),
         counters: counters.clone(),
         event_time: None,
+        checkpoints: None,
     };
     (
         cx,

@@ -85,10 +85,17 @@ impl Client {
         &self.what
     }
 
-    /// Stores the index template read from `path` as `_index_template/<index>`, and warns
-    /// when the index already exists (the template then does not change it).
+    /// Stores the index template read from `path` under the file's name (without `.json`):
+    /// every index the template's patterns match shares it, so sinks writing different
+    /// `transactions*` indices do not clash. Warns when the index already exists (the
+    /// template then does not change it).
     pub async fn put_template(&self, path: &Path) -> Result<(), ComponentError> {
         let shown = path.display();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(&self.index)
+            .to_lowercase();
         let text = tokio::fs::read(path).await.map_err(|e| {
             ComponentError::io(format!("cannot read the index template {shown}"), e)
         })?;
@@ -99,7 +106,7 @@ impl Client {
         let (status, body) = self
             .send("store the index template for", || {
                 indices
-                    .put_index_template(IndicesPutIndexTemplateParts::Name(&self.index))
+                    .put_index_template(IndicesPutIndexTemplateParts::Name(&name))
                     .body(&template)
                     .send()
             })

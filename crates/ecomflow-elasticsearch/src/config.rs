@@ -21,7 +21,7 @@ pub struct ElasticsearchConfig {
     #[serde(default)]
     pub id_field: Option<String>,
     /// An index-template JSON file, such as `../elasticsearch/transactions-template.json`,
-    /// relative to the pipeline file; stored as `_index_template/<index>` when the sink first
+    /// relative to the pipeline file; stored as `_index_template/<file name>` when the sink first
     /// connects, before anything is written. Its `index_patterns` must match `index`; it
     /// shapes indices created after it (an existing index keeps its mappings).
     #[serde(default)]

@@ -294,7 +294,7 @@ async fn the_template_is_stored_before_the_first_write() {
         .collect();
     assert_eq!(
         seen,
-        ["PUT /_index_template/tx", "HEAD /tx", "POST /tx/_bulk"]
+        ["PUT /_index_template/t", "HEAD /tx", "POST /tx/_bulk"]
     );
     assert_eq!(mock.requests()[0].body, r#"{"index_patterns":["tx"]}"#);
 }

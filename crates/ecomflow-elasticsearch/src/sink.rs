@@ -222,6 +222,10 @@ impl Sink for ElasticsearchSink {
         self.flush_if_old(cx).await
     }
 
+    async fn checkpoint(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.flush_all(cx).await
+    }
+
     async fn finish(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
         // An empty run still connects, so the template is stored and errors show.
         self.connect().await?;

@@ -64,10 +64,10 @@ async fn without_id_field_elasticsearch_assigns_ids() {
 async fn the_template_makes_transaction_date_a_date_that_range_queries_find() {
     let index = unique_index("template");
     let dir = tempfile::tempdir().expect("temp dir");
-    template_for(dir.path(), "tmpl.json", &index);
+    template_for(dir.path(), &format!("{index}.json"), &index);
     let (cx, mut dead) = sink_context();
     // `template` is relative to the pipeline file's directory.
-    let opts = options(&index, "template = \"tmpl.json\"");
+    let opts = options(&index, &format!("template = \"{index}.json\""));
     let mut sink = build_sink_in("elasticsearch", &opts, dir.path()).expect("builds");
     let mut with_timestamp = transaction(4, "2025-07-20T08:00:00.000001+0000");
     with_timestamp.set(
@@ -142,9 +142,9 @@ async fn the_template_makes_transaction_date_a_date_that_range_queries_find() {
 async fn a_document_the_mapping_rejects_is_dead_lettered_with_the_reason() {
     let index = unique_index("reject");
     let dir = tempfile::tempdir().expect("temp dir");
-    template_for(dir.path(), "tmpl.json", &index);
+    template_for(dir.path(), &format!("{index}.json"), &index);
     let (cx, mut dead) = sink_context();
-    let tmpl = dir.path().join("tmpl.json");
+    let tmpl = dir.path().join(format!("{index}.json"));
     let opts = options(
         &index,
         &format!("template = {:?}", tmpl.to_str().expect("utf8")),

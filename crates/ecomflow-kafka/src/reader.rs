@@ -137,7 +137,7 @@ impl Reader {
         let mut commit_timer = tokio::time::interval_at(Instant::now() + every, every);
         commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            self.apply_changes();
+            self.apply_changes(cx);
             self.measure_ends().await;
             if self.settings.stop_at_end && self.ends.all_done() {
                 return Ok(Ending::Done);
@@ -151,7 +151,7 @@ impl Reader {
                 }
                 _ = commit_timer.tick() => Event::Commit,
                 m = consumer.recv() => {
-                    self.apply_changes();
+                    self.apply_changes(cx);
                     match m {
                         Ok(message) => Event::Read(self.take(&message)),
                         Err(e) => Event::Error(e),
@@ -159,7 +159,7 @@ impl Reader {
                 }
             };
             // Rebalance callbacks may have run while the other branches waited.
-            self.apply_changes();
+            self.apply_changes(cx);
             self.measure_ends().await;
             match event {
                 Event::Due => {
@@ -225,6 +225,21 @@ impl Reader {
         full.then(|| tp.clone())
     }
 
+    /// The watermark slot of `tp`: its partition number for one topic, else its place among
+    /// the partitions seen.
+    fn slot_of(&mut self, tp: &TopicPartition) -> usize {
+        if !self.several_topics {
+            return usize::try_from(tp.partition).unwrap_or(0);
+        }
+        match self.slots.iter().position(|s| s == tp) {
+            Some(s) => s,
+            None => {
+                self.slots.push(tp.clone());
+                self.slots.len() - 1
+            }
+        }
+    }
+
     /// The index of the batch of `topic`[`partition`], made on first use.
     fn pending_index(&mut self, topic: &str, partition: i32) -> usize {
         if let Some(i) = self
@@ -238,17 +253,7 @@ impl Reader {
             topic: topic.into(),
             partition,
         };
-        let slot = if self.several_topics {
-            match self.slots.iter().position(|s| *s == tp) {
-                Some(s) => s,
-                None => {
-                    self.slots.push(tp.clone());
-                    self.slots.len() - 1
-                }
-            }
-        } else {
-            usize::try_from(partition).unwrap_or(0)
-        };
+        let slot = self.slot_of(&tp);
         self.pending.push(Pending {
             tp,
             slot,
@@ -301,7 +306,7 @@ impl Reader {
 
     /// Sends every batch still waiting.
     pub async fn send_all(&mut self, cx: &SourceContext) -> Result<(), Closed> {
-        self.apply_changes();
+        self.apply_changes(cx);
         for i in 0..self.pending.len() {
             if self.pending[i].len() > 0 {
                 self.send(i, cx).await?;
@@ -315,11 +320,16 @@ impl Reader {
     /// assignment. Unsent records of a revoked partition are dropped (its next reader starts
     /// after the last record sent); with `stop_at_end`, new partitions wait for
     /// [`Reader::measure_ends`].
-    fn apply_changes(&mut self) {
+    fn apply_changes(&mut self, cx: &SourceContext) {
         let changes = std::mem::take(&mut self.group.lock().changes);
         for change in changes {
             match change {
                 Change::Assigned(tps) => {
+                    // A new partition holds the watermark back until it sends or idles.
+                    for tp in &tps {
+                        let slot = self.slot_of(tp);
+                        cx.register_partition(slot);
+                    }
                     if self.settings.stop_at_end {
                         self.unmeasured.get_or_insert_with(Vec::new).extend(tps);
                     }

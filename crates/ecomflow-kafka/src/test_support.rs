@@ -317,12 +317,13 @@ pub fn start_paced(source: Box<dyn Source>, pause: Duration) -> Running {
         shutdown: shutdown.clone(),
         counters,
         event_time: None,
+        checkpoints: None,
     };
     let (batches_tx, batches) = mpsc::unbounded_channel();
     let (letters_tx, dead) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
-            if let Message::Batch(b) = m {
+            if let Message::Batch { batch: b, .. } = m {
                 let _ = batches_tx.send(Arc::unwrap_or_clone(b));
                 tokio::time::sleep(pause).await;
             }

@@ -1,6 +1,7 @@
 //! ecomflow-runtime: loads pipeline files (with every error collected and located), checks
 //! the component graph, and runs it on tokio.
 
+mod checkpoint;
 pub mod diagnostic;
 pub mod graph;
 mod graph_check;

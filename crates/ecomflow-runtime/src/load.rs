@@ -69,6 +69,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
 
     let mut declared = Vec::new();
     let mut dead_letter = None;
+    let mut checkpoint = None;
     for (index, file) in files.iter().enumerate() {
         let (root, errors) = DeTable::parse_recoverable(&file.text);
         if !errors.is_empty() {
@@ -83,6 +84,9 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
         }
         let mut root = root.into_inner();
         interpolate_table(&mut root, file, options.env, &mut diags);
+        if let Some(table) = root.remove("checkpoint") {
+            checkpoint = checkpoint_config(file, table, &mut diags);
+        }
         declare(
             index,
             file,
@@ -124,6 +128,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
         (Some(components), Some(dead_letter)) => Ok(Pipeline {
             components,
             dead_letter,
+            checkpoint,
         }),
         _ => Err(Diagnostics(vec![Diagnostic::general(
             "ecomflow",
@@ -222,7 +227,7 @@ fn declare<'i>(
                 continue;
             }
             other => {
-                let known = ["sources", "transforms", "sinks", DEAD_LETTER];
+                let known = ["sources", "transforms", "sinks", DEAD_LETTER, "checkpoint"];
                 diags.push(
                     Diagnostic::at(file, Some(key_span), format!("unknown table `{other}`"))
                         .with_hint(Some(did_you_mean(other, &known, "expected one of"))),
@@ -531,6 +536,50 @@ fn build<'f>(
             ));
             node.plugin = Some(plugin);
             (node, None)
+        }
+    }
+}
+
+/// Reads the `[checkpoint]` table.
+fn checkpoint_config(
+    file: &SourceFile,
+    value: Spanned<DeValue<'_>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ecomflow_core::checkpoint::CheckpointConfig> {
+    let span = value.span();
+    let DeValue::Table(t) = value.into_inner() else {
+        diags.push(Diagnostic::at(
+            file,
+            Some(span),
+            "`checkpoint` must be a table",
+        ));
+        return None;
+    };
+    match ecomflow_core::checkpoint::CheckpointConfig::deserialize(toml::de::Deserializer::from(
+        Spanned::new(span.clone(), t),
+    )) {
+        Ok(c) if c.interval.is_zero() => {
+            diags.push(
+                Diagnostic::at(
+                    file,
+                    Some(span),
+                    "`checkpoint.interval` must be longer than 0s",
+                )
+                .in_component("checkpoint"),
+            );
+            None
+        }
+        Ok(c) => Some(c),
+        Err(e) => {
+            diags.push(
+                Diagnostic::at(
+                    file,
+                    e.span().or(Some(span)),
+                    e.message().trim_end().to_string(),
+                )
+                .in_component("checkpoint"),
+            );
+            None
         }
     }
 }

@@ -76,6 +76,8 @@ pub struct Pipeline {
     pub components: Vec<Component>,
     /// Where records that a component cannot handle go.
     pub dead_letter: Component,
+    /// Checkpointing, when the pipeline has a `[checkpoint]` table.
+    pub checkpoint: Option<ecomflow_core::checkpoint::CheckpointConfig>,
 }
 
 impl std::fmt::Debug for Component {

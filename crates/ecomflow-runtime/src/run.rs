@@ -9,7 +9,9 @@
 //! flows through, transforms flush, sinks finish, and the run returns. A component that fails
 //! stops the run the same way and the run returns its error.
 
+use crate::checkpoint::{self as coordination, Alignment, Step};
 use crate::pipeline::{Built, Component, Pipeline};
+use ecomflow_core::checkpoint::{Checkpoint, Report, SourceCheckpoints};
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{
     Batch, ComponentError, Counters, DeadLetter, Emitter, EventTimeTracker, Message, Output, Sink,
@@ -91,7 +93,66 @@ pub async fn run(
     let Pipeline {
         components,
         dead_letter,
+        checkpoint,
     } = pipeline;
+    let fail_early = |failures: Vec<(String, String)>| RunFailure {
+        failures,
+        summary: RunSummary::default(),
+    };
+
+    // Checkpointing: resume from the last completed checkpoint, coordinate the next ones.
+    let (marker_tx, marker_rx) = mpsc::unbounded_channel::<u64>();
+    let coordination = match &checkpoint {
+        Some(config) => {
+            let restored = Checkpoint::load(std::path::Path::new(&config.dir))
+                .map_err(|e| {
+                    fail_early(vec![(
+                        "checkpoint".into(),
+                        format!("cannot read the checkpoint in {}: {e}", config.dir),
+                    )])
+                })?
+                .unwrap_or_default();
+            if restored.id > 0 {
+                tracing::info!(checkpoint = restored.id, dir = %config.dir, "resuming from a checkpoint");
+            }
+            let participants = components.iter().map(Component::path).collect();
+            Some(coordination::start(
+                config,
+                restored,
+                participants,
+                marker_tx,
+                dead_letter.id.clone(),
+            ))
+        }
+        None => {
+            drop(marker_tx);
+            None
+        }
+    };
+    let (coordination, coordinator_task) = match coordination {
+        Some((c, t)) => (Some(c), Some(t)),
+        None => (None, None),
+    };
+    // Sources stop when the run is asked to; with checkpoints, a last checkpoint is asked
+    // for first, so a restart resumes exactly where this run stopped.
+    let stop_sources = CancellationToken::new();
+    {
+        let (shutdown, stop) = (shutdown.clone(), stop_sources.clone());
+        let checkpoints = coordination
+            .as_ref()
+            .map(|c| (c.requested.clone(), c.completed.clone()));
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            // Unless one is already under way (it then serves as the last one).
+            if let Some((requested, completed)) = checkpoints
+                && *completed.borrow() >= requested.load(Ordering::Acquire)
+            {
+                requested.fetch_add(1, Ordering::AcqRel);
+            }
+            stop.cancel();
+        });
+    }
+    let mut restore_failures = Vec::new();
 
     let mut senders = HashMap::new();
     let mut receivers = HashMap::new();
@@ -145,27 +206,54 @@ pub async fn run(
             event_time,
             ..
         } = c;
+        let reports = coordination.as_ref().map(|c| c.reports.clone());
         let handle = match built {
             Built::Source(source) => {
                 let tracker = event_time
                     .as_ref()
                     .and_then(|config| EventTimeTracker::new(config).ok())
                     .map(std::sync::Mutex::new);
+                let checkpoints = coordination.as_ref().map(|c| SourceCheckpoints {
+                    requested: c.requested.clone(),
+                    taken: std::sync::atomic::AtomicU64::new(c.restored.id),
+                    reports: c.reports.clone(),
+                    restored: c.restored.sources.get(&*path).cloned(),
+                    completed: c.completed.clone(),
+                });
+                let stopped = stop_sources.clone();
+                let checkpointing = checkpoints.is_some();
                 let cx = SourceContext {
                     output: out.clone(),
                     dead_letter,
-                    shutdown: shutdown.child_token(),
+                    shutdown: stop_sources.child_token(),
                     counters: count,
                     event_time: tracker,
+                    checkpoints,
                 };
+                let component = path.clone();
                 tasks.spawn(async move {
                     let result = source.run(cx).await;
-                    // The source has ended: nothing earlier will come from it.
-                    out.send_watermark(i64::MAX).await;
+                    // The source has ended: nothing earlier will come from it. A source
+                    // stopped for a restart has not ended: its open buckets stay open, kept by
+                    // the last checkpoint.
+                    if !(checkpointing && stopped.is_cancelled()) {
+                        out.send_watermark(i64::MAX).await;
+                    }
+                    ended(&reports, component);
                     result
                 })
             }
-            Built::Transform(transform) => {
+            Built::Transform(mut transform) => {
+                if let Some(state) = coordination
+                    .as_ref()
+                    .and_then(|c| c.restored.transforms.get(&*path))
+                    && let Err(e) = transform.restore(state.clone())
+                {
+                    restore_failures.push((
+                        path.to_string(),
+                        format!("cannot restore its checkpointed state: {e}"),
+                    ));
+                }
                 let rx = receivers.remove(&id);
                 let io = TransformIo {
                     out,
@@ -173,22 +261,47 @@ pub async fn run(
                     dead_letter,
                     count,
                     watermarks: Watermarks::new(inputs.len()),
+                    alignment: Alignment::new(inputs.len()),
+                    reports,
+                    component: path.clone(),
                 };
                 tasks.spawn(run_transform(transform, rx, io))
             }
             Built::Sink(sink) => {
                 let rx = receivers.remove(&id);
                 let cx = SinkContext { dead_letter };
-                tasks.spawn(run_sink(sink, rx, cx, count))
+                let alignment = Alignment::new(inputs.len());
+                tasks.spawn(run_sink(
+                    sink,
+                    rx,
+                    cx,
+                    count,
+                    alignment,
+                    reports,
+                    path.clone(),
+                ))
             }
         };
         names.insert(handle.id(), path.to_string());
     }
     drop(dl_tx);
+    if !restore_failures.is_empty() {
+        stop_sources.cancel();
+        tasks.abort_all();
+        return Err(fail_early(restore_failures));
+    }
 
     let dl_path = dead_letter.id.clone();
     let dl_count = Arc::new(Counters::default());
-    let dl_task = tokio::spawn(run_dead_letter(dead_letter, dl_rx, dl_count.clone()));
+    let dl_reports = coordination.as_ref().map(|c| c.reports.clone());
+    drop(coordination);
+    let dl_task = tokio::spawn(run_dead_letter(
+        dead_letter,
+        dl_rx,
+        dl_count.clone(),
+        marker_rx,
+        dl_reports,
+    ));
 
     let mut failures = Vec::new();
     while let Some(done) = tasks.join_next_with_id().await {
@@ -199,6 +312,13 @@ pub async fn run(
         if let Err(e) = result {
             failures.push((name.unwrap_or_else(|| "?".into()), e));
             shutdown.cancel();
+        }
+    }
+    if let Some(task) = coordinator_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(("checkpoint".into(), e)),
+            Err(e) => failures.push(("checkpoint".into(), panic_message(e))),
         }
     }
     match dl_task.await {
@@ -241,13 +361,23 @@ fn panic_message(e: tokio::task::JoinError) -> String {
     }
 }
 
-/// Where a transform's results go, and the watermarks of its inputs.
+/// Tells the checkpoint coordinator that a component has ended.
+fn ended(reports: &Option<mpsc::UnboundedSender<Report>>, component: Arc<str>) {
+    if let Some(r) = reports {
+        let _ = r.send(Report::Ended { component });
+    }
+}
+
+/// Where a transform's results go, the watermarks of its inputs and its checkpoint duties.
 struct TransformIo {
     out: Output,
     named: Vec<(&'static str, Output)>,
     dead_letter: DeadLetterOutput,
     count: Arc<Counters>,
     watermarks: Watermarks,
+    alignment: Alignment,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+    component: Arc<str>,
 }
 
 /// The lowest watermark over a component's inputs that have sent one.
@@ -287,6 +417,7 @@ async fn run_transform(
     mut io: TransformIo,
 ) -> Result<(), ComponentError> {
     let Some(mut rx) = rx else {
+        ended(&io.reports, io.component.clone());
         return Ok(());
     };
     let mut emitter = Emitter::default();
@@ -295,21 +426,44 @@ async fn run_transform(
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
+    // Messages held back during a checkpoint's alignment, handled once it is done.
+    let mut replay = std::collections::VecDeque::new();
     loop {
-        let message = match ticker.as_mut() {
-            Some(t) => tokio::select! {
-                m = rx.recv() => m,
-                _ = t.tick() => {
-                    transform.tick(&mut emitter);
-                    forward(&mut emitter, &io).await;
-                    continue;
-                }
-            },
-            None => rx.recv().await,
+        let message = if let Some(m) = replay.pop_front() {
+            Some(m)
+        } else {
+            match ticker.as_mut() {
+                Some(t) => tokio::select! {
+                    m = rx.recv() => m,
+                    _ = t.tick() => {
+                        transform.tick(&mut emitter);
+                        forward(&mut emitter, &io).await;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            }
         };
-        match message {
-            None => break,
-            Some(Message::Batch(batch)) => {
+        let Some(message) = message else { break };
+        match io.alignment.step(message) {
+            Step::Wait => {}
+            Step::Aligned(id) => {
+                if let Some(r) = &io.reports {
+                    let _ = r.send(Report::Transform {
+                        id,
+                        component: io.component.clone(),
+                        state: transform.snapshot(),
+                    });
+                }
+                io.out.send_barrier(id).await;
+                for (_, o) in &io.named {
+                    o.send_barrier(id).await;
+                }
+                let mut held = io.alignment.release();
+                held.extend(replay.drain(..));
+                replay = held;
+            }
+            Step::Handle(Message::Batch { batch, .. }) => {
                 Counters::add(&io.count.received, batch.len());
                 match Arc::try_unwrap(batch) {
                     Ok(owned) => transform.process(owned, &mut emitter),
@@ -317,19 +471,24 @@ async fn run_transform(
                 }
                 forward(&mut emitter, &io).await;
             }
-            Some(Message::Watermark { input, at }) => {
+            Step::Handle(Message::Watermark { input, at }) => {
                 if let Some(at) = io.watermarks.update(input, at) {
                     transform.on_watermark(at, &mut emitter);
                     forward(&mut emitter, &io).await;
                     send_watermark(&io, at).await;
                 }
             }
+            Step::Handle(Message::Barrier { .. }) => {}
         }
     }
     transform.flush(&mut emitter);
     forward(&mut emitter, &io).await;
-    send_watermark(&io, i64::MAX).await;
-    io.watermarks.current = Some(i64::MAX);
+    // Every input ended on its own (a MAX watermark) or was stopped for a restart: pass on
+    // only what the inputs said.
+    if io.watermarks.current == Some(i64::MAX) || io.reports.is_none() {
+        send_watermark(&io, i64::MAX).await;
+    }
+    ended(&io.reports, io.component.clone());
     Ok(())
 }
 
@@ -367,6 +526,9 @@ async fn run_sink(
     rx: Option<mpsc::Receiver<Message>>,
     cx: SinkContext,
     count: Arc<Counters>,
+    mut alignment: Alignment,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+    component: Arc<str>,
 ) -> Result<(), ComponentError> {
     let mut ticker = sink.tick_interval().map(|d| {
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
@@ -374,37 +536,60 @@ async fn run_sink(
         t
     });
     if let Some(mut rx) = rx {
+        let mut replay = std::collections::VecDeque::new();
         loop {
-            let message = match ticker.as_mut() {
-                Some(t) => tokio::select! {
-                    m = rx.recv() => m,
-                    _ = t.tick() => {
-                        sink.tick(&cx).await?;
-                        continue;
-                    }
-                },
-                None => rx.recv().await,
+            let message = if let Some(m) = replay.pop_front() {
+                Some(m)
+            } else {
+                match ticker.as_mut() {
+                    Some(t) => tokio::select! {
+                        m = rx.recv() => m,
+                        _ = t.tick() => {
+                            sink.tick(&cx).await?;
+                            continue;
+                        }
+                    },
+                    None => rx.recv().await,
+                }
             };
             let Some(message) = message else { break };
-            let Message::Batch(batch) = message else {
-                continue;
-            };
-            let n = batch.len();
-            Counters::add(&count.received, n);
-            match Arc::try_unwrap(batch) {
-                Ok(owned) => sink.write(owned, &cx).await?,
-                Err(shared) => sink.write_shared(&shared, &cx).await?,
+            match alignment.step(message) {
+                Step::Aligned(id) => {
+                    sink.checkpoint(&cx).await?;
+                    if let Some(r) = &reports {
+                        let _ = r.send(Report::Sink {
+                            id,
+                            component: component.clone(),
+                        });
+                    }
+                    let mut held = alignment.release();
+                    held.extend(replay.drain(..));
+                    replay = held;
+                }
+                Step::Handle(Message::Batch { batch, .. }) => {
+                    let n = batch.len();
+                    Counters::add(&count.received, n);
+                    match Arc::try_unwrap(batch) {
+                        Ok(owned) => sink.write(owned, &cx).await?,
+                        Err(shared) => sink.write_shared(&shared, &cx).await?,
+                    }
+                    Counters::add(&count.sent, n);
+                }
+                Step::Handle(_) | Step::Wait => {}
             }
-            Counters::add(&count.sent, n);
         }
     }
-    sink.finish(&cx).await
+    let result = sink.finish(&cx).await;
+    ended(&reports, component);
+    result
 }
 
 async fn run_dead_letter(
     component: Component,
     mut rx: mpsc::Receiver<Vec<DeadLetter>>,
     count: Arc<Counters>,
+    mut markers: mpsc::UnboundedReceiver<u64>,
+    reports: Option<mpsc::UnboundedSender<Report>>,
 ) -> Result<(), ComponentError> {
     let Built::Sink(mut sink) = component.built else {
         return Err(ComponentError::Other(
@@ -416,14 +601,45 @@ async fn run_dead_letter(
     let cx = SinkContext {
         dead_letter: DeadLetterOutput::new(component.id.as_str().into(), own_tx, count.clone()),
     };
-    while let Some(letters) = rx.recv().await {
-        let batch: Batch = letters.iter().map(DeadLetter::to_record).collect();
-        let n = batch.len();
-        Counters::add(&count.received, n);
-        sink.write(batch, &cx).await?;
-        Counters::add(&count.sent, n);
+    let component_id: Arc<str> = component.id.as_str().into();
+    let mut markers_open = true;
+    loop {
+        tokio::select! {
+            letters = rx.recv() => {
+                let Some(letters) = letters else { break };
+                write_letters(&mut sink, &cx, &count, letters).await?;
+            }
+            marker = markers.recv(), if markers_open => {
+                let Some(id) = marker else {
+                    markers_open = false;
+                    continue;
+                };
+                // Every letter sent before the checkpoint's barriers is queued by now.
+                while let Ok(letters) = rx.try_recv() {
+                    write_letters(&mut sink, &cx, &count, letters).await?;
+                }
+                sink.checkpoint(&cx).await?;
+                if let Some(r) = &reports {
+                    let _ = r.send(Report::Sink { id, component: component_id.clone() });
+                }
+            }
+        }
     }
     sink.finish(&cx).await
+}
+
+async fn write_letters(
+    sink: &mut Box<dyn Sink>,
+    cx: &SinkContext,
+    count: &Counters,
+    letters: Vec<DeadLetter>,
+) -> Result<(), ComponentError> {
+    let batch: Batch = letters.iter().map(DeadLetter::to_record).collect();
+    let n = batch.len();
+    Counters::add(&count.received, n);
+    sink.write(batch, cx).await?;
+    Counters::add(&count.sent, n);
+    Ok(())
 }
 
 #[cfg(test)]

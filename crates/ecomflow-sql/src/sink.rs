@@ -261,6 +261,10 @@ impl Sink for SqlSink {
         Ok(())
     }
 
+    async fn checkpoint(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.flush_all(cx).await
+    }
+
     fn tick_interval(&self) -> Option<Duration> {
         Some(self.flush_interval)
     }

@@ -100,6 +100,16 @@ async fn kafka_to_postgres_and_elasticsearch() {
     let group = format!("ecomflow_e2e_{id}");
     let dir = tempfile::tempdir().expect("tempdir");
     let database = fresh_postgres_database(&format!("ecomflow_e2e_{id}")).await;
+    let http = reqwest::Client::new();
+    // Leftovers of earlier runs: templates named after a test index would overlap the
+    // shipped `transactions*` template.
+    let _ = http
+        .delete(format!(
+            "{}/_index_template/transactions_e2e_*",
+            elasticsearch()
+        ))
+        .send()
+        .await;
 
     // 1. generate.toml puts GOOD transactions, plus broken ones, on the topic.
     let broker = kafka();
@@ -188,8 +198,7 @@ async fn kafka_to_postgres_and_elasticsearch() {
     );
 
     // 4. Elasticsearch: exactly the good transactions, under their ids, with a date field.
-    reqwest::Client::new()
-        .post(format!("{}/{index}/_refresh", elasticsearch()))
+    http.post(format!("{}/{index}/_refresh", elasticsearch()))
         .send()
         .await
         .expect("refresh");
@@ -261,4 +270,8 @@ async fn kafka_to_postgres_and_elasticsearch() {
             e.partition()
         );
     }
+    let _ = http
+        .delete(format!("{}/{index}", elasticsearch()))
+        .send()
+        .await;
 }

@@ -4,7 +4,7 @@ use super::function::Function;
 use ecomflow_core::Value;
 
 /// Running state of one aggregation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Accumulator {
     /// Records (or non-null values) counted.
     Count(i64),

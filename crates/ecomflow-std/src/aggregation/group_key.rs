@@ -4,7 +4,9 @@ use compact_str::CompactString;
 use ecomflow_core::Value;
 
 /// One part of a group key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum KeyPart {
     /// Null or an absent field.
     Null,

@@ -107,6 +107,10 @@ impl Sink for FileSink {
         written.map_err(|e| self.error("write to", e))
     }
 
+    async fn checkpoint(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.finish(cx).await
+    }
+
     async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
         let file = self.file().await?;
         let flushed = match file.flush().await {

@@ -184,9 +184,13 @@ struct GeneratorSource {
 #[async_trait]
 impl Source for GeneratorSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
-        let seed = match self.seed {
-            Some(seed) => seed,
-            None => {
+        // After a restart, go on from the last checkpoint: same seed, same transactions.
+        let restored = cx
+            .restored_position()
+            .and_then(|p| Some((p.get("seed")?.as_u64()?, p.get("made")?.as_u64()?)));
+        let seed = match (restored, self.seed) {
+            (Some((seed, _)), _) | (None, Some(seed)) => seed,
+            (None, None) => {
                 // TOML integers are signed: keep the seed one a user can write back.
                 let seed = rand::random::<u64>() >> 1;
                 tracing::info!(
@@ -198,6 +202,19 @@ impl Source for GeneratorSource {
             }
         };
         let mut generator = Generator::new(seed, self.fields, self.clock, self.bad_ratio);
+        let mut produced: u64 = 0;
+        if let Some((_, made)) = restored {
+            // Replay the random draws of what was already made, without sending it.
+            let (mut skipped, mut dead) = (Vec::new(), Vec::new());
+            while produced < made {
+                let n = (made - produced).min(self.batch_size as u64) as usize;
+                generator.fill(n, &mut skipped, &mut dead);
+                produced += n as u64;
+                skipped.clear();
+                dead.clear();
+            }
+        }
+        let position = |made: u64| serde_json::json!({ "seed": seed, "made": made });
         let per_batch = if self.rate > 0.0 {
             // About ten batches a second, so a slow rate still flows smoothly.
             ((self.rate / 10.0).ceil() as usize).clamp(1, self.batch_size)
@@ -205,18 +222,21 @@ impl Source for GeneratorSource {
             self.batch_size
         };
         let started = Instant::now();
-        let mut produced: u64 = 0;
+        let resumed_at = produced;
         loop {
+            if cx.checkpoint_due() {
+                cx.checkpoint(position(produced)).await;
+            }
             let n = if self.count == 0 {
                 per_batch
             } else {
-                (self.count - produced).min(per_batch as u64) as usize
+                self.count.saturating_sub(produced).min(per_batch as u64) as usize
             };
             if n == 0 || cx.shutdown.is_cancelled() {
                 break;
             }
             if self.rate > 0.0 {
-                let due = Duration::try_from_secs_f64(produced as f64 / self.rate)
+                let due = Duration::try_from_secs_f64((produced - resumed_at) as f64 / self.rate)
                     .ok()
                     .and_then(|d| started.checked_add(d));
                 let wait = async {
@@ -242,6 +262,10 @@ impl Source for GeneratorSource {
             if cx.send(batch).await.is_err() {
                 break;
             }
+        }
+        // Stopped for a restart: the last checkpoint records where to go on from.
+        if cx.checkpoint_due() {
+            cx.checkpoint(position(produced)).await;
         }
         Ok(())
     }

@@ -139,6 +139,7 @@ enum KeySource {
     Time(TimeKey),
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Group {
     accumulators: Box<[Accumulator]>,
     start: Option<i64>,
@@ -315,6 +316,43 @@ impl Transform for Aggregate {
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(self.emit_interval)
+    }
+
+    /// The groups (with whether their row is due) and the watermark.
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        #[derive(serde::Serialize)]
+        struct State<'a> {
+            watermark: i64,
+            groups: Vec<(&'a GroupKey, &'a Group)>,
+        }
+        serde_json::to_value(State {
+            watermark: self.watermark,
+            groups: self.groups.iter().collect(),
+        })
+        .ok()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        #[derive(serde::Deserialize)]
+        struct State {
+            watermark: i64,
+            groups: Vec<(GroupKey, Group)>,
+        }
+        let state: State = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        self.watermark = state.watermark;
+        for (key, group) in state.groups {
+            if group.accumulators.len() != self.empty.len() {
+                return Err("the aggregations changed since the checkpoint".into());
+            }
+            if let Some(end) = group.end {
+                self.by_end.entry(end).or_default().push(key.clone());
+            }
+            if group.dirty {
+                self.dirty.push(key.clone());
+            }
+            self.groups.insert(key, group);
+        }
+        Ok(())
     }
 
     fn tick(&mut self, out: &mut Emitter) {

@@ -70,6 +70,27 @@ impl FixedWindows {
         applied
     }
 
+    /// The open windows, for a checkpoint.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let windows: Vec<(&GroupKey, &WindowState)> =
+            self.windows.iter().map(|((k, _), w)| (k, w)).collect();
+        serde_json::to_value(windows).unwrap_or_default()
+    }
+
+    /// Restores the windows a checkpoint kept.
+    pub fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let windows: Vec<(GroupKey, WindowState)> =
+            serde_json::from_value(state).map_err(|e| e.to_string())?;
+        for (key, w) in windows {
+            self.by_end
+                .entry(w.end)
+                .or_default()
+                .push((key.clone(), w.start));
+            self.windows.insert((key, w.start), w);
+        }
+        Ok(())
+    }
+
     /// Calls `f` on every window.
     pub fn for_each(&mut self, mut f: impl FnMut(&GroupKey, &mut WindowState)) {
         for ((key, _), w) in self.windows.iter_mut() {

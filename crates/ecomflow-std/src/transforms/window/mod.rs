@@ -143,7 +143,7 @@ impl TransformPlugin for WindowPlugin {
 }
 
 /// One window's state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WindowState {
     /// First instant in the window.
     pub start: i64,
@@ -311,6 +311,27 @@ impl Transform for Window {
 
     fn tick_interval(&self) -> Option<Duration> {
         self.early_updates
+    }
+
+    /// The open windows and the watermark.
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        let windows = match &self.assigner {
+            Assigner::Fixed(f) => f.snapshot(),
+            Assigner::Session(s) => s.snapshot(),
+        };
+        Some(serde_json::json!({ "watermark": self.watermark, "windows": windows }))
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        self.watermark = state
+            .get("watermark")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or("no watermark in the window's state")?;
+        let windows = state.get("windows").cloned().unwrap_or_default();
+        match &mut self.assigner {
+            Assigner::Fixed(f) => f.restore(windows),
+            Assigner::Session(s) => s.restore(windows),
+        }
     }
 
     fn tick(&mut self, out: &mut Emitter) {

@@ -70,6 +70,20 @@ impl Sessions {
         1
     }
 
+    /// The open sessions, for a checkpoint.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let sessions: Vec<(&GroupKey, &Vec<WindowState>)> = self.sessions.iter().collect();
+        serde_json::to_value(sessions).unwrap_or_default()
+    }
+
+    /// Restores the sessions a checkpoint kept.
+    pub fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let sessions: Vec<(GroupKey, Vec<WindowState>)> =
+            serde_json::from_value(state).map_err(|e| e.to_string())?;
+        self.sessions.extend(sessions);
+        Ok(())
+    }
+
     /// Calls `f` on every session.
     pub fn for_each(&mut self, mut f: impl FnMut(&GroupKey, &mut WindowState)) {
         for (key, list) in self.sessions.iter_mut() {

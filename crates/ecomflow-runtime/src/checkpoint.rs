@@ -1,0 +1,378 @@
+//! The checkpoint coordinator and barrier alignment.
+//!
+//! Every `interval` the coordinator asks for checkpoint `n`: each source puts barrier `n`
+//! into its stream at a batch boundary and reports where it stands; each transform, once
+//! barrier `n` has come from every input (holding back what an input sends after its own
+//! barrier), reports its state and passes the barrier on; each sink makes everything before
+//! the barrier durable and reports. When every component has reported (or ended) and the
+//! dead letters are durable too, the checkpoint is written to its directory: a restarted
+//! pipeline resumes from it.
+
+use ecomflow_core::Message;
+use ecomflow_core::checkpoint::{Checkpoint, CheckpointConfig, Report};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, watch};
+
+/// The coordinator's handles, shared with the components.
+pub struct Coordination {
+    /// The newest checkpoint asked for.
+    pub requested: Arc<AtomicU64>,
+    /// Where components report.
+    pub reports: mpsc::UnboundedSender<Report>,
+    /// The newest completed checkpoint.
+    pub completed: watch::Receiver<u64>,
+    /// The checkpoint the run resumed from.
+    pub restored: Checkpoint,
+}
+
+/// Starts the coordinator for the components in `participants` (paths). `dead_letter` asks
+/// the dead-letter writer to make its letters durable for a checkpoint; it answers with a
+/// `Report::Sink` under the path `dead_letter_path`.
+pub fn start(
+    config: &CheckpointConfig,
+    restored: Checkpoint,
+    participants: BTreeSet<String>,
+    dead_letter: mpsc::UnboundedSender<u64>,
+    dead_letter_path: String,
+) -> (Coordination, tokio::task::JoinHandle<Result<(), String>>) {
+    let requested = Arc::new(AtomicU64::new(restored.id));
+    let (reports_tx, reports) = mpsc::unbounded_channel();
+    let (completed_tx, completed) = watch::channel(restored.id);
+    let task = tokio::spawn(coordinate(
+        Coordinator {
+            dir: PathBuf::from(&config.dir),
+            requested: requested.clone(),
+            participants,
+            ended: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            last: restored.clone(),
+            awaiting_dead_letters: None,
+            dead_letter,
+            dead_letter_path,
+            completed: completed_tx,
+        },
+        reports,
+        config.interval,
+    ));
+    (
+        Coordination {
+            requested,
+            reports: reports_tx,
+            completed,
+            restored,
+        },
+        task,
+    )
+}
+
+#[derive(Default)]
+struct Pending {
+    reported: BTreeSet<String>,
+    sources: BTreeMap<String, serde_json::Value>,
+    transforms: BTreeMap<String, serde_json::Value>,
+}
+
+struct Coordinator {
+    dir: PathBuf,
+    requested: Arc<AtomicU64>,
+    participants: BTreeSet<String>,
+    ended: BTreeSet<String>,
+    pending: BTreeMap<u64, Pending>,
+    last: Checkpoint,
+    awaiting_dead_letters: Option<u64>,
+    dead_letter: mpsc::UnboundedSender<u64>,
+    dead_letter_path: String,
+    completed: watch::Sender<u64>,
+}
+
+async fn coordinate(
+    mut c: Coordinator,
+    mut reports: mpsc::UnboundedReceiver<Report>,
+    interval: std::time::Duration,
+) -> Result<(), String> {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if c.ended.len() == c.participants.len() && c.awaiting_dead_letters.is_none() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = ticker.tick() => {
+                // One checkpoint at a time keeps the held-back data small.
+                if c.pending.is_empty() && c.awaiting_dead_letters.is_none() {
+                    c.requested.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            report = reports.recv() => {
+                let Some(report) = report else { return Ok(()) };
+                c.take(report)?;
+            }
+        }
+    }
+}
+
+impl Coordinator {
+    fn take(&mut self, report: Report) -> Result<(), String> {
+        match report {
+            Report::Source {
+                id,
+                component,
+                position,
+            } => {
+                let p = self.pending.entry(id).or_default();
+                p.reported.insert(component.to_string());
+                p.sources.insert(component.to_string(), position);
+            }
+            Report::Transform {
+                id,
+                component,
+                state,
+            } => {
+                let p = self.pending.entry(id).or_default();
+                p.reported.insert(component.to_string());
+                if let Some(state) = state {
+                    p.transforms.insert(component.to_string(), state);
+                }
+            }
+            Report::Sink { id, component } if *component == *self.dead_letter_path => {
+                if self.awaiting_dead_letters == Some(id) {
+                    self.awaiting_dead_letters = None;
+                    self.complete(id)?;
+                }
+            }
+            Report::Sink { id, component } => {
+                self.pending
+                    .entry(id)
+                    .or_default()
+                    .reported
+                    .insert(component.to_string());
+            }
+            Report::Ended { component } => {
+                self.ended.insert(component.to_string());
+            }
+        }
+        self.ask_dead_letters();
+        Ok(())
+    }
+
+    /// When every component has reported the oldest pending checkpoint (or ended), asks the
+    /// dead-letter writer to make its letters durable.
+    fn ask_dead_letters(&mut self) {
+        if self.awaiting_dead_letters.is_some() {
+            return;
+        }
+        let Some((&id, p)) = self.pending.iter().next() else {
+            return;
+        };
+        let all = self
+            .participants
+            .iter()
+            .all(|c| p.reported.contains(c) || self.ended.contains(c));
+        if all && !p.sources.is_empty() {
+            self.awaiting_dead_letters = Some(id);
+            let _ = self.dead_letter.send(id);
+        } else if all {
+            // Every source had ended before it: nothing to resume from.
+            self.pending.remove(&id);
+        }
+    }
+
+    fn complete(&mut self, id: u64) -> Result<(), String> {
+        let Some(p) = self.pending.remove(&id) else {
+            return Ok(());
+        };
+        let mut next = self.last.clone();
+        next.id = id;
+        next.sources.extend(p.sources);
+        next.transforms.extend(p.transforms);
+        next.save(&self.dir).map_err(|e| {
+            format!(
+                "cannot write checkpoint {id} to {}: {e}",
+                self.dir.display()
+            )
+        })?;
+        self.last = next;
+        let _ = self.completed.send(id);
+        tracing::debug!(checkpoint = id, "checkpoint complete");
+        self.ask_dead_letters();
+        Ok(())
+    }
+}
+
+/// Barrier alignment for one component with several inputs: what an input sends after its
+/// barrier is held back until the barrier has come from every input.
+pub struct Alignment {
+    barrier: Vec<u64>,
+    ended: Vec<bool>,
+    target: Option<u64>,
+    held: VecDeque<Message>,
+}
+
+/// What to do with a message.
+pub enum Step {
+    /// Handle it now.
+    Handle(Message),
+    /// Barrier `id` has come from every input: take part in checkpoint `id`, then handle the
+    /// held-back messages (from [`Alignment::release`]).
+    Aligned(u64),
+    /// Nothing to do now (held back, or a barrier still waiting for other inputs).
+    Wait,
+}
+
+impl Alignment {
+    /// Alignment over `inputs` inputs.
+    pub fn new(inputs: usize) -> Alignment {
+        Alignment {
+            barrier: vec![0; inputs],
+            ended: vec![false; inputs],
+            target: None,
+            held: VecDeque::new(),
+        }
+    }
+
+    fn input_of(m: &Message) -> Option<usize> {
+        match m {
+            Message::Batch { input, .. }
+            | Message::Barrier { input, .. }
+            | Message::Watermark { input, .. } => Some(*input),
+        }
+    }
+
+    fn aligned(&self, id: u64) -> bool {
+        self.barrier
+            .iter()
+            .zip(&self.ended)
+            .all(|(b, ended)| *ended || *b >= id)
+    }
+
+    /// Decides about one incoming message.
+    pub fn step(&mut self, m: Message) -> Step {
+        if let (Some(target), Some(input)) = (self.target, Alignment::input_of(&m))
+            && self.barrier.get(input).is_some_and(|b| *b >= target)
+        {
+            self.held.push_back(m);
+            return Step::Wait;
+        }
+        match m {
+            Message::Barrier { input, id } => {
+                if let Some(b) = self.barrier.get_mut(input) {
+                    *b = (*b).max(id);
+                }
+                let target = *self.target.get_or_insert(id);
+                if self.aligned(target) {
+                    self.target = None;
+                    Step::Aligned(target)
+                } else {
+                    Step::Wait
+                }
+            }
+            Message::Watermark { input, at } if at == i64::MAX => {
+                if let Some(e) = self.ended.get_mut(input) {
+                    *e = true;
+                }
+                // An ended input takes part in no barrier: the others may be aligned now.
+                self.held.push_front(Message::Watermark { input, at });
+                match self.target {
+                    Some(target) if self.aligned(target) => {
+                        self.target = None;
+                        Step::Aligned(target)
+                    }
+                    _ => Step::Handle(
+                        self.held
+                            .pop_front()
+                            .unwrap_or(Message::Watermark { input, at }),
+                    ),
+                }
+            }
+            other => Step::Handle(other),
+        }
+    }
+
+    /// The messages held back during the last alignment, in arrival order.
+    pub fn release(&mut self) -> VecDeque<Message> {
+        std::mem::take(&mut self.held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecomflow_core::Message;
+
+    fn batch(input: usize) -> Message {
+        Message::Batch {
+            input,
+            batch: Arc::new(Vec::new()),
+        }
+    }
+
+    fn kind(s: &Step) -> String {
+        match s {
+            Step::Handle(Message::Batch { input, .. }) => format!("batch {input}"),
+            Step::Handle(Message::Watermark { input, .. }) => format!("watermark {input}"),
+            Step::Handle(Message::Barrier { .. }) => "barrier".into(),
+            Step::Aligned(id) => format!("aligned {id}"),
+            Step::Wait => "wait".into(),
+        }
+    }
+
+    #[test]
+    fn what_follows_a_barrier_waits_for_the_other_inputs() {
+        let mut a = Alignment::new(2);
+        assert_eq!(kind(&a.step(batch(0))), "batch 0");
+        assert_eq!(kind(&a.step(Message::Barrier { input: 0, id: 1 })), "wait");
+        assert_eq!(kind(&a.step(batch(0))), "wait", "after its barrier: held");
+        assert_eq!(
+            kind(&a.step(batch(1))),
+            "batch 1",
+            "before its barrier: handled"
+        );
+        assert_eq!(
+            kind(&a.step(Message::Barrier { input: 1, id: 1 })),
+            "aligned 1"
+        );
+        let held: Vec<String> = a
+            .release()
+            .into_iter()
+            .map(|m| kind(&Step::Handle(m)))
+            .collect();
+        assert_eq!(held, ["batch 0"]);
+        assert_eq!(
+            kind(&a.step(batch(0))),
+            "batch 0",
+            "no checkpoint pending any more"
+        );
+    }
+
+    #[test]
+    fn an_ended_input_does_not_block_a_checkpoint() {
+        let mut a = Alignment::new(2);
+        assert_eq!(kind(&a.step(Message::Barrier { input: 0, id: 3 })), "wait");
+        assert_eq!(
+            kind(&a.step(Message::Watermark {
+                input: 1,
+                at: i64::MAX
+            })),
+            "aligned 3"
+        );
+        let held: Vec<String> = a
+            .release()
+            .into_iter()
+            .map(|m| kind(&Step::Handle(m)))
+            .collect();
+        assert_eq!(held, ["watermark 1"], "the end of input 1 is still handled");
+    }
+
+    #[test]
+    fn a_single_input_aligns_at_once() {
+        let mut a = Alignment::new(1);
+        assert_eq!(
+            kind(&a.step(Message::Barrier { input: 0, id: 1 })),
+            "aligned 1"
+        );
+        assert!(a.release().is_empty());
+    }
+}
