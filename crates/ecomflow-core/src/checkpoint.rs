@@ -113,6 +113,8 @@ pub enum Report {
 pub struct SourceCheckpoints {
     /// The newest checkpoint asked for.
     pub requested: Arc<AtomicU64>,
+    /// Woken when a checkpoint is asked for.
+    pub asked: Arc<tokio::sync::Notify>,
     /// The newest checkpoint this source has taken part in.
     pub taken: AtomicU64,
     /// Where reports go.
@@ -127,6 +129,19 @@ impl SourceCheckpoints {
     /// True when a checkpoint this source has not taken part in is asked for.
     pub fn due(&self) -> bool {
         self.requested.load(Ordering::Acquire) > self.taken.load(Ordering::Acquire)
+    }
+
+    /// Waits until a checkpoint this source has not taken part in is asked for.
+    pub async fn wait_due(&self) {
+        loop {
+            let asked = self.asked.notified();
+            tokio::pin!(asked);
+            asked.as_mut().enable();
+            if self.due() {
+                return;
+            }
+            asked.await;
+        }
     }
 
     /// Claims the due checkpoint's id, if one is due.

@@ -199,17 +199,28 @@ impl SourceContext {
         self.checkpoints.as_ref().is_some_and(|c| c.due())
     }
 
+    /// Waits until a checkpoint is due (forever when the pipeline takes none): a source that
+    /// can sit idle selects on this to take part in checkpoints while it waits for input.
+    pub async fn checkpoint_requested(&self) {
+        match &self.checkpoints {
+            Some(c) => c.wait_due().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Takes part in the due checkpoint: `position` says where to resume (everything sent so
-    /// far is before it); a barrier follows the records already sent.
-    pub async fn checkpoint(&self, position: serde_json::Value) {
-        let Some(c) = &self.checkpoints else { return };
-        let Some(id) = c.take() else { return };
+    /// far is before it); a barrier follows the records already sent. Returns the
+    /// checkpoint's id (to act when it completes), or `None` when none was due.
+    pub async fn checkpoint(&self, position: serde_json::Value) -> Option<u64> {
+        let c = self.checkpoints.as_ref()?;
+        let id = c.take()?;
         self.output.send_barrier(id).await;
         c.report(crate::checkpoint::Report::Source {
             id,
             component: self.dead_letter.component().clone(),
             position,
         });
+        Some(id)
     }
 
     /// Says that partition `partition` (a Kafka partition just assigned, say) exists: until

@@ -28,7 +28,37 @@ impl Positions {
         self.0.iter()
     }
 
-    /// As the list librdkafka commits.
+    /// The positions as JSON (`[[topic, partition, next offset], ...]`), for a checkpoint.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.0
+                .iter()
+                .map(|(tp, next)| serde_json::json!([&*tp.topic, tp.partition, next]))
+                .collect(),
+        )
+    }
+
+    /// Positions read back from [`Positions::to_json`].
+    pub fn from_json(value: &serde_json::Value) -> Option<Positions> {
+        value
+            .as_array()?
+            .iter()
+            .map(|e| {
+                let topic = e.get(0)?.as_str()?;
+                let partition = i32::try_from(e.get(1)?.as_i64()?).ok()?;
+                Some((
+                    TopicPartition {
+                        topic: topic.into(),
+                        partition,
+                    },
+                    e.get(2)?.as_i64()?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Positions)
+    }
+
+    /// The positions as a list librdkafka takes for a commit.
     pub fn to_list(&self) -> KafkaResult<TopicPartitionList> {
         let mut list = TopicPartitionList::with_capacity(self.0.len());
         for (tp, next) in &self.0 {
@@ -70,6 +100,16 @@ impl Offsets {
     /// The next offset after what was sent from `tp`, if anything was.
     pub fn sent_up_to(&self, tp: &TopicPartition) -> Option<i64> {
         self.entries.iter().find(|e| e.tp == *tp).map(|e| e.sent)
+    }
+
+    /// Where every partition stands: the next offset after what was sent.
+    pub fn all_sent(&self) -> Positions {
+        Positions(
+            self.entries
+                .iter()
+                .map(|e| (e.tp.clone(), e.sent))
+                .collect(),
+        )
     }
 
     /// What was sent and not committed yet: commit it now, or keep it until the sinks have

@@ -55,6 +55,10 @@ enum Event {
     Due,
     /// Time to commit.
     Commit,
+    /// A checkpoint completed.
+    Completed,
+    /// A checkpoint is asked for (taken at the top of the loop).
+    Checkpoint,
     /// A message was read; its partition when that partition's batch is full.
     Read(Option<TopicPartition>),
     /// The consumer reported something.
@@ -98,6 +102,8 @@ pub struct Reader {
     unmeasured: Option<Vec<TopicPartition>>,
     /// The last consumer error warned about, so a repeated one is not logged again.
     last_warning: Option<String>,
+    /// Checkpoints taken and not completed yet, with the positions they hold.
+    checkpointed: Vec<(u64, Positions)>,
 }
 
 impl Reader {
@@ -128,6 +134,7 @@ impl Reader {
             ends: Ends::default(),
             unmeasured: None,
             last_warning: None,
+            checkpointed: Vec::new(),
         })
     }
 
@@ -136,7 +143,14 @@ impl Reader {
         let every = self.settings.commit_interval;
         let mut commit_timer = tokio::time::interval_at(Instant::now() + every, every);
         commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // With checkpoints, offsets are committed only once a checkpoint holding them is
+        // complete (every sink made what came before it durable), never on a timer.
+        let mut completed = cx.completed_checkpoints();
+        let checkpointing = completed.is_some();
         loop {
+            if cx.checkpoint_due() {
+                self.checkpoint(cx).await;
+            }
             self.apply_changes(cx);
             self.measure_ends().await;
             if self.settings.stop_at_end && self.ends.all_done() {
@@ -149,7 +163,14 @@ impl Reader {
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     Event::Due
                 }
-                _ = commit_timer.tick() => Event::Commit,
+                _ = commit_timer.tick(), if !checkpointing => Event::Commit,
+                _ = cx.checkpoint_requested(), if checkpointing => Event::Checkpoint,
+                Some(Ok(())) = async {
+                    match completed.as_mut() {
+                        Some(c) => Some(c.changed().await),
+                        None => std::future::pending().await,
+                    }
+                } => Event::Completed,
                 m = consumer.recv() => {
                     self.apply_changes(cx);
                     match m {
@@ -170,6 +191,13 @@ impl Reader {
                 Event::Commit => {
                     if let Err(e) = self.commit().await {
                         tracing::warn!("{e} (trying again in {})", humantime(every));
+                    }
+                }
+                Event::Checkpoint => {}
+                Event::Completed => {
+                    let done = completed.as_ref().map_or(0, |c| *c.borrow());
+                    if let Err(e) = self.commit_checkpointed(done).await {
+                        tracing::warn!("{e} (the next checkpoint commits again)");
                     }
                 }
                 Event::Read(Some(tp)) => {
@@ -443,6 +471,46 @@ impl Reader {
                 high: end_at_assignment,
             },
         }
+    }
+
+    /// Takes part in the due checkpoint with where every partition stands.
+    pub async fn checkpoint(&mut self, cx: &SourceContext) {
+        let positions = self.group.lock().offsets.all_sent();
+        if let Some(id) = cx.checkpoint(positions.to_json()).await {
+            self.checkpointed.push((id, positions));
+        }
+    }
+
+    /// Commits the positions of the newest checkpoint up to `done` (a completed one).
+    pub async fn commit_checkpointed(&mut self, done: u64) -> Result<(), ComponentError> {
+        let Some(at) = self.checkpointed.iter().rposition(|(id, _)| *id <= done) else {
+            return Ok(());
+        };
+        let (_, positions) = self.checkpointed.remove(at);
+        self.checkpointed.retain(|(id, _)| *id > done);
+        self.commit_positions(positions).await
+    }
+
+    /// After the last checkpoint was taken: waits (a while) for it to complete and commits
+    /// its positions, so the group's offsets show everything durably written.
+    pub async fn commit_last_checkpoint(
+        &mut self,
+        cx: &SourceContext,
+    ) -> Result<(), ComponentError> {
+        let (Some(mut completed), Some(&(last, _))) =
+            (cx.completed_checkpoints(), self.checkpointed.last())
+        else {
+            return Ok(());
+        };
+        let wait = completed.wait_for(|done| *done >= last);
+        if tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the last checkpoint did not complete: its offsets stay uncommitted");
+            return Ok(());
+        }
+        self.commit_checkpointed(last).await
     }
 
     /// Commits the offsets sent and not committed yet.

@@ -1,6 +1,7 @@
 //! The `kafka` source: JSON messages from Kafka topics, sent in batches per partition, the group's offsets committed once the records were sent.
 
 use crate::config::{Managed, Options, Setting, check_topic, client_config};
+use crate::offsets::Positions;
 use crate::reader::{Ending, Reader, Settings};
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
@@ -184,6 +185,10 @@ struct KafkaSource(Settings);
 #[async_trait]
 impl Source for KafkaSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
+        if let Some(positions) = cx.restored_position().and_then(Positions::from_json) {
+            // Resume where the last completed checkpoint left off, whatever the group committed.
+            restore_offsets(&self.0, positions).await?;
+        }
         let mut reader = Reader::start(self.0)?;
         let read = reader.read(&cx).await;
         if !matches!(read, Ok(Ending::Closed)) {
@@ -191,11 +196,42 @@ impl Source for KafkaSource {
             // uncommitted, for the next run.
             let _ = reader.send_all(&cx).await;
         }
-        let committed = reader.commit().await;
+        let committed = if cx.completed_checkpoints().is_some() {
+            // The last checkpoint follows everything sent.
+            if cx.checkpoint_due() || matches!(read, Ok(Ending::Done)) {
+                reader.checkpoint(&cx).await;
+            }
+            reader.commit_last_checkpoint(&cx).await
+        } else {
+            reader.commit().await
+        };
         reader.close().await;
         read?;
         committed
     }
+}
+
+/// Commits `positions` for the group with a consumer that has not joined it, before the
+/// source's own consumer subscribes: the group then resumes from them.
+async fn restore_offsets(settings: &Settings, positions: Positions) -> Result<(), ComponentError> {
+    let fail = |e: String| {
+        ComponentError::Other(format!(
+            "kafka group `{}`: cannot resume from the checkpoint's offsets: {e}",
+            settings.group_id
+        ))
+    };
+    let list = positions.to_list().map_err(|e| fail(e.to_string()))?;
+    let consumer: rdkafka::consumer::BaseConsumer = settings
+        .config
+        .create()
+        .map_err(|e: rdkafka::error::KafkaError| fail(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{CommitMode, Consumer};
+        consumer.commit(&list, CommitMode::Sync)
+    })
+    .await
+    .map_err(|e| fail(e.to_string()))?
+    .map_err(|e| fail(e.to_string()))
 }
 
 ecomflow_core::inventory::submit!(Plugin::source::<KafkaSourcePlugin>(

@@ -20,6 +20,8 @@ use tokio::sync::{mpsc, watch};
 pub struct Coordination {
     /// The newest checkpoint asked for.
     pub requested: Arc<AtomicU64>,
+    /// Woken when a checkpoint is asked for.
+    pub asked: Arc<tokio::sync::Notify>,
     /// Where components report.
     pub reports: mpsc::UnboundedSender<Report>,
     /// The newest completed checkpoint.
@@ -39,12 +41,14 @@ pub fn start(
     dead_letter_path: String,
 ) -> (Coordination, tokio::task::JoinHandle<Result<(), String>>) {
     let requested = Arc::new(AtomicU64::new(restored.id));
+    let asked = Arc::new(tokio::sync::Notify::new());
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let (completed_tx, completed) = watch::channel(restored.id);
     let task = tokio::spawn(coordinate(
         Coordinator {
             dir: PathBuf::from(&config.dir),
             requested: requested.clone(),
+            asked: asked.clone(),
             participants,
             ended: BTreeSet::new(),
             pending: BTreeMap::new(),
@@ -60,6 +64,7 @@ pub fn start(
     (
         Coordination {
             requested,
+            asked,
             reports: reports_tx,
             completed,
             restored,
@@ -78,6 +83,7 @@ struct Pending {
 struct Coordinator {
     dir: PathBuf,
     requested: Arc<AtomicU64>,
+    asked: Arc<tokio::sync::Notify>,
     participants: BTreeSet<String>,
     ended: BTreeSet<String>,
     pending: BTreeMap<u64, Pending>,
@@ -104,6 +110,7 @@ async fn coordinate(
                 // One checkpoint at a time keeps the held-back data small.
                 if c.pending.is_empty() && c.awaiting_dead_letters.is_none() {
                     c.requested.fetch_add(1, Ordering::AcqRel);
+                    c.asked.notify_waiters();
                 }
             }
             report = reports.recv() => {

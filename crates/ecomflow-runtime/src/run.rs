@@ -140,14 +140,15 @@ pub async fn run(
         let (shutdown, stop) = (shutdown.clone(), stop_sources.clone());
         let checkpoints = coordination
             .as_ref()
-            .map(|c| (c.requested.clone(), c.completed.clone()));
+            .map(|c| (c.requested.clone(), c.completed.clone(), c.asked.clone()));
         tokio::spawn(async move {
             shutdown.cancelled().await;
             // Unless one is already under way (it then serves as the last one).
-            if let Some((requested, completed)) = checkpoints
+            if let Some((requested, completed, asked)) = checkpoints
                 && *completed.borrow() >= requested.load(Ordering::Acquire)
             {
                 requested.fetch_add(1, Ordering::AcqRel);
+                asked.notify_waiters();
             }
             stop.cancel();
         });
@@ -215,6 +216,7 @@ pub async fn run(
                     .map(std::sync::Mutex::new);
                 let checkpoints = coordination.as_ref().map(|c| SourceCheckpoints {
                     requested: c.requested.clone(),
+                    asked: c.asked.clone(),
                     taken: std::sync::atomic::AtomicU64::new(c.restored.id),
                     reports: c.reports.clone(),
                     restored: c.restored.sources.get(&*path).cloned(),
