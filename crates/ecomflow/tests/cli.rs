@@ -408,3 +408,66 @@ fn run_starts_nothing_when_the_pipeline_is_invalid() {
     assert_eq!(out.status.code(), Some(78));
     assert!(!out_file.exists(), "no component may start");
 }
+
+#[test]
+fn a_file_source_resumes_from_its_checkpointed_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: Vec<String> = (0..10)
+        .map(|n| {
+            if n == 7 {
+                "{broken".to_string()
+            } else {
+                format!("{{\"n\":{n}}}")
+            }
+        })
+        .collect();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").expect("input");
+    let first_four: usize = lines[..4].iter().map(|l| l.len() + 1).sum();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(
+        state.join("checkpoint.json"),
+        format!(
+            r#"{{"id":5,"sources":{{"sources.in":{{"offset":{first_four},"line":4}}}},"transforms":{{}}}}"#
+        ),
+    )
+    .expect("checkpoint");
+    let out = dir.path().join("out.jsonl");
+    let dead = dir.path().join("dead.jsonl");
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[sources.in]\ntype = \"file\"\npath = {:?}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = {:?}\n\n\
+             [dead_letter]\ntype = \"file\"\npath = {:?}\n\n[checkpoint]\ndir = {:?}\ninterval = \"1h\"\n",
+            input.display().to_string(),
+            out.display().to_string(),
+            dead.display().to_string(),
+            state.display().to_string()
+        ),
+    )
+    .expect("pipeline");
+    let o = ecomflow().arg("run").arg(&pipeline).output().expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let got: Vec<String> = std::fs::read_to_string(&out)
+        .expect("output")
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "{\"n\":4}",
+            "{\"n\":5}",
+            "{\"n\":6}",
+            "{\"n\":8}",
+            "{\"n\":9}"
+        ]
+    );
+    let letters = std::fs::read_to_string(&dead).expect("dead letters");
+    assert!(
+        letters.contains(":8: invalid JSON"),
+        "line numbers go on: {letters}"
+    );
+}

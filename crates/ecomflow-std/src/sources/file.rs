@@ -97,28 +97,51 @@ impl Pending {
 #[async_trait]
 impl Source for FileSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
+        // After a restart, go on from the last checkpoint: the byte after the last line sent.
+        let restored = cx
+            .restored_position()
+            .and_then(|p| Some((p.get("offset")?.as_u64()?, p.get("line")?.as_u64()?)));
+        let (mut consumed, first_line) = restored.unwrap_or((0, 0));
         let (name, mut input): (String, Box<dyn AsyncRead + Unpin + Send>) = if self.path == "-" {
+            if restored.is_some() {
+                tracing::warn!("stdin cannot be read again from a checkpoint's position");
+            }
             ("stdin".into(), Box::new(tokio::io::stdin()))
         } else {
-            let file = tokio::fs::File::open(&self.path)
+            let mut file = tokio::fs::File::open(&self.path)
                 .await
                 .map_err(|e| ComponentError::io(format!("cannot open {}", self.path), e))?;
+            if consumed > 0 {
+                use tokio::io::AsyncSeekExt;
+                file.seek(std::io::SeekFrom::Start(consumed))
+                    .await
+                    .map_err(|e| ComponentError::io(format!("cannot seek in {}", self.path), e))?;
+            }
             (self.path.clone(), Box::new(file))
         };
         let mut pending = Pending {
             name,
             decoder: JsonDecoder::new(),
-            line_no: 0,
+            line_no: first_line,
             batch: Vec::with_capacity(self.batch_size),
             dead: Vec::new(),
         };
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
         loop {
+            if cx.checkpoint_due() {
+                // Everything decoded so far goes out first: the position covers sent lines.
+                if !pending.send(&cx, self.batch_size).await {
+                    return Ok(());
+                }
+                let position = serde_json::json!({ "offset": consumed, "line": pending.line_no });
+                cx.checkpoint(position).await;
+            }
             buf.reserve(CHUNK);
             let asked = buf.capacity() - buf.len();
             let read = tokio::select! {
                 biased;
                 _ = cx.shutdown.cancelled() => break,
+                _ = cx.checkpoint_requested() => continue,
                 read = input.read_buf(&mut buf) => read,
             };
             let n =
@@ -126,6 +149,7 @@ impl Source for FileSource {
             if n == 0 {
                 // End of input: the last line may lack its newline.
                 let last = std::mem::take(&mut buf);
+                consumed += last.len() as u64;
                 pending.line(&last);
                 break;
             }
@@ -133,6 +157,7 @@ impl Source for FileSource {
             while let Some(end) = buf[start..].iter().position(|&b| b == b'\n') {
                 pending.line(&buf[start..start + end]);
                 start += end + 1;
+                consumed += end as u64 + 1;
                 if (pending.batch.len() >= self.batch_size || pending.dead.len() >= self.batch_size)
                     && !pending.send(&cx, self.batch_size).await
                 {
@@ -147,6 +172,10 @@ impl Source for FileSource {
             }
         }
         pending.send(&cx, self.batch_size).await;
+        if cx.checkpoint_due() {
+            let position = serde_json::json!({ "offset": consumed, "line": pending.line_no });
+            cx.checkpoint(position).await;
+        }
         Ok(())
     }
 }
