@@ -98,24 +98,12 @@ impl EventTimeTracker {
         batch: &mut Batch,
         dead: &mut Vec<(String, Payload)>,
     ) {
-        let now = Instant::now();
         let wall_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, micros);
         let latest_allowed = wall_us.saturating_add(self.max_future_us);
-        if self.partitions.len() <= partition {
-            self.partitions.resize(
-                partition + 1,
-                Partition {
-                    highest: None,
-                    last_seen: now,
-                    known: false,
-                },
-            );
-        }
+        self.register(partition);
         let p = &mut self.partitions[partition];
-        p.last_seen = now;
-        p.known = true;
         let field = self.field;
         let format = &self.format;
         let mut highest = p.highest;
