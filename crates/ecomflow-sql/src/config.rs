@@ -48,6 +48,11 @@ pub struct SqlConfig {
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1))]
     pub max_connections: u32,
+    /// How long a batch is retried, with growing pauses, when the database cannot be reached
+    /// (connection lost, server restarting) before the run stops.
+    #[serde(default = "default_retry_for", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub retry_for: Duration,
 }
 
 fn default_batch_size() -> usize {
@@ -60,6 +65,10 @@ fn default_flush_interval() -> Duration {
 
 fn default_max_connections() -> u32 {
     4
+}
+
+fn default_retry_for() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl SqlConfig {

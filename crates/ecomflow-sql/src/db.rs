@@ -10,8 +10,11 @@ use sqlx::{Postgres, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// How long acquiring a connection may take before the write fails.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long acquiring a PostgreSQL connection may take before the attempt fails (the sink
+/// then retries the batch, pausing longer each time, for up to its `retry_for`).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The same for SQLite, where waiting means another writer holds the file.
+const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An open pool.
 pub enum Db {
@@ -58,6 +61,18 @@ pub enum Failure {
     Rejected(String),
     /// Anything else (connection, missing table, locked database): the run stops.
     Fatal,
+}
+
+/// Whether `e` means the database could not be reached (worth retrying the same batch).
+pub fn is_connection_error(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03"))
 }
 
 /// Whether a batch that failed with `e` is worth retrying row by row: only when the database
@@ -150,7 +165,7 @@ impl Db {
                     SqlitePoolOptions::new().max_connections(max_connections)
                 };
                 let pool = pool_options
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
                     .connect_with(options.clone())
                     .await
                     .map_err(fail)?;

@@ -259,3 +259,95 @@ async fn a_missing_database_is_a_clear_error_without_the_password() {
     assert!(text.contains("no_such_database_here"), "{text}");
     assert!(!text.contains("secret"), "the password leaked: {text}");
 }
+
+/// A TCP proxy to the test server that can cut every connection and refuse new ones for a
+/// while, as a restarting server or a broken network would.
+struct Proxy {
+    port: u16,
+    cut: tokio::sync::mpsc::UnboundedSender<std::time::Duration>,
+}
+
+async fn proxy(target: String) -> Proxy {
+    use tokio::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let (cut, mut cuts) = tokio::sync::mpsc::unbounded_channel::<std::time::Duration>();
+    tokio::spawn(async move {
+        let mut listener = Some(listener);
+        let mut live = ecomflow_core::CancellationToken::new();
+        loop {
+            tokio::select! {
+                pause = cuts.recv() => {
+                    let Some(pause) = pause else { return };
+                    live.cancel();
+                    drop(listener.take());
+                    tokio::time::sleep(pause).await;
+                    listener = Some(TcpListener::bind(("127.0.0.1", port)).await.expect("bind again"));
+                    live = ecomflow_core::CancellationToken::new();
+                }
+                accepted = async { listener.as_ref().expect("listening").accept().await }, if listener.is_some() => {
+                    let Ok((mut inbound, _)) = accepted else { continue };
+                    let target = target.clone();
+                    let live = live.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                        tokio::select! {
+                            _ = live.cancelled() => {}
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        }
+                    });
+                }
+            }
+        }
+    });
+    Proxy { port, cut }
+}
+
+#[tokio::test]
+async fn a_lost_connection_is_retried_until_the_server_is_back() {
+    let (url, pool) = fresh_database().await;
+    sqlx::raw_sql("CREATE TABLE events (id TEXT PRIMARY KEY, n INTEGER)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    let server = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port")
+        .to_string();
+    for (retry_for, must_succeed) in [("30s", true), ("0s", false)] {
+        let proxy = proxy(server.clone()).await;
+        let via_proxy = url.replacen(&server, &format!("127.0.0.1:{}", proxy.port), 1);
+        let mut s = sink(
+            &via_proxy,
+            "events",
+            &format!("key = [\"id\"]\nbatch_size = 2\nretry_for = \"{retry_for}\""),
+        );
+        let (cx, _dead) = sink_context();
+        let row = |id: &str| record(json!({"id": format!("{retry_for}-{id}"), "n": 1}));
+        s.write(vec![row("a"), row("b")], &cx)
+            .await
+            .expect("first batch");
+        // The server goes away for three seconds (longer than a connection attempt waits).
+        proxy
+            .cut
+            .send(std::time::Duration::from_millis(3000))
+            .expect("cut");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let second = s.write(vec![row("c"), row("d")], &cx).await;
+        assert_eq!(
+            second.is_ok(),
+            must_succeed,
+            "retry_for = {retry_for}: {second:?}"
+        );
+        if must_succeed {
+            s.finish(&cx).await.expect("finishes");
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE id LIKE '30s-%'")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            assert_eq!(n, 4, "nothing lost across the outage");
+        }
+    }
+}

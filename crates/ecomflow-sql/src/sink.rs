@@ -45,6 +45,7 @@ impl SinkPlugin for SqlPlugin {
             // Relative to the pipeline file, so a pipeline finds the migrations shipped with it.
             migrations: cfg.migrations.map(|m| cx.base_dir.join(m)),
             max_connections: cfg.max_connections,
+            retry_for: cfg.retry_for,
             conn: None,
             plan: None,
             buffer: Vec::new(),
@@ -68,6 +69,8 @@ struct SqlSink {
     flush_interval: Duration,
     migrations: Option<PathBuf>,
     max_connections: u32,
+    /// How long a batch is retried while the database cannot be reached.
+    retry_for: Duration,
     /// Opened at the first write (or at finish), with the migrations applied.
     conn: Option<Connected>,
     /// Fixed at the first write.
@@ -175,11 +178,24 @@ impl SqlSink {
                 persistent: *persistent,
             })
             .collect();
-        let result = if statements.is_empty() {
-            Ok(())
-        } else {
-            conn.db.insert_in_transaction(&statements).await
-        };
+        let mut result = Ok(());
+        if !statements.is_empty() {
+            // A lost connection rolls the transaction back: retry the batch, pausing longer
+            // each time, until the database answers or `retry_for` has passed.
+            let started = Instant::now();
+            let mut pause = Duration::from_millis(100);
+            loop {
+                result = conn.db.insert_in_transaction(&statements).await;
+                match &result {
+                    Err(e) if db::is_connection_error(e) && started.elapsed() < self.retry_for => {
+                        tracing::warn!(table = %self.table, error = %e, "cannot reach the database; retrying in {pause:?}");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                    _ => break,
+                }
+            }
+        }
         if let Err(e) = result {
             if !db::is_database_error(&e) {
                 cx.dead_letter.send(dead).await;
