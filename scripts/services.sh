@@ -60,13 +60,22 @@ pg_start() {
     as_postgres "$bin/initdb" -D "$base/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$base/initdb.log" 2>&1
   fi
   as_postgres mkdir -p "$base/sock"
+  # One role that must give a password, for the tests of refused credentials (pg_hba.conf
+  # takes the first matching line).
+  local hba="$base/data/pg_hba.conf" rule="host all ecomflow_password 127.0.0.1/32 scram-sha-256"
+  if ! grep -qF "$rule" "$hba"; then
+    as_postgres sh -c "{ echo '$rule'; cat '$hba'; } > '$hba.new' && mv '$hba.new' '$hba'"
+    as_postgres "$bin/pg_ctl" -D "$base/data" reload >/dev/null 2>&1 || true
+  fi
   if as_postgres "$bin/pg_ctl" -D "$base/data" status >/dev/null 2>&1; then
     log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
-    return
+  else
+    as_postgres "$bin/pg_ctl" -D "$base/data" -l "$base/server.log" -w -t 60 \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $base/sock -c fsync=off -c max_connections=200" start >/dev/null
+    log "PostgreSQL running on 127.0.0.1:$PG_PORT"
   fi
-  as_postgres "$bin/pg_ctl" -D "$base/data" -l "$base/server.log" -w -t 60 \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $base/sock -c fsync=off -c max_connections=200" start >/dev/null
-  log "PostgreSQL running on 127.0.0.1:$PG_PORT"
+  as_postgres "$bin/psql" -h "$base/sock" -p "$PG_PORT" -U postgres -d postgres -qAt -c \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ecomflow_password') THEN CREATE ROLE ecomflow_password LOGIN PASSWORD 'the-right-one'; END IF; END \$\$" >/dev/null
 }
 
 pg_stop() {

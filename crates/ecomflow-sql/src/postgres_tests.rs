@@ -351,3 +351,29 @@ async fn a_lost_connection_is_retried_until_the_server_is_back() {
         }
     }
 }
+
+#[tokio::test]
+async fn refused_credentials_are_a_clear_error_without_the_password() {
+    // `scripts/services.sh` makes the role `ecomflow_password`, which must give its password.
+    let base = server_url();
+    let host = base
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port");
+    let url = format!("postgres://ecomflow_password:not-the-password@{host}/postgres");
+    let mut s = sink(&url, "t", "retry_for = \"0s\"");
+    let (cx, _dead) = sink_context();
+    let e = s
+        .write(vec![record(json!({"a": 1}))], &cx)
+        .await
+        .and(s.finish(&cx).await)
+        .expect_err("refused");
+    let text = e.to_string();
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(text.contains("ecomflow_password"), "{text}");
+    assert!(
+        !text.contains("not-the-password"),
+        "the password leaked: {text}"
+    );
+}
