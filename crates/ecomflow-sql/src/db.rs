@@ -63,6 +63,11 @@ pub enum Failure {
     Fatal,
 }
 
+/// Whether `e` is SQLite's "database is locked" (another connection holds the lock).
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.parse::<i32>().is_ok_and(|c| c & 0xff == 5)))
+}
+
 /// Whether `e` means the database could not be reached (worth retrying the same batch).
 pub fn is_connection_error(e: &sqlx::Error) -> bool {
     matches!(
@@ -164,11 +169,20 @@ impl Db {
                 } else {
                     SqlitePoolOptions::new().max_connections(max_connections)
                 };
-                let pool = pool_options
-                    .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
-                    .connect_with(options.clone())
-                    .await
-                    .map_err(fail)?;
+                let pool_options = pool_options.acquire_timeout(SQLITE_ACQUIRE_TIMEOUT);
+                // Several sinks opening one file at once race to switch it to the write-ahead
+                // log, which does not wait for the lock: try again while it is busy.
+                let started = std::time::Instant::now();
+                let pool = loop {
+                    match pool_options.clone().connect_with(options.clone()).await {
+                        Err(e)
+                            if is_sqlite_busy(&e) && started.elapsed() < SQLITE_ACQUIRE_TIMEOUT =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        other => break other.map_err(fail)?,
+                    }
+                };
                 if !memory {
                     let file = options.get_filename();
                     let path = tokio::fs::canonicalize(file)
