@@ -4,7 +4,9 @@
 mod accumulator;
 mod function;
 mod group_key;
+mod rejected;
 
 pub use accumulator::Accumulator;
 pub use function::{Aggregation, parse_aggregations};
 pub use group_key::{GroupKey, KeyPart};
+pub use rejected::{LateRecords, Rejected};

@@ -1,6 +1,6 @@
 //! Built-in transforms: filter, map, validate, aggregate and window.
 
-pub(crate) mod aggregate;
+mod aggregate;
 mod filter;
 mod map;
 mod validate;

@@ -7,7 +7,9 @@
 
 mod calendar;
 
-use crate::aggregation::{Accumulator, Aggregation, GroupKey, KeyPart, parse_aggregations};
+use crate::aggregation::{
+    Accumulator, Aggregation, GroupKey, KeyPart, LateRecords, Rejected, parse_aggregations,
+};
 use calendar::{Calendar, TimeKey};
 use ecomflow_core::{
     Batch, BuildContext, BuildError, Emitter, Field, Plugin, Record, Transform, TransformPlugin,
@@ -17,20 +19,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-
-/// What happens to records that arrive after their bucket was closed and dropped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LateRecords {
-    /// Send them to the dead-letter output with the reason.
-    #[default]
-    DeadLetter,
-    /// Send them to the `late` output (`inputs = ["<id>.late"]`); dropped and counted when
-    /// nothing reads it.
-    Output,
-    /// Drop them, counted in the run summary.
-    Drop,
-}
 
 /// Options of the `aggregate` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -167,7 +155,7 @@ struct Aggregate {
 
 impl Aggregate {
     /// Adds one record to its group, or says why it cannot be added.
-    fn add(&mut self, record: &Record) -> Result<(), String> {
+    fn add(&mut self, record: &Record) -> Result<(), Rejected> {
         let mut bucket = None;
         if let Some(calendar) = &mut self.calendar {
             let t = record.time().ok_or(
@@ -175,10 +163,10 @@ impl Aggregate {
             )?;
             let b = calendar.bucket(t)?;
             if b.end.saturating_add(self.lateness_us) <= self.watermark {
-                return Err(format!(
+                return Err(Rejected::Late(format!(
                     "late: its bucket ended at {} µs and the watermark is at {} µs",
                     b.end, self.watermark
-                ));
+                )));
             }
             bucket = Some(b);
         }
@@ -188,7 +176,11 @@ impl Aggregate {
                 KeySource::Time(k) => bucket.map_or(KeyPart::Null, |b| b.key(*k)),
                 KeySource::Field(f) => match record.get(*f) {
                     Some(v) => KeyPart::of(v).map_err(|e| format!("key field `{f}` {e}"))?,
-                    None => return Err(format!("key field `{f}` is missing (for key `{output}`)")),
+                    None => {
+                        return Err(
+                            format!("key field `{f}` is missing (for key `{output}`)").into()
+                        );
+                    }
                 },
             });
         }
@@ -271,16 +263,8 @@ impl Transform for Aggregate {
     /// Aggregates only read records: a shared batch is never copied.
     fn process_shared(&mut self, batch: &[Record], out: &mut Emitter) {
         for record in batch {
-            if let Err(reason) = self.add(record) {
-                if reason.starts_with("late:") {
-                    match self.late {
-                        LateRecords::DeadLetter => out.dead_letter(reason, record.clone()),
-                        LateRecords::Output => out.emit_to("late", record.clone()),
-                        LateRecords::Drop => out.drop_record(),
-                    }
-                } else {
-                    out.dead_letter(reason, record.clone());
-                }
+            if let Err(rejected) = self.add(record) {
+                rejected.route(record, self.late, out);
             }
         }
     }

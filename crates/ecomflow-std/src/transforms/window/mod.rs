@@ -8,8 +8,9 @@
 mod fixed;
 mod session;
 
-use crate::aggregation::{Accumulator, Aggregation, GroupKey, KeyPart, parse_aggregations};
-use crate::transforms::aggregate::LateRecords;
+use crate::aggregation::{
+    Accumulator, Aggregation, GroupKey, KeyPart, LateRecords, Rejected, parse_aggregations,
+};
 use ecomflow_core::{
     Batch, BuildContext, BuildError, Emitter, Field, Plugin, Record, Transform, TransformPlugin,
     Value,
@@ -178,7 +179,7 @@ struct Window {
 }
 
 impl Window {
-    fn add(&mut self, record: &Record) -> Result<(), String> {
+    fn add(&mut self, record: &Record) -> Result<(), Rejected> {
         let t = record
             .time()
             .ok_or("the record has no event time: set `event_time` on the source that reads it")?;
@@ -189,9 +190,9 @@ impl Window {
                     key.push(KeyPart::of(v).map_err(|e| format!("key field `{field}` {e}"))?)
                 }
                 None => {
-                    return Err(format!(
-                        "key field `{field}` is missing (for key `{output}`)"
-                    ));
+                    return Err(
+                        format!("key field `{field}` is missing (for key `{output}`)").into(),
+                    );
                 }
             }
         }
@@ -220,10 +221,10 @@ impl Window {
             Assigner::Session(s) => s.add(key, t, closed_before, &self.empty, add),
         };
         if applied == 0 {
-            return Err(format!(
+            return Err(Rejected::Late(format!(
                 "late: event time {t} µs is past every window's allowed lateness (watermark {} µs)",
                 self.watermark
-            ));
+            )));
         }
         Ok(())
     }
@@ -284,14 +285,8 @@ impl Transform for Window {
     /// Windows only read records: a shared batch is never copied.
     fn process_shared(&mut self, batch: &[Record], out: &mut Emitter) {
         for record in batch {
-            match self.add(record) {
-                Ok(()) => {}
-                Err(reason) if reason.starts_with("late:") => match self.late {
-                    LateRecords::DeadLetter => out.dead_letter(reason, record.clone()),
-                    LateRecords::Output => out.emit_to("late", record.clone()),
-                    LateRecords::Drop => out.drop_record(),
-                },
-                Err(reason) => out.dead_letter(reason, record.clone()),
+            if let Err(rejected) = self.add(record) {
+                rejected.route(record, self.late, out);
             }
         }
         // Records within the lateness change closed windows: their rows go out again now.
