@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
 const COUNT: u64 = 100_000;
 
 fn run_flagship(dir: &Path, database_url: &str) -> String {
@@ -59,33 +61,6 @@ fn assert_same(table: &str, stored: &BTreeMap<String, f64>, recomputed: &BTreeMa
             "{table}[{k}]: stored {v}, recomputed {want}"
         );
     }
-}
-
-async fn dump(pool: &sqlx::SqlitePool) -> Vec<String> {
-    let mut all = Vec::new();
-    for table in [
-        "transactions",
-        "sales_per_category",
-        "sales_per_day",
-        "sales_per_month",
-        "payment_alerts",
-    ] {
-        // Every column quoted as SQL text, joined: one string per row.
-        let (row_expr,): (String,) = sqlx::query_as(
-            "SELECT group_concat('quote(' || name || ')', ' || '','' || ') FROM pragma_table_info(?)",
-        )
-        .bind(table)
-        .fetch_one(pool)
-        .await
-        .expect("columns");
-        let rows: Vec<(String,)> =
-            sqlx::query_as(&format!("SELECT {row_expr} AS r FROM {table} ORDER BY r"))
-                .fetch_all(pool)
-                .await
-                .unwrap_or_else(|e| panic!("{table}: {e}"));
-        all.extend(rows.into_iter().map(|(r,)| format!("{table} {r}")));
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,35 +171,14 @@ async fn aggregate_tables_equal_their_sql_recomputation_and_runs_repeat() {
     assert!(summary.contains("dead_letter"), "{summary}");
 
     // Running again over the same database leaves every table as it was.
-    let before = dump(&pool).await;
+    let before = common::sqlite_dump(&pool).await;
     pool.close().await;
     run_flagship(dir.path(), &db);
     let pool = SqlitePoolOptions::new()
         .connect(&db)
         .await
         .expect("database");
-    assert_eq!(dump(&pool).await, before);
-}
-
-/// A new, empty database on the PostgreSQL test server.
-async fn fresh_postgres_database() -> String {
-    let server = std::env::var("ECOMFLOW_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
-    let admin = sqlx::PgPool::connect(&server).await.unwrap_or_else(|e| {
-        panic!("no PostgreSQL at {server} ({e}): run scripts/services.sh start")
-    });
-    let name = format!("ecomflow_flagship_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&admin)
-        .await
-        .expect("drop");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("create");
-    admin.close().await;
-    let at = server.rfind('/').expect("a database in the URL");
-    format!("{}/{name}", &server[..at])
+    assert_eq!(common::sqlite_dump(&pool).await, before);
 }
 
 async fn pg_keyed(pool: &sqlx::PgPool, sql: &str) -> BTreeMap<String, f64> {
@@ -238,13 +192,7 @@ async fn pg_keyed(pool: &sqlx::PgPool, sql: &str) -> BTreeMap<String, f64> {
 
 async fn pg_dump(pool: &sqlx::PgPool) -> Vec<String> {
     let mut all = Vec::new();
-    for table in [
-        "transactions",
-        "sales_per_category",
-        "sales_per_day",
-        "sales_per_month",
-        "payment_alerts",
-    ] {
+    for table in common::TABLES {
         let rows: Vec<(String,)> =
             sqlx::query_as(&format!("SELECT t::text AS r FROM {table} t ORDER BY r"))
                 .fetch_all(pool)
@@ -258,7 +206,8 @@ async fn pg_dump(pool: &sqlx::PgPool) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_too_the_tables_equal_their_recomputation() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = fresh_postgres_database().await;
+    let db =
+        common::fresh_postgres_database(&format!("ecomflow_flagship_{}", std::process::id())).await;
     run_flagship(dir.path(), &db);
     let pool = sqlx::PgPool::connect(&db).await.expect("database");
 

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod common;
+
 const GOOD: u64 = 3000;
 
 fn env_or(name: &str, default: &str) -> String {
@@ -44,25 +46,6 @@ fn run(args: &[&str], envs: &[(&str, String)], dir: &Path) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "ecomflow {args:?} failed:\n{stderr}");
     stderr
-}
-
-async fn fresh_postgres_database(name: &str) -> String {
-    let server = env_or(
-        "ECOMFLOW_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:55432/postgres",
-    );
-    let admin = sqlx::PgPool::connect(&server).await.unwrap_or_else(|e| {
-        panic!("no PostgreSQL at {server} ({e}): run scripts/services.sh start")
-    });
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(&sql).execute(&admin).await.expect("database");
-    }
-    admin.close().await;
-    let at = server.rfind('/').expect("a database in the URL");
-    format!("{}/{name}", &server[..at])
 }
 
 async fn produce_malformed(topic: &str, n: usize) {
@@ -99,7 +82,7 @@ async fn kafka_to_postgres_and_elasticsearch() {
     let index = format!("transactions_e2e_{id}");
     let group = format!("ecomflow_e2e_{id}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let database = fresh_postgres_database(&format!("ecomflow_e2e_{id}")).await;
+    let database = common::fresh_postgres_database(&format!("ecomflow_e2e_{id}")).await;
     let http = reqwest::Client::new();
     // Leftovers of earlier runs: templates named after a test index would overlap the
     // shipped `transactions*` template.

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 const COUNT: &str = "sources.transactions.count=30000";
 
 fn ecomflow(dir: &Path, db: &str, extra: &[&str]) -> Command {
@@ -32,28 +34,7 @@ async fn dump(path: &Path) -> Vec<String> {
         .connect(&format!("sqlite://{}", path.display()))
         .await
         .expect("database");
-    let mut all = Vec::new();
-    for table in [
-        "transactions",
-        "sales_per_category",
-        "sales_per_day",
-        "sales_per_month",
-        "payment_alerts",
-    ] {
-        let (row_expr,): (String,) = sqlx::query_as(
-            "SELECT group_concat('quote(' || name || ')', ' || '','' || ') FROM pragma_table_info(?)",
-        )
-        .bind(table)
-        .fetch_one(&pool)
-        .await
-        .expect("columns");
-        let rows: Vec<(String,)> =
-            sqlx::query_as(&format!("SELECT {row_expr} AS r FROM {table} ORDER BY r"))
-                .fetch_all(&pool)
-                .await
-                .expect("rows");
-        all.extend(rows.into_iter().map(|(r,)| format!("{table} {r}")));
-    }
+    let all = common::sqlite_dump(&pool).await;
     pool.close().await;
     all
 }

@@ -1,0 +1,54 @@
+//! Helpers shared by the end-to-end tests: the flagship's tables dumped as text, and fresh
+//! databases on the PostgreSQL test server.
+
+#![allow(dead_code)] // each test binary uses part of this
+
+/// The flagship's tables.
+pub const TABLES: [&str; 5] = [
+    "transactions",
+    "sales_per_category",
+    "sales_per_day",
+    "sales_per_month",
+    "payment_alerts",
+];
+
+/// Every row of the flagship's tables in an SQLite database, as sorted text.
+pub async fn sqlite_dump(pool: &sqlx::SqlitePool) -> Vec<String> {
+    let mut all = Vec::new();
+    for table in TABLES {
+        // Every column quoted as SQL text, joined: one string per row.
+        let (row_expr,): (String,) = sqlx::query_as(
+            "SELECT group_concat('quote(' || name || ')', ' || '','' || ') FROM pragma_table_info(?)",
+        )
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .expect("columns");
+        let rows: Vec<(String,)> =
+            sqlx::query_as(&format!("SELECT {row_expr} AS r FROM {table} ORDER BY r"))
+                .fetch_all(pool)
+                .await
+                .unwrap_or_else(|e| panic!("{table}: {e}"));
+        all.extend(rows.into_iter().map(|(r,)| format!("{table} {r}")));
+    }
+    all
+}
+
+/// A new, empty database `name` on the PostgreSQL test server (`ECOMFLOW_TEST_POSTGRES_URL`,
+/// started by `scripts/services.sh`); its URL.
+pub async fn fresh_postgres_database(name: &str) -> String {
+    let server = std::env::var("ECOMFLOW_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
+    let admin = sqlx::PgPool::connect(&server).await.unwrap_or_else(|e| {
+        panic!("no PostgreSQL at {server} ({e}): run scripts/services.sh start")
+    });
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::query(&sql).execute(&admin).await.expect("database");
+    }
+    admin.close().await;
+    let at = server.rfind('/').expect("a database in the URL");
+    format!("{}/{name}", &server[..at])
+}
