@@ -208,6 +208,19 @@ impl SourceContext {
         }
     }
 
+    /// Asks for a checkpoint now unless one this source has not taken part in is due: a
+    /// bounded source that reached its end takes a last one, so that its final position is
+    /// kept and acknowledged once the sinks have made everything before it durable.
+    pub fn request_checkpoint(&self) {
+        if let Some(c) = &self.checkpoints
+            && !c.due()
+        {
+            c.requested
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            c.asked.notify_waiters();
+        }
+    }
+
     /// Takes part in the due checkpoint: `position` says where to resume (everything sent so
     /// far is before it); a barrier follows the records already sent. Returns the
     /// checkpoint's id (to act when it completes), or `None` when none was due.

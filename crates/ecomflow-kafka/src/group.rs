@@ -1,12 +1,13 @@
-//! The source's consumer-group callbacks: partitions assigned and revoked, offsets committed before a partition goes.
+//! The source's consumer-group callbacks: partitions assigned (a restarted source resumes them from its checkpoint) and revoked.
 
 use crate::client;
-use crate::offsets::{Offsets, TopicPartition};
-use rdkafka::TopicPartitionList;
+use crate::offsets::{Offsets, Positions, TopicPartition};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A change of the partitions this member of the group reads.
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub enum Change {
     /// These partitions were added.
     Assigned(Vec<TopicPartition>),
-    /// These partitions were taken away (their offsets were committed and forgotten).
+    /// These partitions were taken away (and forgotten).
     Revoked(Vec<TopicPartition>),
 }
 
@@ -25,6 +26,9 @@ pub struct Group {
     pub offsets: Offsets,
     /// Assignment changes the source has not looked at yet.
     pub changes: Vec<Change>,
+    /// Where the last completed checkpoint left each partition: the first time one of them
+    /// is assigned, reading starts there, whatever the group committed.
+    pub resume: Positions,
 }
 
 /// Shared access to the [`Group`] state.
@@ -46,6 +50,9 @@ pub struct GroupContext {
     pub group: SharedGroup,
     /// The group id, for messages.
     pub group_id: String,
+    /// The pipeline takes checkpoints: offsets are committed only once a checkpoint holding
+    /// them completed, never for a revoked partition on the way out.
+    pub checkpointing: bool,
 }
 
 impl ClientContext for GroupContext {
@@ -68,40 +75,94 @@ fn partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
         .collect()
 }
 
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
+impl GroupContext {
+    /// Partitions come: those the restored checkpoint holds start at its positions (which
+    /// count as sent, so the next checkpoint keeps them even before a record is read).
+    fn assign(&self, consumer: &BaseConsumer<Self>, list: &mut TopicPartitionList) {
+        let assigned = partitions(list);
+        {
+            let mut group = self.group.lock();
+            for tp in &assigned {
+                let Some(next) = group.resume.remove(tp) else {
+                    continue;
+                };
+                if let Err(e) =
+                    list.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(next))
+                {
+                    tracing::warn!(
+                        "kafka group `{}`: cannot resume {}[{}] at {next}: {e}",
+                        self.group_id,
+                        tp.topic,
+                        tp.partition
+                    );
+                    continue;
+                }
+                group.offsets.sent(tp, next);
+            }
+        }
+        let assigned_now = match consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => consumer.incremental_assign(list),
+            _ => consumer.assign(list),
         };
-        // Another member resumes these partitions from the committed offsets: commit what
-        // was sent from them, and forget them so no later commit from here moves them.
+        self.warn_on_failure("cannot take the assigned partitions", assigned_now);
+        self.group.lock().changes.push(Change::Assigned(assigned));
+    }
+
+    /// Partitions go: another member resumes them from the committed offsets. Without
+    /// checkpoints, what was sent from them is committed first; with checkpoints the last
+    /// completed checkpoint's offsets stand (what was sent since is not durable yet). Either
+    /// way they are forgotten, so no later commit from here moves them.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
         let revoked = partitions(list);
         let positions = self.group.lock().offsets.release(&revoked);
-        if !positions.is_empty() {
+        if !self.checkpointing && !positions.is_empty() {
             let committed = positions
                 .to_list()
                 .and_then(|l| consumer.commit(&l, CommitMode::Sync));
-            if let Err(e) = committed {
-                tracing::warn!(
-                    "kafka group `{}`: cannot commit the offsets of revoked partitions \
-                     (their last records will be read again): {e}",
-                    self.group_id
-                );
-            }
+            self.warn_on_failure(
+                "cannot commit the offsets of revoked partitions (their last records will be \
+                 read again)",
+                committed,
+            );
         }
+        let unassigned = match consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => consumer.incremental_unassign(list),
+            _ => consumer.unassign(),
+        };
+        self.warn_on_failure("cannot give the revoked partitions up", unassigned);
         self.group.lock().changes.push(Change::Revoked(revoked));
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => {
-                let assigned = partitions(list);
-                self.group.lock().changes.push(Change::Assigned(assigned));
+    fn warn_on_failure(&self, doing: &str, result: KafkaResult<()>) {
+        if let Err(e) = result {
+            tracing::warn!("kafka group `{}`: {doing}: {e}", self.group_id);
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, list),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer, list),
+            other => {
+                tracing::warn!(
+                    "kafka group `{}`: rebalance failed: {}",
+                    self.group_id,
+                    RDKafkaErrorCode::from(other)
+                );
+                // What librdkafka does on its own: give the assignment up, rejoin later.
+                let held = match consumer.rebalance_protocol() {
+                    RebalanceProtocol::Cooperative => None,
+                    _ => consumer.assignment().ok(),
+                };
+                self.revoke(consumer, held.as_ref().unwrap_or(list));
             }
-            Rebalance::Error(e) => {
-                tracing::warn!("kafka group `{}`: rebalance failed: {e}", self.group_id);
-            }
-            Rebalance::Revoke(_) => {}
         }
     }
 }

@@ -23,6 +23,12 @@ impl Positions {
         self.0.is_empty()
     }
 
+    /// Takes `tp`'s position out, if there is one.
+    pub fn remove(&mut self, tp: &TopicPartition) -> Option<i64> {
+        let i = self.0.iter().position(|(t, _)| t == tp)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
     /// The (partition, next offset) pairs.
     pub fn iter(&self) -> impl Iterator<Item = &(TopicPartition, i64)> {
         self.0.iter()

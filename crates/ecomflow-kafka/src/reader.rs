@@ -107,12 +107,20 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Creates the consumer and joins the group (which happens in the background).
-    pub fn start(settings: Settings) -> Result<Reader, ComponentError> {
+    /// Creates the consumer and joins the group (which happens in the background). The
+    /// partitions in `resume` (a restored checkpoint's positions) are read from there;
+    /// `checkpointing` says that offsets are committed only for completed checkpoints.
+    pub fn start(
+        settings: Settings,
+        resume: Positions,
+        checkpointing: bool,
+    ) -> Result<Reader, ComponentError> {
         let group = SharedGroup::default();
+        group.lock().resume = resume;
         let context = GroupContext {
             group: group.clone(),
             group_id: settings.group_id.clone(),
+            checkpointing,
         };
         let consumer: StreamConsumer<GroupContext> =
             settings
@@ -432,7 +440,10 @@ impl Reader {
 
     /// Where this source stands in `tp` and where its end is, asking the broker.
     async fn probe(&self, tp: TopicPartition) -> Probe {
-        let read = self.read_next(&tp);
+        // Read from it, or resumed in it from a checkpoint.
+        let read = self
+            .read_next(&tp)
+            .or_else(|| self.group.lock().offsets.sent_up_to(&tp));
         let end_at_assignment = self.ends.end(&tp);
         let consumer = self.consumer.clone();
         let start = self.settings.start;

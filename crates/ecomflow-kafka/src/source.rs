@@ -185,22 +185,32 @@ struct KafkaSource(Settings);
 #[async_trait]
 impl Source for KafkaSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
-        if let Some(positions) = cx.restored_position().and_then(Positions::from_json) {
-            // Resume where the last completed checkpoint left off, whatever the group committed.
-            restore_offsets(&self.0, positions).await?;
-        }
-        let mut reader = Reader::start(self.0)?;
+        // Resume where the last completed checkpoint left off, whatever the group committed:
+        // a checkpoint completes before its offsets are committed, so they may lag behind.
+        let resume = match cx.restored_position() {
+            None => Positions::default(),
+            Some(json) => Positions::from_json(json).ok_or_else(|| {
+                ComponentError::Other(format!(
+                    "kafka group `{}`: the checkpoint's offsets are unreadable: {json}",
+                    self.0.group_id
+                ))
+            })?,
+        };
+        let checkpointing = cx.completed_checkpoints().is_some();
+        let mut reader = Reader::start(self.0, resume, checkpointing)?;
         let read = reader.read(&cx).await;
         if !matches!(read, Ok(Ending::Closed)) {
             // Nothing reads the output any more when this fails: what is left stays
             // uncommitted, for the next run.
             let _ = reader.send_all(&cx).await;
         }
-        let committed = if cx.completed_checkpoints().is_some() {
-            // The last checkpoint follows everything sent.
-            if cx.checkpoint_due() || matches!(read, Ok(Ending::Done)) {
-                reader.checkpoint(&cx).await;
+        let committed = if checkpointing {
+            // The last checkpoint follows everything sent; once it completes, the group's
+            // offsets show where this run ended.
+            if matches!(read, Ok(Ending::Done)) {
+                cx.request_checkpoint();
             }
+            reader.checkpoint(&cx).await;
             reader.commit_last_checkpoint(&cx).await
         } else {
             reader.commit().await
@@ -209,29 +219,6 @@ impl Source for KafkaSource {
         read?;
         committed
     }
-}
-
-/// Commits `positions` for the group with a consumer that has not joined it, before the
-/// source's own consumer subscribes: the group then resumes from them.
-async fn restore_offsets(settings: &Settings, positions: Positions) -> Result<(), ComponentError> {
-    let fail = |e: String| {
-        ComponentError::Other(format!(
-            "kafka group `{}`: cannot resume from the checkpoint's offsets: {e}",
-            settings.group_id
-        ))
-    };
-    let list = positions.to_list().map_err(|e| fail(e.to_string()))?;
-    let consumer: rdkafka::consumer::BaseConsumer = settings
-        .config
-        .create()
-        .map_err(|e: rdkafka::error::KafkaError| fail(e.to_string()))?;
-    tokio::task::spawn_blocking(move || {
-        use rdkafka::consumer::{CommitMode, Consumer};
-        consumer.commit(&list, CommitMode::Sync)
-    })
-    .await
-    .map_err(|e| fail(e.to_string()))?
-    .map_err(|e| fail(e.to_string()))
 }
 
 ecomflow_core::inventory::submit!(Plugin::source::<KafkaSourcePlugin>(

@@ -1,6 +1,7 @@
 //! Test helpers: plugins built from TOML through the registry, real channels, and a real broker (`ECOMFLOW_TEST_KAFKA`).
 
 use ecomflow_core::CancellationToken;
+use ecomflow_core::checkpoint::SourceCheckpoints;
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{
     Batch, BuildError, Counters, DeadLetter, Field, Kind, Message, Output, Record, Sink, Source,
@@ -222,6 +223,25 @@ pub async fn committed(group: &str, topic: &str, partitions: i32) -> Vec<Option<
     .expect("committed task")
 }
 
+/// Commits `offsets` (partition, next offset) of `topic` for `group`, from outside it.
+pub async fn commit(group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    let consumer: StreamConsumer = client(&[("group.id", group)])
+        .create()
+        .expect("consumer is created");
+    let mut list = TopicPartitionList::new();
+    for (p, next) in offsets {
+        list.add_partition_offset(topic, *p, Offset::Offset(*next))
+            .expect("offset");
+    }
+    tokio::task::spawn_blocking(move || {
+        consumer
+            .commit(&list, rdkafka::consumer::CommitMode::Sync)
+            .expect("committed")
+    })
+    .await
+    .expect("commit task")
+}
+
 /// A message read back.
 #[derive(Debug)]
 pub struct In {
@@ -307,6 +327,30 @@ pub fn start(source: Box<dyn Source>) -> Running {
 
 /// Like [`start`], with a downstream that takes `pause` per batch (backpressure).
 pub fn start_paced(source: Box<dyn Source>, pause: Duration) -> Running {
+    start_with(source, pause, None)
+}
+
+/// Like [`start`], in a pipeline that takes checkpoints and was restarted from one that
+/// kept `position` for the source (none is asked for or completed while it runs).
+pub fn start_restored(source: Box<dyn Source>, position: serde_json::Value) -> Running {
+    let (reports, _) = mpsc::unbounded_channel();
+    let (_, completed) = tokio::sync::watch::channel(0);
+    let checkpoints = SourceCheckpoints {
+        requested: Arc::default(),
+        asked: Arc::default(),
+        taken: Default::default(),
+        reports,
+        restored: Some(position),
+        completed,
+    };
+    start_with(source, Duration::ZERO, Some(checkpoints))
+}
+
+fn start_with(
+    source: Box<dyn Source>,
+    pause: Duration,
+    checkpoints: Option<SourceCheckpoints>,
+) -> Running {
     let (tx, mut rx) = mpsc::channel(4);
     let (dead_tx, mut dead_rx) = mpsc::channel(4);
     let counters = Arc::new(Counters::default());
@@ -317,7 +361,7 @@ pub fn start_paced(source: Box<dyn Source>, pause: Duration) -> Running {
         shutdown: shutdown.clone(),
         counters,
         event_time: None,
-        checkpoints: None,
+        checkpoints,
     };
     let (batches_tx, batches) = mpsc::unbounded_channel();
     let (letters_tx, dead) = mpsc::unbounded_channel();

@@ -360,6 +360,47 @@ async fn offsets_are_committed_at_the_end_and_the_next_run_resumes_there() {
 }
 
 #[tokio::test]
+async fn a_restored_checkpoint_says_where_its_partitions_resume_whatever_was_committed() {
+    let topic = unique("resume");
+    create_topic(&topic, 3, &[]).await;
+    // Offset k of partition p holds i = p + 3k.
+    let out: Vec<Out> = (0..90).map(|i| json_to(i % 3, json!({"i": i}))).collect();
+    produce(&topic, &out).await;
+    let group = unique("group");
+    // The group's offsets may be ahead of the checkpoint (partition 0) or behind it (1);
+    // partition 2 is not in the checkpoint and resumes from its committed offset.
+    commit(&group, &topic, &[(0, 30), (1, 5), (2, 25)]).await;
+    let checkpoint = json!([[&topic, 0, 10], [&topic, 1, 20]]);
+    let options = source_options(&[&topic], &group, "stop_at_end = true");
+    let running = start_restored(build_source(&options).expect("builds"), checkpoint);
+    let (batches, dead) = running.finish().await;
+    assert!(dead.is_empty(), "{dead:?}");
+    let mut read: Vec<i64> = batches.iter().flatten().map(|r| int(r, "i")).collect();
+    read.sort_unstable();
+    let mut expected: Vec<i64> = (10..30)
+        .map(|k| 3 * k)
+        .chain((20..30).map(|k| 1 + 3 * k))
+        .chain((25..30).map(|k| 2 + 3 * k))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(read, expected);
+}
+
+#[tokio::test]
+async fn a_corrupt_checkpoint_position_fails_the_source_clearly() {
+    let topic = unique("corrupt");
+    create_topic(&topic, 1, &[]).await;
+    let options = source_options(&[&topic], &unique("group"), "stop_at_end = true");
+    let running = start_restored(build_source(&options).expect("builds"), json!({"x": 1}));
+    let result = tokio::time::timeout(PATIENCE, running.task)
+        .await
+        .expect("ends")
+        .expect("no panic");
+    let e = result.expect_err("refuses the position").to_string();
+    assert!(e.contains("checkpoint's offsets are unreadable"), "{e}");
+}
+
+#[tokio::test]
 async fn shutdown_is_prompt_sends_what_was_read_and_commits_it() {
     let topic = unique("shutdown");
     create_topic(&topic, 3, &[]).await;

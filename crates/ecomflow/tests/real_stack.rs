@@ -6,47 +6,16 @@
 //! messages are dead letters with their reasons, and the group's offsets are committed to the
 //! end. Without the servers these tests fail.
 
+use common::stack::{
+    assert_committed_to_the_end, elasticsearch, es_count, es_json, kafka, pipeline, run,
+};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::TopicPartitionList;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 mod common;
 
 const GOOD: u64 = 3000;
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn kafka() -> String {
-    env_or("ECOMFLOW_TEST_KAFKA", "127.0.0.1:19092")
-}
-
-fn elasticsearch() -> String {
-    env_or("ECOMFLOW_TEST_ELASTICSEARCH", "http://127.0.0.1:19200")
-}
-
-fn pipeline(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../pipelines")
-        .join(name)
-}
-
-fn run(args: &[&str], envs: &[(&str, String)], dir: &Path) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
-    cmd.args(args).current_dir(dir);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("ecomflow runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "ecomflow {args:?} failed:\n{stderr}");
-    stderr
-}
 
 async fn produce_malformed(topic: &str, n: usize) {
     let producer: FutureProducer = ClientConfig::new()
@@ -63,16 +32,6 @@ async fn produce_malformed(topic: &str, n: usize) {
             .await
             .expect("delivered");
     }
-}
-
-async fn es_json(path: &str) -> serde_json::Value {
-    let url = format!("{}{path}", elasticsearch());
-    reqwest::get(&url)
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +58,7 @@ async fn kafka_to_postgres_and_elasticsearch() {
     run(
         &[
             "run",
-            pipeline("generate.toml").to_str().expect("utf8"),
+            &pipeline("generate.toml"),
             "--set",
             &format!("sinks.kafka.topic={topic}"),
             "--set",
@@ -123,8 +82,8 @@ async fn kafka_to_postgres_and_elasticsearch() {
     run(
         &[
             "run",
-            pipeline("ecommerce.toml").to_str().expect("utf8"),
-            pipeline("real-stack.toml").to_str().expect("utf8"),
+            &pipeline("ecommerce.toml"),
+            &pipeline("real-stack.toml"),
             "--set",
             &format!("sources.transactions.topics=[\"{topic}\"]"),
             "--set",
@@ -181,12 +140,7 @@ async fn kafka_to_postgres_and_elasticsearch() {
     );
 
     // 4. Elasticsearch: exactly the good transactions, under their ids, with a date field.
-    http.post(format!("{}/{index}/_refresh", elasticsearch()))
-        .send()
-        .await
-        .expect("refresh");
-    let count = es_json(&format!("/{index}/_count")).await;
-    assert_eq!(count["count"].as_u64(), Some(GOOD), "{count}");
+    assert_eq!(es_count(&index).await, Some(GOOD));
     let mapping = es_json(&format!("/{index}/_mapping")).await;
     assert_eq!(
         mapping[&index]["mappings"]["properties"]["transactionDate"]["type"], "date",
@@ -227,32 +181,7 @@ async fn kafka_to_postgres_and_elasticsearch() {
     );
 
     // 6. The consumer group's offsets are committed to the end of every partition.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker)
-        .set("group.id", &group)
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition(&topic, p.id());
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    for e in committed.elements() {
-        let (_, high) = consumer
-            .fetch_watermarks(&topic, e.partition(), Duration::from_secs(10))
-            .expect("watermarks");
-        assert_eq!(
-            e.offset(),
-            rdkafka::Offset::Offset(high),
-            "partition {} is committed to its end",
-            e.partition()
-        );
-    }
+    assert_committed_to_the_end(&group, &topic);
     let _ = http
         .delete(format!("{}/{index}", elasticsearch()))
         .send()

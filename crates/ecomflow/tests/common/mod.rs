@@ -1,7 +1,9 @@
 //! Helpers shared by the end-to-end tests: the flagship's tables dumped as text, and fresh
-//! databases on the PostgreSQL test server.
+//! databases on the PostgreSQL test server; `stack` for the other real servers.
 
 #![allow(dead_code)] // each test binary uses part of this
+
+pub mod stack;
 
 /// The flagship's tables.
 pub const TABLES: [&str; 5] = [

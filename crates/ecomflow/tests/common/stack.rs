@@ -1,0 +1,137 @@
+//! Helpers for the tests against the real servers `scripts/services.sh` starts: where they
+//! are, running ecomflow, reading Elasticsearch, the group's committed offsets, and
+//! PostgreSQL tables dumped as text.
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use std::ffi::OsStr;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// The test broker.
+pub fn kafka() -> String {
+    env_or("ECOMFLOW_TEST_KAFKA", "127.0.0.1:19092")
+}
+
+/// The test Elasticsearch.
+pub fn elasticsearch() -> String {
+    env_or("ECOMFLOW_TEST_ELASTICSEARCH", "http://127.0.0.1:19200")
+}
+
+/// A pipeline file shipped in `pipelines/`.
+pub fn pipeline(name: &str) -> String {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../pipelines")
+        .join(name);
+    path.to_str().expect("utf8").to_string()
+}
+
+/// `ecomflow` with `args` and `envs`, in `dir`.
+pub fn ecomflow<S: AsRef<OsStr>>(args: &[S], envs: &[(&str, String)], dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
+    cmd.args(args).current_dir(dir);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs `ecomflow` to its end, which must be a success; its standard error.
+pub fn run<S: AsRef<OsStr> + Debug>(args: &[S], envs: &[(&str, String)], dir: &Path) -> String {
+    let out = ecomflow(args, envs, dir).output().expect("ecomflow runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ecomflow {args:?} failed:\n{stderr}");
+    stderr
+}
+
+/// `GET` a path of the test Elasticsearch, as JSON.
+pub async fn es_json(path: &str) -> serde_json::Value {
+    let url = format!("{}{path}", elasticsearch());
+    reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// The number of documents in `index`, once refreshed.
+pub async fn es_count(index: &str) -> Option<u64> {
+    reqwest::Client::new()
+        .post(format!("{}/{index}/_refresh", elasticsearch()))
+        .send()
+        .await
+        .expect("refresh");
+    es_json(&format!("/{index}/_count")).await["count"].as_u64()
+}
+
+/// Asserts that `group` committed the end of every partition of `topic`.
+pub fn assert_committed_to_the_end(group: &str, topic: &str) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition(topic, p.id());
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    for e in committed.elements() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, e.partition(), Duration::from_secs(10))
+            .expect("watermarks");
+        assert_eq!(
+            e.offset(),
+            rdkafka::Offset::Offset(high),
+            "partition {} is committed to its end",
+            e.partition()
+        );
+    }
+}
+
+/// Every row of the flagship's tables in the PostgreSQL database at `url`, as sorted text;
+/// floating-point sums rounded to 6 decimals (the order of additions can change their last
+/// bits when several partitions interleave).
+pub async fn postgres_dump(url: &str) -> Vec<String> {
+    let pool = sqlx::PgPool::connect(url).await.expect("database");
+    let mut all = Vec::new();
+    for table in super::TABLES {
+        let columns: Vec<(String, String)> = sqlx::query_as(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns
+             WHERE table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .expect("columns");
+        let row_expr = columns
+            .iter()
+            .map(|(name, kind)| match kind.as_str() {
+                "double precision" => format!("coalesce(round({name}::numeric, 6)::text, 'NULL')"),
+                _ => format!("coalesce({name}::text, 'NULL')"),
+            })
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
+        let rows: Vec<(String,)> =
+            sqlx::query_as(&format!("SELECT {row_expr} AS r FROM {table} ORDER BY r"))
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{table}: {e}"));
+        all.extend(rows.into_iter().map(|(r,)| format!("{table} {r}")));
+    }
+    pool.close().await;
+    all
+}

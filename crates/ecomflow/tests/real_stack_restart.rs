@@ -1,0 +1,233 @@
+//! Stops and crashes on the real stack (Kafka, PostgreSQL, Elasticsearch from
+//! `scripts/services.sh`): while `generate.toml` is still writing the topic, the flagship with
+//! the `real-stack.toml` overlay is stopped with SIGTERM, started again, killed with SIGKILL (a
+//! crash), and started again to read the topic to its end. Its PostgreSQL tables must then
+//! equal those of a run that was never interrupted (nothing lost, no aggregate counted twice),
+//! Elasticsearch must hold every good transaction once, and the group's offsets must be
+//! committed to the end. Without the servers this test fails.
+
+#![cfg(unix)]
+
+use common::stack::{
+    assert_committed_to_the_end, ecomflow, elasticsearch, es_count, kafka, pipeline, postgres_dump,
+    run,
+};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+/// Good transactions the generator writes.
+const GOOD: u64 = 30000;
+/// Its pace (transactions per second): it writes for 12 s, while the flagship is stopped and
+/// crashed.
+const RATE: u64 = 2500;
+
+/// The flagship on the real stack, reading `topic` as `group` into `index`.
+fn flagship_args(topic: &str, group: &str, index: &str, to_the_end: bool) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        pipeline("ecommerce.toml"),
+        pipeline("real-stack.toml"),
+    ];
+    for set in [
+        format!("sources.transactions.topics=[\"{topic}\"]"),
+        format!("sources.transactions.group_id=\"{group}\""),
+        // A crashed member leaves the group after this long, not after the default 45 s.
+        "sources.transactions.options={ \"session.timeout.ms\" = 6000 }".to_string(),
+        format!("sources.transactions.stop_at_end={to_the_end}"),
+        format!("sinks.transactions_index.index=\"{index}\""),
+    ] {
+        args.push("--set".into());
+        args.push(set);
+    }
+    args
+}
+
+/// The environment of a flagship writing to `database`, with its state in `dir`/`name`.
+fn flagship_env(dir: &Path, name: &str, database: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+        ("DATABASE_URL", database.to_string()),
+        ("ELASTICSEARCH_URL", elasticsearch()),
+        (
+            "ECOMFLOW_DEAD_LETTER",
+            dir.join(format!("{name}.dead.jsonl")).display().to_string(),
+        ),
+        (
+            "ECOMFLOW_STATE_DIR",
+            dir.join(format!("{name}.state")).display().to_string(),
+        ),
+        ("ECOMFLOW_CHECKPOINT_INTERVAL", "200ms".to_string()),
+    ]
+}
+
+/// Starts `ecomflow` in the background, its standard error going to `log`.
+fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
+    ecomflow(args, envs, dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("ecomflow starts")
+}
+
+/// How many messages of the topic the completed checkpoint in `state` holds (the sum of the
+/// Kafka source's next offsets), if there is one.
+fn checkpointed_messages(state: &Path) -> Option<i64> {
+    let bytes = std::fs::read(state.join("checkpoint.json")).ok()?;
+    let checkpoint: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let positions = checkpoint["sources"]["sources.transactions"].as_array()?;
+    Some(positions.iter().filter_map(|p| p[2].as_i64()).sum())
+}
+
+/// Waits until a checkpoint in `state` holds more than `than` messages, while `child` runs.
+fn wait_for_checkpoint_beyond(state: &Path, than: i64, child: &mut Child, log: &Path) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(n) = checkpointed_messages(state).filter(|n| *n > than) {
+            return n;
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!(
+                "the flagship ended ({status}) before a checkpoint:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "no checkpoint beyond {than}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+fn still_writing(generator: &mut Child) -> bool {
+    generator.try_wait().expect("wait").is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_and_crashed_mid_stream_then_restarted_ends_with_the_uninterrupted_tables() {
+    let id = std::process::id();
+    let topic = format!("ecomflow_restart_{id}");
+    let (group, index) = (
+        format!("ecomflow_restart_{id}"),
+        format!("transactions_restart_{id}"),
+    );
+    let (reference_group, reference_index) = (format!("{group}_reference"), format!("{index}_ref"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let database = common::fresh_postgres_database(&format!("ecomflow_restart_{id}")).await;
+    let reference_database =
+        common::fresh_postgres_database(&format!("ecomflow_restart_ref_{id}")).await;
+
+    // 1. The generator writes the topic at its pace, all through the first two runs.
+    let generator_log = dir.join("generate.log");
+    let mut generator = spawn(
+        &[
+            "run".to_string(),
+            pipeline("generate.toml"),
+            "--set".into(),
+            format!("sinks.kafka.topic=\"{topic}\""),
+            "--set".into(),
+            format!("sources.transactions.count={GOOD}"),
+            "--set".into(),
+            format!("sources.transactions.rate={RATE}"),
+        ],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+            (
+                "ECOMFLOW_DEAD_LETTER",
+                dir.join("generate.dead.jsonl").display().to_string(),
+            ),
+        ],
+        dir,
+        &generator_log,
+    );
+
+    // 2. The flagship follows the topic; SIGTERM once a checkpoint holds part of it.
+    let args = flagship_args(&topic, &group, &index, false);
+    let env = flagship_env(dir, "restarted", &database);
+    let state = dir.join("restarted.state");
+    let log = dir.join("first.log");
+    let mut first = spawn(&args, &env, dir, &log);
+    let at_first = wait_for_checkpoint_beyond(&state, 0, &mut first, &log);
+    assert!(
+        still_writing(&mut generator),
+        "the topic is still being written when the flagship is stopped"
+    );
+    signal(&first, "-TERM");
+    let status = first.wait().expect("exits");
+    let first_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "SIGTERM drains and exits 0:\n{first_log}");
+    let stopped_at = checkpointed_messages(&state).expect("a last checkpoint");
+    assert!(
+        stopped_at >= at_first,
+        "the last checkpoint follows the others"
+    );
+
+    // 3. Started again, it resumes; SIGKILL (a crash) once a later checkpoint holds more.
+    let log = dir.join("second.log");
+    let mut second = spawn(&args, &env, dir, &log);
+    wait_for_checkpoint_beyond(&state, stopped_at, &mut second, &log);
+    assert!(
+        still_writing(&mut generator),
+        "the topic is still being written when the flagship crashes"
+    );
+    // Let it read on past that checkpoint, so the crash loses work in flight.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&second, "-KILL");
+    let status = second.wait().expect("exits");
+    assert!(!status.success(), "killed");
+
+    // 4. The generator finishes; started once more, the flagship reads to the end.
+    let status = generator.wait().expect("generator exits");
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&generator_log).unwrap_or_default()
+    );
+    run(&flagship_args(&topic, &group, &index, true), &env, dir);
+
+    // 5. The reference: the same topic read once, never interrupted.
+    run(
+        &flagship_args(&topic, &reference_group, &reference_index, true),
+        &flagship_env(dir, "reference", &reference_database),
+        dir,
+    );
+
+    // 6. The same tables, every good transaction once in them and in Elasticsearch, and the
+    //    group's offsets at the end of the topic.
+    let reference = postgres_dump(&reference_database).await;
+    let restarted = postgres_dump(&database).await;
+    let transactions = reference
+        .iter()
+        .filter(|r| r.starts_with("transactions "))
+        .count();
+    assert_eq!(
+        transactions as u64, GOOD,
+        "the reference holds every good one"
+    );
+    assert_eq!(reference.len(), restarted.len(), "row counts differ");
+    let first_difference = reference.iter().zip(&restarted).find(|(a, b)| a != b);
+    assert!(
+        first_difference.is_none(),
+        "the tables differ: {first_difference:?}"
+    );
+    assert_eq!(es_count(&index).await, Some(GOOD));
+    assert_eq!(es_count(&reference_index).await, Some(GOOD));
+    assert_committed_to_the_end(&group, &topic);
+
+    let http = reqwest::Client::new();
+    for index in [&index, &reference_index] {
+        let _ = http
+            .delete(format!("{}/{index}", elasticsearch()))
+            .send()
+            .await;
+    }
+}
