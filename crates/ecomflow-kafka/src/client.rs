@@ -3,6 +3,7 @@
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// The context of the sink's producer: librdkafka's logs go to `tracing`.
 pub struct Logging;
@@ -35,5 +36,10 @@ pub fn log(level: RDKafkaLogLevel, facility: &str, message: &str) {
 /// holds back repeats, so these are warnings; what fails a record or a commit is reported
 /// where it happens.
 pub fn error(error: &KafkaError, reason: &str) {
+    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+        // The end of a partition was reached: news for `stop_at_end`, not a problem.
+        tracing::debug!(target: "librdkafka", "{error}: {reason}");
+        return;
+    }
     tracing::warn!(target: "librdkafka", "{error}: {reason}");
 }

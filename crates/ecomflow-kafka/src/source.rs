@@ -1,4 +1,4 @@
-//! The `kafka` source: JSON messages from Kafka topics, sent in batches per partition, the group's offsets committed once the records were sent.
+//! The `kafka` source: JSON messages from Kafka topics, sent in batches per partition; the group's offsets committed once the records were sent, or with checkpoints once they are durable.
 
 use crate::config::{Managed, Options, Setting, check_topic, client_config};
 use crate::offsets::Positions;
@@ -46,6 +46,8 @@ pub struct KafkaSourceConfig {
     pub stop_at_end: bool,
     /// How often the offsets of the records sent downstream are committed for the group,
     /// such as `5s`. They are committed when the source stops too, after its last batch.
+    /// In a pipeline with a `[checkpoint]` table this is not used: offsets are committed
+    /// when a checkpoint holding them completes (the sinks made everything before it durable).
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub commit_interval: Duration,

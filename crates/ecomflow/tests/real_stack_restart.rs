@@ -1,7 +1,7 @@
 //! Stops and crashes on the real stack (Kafka, PostgreSQL, Elasticsearch from
 //! `scripts/services.sh`): while `generate.toml` is still writing the topic, the flagship with
 //! the `real-stack.toml` overlay is stopped with SIGTERM, started again, killed with SIGKILL (a
-//! crash), and started again to read the topic to its end. Its PostgreSQL tables must then
+//! crash), and started again at once to read the topic to its end. Its PostgreSQL tables must then
 //! equal those of a run that was never interrupted (nothing lost, no aggregate counted twice),
 //! Elasticsearch must hold every good transaction once, and the group's offsets must be
 //! committed to the end. Without the servers this test fails.
@@ -10,7 +10,7 @@
 
 use common::stack::{
     assert_committed_to_the_end, ecomflow, elasticsearch, es_count, kafka, pipeline, postgres_dump,
-    run,
+    run, topic_end,
 };
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -185,14 +185,26 @@ async fn stopped_and_crashed_mid_stream_then_restarted_ends_with_the_uninterrupt
     let status = second.wait().expect("exits");
     assert!(!status.success(), "killed");
 
-    // 4. The generator finishes; started once more, the flagship reads to the end.
+    // 4. Started again at once (the crashed member is still in the group until its session
+    //    times out), it reads on; once the generator has finished and a checkpoint holds the
+    //    whole topic, SIGTERM.
+    let log = dir.join("third.log");
+    let mut third = spawn(&args, &env, dir, &log);
     let status = generator.wait().expect("generator exits");
     assert!(
         status.success(),
         "{}",
         std::fs::read_to_string(&generator_log).unwrap_or_default()
     );
-    run(&flagship_args(&topic, &group, &index, true), &env, dir);
+    let end = topic_end(&topic);
+    wait_for_checkpoint_beyond(&state, end - 1, &mut third, &log);
+    signal(&third, "-TERM");
+    let status = third.wait().expect("exits");
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     // 5. The reference: the same topic read once, never interrupted.
     run(

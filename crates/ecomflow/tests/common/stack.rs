@@ -72,6 +72,27 @@ pub async fn es_count(index: &str) -> Option<u64> {
     es_json(&format!("/{index}/_count")).await["count"].as_u64()
 }
 
+/// How many messages `topic` holds: the sum of its partitions' end offsets.
+pub fn topic_end(topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .sum()
+}
+
 /// Asserts that `group` committed the end of every partition of `topic`.
 pub fn assert_committed_to_the_end(group: &str, topic: &str) {
     let consumer: BaseConsumer = ClientConfig::new()
