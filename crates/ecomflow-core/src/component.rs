@@ -208,16 +208,39 @@ impl SourceContext {
         }
     }
 
-    /// Asks for a checkpoint now unless one this source has not taken part in is due: a
-    /// bounded source that reached its end takes a last one, so that its final position is
-    /// kept and acknowledged once the sinks have made everything before it durable.
-    pub fn request_checkpoint(&self) {
-        if let Some(c) = &self.checkpoints
-            && !c.due()
-        {
-            c.requested
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-            c.asked.notify_waiters();
+    /// Asks for a checkpoint, for a bounded source that reached its end: a last one, so that
+    /// its final position is kept and acknowledged once the sinks have made everything before
+    /// it durable. Returns when one this source has not taken part in is due: at once, or
+    /// after the checkpoint under way has completed (one at a time, as the coordinator asks).
+    pub async fn request_checkpoint(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(c) = &self.checkpoints else {
+            return;
+        };
+        let mut completed = c.completed.clone();
+        loop {
+            if c.due() {
+                return;
+            }
+            let requested = c.requested.load(Ordering::Acquire);
+            if *completed.borrow_and_update() >= requested {
+                // Unless the coordinator or a shutdown asked for one meanwhile.
+                if c.requested
+                    .compare_exchange(
+                        requested,
+                        requested + 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    c.asked.notify_waiters();
+                }
+                continue;
+            }
+            if completed.changed().await.is_err() {
+                return;
+            }
         }
     }
 

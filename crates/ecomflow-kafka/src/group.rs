@@ -26,8 +26,10 @@ pub struct Group {
     pub offsets: Offsets,
     /// Assignment changes the source has not looked at yet.
     pub changes: Vec<Change>,
-    /// Where the last completed checkpoint left each partition: the first time one of them
-    /// is assigned, reading starts there, whatever the group committed.
+    /// Partitions not assigned now, and where reading them starts when they are, whatever
+    /// the group committed: a restored checkpoint's positions, and (with checkpoints) where
+    /// this source stood in a partition a rebalance took away, since its state holds what was
+    /// read. Checkpoints keep them too.
     pub resume: Positions,
 }
 
@@ -110,11 +112,20 @@ impl GroupContext {
 
     /// Partitions go: another member resumes them from the committed offsets. Without
     /// checkpoints, what was sent from them is committed first; with checkpoints the last
-    /// completed checkpoint's offsets stand (what was sent since is not durable yet). Either
-    /// way they are forgotten, so no later commit from here moves them.
+    /// completed checkpoint's offsets stand (what was sent since is not durable yet), and
+    /// should they come back here, reading goes on where it stopped. Either way they are
+    /// forgotten, so no later commit from here moves them.
     fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
         let revoked = partitions(list);
-        let positions = self.group.lock().offsets.release(&revoked);
+        let positions = {
+            let mut group = self.group.lock();
+            if self.checkpointing {
+                for (tp, next) in group.offsets.sent_in(&revoked).iter() {
+                    group.resume.set(tp, *next);
+                }
+            }
+            group.offsets.release(&revoked)
+        };
         if !self.checkpointing && !positions.is_empty() {
             let committed = positions
                 .to_list()
@@ -150,19 +161,12 @@ impl ConsumerContext for GroupContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, list),
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer, list),
-            other => {
-                tracing::warn!(
-                    "kafka group `{}`: rebalance failed: {}",
-                    self.group_id,
-                    RDKafkaErrorCode::from(other)
-                );
-                // What librdkafka does on its own: give the assignment up, rejoin later.
-                let held = match consumer.rebalance_protocol() {
-                    RebalanceProtocol::Cooperative => None,
-                    _ => consumer.assignment().ok(),
-                };
-                self.revoke(consumer, held.as_ref().unwrap_or(list));
-            }
+            // rdkafka calls this for assignments and revocations only.
+            other => tracing::warn!(
+                "kafka group `{}`: unexpected rebalance event: {}",
+                self.group_id,
+                RDKafkaErrorCode::from(other)
+            ),
         }
     }
 }

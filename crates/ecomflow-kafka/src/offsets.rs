@@ -23,6 +23,24 @@ impl Positions {
         self.0.is_empty()
     }
 
+    /// Sets `tp`'s position.
+    pub fn set(&mut self, tp: &TopicPartition, next: i64) {
+        match self.0.iter_mut().find(|(t, _)| t == tp) {
+            Some((_, n)) => *n = next,
+            None => self.0.push((tp.clone(), next)),
+        }
+    }
+
+    /// These positions, and those of `other` for the partitions these do not have.
+    pub fn or(mut self, other: &Positions) -> Positions {
+        for (tp, next) in other.iter() {
+            if !self.0.iter().any(|(t, _)| t == tp) {
+                self.0.push((tp.clone(), *next));
+            }
+        }
+        self
+    }
+
     /// Takes `tp`'s position out, if there is one.
     pub fn remove(&mut self, tp: &TopicPartition) -> Option<i64> {
         let i = self.0.iter().position(|(t, _)| t == tp)?;
@@ -113,6 +131,17 @@ impl Offsets {
         Positions(
             self.entries
                 .iter()
+                .map(|e| (e.tp.clone(), e.sent))
+                .collect(),
+        )
+    }
+
+    /// Where each of `partitions` stands: the next offset after what was sent from it.
+    pub fn sent_in(&self, partitions: &[TopicPartition]) -> Positions {
+        Positions(
+            self.entries
+                .iter()
+                .filter(|e| partitions.contains(&e.tp))
                 .map(|e| (e.tp.clone(), e.sent))
                 .collect(),
         )
@@ -253,6 +282,28 @@ mod tests {
         let snapshot = o.uncommitted();
         assert_eq!(pairs(&snapshot), [("a".into(), 2, 3)]);
         assert_eq!(o.still_held(&snapshot), snapshot);
+    }
+
+    #[test]
+    fn positions_combine_without_repeating_a_partition() {
+        let mut o = Offsets::default();
+        o.sent(&tp("a", 0), 5);
+        o.sent(&tp("a", 1), 7);
+        assert_eq!(
+            pairs(&o.sent_in(&[tp("a", 1), tp("b", 0)])),
+            [("a".into(), 1, 7)]
+        );
+        let mut waiting = Positions::default();
+        waiting.set(&tp("a", 1), 3);
+        waiting.set(&tp("a", 2), 9);
+        waiting.set(&tp("a", 2), 10);
+        assert_eq!(
+            pairs(&o.all_sent().or(&waiting)),
+            [("a".into(), 0, 5), ("a".into(), 1, 7), ("a".into(), 2, 10)],
+            "what was sent wins over what waits"
+        );
+        assert_eq!(waiting.remove(&tp("a", 2)), Some(10));
+        assert_eq!(waiting.remove(&tp("a", 2)), None);
     }
 
     #[test]

@@ -486,7 +486,12 @@ impl Reader {
 
     /// Takes part in the due checkpoint with where every partition stands.
     pub async fn checkpoint(&mut self, cx: &SourceContext) {
-        let positions = self.group.lock().offsets.all_sent();
+        // Partitions waiting to be assigned keep their positions too (a checkpoint taken
+        // while a restarted source joins the group must not forget where it resumes).
+        let positions = {
+            let group = self.group.lock();
+            group.offsets.all_sent().or(&group.resume)
+        };
         if let Some(id) = cx.checkpoint(positions.to_json()).await {
             self.checkpointed.push((id, positions));
         }
@@ -514,14 +519,20 @@ impl Reader {
             return Ok(());
         };
         let wait = completed.wait_for(|done| *done >= last);
-        if tokio::time::timeout(Duration::from_secs(30), wait)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the last checkpoint did not complete: its offsets stay uncommitted");
-            return Ok(());
+        let done = matches!(
+            tokio::time::timeout(Duration::from_secs(30), wait).await,
+            Ok(Ok(_))
+        );
+        if done {
+            self.commit_checkpointed(last).await
+        } else {
+            tracing::warn!(
+                "kafka group `{}`: the last checkpoint did not complete: its offsets stay \
+                 uncommitted",
+                self.settings.group_id
+            );
+            Ok(())
         }
-        self.commit_checkpointed(last).await
     }
 
     /// Commits the offsets sent and not committed yet.

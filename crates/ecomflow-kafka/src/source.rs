@@ -210,7 +210,13 @@ impl Source for KafkaSource {
             // The last checkpoint follows everything sent; once it completes, the group's
             // offsets show where this run ended.
             if matches!(read, Ok(Ending::Done)) {
-                cx.request_checkpoint();
+                let asked = cx.request_checkpoint();
+                if tokio::time::timeout(Duration::from_secs(30), asked)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("the checkpoint under way did not complete: no last one");
+                }
             }
             reader.checkpoint(&cx).await;
             reader.commit_last_checkpoint(&cx).await

@@ -331,7 +331,8 @@ pub fn start_paced(source: Box<dyn Source>, pause: Duration) -> Running {
 }
 
 /// Like [`start`], in a pipeline that takes checkpoints and was restarted from one that
-/// kept `position` for the source (none is asked for or completed while it runs).
+/// kept `position` for the source. No coordinator runs: a checkpoint the source asks for
+/// never completes, so it commits nothing.
 pub fn start_restored(source: Box<dyn Source>, position: serde_json::Value) -> Running {
     let (reports, _) = mpsc::unbounded_channel();
     let (_, completed) = tokio::sync::watch::channel(0);

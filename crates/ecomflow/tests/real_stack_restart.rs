@@ -1,16 +1,17 @@
 //! Stops and crashes on the real stack (Kafka, PostgreSQL, Elasticsearch from
 //! `scripts/services.sh`): while `generate.toml` is still writing the topic, the flagship with
 //! the `real-stack.toml` overlay is stopped with SIGTERM, started again, killed with SIGKILL (a
-//! crash), and started again at once to read the topic to its end. Its PostgreSQL tables must then
-//! equal those of a run that was never interrupted (nothing lost, no aggregate counted twice),
-//! Elasticsearch must hold every good transaction once, and the group's offsets must be
-//! committed to the end. Without the servers this test fails.
+//! crash), and started again at once to read the topic to its end (between the first two runs
+//! the group's offsets are rewound, so only the checkpoint says where to resume). Its
+//! PostgreSQL tables must then equal those of a run that was never interrupted (nothing lost,
+//! no aggregate counted twice), Elasticsearch must hold every good transaction once, and the
+//! group's offsets must be committed to the end. Without the servers this test fails.
 
 #![cfg(unix)]
 
 use common::stack::{
     assert_committed_to_the_end, ecomflow, elasticsearch, es_count, kafka, pipeline, postgres_dump,
-    run, topic_end,
+    rewind_group, run, topic_end,
 };
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -150,6 +151,12 @@ async fn stopped_and_crashed_mid_stream_then_restarted_ends_with_the_uninterrupt
         &generator_log,
     );
 
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while topic_end(&topic) == 0 {
+        assert!(Instant::now() < deadline, "the generator wrote nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // 2. The flagship follows the topic; SIGTERM once a checkpoint holds part of it.
     let args = flagship_args(&topic, &group, &index, false);
     let env = flagship_env(dir, "restarted", &database);
@@ -170,6 +177,10 @@ async fn stopped_and_crashed_mid_stream_then_restarted_ends_with_the_uninterrupt
         stopped_at >= at_first,
         "the last checkpoint follows the others"
     );
+
+    // The group's offsets rewound: the next run must resume from its checkpoint, not from
+    // them, or it counts everything again.
+    rewind_group(&group, &topic);
 
     // 3. Started again, it resumes; SIGKILL (a crash) once a later checkpoint holds more.
     let log = dir.join("second.log");

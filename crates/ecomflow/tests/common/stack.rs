@@ -93,6 +93,27 @@ pub fn topic_end(topic: &str) -> i64 {
         .sum()
 }
 
+/// Commits offset 0 of every partition of `topic` for `group` (which must have no member):
+/// a run that resumed from the committed offsets would read everything again.
+pub fn rewind_group(group: &str, topic: &str) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Offset(0))
+            .expect("offset");
+    }
+    consumer
+        .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("offsets committed from outside the group");
+}
+
 /// Asserts that `group` committed the end of every partition of `topic`.
 pub fn assert_committed_to_the_end(group: &str, topic: &str) {
     let consumer: BaseConsumer = ClientConfig::new()
