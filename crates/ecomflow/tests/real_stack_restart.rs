@@ -21,9 +21,9 @@ mod common;
 
 /// Good transactions the generator writes.
 const GOOD: u64 = 30000;
-/// Its pace (transactions per second): it writes for 12 s, while the flagship is stopped and
+/// Its pace (transactions per second): it writes for 15 s, while the flagship is stopped and
 /// crashed.
-const RATE: u64 = 2500;
+const RATE: u64 = 2000;
 
 /// The flagship on the real stack, reading `topic` as `group` into `index`.
 fn flagship_args(topic: &str, group: &str, index: &str, to_the_end: bool) -> Vec<String> {
