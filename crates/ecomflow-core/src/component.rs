@@ -309,6 +309,14 @@ impl SourceContext {
 pub trait Source: Send {
     /// Reads and sends records until done.
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError>;
+
+    /// How often this source wants to learn what the sinks have made durable, if it does (a
+    /// Kafka source commits its group's offsets then). In a pipeline without a `[checkpoint]`
+    /// table the runtime then takes checkpoints at this interval that only acknowledge: they
+    /// keep no state and write no file.
+    fn acknowledged_every(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Collects what a transform produces from one call: records for its outputs and dead letters.

@@ -1,4 +1,4 @@
-//! The `kafka` source: JSON messages from Kafka topics, sent in batches per partition; the group's offsets committed once the records were sent, or with checkpoints once they are durable.
+//! The `kafka` source: JSON messages from Kafka topics, sent in batches per partition; the group's offsets committed once the sinks made the records durable.
 
 use crate::config::{Managed, Options, Setting, check_topic, client_config};
 use crate::offsets::Positions;
@@ -44,10 +44,10 @@ pub struct KafkaSourceConfig {
     /// By default the source reads until the pipeline is stopped.
     #[serde(default)]
     pub stop_at_end: bool,
-    /// How often the offsets of the records sent downstream are committed for the group,
-    /// such as `5s`. They are committed when the source stops too, after its last batch.
-    /// In a pipeline with a `[checkpoint]` table this is not used: offsets are committed
-    /// when a checkpoint holding them completes (the sinks made everything before it durable).
+    /// How often the group's offsets are committed, such as `5s`, and when the source stops.
+    /// Only offsets of records every sink has made durable are committed: in a pipeline
+    /// without a `[checkpoint]` table the runtime asks the sinks at this interval (keeping no
+    /// state); with one, offsets are committed as its checkpoints complete, at its interval.
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub commit_interval: Duration,
@@ -226,6 +226,10 @@ impl Source for KafkaSource {
         reader.close().await;
         read?;
         committed
+    }
+
+    fn acknowledged_every(&self) -> Option<Duration> {
+        Some(self.0.commit_interval)
     }
 }
 

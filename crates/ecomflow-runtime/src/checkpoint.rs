@@ -6,10 +6,11 @@
 //! barrier), reports its state and passes the barrier on; each sink makes everything before
 //! the barrier durable and reports. When every component has reported (or ended) and the
 //! dead letters are durable too, the checkpoint is written to its directory: a restarted
-//! pipeline resumes from it.
+//! pipeline resumes from it. Without a directory (a pipeline with no `[checkpoint]` table
+//! whose sources want acknowledgements), checkpoints only acknowledge: nothing is written.
 
 use ecomflow_core::Message;
-use ecomflow_core::checkpoint::{Checkpoint, CheckpointConfig, Report};
+use ecomflow_core::checkpoint::{Checkpoint, Report};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,11 +31,13 @@ pub struct Coordination {
     pub restored: Checkpoint,
 }
 
-/// Starts the coordinator for the components in `participants` (paths). `dead_letter` asks
-/// the dead-letter writer to make its letters durable for a checkpoint; it answers with a
-/// `Report::Sink` under the path `dead_letter_path`.
+/// Starts the coordinator for the components in `participants` (paths), asking for a
+/// checkpoint every `interval` and writing completed ones to `dir` (none: acknowledgements
+/// only). `dead_letter` asks the dead-letter writer to make its letters durable for a
+/// checkpoint; it answers with a `Report::Sink` under the path `dead_letter_path`.
 pub fn start(
-    config: &CheckpointConfig,
+    dir: Option<PathBuf>,
+    interval: std::time::Duration,
     restored: Checkpoint,
     participants: BTreeSet<String>,
     dead_letter: mpsc::UnboundedSender<u64>,
@@ -46,7 +49,7 @@ pub fn start(
     let (completed_tx, completed) = watch::channel(restored.id);
     let task = tokio::spawn(coordinate(
         Coordinator {
-            dir: PathBuf::from(&config.dir),
+            dir,
             requested: requested.clone(),
             asked: asked.clone(),
             participants,
@@ -59,7 +62,7 @@ pub fn start(
             completed: completed_tx,
         },
         reports,
-        config.interval,
+        interval,
     ));
     (
         Coordination {
@@ -81,7 +84,7 @@ struct Pending {
 }
 
 struct Coordinator {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
     requested: Arc<AtomicU64>,
     asked: Arc<tokio::sync::Notify>,
     participants: BTreeSet<String>,
@@ -195,12 +198,10 @@ impl Coordinator {
         next.id = id;
         next.sources.extend(p.sources);
         next.transforms.extend(p.transforms);
-        next.save(&self.dir).map_err(|e| {
-            format!(
-                "cannot write checkpoint {id} to {}: {e}",
-                self.dir.display()
-            )
-        })?;
+        if let Some(dir) = &self.dir {
+            next.save(dir)
+                .map_err(|e| format!("cannot write checkpoint {id} to {}: {e}", dir.display()))?;
+        }
         self.last = next;
         let _ = self.completed.send(id);
         tracing::debug!(checkpoint = id, "checkpoint complete");

@@ -101,9 +101,19 @@ pub async fn run(
     };
 
     // Checkpointing: resume from the last completed checkpoint, coordinate the next ones.
+    // Without a `[checkpoint]` table, sources that want acknowledgements still get
+    // checkpoints that only acknowledge (no state kept, nothing written).
     let (marker_tx, marker_rx) = mpsc::unbounded_channel::<u64>();
-    let coordination = match &checkpoint {
-        Some(config) => {
+    let acknowledged_every = components
+        .iter()
+        .filter_map(|c| match &c.built {
+            Built::Source(source) => source.acknowledged_every(),
+            _ => None,
+        })
+        .min();
+    let keep_state = checkpoint.is_some();
+    let plan = match (&checkpoint, acknowledged_every) {
+        (Some(config), _) => {
             let restored = Checkpoint::load(std::path::Path::new(&config.dir))
                 .map_err(|e| {
                     fail_early(vec![(
@@ -115,9 +125,17 @@ pub async fn run(
             if restored.id > 0 {
                 tracing::info!(checkpoint = restored.id, dir = %config.dir, "resuming from a checkpoint");
             }
+            Some((Some(config.dir.clone().into()), config.interval, restored))
+        }
+        (None, Some(every)) => Some((None, every, Checkpoint::default())),
+        (None, None) => None,
+    };
+    let coordination = match plan {
+        Some((dir, interval, restored)) => {
             let participants = components.iter().map(Component::path).collect();
             Some(coordination::start(
-                config,
+                dir,
+                interval,
                 restored,
                 participants,
                 marker_tx,
@@ -223,7 +241,6 @@ pub async fn run(
                     completed: c.completed.clone(),
                 });
                 let stopped = stop_sources.clone();
-                let checkpointing = checkpoints.is_some();
                 let cx = SourceContext {
                     output: out.clone(),
                     dead_letter,
@@ -238,7 +255,7 @@ pub async fn run(
                     // The source has ended: nothing earlier will come from it. A source
                     // stopped for a restart has not ended: its open buckets stay open, kept by
                     // the last checkpoint.
-                    if !(checkpointing && stopped.is_cancelled()) {
+                    if !(keep_state && stopped.is_cancelled()) {
                         out.send_watermark(i64::MAX).await;
                     }
                     ended(&reports, component);
@@ -266,6 +283,7 @@ pub async fn run(
                     alignment: Alignment::new(inputs.len()),
                     reports,
                     component: path.clone(),
+                    keep_state,
                 };
                 tasks.spawn(run_transform(transform, rx, io))
             }
@@ -380,6 +398,8 @@ struct TransformIo {
     alignment: Alignment,
     reports: Option<mpsc::UnboundedSender<Report>>,
     component: Arc<str>,
+    /// Checkpoints keep state (a `[checkpoint]` table), rather than only acknowledge.
+    keep_state: bool,
 }
 
 /// The lowest watermark over a component's inputs that have sent one.
@@ -454,7 +474,11 @@ async fn run_transform(
                     let _ = r.send(Report::Transform {
                         id,
                         component: io.component.clone(),
-                        state: transform.snapshot(),
+                        state: if io.keep_state {
+                            transform.snapshot()
+                        } else {
+                            None
+                        },
                     });
                 }
                 io.out.send_barrier(id).await;

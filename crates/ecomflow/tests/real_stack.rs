@@ -187,3 +187,42 @@ async fn kafka_to_postgres_and_elasticsearch() {
         .send()
         .await;
 }
+
+/// A Kafka pipeline without a `[checkpoint]` table: its offsets are still committed only for
+/// what the sinks acknowledged (checkpoints that keep nothing), and end at the end of the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_pipeline_without_checkpoints_commits_what_its_sink_wrote() {
+    let id = std::process::id();
+    let topic = format!("ecomflow_acks_{id}");
+    let group = format!("ecomflow_acks_{id}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .expect("producer");
+    for i in 0..500 {
+        let payload = format!("{{\"i\": {i}}}");
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&payload).payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+    }
+    let pipeline = dir.path().join("copy.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[sources.in]\ntype = \"kafka\"\nbootstrap_servers = {:?}\ntopics = [{topic:?}]\n\
+             group_id = {group:?}\nstop_at_end = true\ncommit_interval = \"100ms\"\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.jsonl\"\n",
+            kafka()
+        ),
+    )
+    .expect("pipeline");
+    run(&["run", pipeline.to_str().expect("utf8")], &[], dir.path());
+    let lines = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("written");
+    assert_eq!(lines.lines().count(), 500);
+    assert_committed_to_the_end(&group, &topic);
+}
