@@ -72,21 +72,33 @@ pub async fn es_count(index: &str) -> Option<u64> {
     es_json(&format!("/{index}/_count")).await["count"].as_u64()
 }
 
-/// How many messages `topic` holds: the sum of its partitions' end offsets.
-pub fn topic_end(topic: &str) -> i64 {
+/// A consumer of the test broker for `group` (it joins nothing), and the partition numbers
+/// of `topic`.
+fn consumer_of(group: &str, topic: &str) -> (BaseConsumer, Vec<i32>) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka())
+        .set("group.id", group)
         .create()
         .expect("consumer");
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
-    metadata.topics()[0]
+    let partitions = metadata.topics()[0]
         .partitions()
         .iter()
+        .map(|p| p.id())
+        .collect();
+    (consumer, partitions)
+}
+
+/// How many messages `topic` holds: the sum of its partitions' end offsets.
+pub fn topic_end(topic: &str) -> i64 {
+    let (consumer, partitions) = consumer_of("ecomflow-tests", topic);
+    partitions
+        .into_iter()
         .map(|p| {
             consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
                 .expect("watermarks")
                 .1
         })
@@ -96,17 +108,10 @@ pub fn topic_end(topic: &str) -> i64 {
 /// Commits offset 0 of every partition of `topic` for `group` (which must have no member):
 /// a run that resumed from the committed offsets would read everything again.
 pub fn rewind_group(group: &str, topic: &str) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
+    let (consumer, partitions) = consumer_of(group, topic);
     let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Offset(0))
+    for p in partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(0))
             .expect("offset");
     }
     consumer
@@ -116,17 +121,10 @@ pub fn rewind_group(group: &str, topic: &str) {
 
 /// Asserts that `group` committed the end of every partition of `topic`.
 pub fn assert_committed_to_the_end(group: &str, topic: &str) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
+    let (consumer, partitions) = consumer_of(group, topic);
     let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition(topic, p.id());
+    for p in partitions {
+        tpl.add_partition(topic, p);
     }
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
