@@ -21,6 +21,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a commit may take before the source reports it failed.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a stopping source waits for its last checkpoint to complete.
+const LAST_CHECKPOINT_PATIENCE: Duration = Duration::from_secs(30);
+
 /// What the source was built with.
 pub struct Settings {
     /// The consumer's librdkafka configuration.
@@ -507,22 +511,35 @@ impl Reader {
         self.commit_positions(positions).await
     }
 
-    /// After the last checkpoint was taken: waits (a while) for it to complete and commits
-    /// its positions, so the group's offsets show everything durably written.
-    pub async fn commit_last_checkpoint(
+    /// Once reading stopped: takes part in a last checkpoint after everything sent (asking
+    /// for one when `ask`, as a run that reached its end or was stopped does), waits a while
+    /// for it to complete and commits its positions, so the group's offsets show everything
+    /// durably written.
+    pub async fn last_checkpoint(
         &mut self,
         cx: &SourceContext,
+        ask: bool,
     ) -> Result<(), ComponentError> {
-        let (Some(mut completed), Some(&(last, _))) =
-            (cx.completed_checkpoints(), self.checkpointed.last())
-        else {
+        let Some(mut completed) = cx.completed_checkpoints() else {
+            return Ok(());
+        };
+        let patience = tokio::time::Instant::now() + LAST_CHECKPOINT_PATIENCE;
+        if ask
+            && tokio::time::timeout_at(patience, cx.request_checkpoint())
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "kafka group `{}`: the checkpoint under way did not complete: no last one",
+                self.settings.group_id
+            );
+        }
+        self.checkpoint(cx).await;
+        let Some(&(last, _)) = self.checkpointed.last() else {
             return Ok(());
         };
         let wait = completed.wait_for(|done| *done >= last);
-        let done = matches!(
-            tokio::time::timeout(Duration::from_secs(30), wait).await,
-            Ok(Ok(_))
-        );
+        let done = matches!(tokio::time::timeout_at(patience, wait).await, Ok(Ok(_)));
         if done {
             self.commit_checkpointed(last).await
         } else {

@@ -207,19 +207,9 @@ impl Source for KafkaSource {
             let _ = reader.send_all(&cx).await;
         }
         let committed = if checkpointing {
-            // The last checkpoint follows everything sent; once it completes, the group's
-            // offsets show where this run ended.
-            if matches!(read, Ok(Ending::Done)) {
-                let asked = cx.request_checkpoint();
-                if tokio::time::timeout(Duration::from_secs(30), asked)
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("the checkpoint under way did not complete: no last one");
-                }
-            }
-            reader.checkpoint(&cx).await;
-            reader.commit_last_checkpoint(&cx).await
+            reader
+                .last_checkpoint(&cx, matches!(read, Ok(Ending::Done)))
+                .await
         } else {
             reader.commit().await
         };
