@@ -106,7 +106,7 @@ impl Retrying {
     /// After an attempt that failed because of `why`: waits for the next pause (logging what
     /// failed and the wait) and returns true, or returns false at once when `retry_for` has
     /// passed.
-    pub async fn wait(&mut self, why: &dyn Display) -> bool {
+    pub async fn wait(&mut self, why: &(dyn Display + Sync)) -> bool {
         let Some(left) = self.policy.retry_for.checked_sub(self.started.elapsed()) else {
             return false;
         };

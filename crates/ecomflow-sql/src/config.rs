@@ -48,8 +48,10 @@ pub struct SqlConfig {
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1))]
     pub max_connections: u32,
-    /// How long a batch is retried, with growing pauses, when the database cannot be reached
-    /// (connection lost, server restarting) before the run stops.
+    /// How long connecting (with the `migrations`) and each batch are tried again, with
+    /// pauses from 100ms doubling up to 5s, while the database cannot be reached (not up yet,
+    /// connection lost, server restarting) before the run stops. Other failures (a refused
+    /// password, a missing database) stop it at once.
     #[serde(default = "default_retry_for", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub retry_for: Duration,

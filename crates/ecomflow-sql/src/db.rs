@@ -6,12 +6,13 @@ use crate::value_bind::{Bound, bind};
 use ecomflow_core::ComponentError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{Postgres, Sqlite};
+use sqlx::{ConnectOptions, Connection, Postgres, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// How long acquiring a PostgreSQL connection may take before the attempt fails (the sink
-/// then retries the batch, pausing longer each time, for up to its `retry_for`).
+/// How long connecting to PostgreSQL, or acquiring a pooled connection, may take before the
+/// attempt fails (the sink then tries again, pausing longer each time, for up to its
+/// `retry_for`).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The same for SQLite, where waiting means another writer holds the file.
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -108,8 +109,12 @@ pub fn classify(dialect: Dialect, e: &sqlx::Error) -> Failure {
     }
 }
 
-/// A database failure as a run-stopping error, with what was being done.
+/// A database failure as a component error, with what was being done: worth retrying
+/// ([`ComponentError::Unavailable`]) when the database could not be reached.
 pub fn db_error(context: String, e: sqlx::Error) -> ComponentError {
+    if is_connection_error(&e) {
+        return ComponentError::Unavailable(format!("{context}: {e}"));
+    }
     match e {
         sqlx::Error::Io(io) => ComponentError::io(context, io),
         other => ComponentError::Other(format!("{context}: {other}")),
@@ -197,6 +202,20 @@ impl Db {
             }
             Dialect::Postgres => {
                 let options = PgConnectOptions::from_str(url).map_err(fail)?;
+                // One connection first, for the server's own reason when it cannot be reached
+                // (a pool that cannot connect only says it timed out).
+                let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect()).await;
+                match probe {
+                    Ok(Ok(connection)) => {
+                        let _ = connection.close().await;
+                    }
+                    Ok(Err(e)) => return Err(fail(e)),
+                    Err(_) => {
+                        return Err(ComponentError::Unavailable(format!(
+                            "cannot connect to {target}: no answer within {ACQUIRE_TIMEOUT:?}"
+                        )));
+                    }
+                }
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)

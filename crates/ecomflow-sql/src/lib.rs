@@ -5,7 +5,9 @@
 //! one transaction of multi-row INSERTs (or upserts on `key`, de-duplicated within the batch).
 //! The connection opens and the `migrations` are applied at the first write, never at build
 //! time, so `ecomflow validate` runs offline. A row the database rejects goes to the
-//! dead-letter output with the database's message; a lost connection stops the run.
+//! dead-letter output with the database's message. While the database cannot be reached
+//! (not up yet, connection lost), connecting and writing are tried again for `retry_for`
+//! (ecomflow-core's retry policy); then, or at once for other failures, the run stops.
 
 mod config;
 mod db;

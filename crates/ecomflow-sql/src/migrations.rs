@@ -1,9 +1,10 @@
 //! Migrations: a directory of sqlx migrations applied once per process and database, at the
 //! first connection, never per record. Sinks on the same database wait for each other here.
+//! A lost connection is worth retrying; any other failure is not.
 
-use crate::db::Db;
+use crate::db::{Db, is_connection_error};
 use ecomflow_core::ComponentError;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{MigrateError, Migrator};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -54,10 +55,19 @@ pub async fn apply(
         Db::Postgres(pool) => migrator.run(pool).await,
     };
     ran.map_err(|e| {
-        ComponentError::Other(format!(
+        let message = format!(
             "cannot apply the migrations in {} to {target}: {e}",
             dir.display()
-        ))
+        );
+        match &e {
+            // The connection was lost: applying them again later can succeed.
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
+                if is_connection_error(e) =>
+            {
+                ComponentError::Unavailable(message)
+            }
+            _ => ComponentError::Other(message),
+        }
     })?;
     tracing::info!(
         migrations = %dir.display(),

@@ -3,11 +3,13 @@
 //! Without a server these tests fail; they never skip.
 
 use crate::test_support::{build_sink, dead_letters, record, sink_context};
+use ecomflow_core::testing::Proxy;
 use ecomflow_core::{Payload, Sink};
 use serde_json::json;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// The server the tests use.
 pub fn server_url() -> String {
@@ -250,57 +252,20 @@ async fn a_missing_database_is_a_clear_error_without_the_password() {
     );
     let mut s = sink(&url, "t", "");
     let (cx, _dead) = sink_context();
+    let started = Instant::now();
     let e = s
         .write(vec![record(json!({"a": 1}))], &cx)
         .await
         .and(s.finish(&cx).await)
         .expect_err("no such database");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a missing database is not retried for retry_for (1m): {:?}",
+        started.elapsed()
+    );
     let text = e.to_string();
     assert!(text.contains("no_such_database_here"), "{text}");
     assert!(!text.contains("secret"), "the password leaked: {text}");
-}
-
-/// A TCP proxy to the test server that can cut every connection and refuse new ones for a
-/// while, as a restarting server or a broken network would.
-struct Proxy {
-    port: u16,
-    cut: tokio::sync::mpsc::UnboundedSender<std::time::Duration>,
-}
-
-async fn proxy(target: String) -> Proxy {
-    use tokio::net::{TcpListener, TcpStream};
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let (cut, mut cuts) = tokio::sync::mpsc::unbounded_channel::<std::time::Duration>();
-    tokio::spawn(async move {
-        let mut listener = Some(listener);
-        let mut live = ecomflow_core::CancellationToken::new();
-        loop {
-            tokio::select! {
-                pause = cuts.recv() => {
-                    let Some(pause) = pause else { return };
-                    live.cancel();
-                    drop(listener.take());
-                    tokio::time::sleep(pause).await;
-                    listener = Some(TcpListener::bind(("127.0.0.1", port)).await.expect("bind again"));
-                    live = ecomflow_core::CancellationToken::new();
-                }
-                accepted = async { listener.as_ref().expect("listening").accept().await }, if listener.is_some() => {
-                    let Ok((mut inbound, _)) = accepted else { continue };
-                    let target = target.clone();
-                    let live = live.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
-                        tokio::select! {
-                            _ = live.cancelled() => {}
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        }
-                    });
-                }
-            }
-        }
-    });
-    Proxy { port, cut }
 }
 
 #[tokio::test]
@@ -317,8 +282,8 @@ async fn a_lost_connection_is_retried_until_the_server_is_back() {
         .expect("host:port")
         .to_string();
     for (retry_for, must_succeed) in [("30s", true), ("0s", false)] {
-        let proxy = proxy(server.clone()).await;
-        let via_proxy = url.replacen(&server, &format!("127.0.0.1:{}", proxy.port), 1);
+        let proxy = Proxy::start(&server).await;
+        let via_proxy = url.replacen(&server, &proxy.address(), 1);
         let mut s = sink(
             &via_proxy,
             "events",
@@ -330,11 +295,8 @@ async fn a_lost_connection_is_retried_until_the_server_is_back() {
             .await
             .expect("first batch");
         // The server goes away for three seconds (longer than a connection attempt waits).
-        proxy
-            .cut
-            .send(std::time::Duration::from_millis(3000))
-            .expect("cut");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        proxy.cut_for(Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let second = s.write(vec![row("c"), row("d")], &cx).await;
         assert_eq!(
             second.is_ok(),
@@ -362,13 +324,19 @@ async fn refused_credentials_are_a_clear_error_without_the_password() {
         .and_then(|rest| rest.split('/').next())
         .expect("host:port");
     let url = format!("postgres://ecomflow_password:not-the-password@{host}/postgres");
-    let mut s = sink(&url, "t", "retry_for = \"0s\"");
+    let mut s = sink(&url, "t", "");
     let (cx, _dead) = sink_context();
+    let started = Instant::now();
     let e = s
         .write(vec![record(json!({"a": 1}))], &cx)
         .await
         .and(s.finish(&cx).await)
         .expect_err("refused");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused credentials are not retried for retry_for (1m): {:?}",
+        started.elapsed()
+    );
     let text = e.to_string();
     assert!(text.contains("password authentication failed"), "{text}");
     assert!(text.contains("ecomflow_password"), "{text}");
@@ -376,4 +344,45 @@ async fn refused_credentials_are_a_clear_error_without_the_password() {
         !text.contains("not-the-password"),
         "the password leaked: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_database_not_up_at_start_is_waited_for_and_its_migrations_applied() {
+    let (url, pool) = fresh_database().await;
+    let server = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port")
+        .to_string();
+    let proxy = Proxy::start_cut(&server, Duration::from_secs(3)).await;
+    let via_proxy = url.replacen(&server, &proxy.address(), 1);
+    let options = format!(
+        "migrations = {:?}\nkey = [\"transaction_date\"]",
+        migrations_dir()
+    );
+    let mut s = sink(&via_proxy, "sales_per_day", &options);
+    let (cx, mut dead) = sink_context();
+    let started = Instant::now();
+    s.write(
+        vec![record(
+            json!({"transaction_date": "2025-07-19", "total_sales": 2.5}),
+        )],
+        &cx,
+    )
+    .await
+    .expect("buffered");
+    s.finish(&cx).await.expect("written once the server is up");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(dead_letters(&mut dead).is_empty());
+    let got: Vec<(String, f64)> =
+        sqlx::query_as("SELECT transaction_date::text, total_sales FROM sales_per_day")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+    assert_eq!(got, [("2025-07-19".into(), 2.5)]);
 }

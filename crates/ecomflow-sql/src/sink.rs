@@ -11,8 +11,8 @@ use crate::url::redact;
 use crate::value_bind::Bound;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, Sink,
-    SinkContext, SinkPlugin,
+    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, RetryPolicy,
+    Sink, SinkContext, SinkPlugin,
 };
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ impl SinkPlugin for SqlPlugin {
             // Relative to the pipeline file, so a pipeline finds the migrations shipped with it.
             migrations: cfg.migrations.map(|m| cx.base_dir.join(m)),
             max_connections: cfg.max_connections,
-            retry_for: cfg.retry_for,
+            retry: RetryPolicy::new(cfg.retry_for),
             conn: None,
             plan: None,
             buffer: Vec::new(),
@@ -69,8 +69,8 @@ struct SqlSink {
     flush_interval: Duration,
     migrations: Option<PathBuf>,
     max_connections: u32,
-    /// How long a batch is retried while the database cannot be reached.
-    retry_for: Duration,
+    /// How connecting and writing are retried while the database cannot be reached.
+    retry: RetryPolicy,
     /// Opened at the first write (or at finish), with the migrations applied.
     conn: Option<Connected>,
     /// Fixed at the first write.
@@ -86,16 +86,36 @@ impl SqlSink {
         format!("table {} of {}", quote_table(&self.table), self.target)
     }
 
-    /// Connects and applies the migrations, once.
+    /// Connects and applies the migrations, once; tried again, pausing longer each time,
+    /// while the database cannot be reached, for up to `retry_for`.
     async fn connect(&mut self) -> Result<(), ComponentError> {
         if self.conn.is_some() {
             return Ok(());
         }
-        let conn = Db::connect(self.dialect, &self.url, self.max_connections, &self.target).await?;
+        let mut retrying = self.retry.start();
+        let mut pool = None;
+        loop {
+            match self.connect_once(&mut pool).await {
+                Ok(()) => break,
+                Err(e) => retrying.failed(e).await?,
+            }
+        }
+        self.conn = pool;
+        Ok(())
+    }
+
+    /// One attempt of [`Self::connect`]: opens the pool into `pool` unless it is open, then
+    /// applies the migrations.
+    async fn connect_once(&self, pool: &mut Option<Connected>) -> Result<(), ComponentError> {
+        let conn = match pool {
+            Some(conn) => conn,
+            None => pool.insert(
+                Db::connect(self.dialect, &self.url, self.max_connections, &self.target).await?,
+            ),
+        };
         if let Some(dir) = &self.migrations {
             migrations::apply(&conn.db, conn.database.as_deref(), dir, &self.target).await?;
         }
-        self.conn = Some(conn);
         Ok(())
     }
 
@@ -109,11 +129,14 @@ impl SqlSink {
                 "the sql sink is not connected".into(),
             ));
         };
-        let existing = conn
-            .db
-            .table_columns(&self.table)
-            .await
-            .map_err(|e| db_error(format!("cannot read the columns of {}", self.what()), e))?;
+        let existing =
+            self.retry
+                .run(|| async {
+                    conn.db.table_columns(&self.table).await.map_err(|e| {
+                        db_error(format!("cannot read the columns of {}", self.what()), e)
+                    })
+                })
+                .await?;
         let mut wanted = self.columns.clone();
         if wanted.is_empty() {
             wanted = first
@@ -182,15 +205,16 @@ impl SqlSink {
         if !statements.is_empty() {
             // A lost connection rolls the transaction back: retry the batch, pausing longer
             // each time, until the database answers or `retry_for` has passed.
-            let started = Instant::now();
-            let mut pause = Duration::from_millis(100);
+            let mut retrying = self.retry.start();
             loop {
                 result = conn.db.insert_in_transaction(&statements).await;
-                match &result {
-                    Err(e) if db::is_connection_error(e) && started.elapsed() < self.retry_for => {
-                        tracing::warn!(table = %self.table, error = %e, "cannot reach the database; retrying in {pause:?}");
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_secs(5));
+                match result {
+                    Err(e) if db::is_connection_error(&e) => {
+                        let e = db_error(format!("cannot write to {}", self.what()), e);
+                        if let Err(e) = retrying.failed(e).await {
+                            cx.dead_letter.send(dead).await;
+                            return Err(e);
+                        }
                     }
                     _ => break,
                 }
