@@ -13,14 +13,16 @@ use tokio::time::Instant;
 
 /// When and for how long a failed operation is tried again: the first pause is
 /// `first_pause`, each next one twice the last, at most `max_pause`; no attempt starts once
-/// `retry_for` has passed since the first one (the last pause is shortened to end then).
+/// `retry_for` has passed since the first failure (the last pause is shortened to end then),
+/// so an outage shorter than `retry_for` is always waited out, however long the failing
+/// attempt took.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// The pause after the first failure.
     pub first_pause: Duration,
     /// The longest pause.
     pub max_pause: Duration,
-    /// How long, from the first attempt, the operation is tried again.
+    /// How long, from the first failure, the operation is tried again.
     pub retry_for: Duration,
 }
 
@@ -55,11 +57,11 @@ impl RetryPolicy {
             .min(self.max_pause.max(self.first_pause))
     }
 
-    /// Starts an operation's attempts now.
+    /// Starts an operation's attempts.
     pub fn start(&self) -> Retrying {
         Retrying {
             policy: *self,
-            started: Instant::now(),
+            first_failure: None,
             retries: 0,
         }
     }
@@ -85,7 +87,8 @@ impl RetryPolicy {
 #[derive(Debug)]
 pub struct Retrying {
     policy: RetryPolicy,
-    started: Instant,
+    /// When the first attempt failed.
+    first_failure: Option<Instant>,
     retries: u32,
 }
 
@@ -107,7 +110,8 @@ impl Retrying {
     /// failed and the wait) and returns true, or returns false at once when `retry_for` has
     /// passed.
     pub async fn wait(&mut self, why: &(dyn Display + Sync)) -> bool {
-        let Some(left) = self.policy.retry_for.checked_sub(self.started.elapsed()) else {
+        let first_failure = *self.first_failure.get_or_insert_with(Instant::now);
+        let Some(left) = self.policy.retry_for.checked_sub(first_failure.elapsed()) else {
             return false;
         };
         if left.is_zero() {
@@ -117,7 +121,7 @@ impl Retrying {
         self.retries += 1;
         tracing::warn!(
             retry = self.retries,
-            "{why}; retrying in {} (gives up {} after the first attempt)",
+            "{why}; retrying in {} (gives up {} after the first failure)",
             shown(pause),
             shown(self.policy.retry_for)
         );
@@ -242,6 +246,32 @@ mod tests {
             "cannot connect to db: connection refused (still failing after retrying for 3s)"
         );
         assert!(!e.is_retryable());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_counts_from_the_first_failure_not_the_first_attempt() {
+        let tries = Cell::new(0);
+        let started = tokio::time::Instant::now();
+        let e = RetryPolicy::new(Duration::from_secs(3))
+            .run(|| {
+                tries.set(tries.get() + 1);
+                let slow = tries.get() == 1;
+                async move {
+                    if slow {
+                        // An attempt that hangs until a timeout.
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                    }
+                    Err::<(), _>(unavailable())
+                }
+            })
+            .await
+            .expect_err("gives up");
+        assert_eq!(started.elapsed(), Duration::from_secs(13));
+        assert_eq!(tries.get(), 6);
+        assert!(
+            e.to_string()
+                .ends_with("(still failing after retrying for 3s)")
+        );
     }
 
     #[tokio::test(start_paused = true)]

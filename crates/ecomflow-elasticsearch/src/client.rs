@@ -1,5 +1,6 @@
-//! The connection to Elasticsearch: requests sent again with backoff while the server is
-//! unreachable or overloaded, and the index template stored before the first write.
+//! The connection to Elasticsearch: requests, with the failures worth retrying (the server
+//! unreachable or overloaded) told apart, and the index template stored before the first
+//! write.
 
 use crate::bulk::error_of;
 use ecomflow_core::ComponentError;
@@ -13,29 +14,8 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-/// The longest wait between two tries.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
 /// The parts of each `_bulk` response the sink reads.
 const BULK_FILTER: &[&str] = &["items.*.status", "items.*.error"];
-
-/// When and how often to try again.
-#[derive(Clone, Copy, Debug)]
-pub struct Retry {
-    /// Tries after the first.
-    pub max_retries: u32,
-    /// The wait before the first retry, doubled for each next one.
-    pub backoff: Duration,
-}
-
-impl Retry {
-    /// The wait before retry number `attempt` (0 for the first).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        self.backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(MAX_BACKOFF.max(self.backoff))
-    }
-}
 
 /// A client for one index of one node.
 pub struct Client {
@@ -43,7 +23,6 @@ pub struct Client {
     index: String,
     /// `index `<index>` at <url>` (without password), for messages.
     what: String,
-    retry: Retry,
 }
 
 /// How a request went.
@@ -61,7 +40,6 @@ impl Client {
         index: &str,
         credentials: Option<(String, String)>,
         timeout: Duration,
-        retry: Retry,
     ) -> Result<Client, ComponentError> {
         let what = format!("index `{index}` at {}", redact(url));
         let mut builder =
@@ -76,7 +54,6 @@ impl Client {
             es: Elasticsearch::new(transport),
             index: index.to_string(),
             what,
-            retry,
         })
     }
 
@@ -134,8 +111,7 @@ impl Client {
         Ok(())
     }
 
-    /// Sends one `_bulk` request (retried while unanswered or answered with 429 or a 5xx
-    /// status) and returns the response body.
+    /// Sends one `_bulk` request and returns the response body.
     pub async fn bulk(&self, body: &[u8]) -> Result<Vec<u8>, ComponentError> {
         let (status, response) = self
             .send("write to", || {
@@ -161,33 +137,24 @@ impl Client {
         Ok(response)
     }
 
-    /// Sends the request `make` builds, again with backoff while it fails transiently; the
-    /// final answer (any status) or an error naming `doing`, the node and the index.
+    /// Sends the request `make` builds once: the answer (any status but 429 and 5xx), or an
+    /// error naming `doing`, the node and the index, [`ComponentError::Unavailable`] when
+    /// unanswered or answered with 429 or a 5xx status (the caller retries it).
     async fn send<F, Fut>(
         &self,
         doing: &str,
-        mut make: F,
+        make: F,
     ) -> Result<(StatusCode, Vec<u8>), ComponentError>
     where
-        F: FnMut() -> Fut,
+        F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Response, elasticsearch::Error>>,
     {
-        let mut attempt = 0;
-        loop {
-            let last = match Self::attempt(make()).await {
-                Attempt::Answered(status, body) => return Ok((status, body)),
-                Attempt::Transient(e) => e,
-            };
-            if attempt >= self.retry.max_retries {
-                return Err(ComponentError::Other(format!(
-                    "cannot {doing} {} after {attempt} retries: {last}",
-                    self.what
-                )));
-            }
-            let delay = self.retry.delay(attempt);
-            tracing::debug!(index = %self.index, error = %last, ?delay, "request failed; retrying");
-            tokio::time::sleep(delay).await;
-            attempt += 1;
+        match Self::attempt(make()).await {
+            Attempt::Answered(status, body) => Ok((status, body)),
+            Attempt::Transient(e) => Err(ComponentError::Unavailable(format!(
+                "cannot {doing} {}: {e}",
+                self.what
+            ))),
         }
     }
 
@@ -238,26 +205,6 @@ fn redact(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_ten_seconds() {
-        let retry = Retry {
-            max_retries: 5,
-            backoff: Duration::from_millis(200),
-        };
-        let delays: Vec<_> = (0..8).map(|a| retry.delay(a).as_millis()).collect();
-        assert_eq!(delays, [200, 400, 800, 1600, 3200, 6400, 10000, 10000]);
-        assert_eq!(retry.delay(u32::MAX), MAX_BACKOFF);
-        let slow = Retry {
-            max_retries: 1,
-            backoff: Duration::from_secs(30),
-        };
-        assert_eq!(
-            slow.delay(3),
-            Duration::from_secs(30),
-            "never below the first wait"
-        );
-    }
 
     #[test]
     fn messages_hide_the_password() {

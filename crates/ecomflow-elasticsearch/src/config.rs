@@ -35,12 +35,17 @@ pub struct ElasticsearchConfig {
     #[serde(default = "default_flush_interval", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub flush_interval: Duration,
-    /// How often a failed request, or a document rejected with 429 or a 5xx status, is sent
-    /// again before giving up (a request then stops the run; a document goes to the
-    /// dead-letter output).
-    #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
-    /// The wait before the first retry, doubled for each next one (at most 10s).
+    /// How long a request is tried again, with growing pauses, while Elasticsearch cannot
+    /// take it (unreachable, or answering 429 or a 5xx status), and likewise storing the
+    /// `template` at start and a document rejected with 429 or a 5xx status. Meanwhile the
+    /// sink waits, and so does the pipeline upstream. Then a request stops the run with its
+    /// error, a document goes to the dead-letter output with its reason. Other errors (such
+    /// as 400 or 401) are not retried.
+    #[serde(default = "default_retry_for", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub retry_for: Duration,
+    /// The pause before the first retry, doubled for each next one (at most 5s, or this
+    /// pause when it is longer).
     #[serde(default = "default_retry_backoff", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub retry_backoff: Duration,
@@ -64,8 +69,8 @@ fn default_flush_interval() -> Duration {
     Duration::from_secs(1)
 }
 
-fn default_max_retries() -> u32 {
-    5
+fn default_retry_for() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_retry_backoff() -> Duration {
@@ -160,7 +165,7 @@ mod tests {
         let props = &schema["properties"];
         assert_eq!(props["batch_size"]["default"], 1000);
         assert_eq!(props["flush_interval"]["default"], "1s");
-        assert_eq!(props["max_retries"]["default"], 5);
+        assert_eq!(props["retry_for"]["default"], "1m");
         assert_eq!(props["retry_backoff"]["default"], "200ms");
         assert_eq!(props["request_timeout"]["default"], "1m");
         assert_eq!(schema["required"], serde_json::json!(["url", "index"]));
@@ -216,7 +221,7 @@ mod tests {
         build(
             "url = \"https://user:secret@es.example:9243\"\nindex = \"transactions\"\n\
              id_field = \"transactionId\"\ntemplate = \"missing-until-the-run.json\"\n\
-             batch_size = 500\nflush_interval = \"250ms\"\nmax_retries = 0\n\
+             batch_size = 500\nflush_interval = \"250ms\"\nretry_for = \"0s\"\n\
              retry_backoff = \"1s\"\nrequest_timeout = \"5s\"\nusername = \"u\"\npassword = \"p\"",
         )
         .expect("builds without touching the network or the file");

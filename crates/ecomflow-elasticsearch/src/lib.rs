@@ -5,8 +5,10 @@
 //! replaces documents instead of adding them). The client is made, and the index `template`
 //! stored, at the first write, never at build time, so `ecomflow validate` runs offline. Every
 //! item of a `_bulk` response is read: documents rejected with 429 or a 5xx status are sent
-//! again with backoff, others go to the dead-letter output with Elasticsearch's reason; a
-//! request that keeps failing stops the run.
+//! again with backoff, others go to the dead-letter output with Elasticsearch's reason. A
+//! request Elasticsearch cannot take (unreachable, 429, 5xx), the template's too, is sent
+//! again with growing pauses (ecomflow-core's retry policy) while the sink blocks; only
+//! after `retry_for` does it stop the run.
 
 mod bulk;
 mod client;

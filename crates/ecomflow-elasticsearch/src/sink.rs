@@ -2,12 +2,13 @@
 //! the ones Elasticsearch could not take yet and dead-letters the ones it rejects.
 
 use crate::bulk::{Buffer, Outcome, outcomes};
-use crate::client::{Client, Retry};
+use crate::client::Client;
 use crate::config::ElasticsearchConfig;
 use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::retry::shown;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, Sink,
-    SinkContext, SinkPlugin,
+    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, RetryPolicy,
+    Sink, SinkContext, SinkPlugin,
 };
 use elasticsearch::http::Url;
 use std::path::PathBuf;
@@ -29,10 +30,7 @@ impl SinkPlugin for ElasticsearchPlugin {
             template: cfg.template.map(|t| cx.base_dir.join(t)),
             credentials: cfg.username.zip(cfg.password),
             timeout: cfg.request_timeout,
-            retry: Retry {
-                max_retries: cfg.max_retries,
-                backoff: cfg.retry_backoff,
-            },
+            retry: RetryPolicy::new(cfg.retry_for).with_first_pause(cfg.retry_backoff),
             batch_size: cfg.batch_size,
             flush_interval: cfg.flush_interval,
             client: None,
@@ -49,7 +47,8 @@ struct ElasticsearchSink {
     template: Option<PathBuf>,
     credentials: Option<(String, String)>,
     timeout: Duration,
-    retry: Retry,
+    /// How requests, the template and rejected documents are tried again.
+    retry: RetryPolicy,
     batch_size: usize,
     flush_interval: Duration,
     /// Made at the first write (or at finish), once the template is stored.
@@ -61,29 +60,26 @@ struct ElasticsearchSink {
 }
 
 impl ElasticsearchSink {
-    /// Makes the client and stores the index template, once.
+    /// Makes the client and stores the index template, once; tried again while
+    /// Elasticsearch cannot take it, for up to `retry_for`.
     async fn connect(&mut self) -> Result<(), ComponentError> {
         if self.client.is_some() {
             return Ok(());
         }
         let credentials = self.credentials.clone();
-        let client = Client::new(
-            &self.url,
-            &self.index,
-            credentials,
-            self.timeout,
-            self.retry,
-        )?;
+        let client = Client::new(&self.url, &self.index, credentials, self.timeout)?;
         if let Some(template) = &self.template {
-            client.put_template(template).await?;
+            self.retry.run(|| client.put_template(template)).await?;
         }
         self.client = Some(client);
         Ok(())
     }
 
     /// Sends the first `n` buffered documents and drops them from the buffer. Returns when
-    /// each is stored or dead-lettered: documents rejected with 429 or a 5xx status are sent
-    /// again (alone) with backoff, up to `max_retries` times.
+    /// each is stored or dead-lettered: a request that fails transiently is sent again, and
+    /// documents rejected with 429 or a 5xx status are sent again (alone), with growing
+    /// pauses for up to `retry_for`; then the request's error stops the run, and the
+    /// documents still rejected are dead-lettered.
     async fn send(&mut self, n: usize, cx: &SinkContext) -> Result<(), ComponentError> {
         if n == 0 {
             return Ok(());
@@ -108,12 +104,19 @@ impl ElasticsearchSink {
             ));
         };
         let mut pending: Vec<usize> = (0..n).collect();
-        let mut attempt = 0;
+        let mut retrying = self.retry.start();
         loop {
-            let response = if attempt == 0 {
-                client.bulk(self.buffer.slice(0..n)).await?
+            let sent = if pending.len() == n {
+                client.bulk(self.buffer.slice(0..n)).await
             } else {
-                client.bulk(&self.buffer.select(&pending)).await?
+                client.bulk(&self.buffer.select(&pending)).await
+            };
+            let response = match sent {
+                Ok(response) => response,
+                Err(e) => {
+                    retrying.failed(e).await?;
+                    continue;
+                }
             };
             let results = outcomes(&response, pending.len())
                 .map_err(|e| ComponentError::Other(format!("{}: {e}", client.what())))?;
@@ -127,25 +130,23 @@ impl ElasticsearchSink {
                     }
                 }
             }
-            if again.is_empty() {
+            let Some((_, first_reason)) = again.first() else {
                 return Ok(());
-            }
-            if attempt >= self.retry.max_retries {
+            };
+            let why = format!(
+                "{} of {} documents not taken by {} yet ({first_reason})",
+                again.len(),
+                pending.len(),
+                client.what()
+            );
+            if !retrying.wait(&why).await {
+                let after = shown(retrying.retry_for());
                 for (p, reason) in again {
-                    let reason = format!("{reason} (after {attempt} retries)");
+                    let reason = format!("{reason} (still rejected after retrying for {after})");
                     dead.push((reason, Payload::Record(self.buffer.record(p))));
                 }
                 return Ok(());
             }
-            let delay = self.retry.delay(attempt);
-            tracing::debug!(
-                index = %self.index,
-                documents = again.len(),
-                ?delay,
-                "documents not taken yet; retrying"
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
             pending = again.into_iter().map(|(p, _)| p).collect();
         }
     }

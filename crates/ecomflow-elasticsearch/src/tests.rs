@@ -2,6 +2,7 @@
 
 use crate::test_support::*;
 use ecomflow_core::Payload;
+use ecomflow_core::testing::Proxy;
 use elasticsearch::http::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -240,11 +241,11 @@ async fn documents_are_sent_once_they_waited_flush_interval() {
 }
 
 #[tokio::test]
-async fn a_refused_connection_fails_after_the_retries() {
+async fn a_refused_connection_fails_after_retry_for() {
     let index = unique_index("refused");
     let (cx, _dead) = sink_context();
     let opts = format!(
-        "url = \"http://127.0.0.1:1\"\nindex = \"{index}\"\nbatch_size = 1\nmax_retries = 2\n\
+        "url = \"http://127.0.0.1:1\"\nindex = \"{index}\"\nbatch_size = 1\nretry_for = \"300ms\"\n\
          retry_backoff = \"50ms\""
     );
     let mut sink = build(&opts).expect("builds without connecting");
@@ -254,13 +255,63 @@ async fn a_refused_connection_fails_after_the_retries() {
         .await
         .expect_err("nothing listens on port 1");
     let message = e.to_string();
-    let start = format!("cannot write to index `{index}` at http://127.0.0.1:1 after 2 retries: ");
+    let start = format!("cannot write to index `{index}` at http://127.0.0.1:1: ");
     assert!(message.starts_with(&start), "{message}");
     assert!(message.to_lowercase().contains("connect"), "{message}");
-    // 50ms then 100ms of backoff.
     assert!(
-        started.elapsed() >= Duration::from_millis(150),
+        message.ends_with("(still failing after retrying for 300ms)"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn outages_at_start_and_mid_run_are_waited_out() {
+    let index = unique_index("outage");
+    let dir = tempfile::tempdir().expect("temp dir");
+    template_for(dir.path(), &format!("{index}.json"), &index);
+    let server = es_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    // Longer than the five retries the sink used to make (6.2 s of pauses).
+    let outage = Duration::from_secs(7);
+    let proxy = Proxy::start_cut(&server, outage).await;
+    let opts = format!(
+        "url = \"http://{}\"\nindex = \"{index}\"\nid_field = \"transactionId\"\n\
+         template = \"{index}.json\"\nbatch_size = 5",
+        proxy.address()
+    );
+    let mut sink = build_sink_in("elasticsearch", &opts, dir.path()).expect("builds");
+    let (cx, mut dead) = sink_context();
+    let records: Vec<_> = (0..20)
+        .map(|i| transaction(i, "2025-07-19T12:34:56.123456+0000"))
+        .collect();
+    let started = Instant::now();
+    sink.write(records[..10].to_vec(), &cx)
+        .await
+        .expect("the template and the first batches once Elasticsearch is up");
+    assert!(started.elapsed() >= outage, "{:?}", started.elapsed());
+    assert_eq!(count(&index).await, 10);
+    proxy.cut_for(outage);
+    let cut = Instant::now();
+    sink.write(records[10..].to_vec(), &cx)
+        .await
+        .expect("written once Elasticsearch is back");
+    assert!(cut.elapsed() >= outage, "{:?}", cut.elapsed());
+    sink.finish(&cx).await.expect("finished");
+    assert!(dead_letters(&mut dead).is_empty());
+    let expected: Vec<String> = (0..20).map(|i| format!("tx-{i:04}")).collect();
+    assert_eq!(ids(&index).await, expected);
+    let (status, mapping) = es(Method::Get, &format!("/{index}/_mapping"), None).await;
+    assert_eq!(status, 200, "{mapping}");
+    assert_eq!(
+        mapping[&index]["mappings"]["properties"]["transactionDate"]["type"], "date",
+        "the template was stored before the first document"
+    );
+    cleanup(&index).await;
 }

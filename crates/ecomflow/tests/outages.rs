@@ -5,7 +5,7 @@
 //! and document once; a server that never comes back stops the run after `retry_for` with an
 //! error naming it. Without the servers these tests fail.
 
-use common::stack::ecomflow;
+use common::stack::{ecomflow, elasticsearch, es_count};
 use ecomflow_core::testing::Proxy;
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
@@ -231,4 +231,104 @@ async fn postgres_that_never_comes_up_fails_after_retry_for() {
     );
     assert!(log.contains("still failing after retrying for 3s"), "{log}");
     assert!(!log.contains("hush"), "the password leaked:\n{log}");
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_cut_mid_run_loses_nothing() {
+    let index = format!("ecomflow-outage-{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proxy = Proxy::start(&host_port(&elasticsearch())).await;
+    let pipeline = generator(3000, 200)
+        + r#"
+[sinks.index]
+type = "elasticsearch"
+inputs = ["transactions"]
+url = "${ELASTICSEARCH_URL}"
+index = "${INDEX}"
+id_field = "transactionId"
+flush_interval = "200ms"
+"#;
+    let envs = [
+        ("ELASTICSEARCH_URL", via(&elasticsearch(), &proxy)),
+        ("INDEX", index.clone()),
+    ];
+    let mut child = start(dir.path(), &pipeline, &envs);
+    until(
+        "the first documents are indexed",
+        &mut child,
+        dir.path(),
+        || async {
+            reqwest::get(format!("{}/{index}/_count", elasticsearch()))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        },
+    )
+    .await;
+    let cut = Instant::now();
+    proxy.cut_for(OUTAGE);
+    let (status, log) = finish(child, dir.path(), Duration::from_secs(120)).await;
+    eprintln!(
+        "elasticsearch cut for {OUTAGE:?} mid-run: the run ended {:?} after the cut",
+        cut.elapsed()
+    );
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(log.contains("retrying in"), "each retry is logged:\n{log}");
+    // Documents have their transaction's id: 3000 documents means each one once.
+    assert_eq!(es_count(&index).await, Some(3000));
+    let _ = reqwest::Client::new()
+        .delete(format!("{}/{index}", elasticsearch()))
+        .send()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_that_never_comes_back_fails_after_retry_for() {
+    let index = format!("ecomflow-outage-never-{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proxy = Proxy::start(&host_port(&elasticsearch())).await;
+    let pipeline = generator(3000, 200)
+        + r#"
+[sinks.index]
+type = "elasticsearch"
+inputs = ["transactions"]
+url = "${ELASTICSEARCH_URL}"
+index = "${INDEX}"
+id_field = "transactionId"
+flush_interval = "200ms"
+retry_for = "3s"
+"#;
+    let through = via(&elasticsearch(), &proxy);
+    let envs = [
+        ("ELASTICSEARCH_URL", through.clone()),
+        ("INDEX", index.clone()),
+    ];
+    let mut child = start(dir.path(), &pipeline, &envs);
+    until(
+        "the first documents are indexed",
+        &mut child,
+        dir.path(),
+        || async {
+            reqwest::get(format!("{}/{index}/_count", elasticsearch()))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        },
+    )
+    .await;
+    let cut = Instant::now();
+    proxy.cut_forever();
+    let (status, log) = finish(child, dir.path(), Duration::from_secs(60)).await;
+    let took = cut.elapsed();
+    eprintln!(
+        "elasticsearch gone for good mid-run, retry_for = 3s: the run failed {took:?} after the cut"
+    );
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(took >= Duration::from_secs(3), "{took:?}:\n{log}");
+    assert!(
+        log.contains(&format!("index `{index}` at {through}")),
+        "the error names the index and the node:\n{log}"
+    );
+    assert!(log.contains("still failing after retrying for 3s"), "{log}");
+    let _ = reqwest::Client::new()
+        .delete(format!("{}/{index}", elasticsearch()))
+        .send()
+        .await;
 }
