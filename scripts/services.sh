@@ -10,6 +10,16 @@
 #
 # State (data, logs) lives under $ECOMFLOW_SERVICES_DIR (default /tmp/ecomflow-services);
 # downloads are cached under $ECOMFLOW_CACHE_DIR (default ~/.cache/ecomflow).
+#
+# Ports, all on 127.0.0.1 (`env` prints the URLs for the tests):
+#   ECOMFLOW_PG_PORT                 PostgreSQL                      default 55432
+#   ECOMFLOW_KAFKA_PORT              Kafka's clients                 default 19092
+#   ECOMFLOW_KAFKA_CONTROLLER_PORT   Kafka's KRaft controller        default 19093
+#   ECOMFLOW_ES_PORT                 Elasticsearch's HTTP            default 19200
+#   ECOMFLOW_ES_TRANSPORT_PORT       Elasticsearch's node transport  default ECOMFLOW_ES_PORT + 100
+# A second stack beside the first needs its own ECOMFLOW_SERVICES_DIR and other ports, such as
+#   ECOMFLOW_SERVICES_DIR=/tmp/ecomflow-services-2 ECOMFLOW_PG_PORT=55433 ECOMFLOW_KAFKA_PORT=19192 \
+#   ECOMFLOW_KAFKA_CONTROLLER_PORT=19193 ECOMFLOW_ES_PORT=19201 scripts/services.sh start
 set -euo pipefail
 
 SERVICES_DIR="${ECOMFLOW_SERVICES_DIR:-/tmp/ecomflow-services}"
@@ -20,6 +30,8 @@ KAFKA_PORT="${ECOMFLOW_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${ECOMFLOW_KAFKA_CONTROLLER_PORT:-19093}"
 ES_VERSION="8.17.4"            # keep equal to docker-compose.yaml
 ES_PORT="${ECOMFLOW_ES_PORT:-19200}"
+# Derived from the HTTP port, so that ECOMFLOW_ES_PORT alone moves both.
+ES_TRANSPORT_PORT="${ECOMFLOW_ES_TRANSPORT_PORT:-$((ES_PORT + 100))}"
 ES_USER="ecomflow-es"
 
 log() { echo "services: $*" >&2; }
@@ -216,7 +228,7 @@ es_start() {
   rm -f "$base/pid"
   ES_JAVA_HOME="$(java17_home)" ES_JAVA_OPTS="-Xms512m -Xmx512m" "${run[@]}" "$home/bin/elasticsearch" -d -p "$base/pid" \
     -Ediscovery.type=single-node -Enetwork.host=127.0.0.1 -Ehttp.port="$ES_PORT" \
-    -Etransport.port=19300 -Epath.data="$base/data" -Epath.logs="$base/logs" \
+    -Etransport.port="$ES_TRANSPORT_PORT" -Epath.data="$base/data" -Epath.logs="$base/logs" \
     -Ecluster.routing.allocation.disk.threshold_enabled=false -Expack.security.enabled=false \
     >"$base/start.log" 2>&1 || { cat "$base/start.log" >&2; exit 1; }
   for _ in $(seq 1 240); do
