@@ -4,6 +4,7 @@
 //! A plugin crate depends on this crate alone: it re-exports `inventory`, `serde`,
 //! `schemars` and `async_trait` so the versions always match the runtime's.
 
+pub mod batching;
 pub mod checkpoint;
 pub mod component;
 pub mod dead_letter;
@@ -27,6 +28,7 @@ pub use schemars;
 pub use serde;
 pub use tokio;
 
+pub use batching::Batching;
 pub use component::{
     Counters, Emitter, Message, Output, Sink, SinkContext, Source, SourceContext, Transform,
 };

@@ -7,12 +7,12 @@ use crate::config::ElasticsearchConfig;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::retry::shown;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, RetryPolicy,
-    Sink, SinkContext, SinkPlugin,
+    Batch, Batching, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record,
+    RetryPolicy, Sink, SinkContext, SinkPlugin,
 };
 use elasticsearch::http::Url;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Registers the `elasticsearch` sink.
 pub struct ElasticsearchPlugin;
@@ -31,11 +31,9 @@ impl SinkPlugin for ElasticsearchPlugin {
             credentials: cfg.username.zip(cfg.password),
             timeout: cfg.request_timeout,
             retry: RetryPolicy::new(cfg.retry_for).with_first_pause(cfg.retry_backoff),
-            batch_size: cfg.batch_size,
-            flush_interval: cfg.flush_interval,
+            batching: Batching::new(cfg.batch_size, cfg.flush_interval),
             client: None,
             buffer: Buffer::default(),
-            oldest: None,
         }))
     }
 }
@@ -49,14 +47,12 @@ struct ElasticsearchSink {
     timeout: Duration,
     /// How requests, the template and rejected documents are tried again.
     retry: RetryPolicy,
-    batch_size: usize,
-    flush_interval: Duration,
+    /// When the buffer is sent: by size and by age.
+    batching: Batching,
     /// Made at the first write (or at finish), once the template is stored.
     client: Option<Client>,
     /// Documents not sent yet.
     buffer: Buffer,
-    /// When the oldest buffered document arrived.
-    oldest: Option<Instant>,
 }
 
 impl ElasticsearchSink {
@@ -162,28 +158,19 @@ impl ElasticsearchSink {
         }
         cx.dead_letter.send(dead).await;
         let arrived = self.buffer.len() - before;
-        if arrived > 0 {
-            self.oldest.get_or_insert_with(Instant::now);
-        }
-        if self.buffer.len() >= self.batch_size {
-            while self.buffer.len() >= self.batch_size {
-                self.send(self.batch_size, cx).await?;
+        self.batching.added(arrived);
+        if self.batching.is_full(self.buffer.len()) {
+            while self.batching.is_full(self.buffer.len()) {
+                self.send(self.batching.batch_size(), cx).await?;
             }
-            if self.buffer.is_empty() {
-                self.oldest = None;
-            } else if self.buffer.len() <= arrived {
-                // Only documents of this batch are left.
-                self.oldest = Some(Instant::now());
-            }
+            self.batching
+                .full_batches_written(self.buffer.len(), arrived);
         }
         self.flush_if_old(cx).await
     }
 
     async fn flush_if_old(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
-        if self
-            .oldest
-            .is_some_and(|t| t.elapsed() >= self.flush_interval)
-        {
+        if self.batching.is_due() {
             self.flush_all(cx).await?;
         }
         Ok(())
@@ -192,11 +179,11 @@ impl ElasticsearchSink {
     /// Sends every buffered document.
     async fn flush_all(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
         while !self.buffer.is_empty() {
-            self.send(self.batch_size.min(self.buffer.len()), cx)
+            self.send(self.batching.batch_size().min(self.buffer.len()), cx)
                 .await?;
         }
         self.buffer.clear();
-        self.oldest = None;
+        self.batching.emptied();
         Ok(())
     }
 }
@@ -216,7 +203,7 @@ impl Sink for ElasticsearchSink {
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        Some(self.flush_interval)
+        Some(self.batching.flush_interval())
     }
 
     async fn tick(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {

@@ -11,11 +11,11 @@ use crate::url::redact;
 use crate::value_bind::Bound;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, RetryPolicy,
-    Sink, SinkContext, SinkPlugin,
+    Batch, Batching, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record,
+    RetryPolicy, Sink, SinkContext, SinkPlugin,
 };
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Registers the `sql` sink.
 pub struct SqlPlugin;
@@ -40,8 +40,7 @@ impl SinkPlugin for SqlPlugin {
             key: cfg.key,
             key_fields,
             columns,
-            batch_size: cfg.batch_size,
-            flush_interval: cfg.flush_interval,
+            batching: Batching::new(cfg.batch_size, cfg.flush_interval),
             // Relative to the pipeline file, so a pipeline finds the migrations shipped with it.
             migrations: cfg.migrations.map(|m| cx.base_dir.join(m)),
             max_connections: cfg.max_connections,
@@ -49,7 +48,6 @@ impl SinkPlugin for SqlPlugin {
             conn: None,
             plan: None,
             buffer: Vec::new(),
-            oldest: None,
         }))
     }
 }
@@ -65,8 +63,8 @@ struct SqlSink {
     key_fields: Vec<Field>,
     /// The configured (column, field) pairs; empty: those of the first record.
     columns: Vec<(String, Field)>,
-    batch_size: usize,
-    flush_interval: Duration,
+    /// When the buffer is written: by size and by age.
+    batching: Batching,
     migrations: Option<PathBuf>,
     max_connections: u32,
     /// How connecting and writing are retried while the database cannot be reached.
@@ -77,8 +75,6 @@ struct SqlSink {
     plan: Option<Plan>,
     /// Records not written yet.
     buffer: Vec<Record>,
-    /// When the oldest buffered record arrived.
-    oldest: Option<Instant>,
 }
 
 impl SqlSink {
@@ -155,7 +151,7 @@ impl SqlSink {
             &self.key,
             &wanted,
             &existing,
-            self.batch_size,
+            self.batching.batch_size(),
         )
         .map_err(|e| ComponentError::Other(format!("cannot write to {}: {e}", self.target)))?;
         tracing::debug!(table = %self.table, sql = %plan.sql(1).0, "sql sink plan");
@@ -260,11 +256,11 @@ impl SqlSink {
         while !self.buffer.is_empty() {
             let rest = self
                 .buffer
-                .split_off(self.batch_size.min(self.buffer.len()));
+                .split_off(self.batching.batch_size().min(self.buffer.len()));
             let rows = std::mem::replace(&mut self.buffer, rest);
             self.write_rows(rows, cx).await?;
         }
-        self.oldest = None;
+        self.batching.emptied();
         Ok(())
     }
 }
@@ -274,28 +270,21 @@ impl Sink for SqlSink {
     async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
         let arrived = batch.len();
         if arrived > 0 {
-            self.oldest.get_or_insert_with(Instant::now);
+            self.batching.added(arrived);
             self.buffer.extend(batch);
-            if self.buffer.len() >= self.batch_size {
+            if self.batching.is_full(self.buffer.len()) {
                 dedup_by_key(&mut self.buffer, &self.key_fields);
-                while self.buffer.len() >= self.batch_size {
-                    let rest = self.buffer.split_off(self.batch_size);
+                while self.batching.is_full(self.buffer.len()) {
+                    let rest = self.buffer.split_off(self.batching.batch_size());
                     let rows = std::mem::replace(&mut self.buffer, rest);
                     self.write_rows(rows, cx).await?;
                 }
-                if self.buffer.is_empty() {
-                    self.oldest = None;
-                } else if self.buffer.len() <= arrived {
-                    // Only records of this batch are left.
-                    self.oldest = Some(Instant::now());
-                }
+                self.batching
+                    .full_batches_written(self.buffer.len(), arrived);
             }
         }
         // The age of the buffer is checked whenever records arrive, and on every tick.
-        if self
-            .oldest
-            .is_some_and(|t| t.elapsed() >= self.flush_interval)
-        {
+        if self.batching.is_due() {
             self.flush_all(cx).await?;
         }
         Ok(())
@@ -306,14 +295,11 @@ impl Sink for SqlSink {
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        Some(self.flush_interval)
+        Some(self.batching.flush_interval())
     }
 
     async fn tick(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
-        if self
-            .oldest
-            .is_some_and(|t| t.elapsed() >= self.flush_interval)
-        {
+        if self.batching.is_due() {
             self.flush_all(cx).await?;
         }
         Ok(())
