@@ -32,8 +32,11 @@ pub struct ElasticsearchConfig {
     pub batch_size: usize,
     /// The longest a document waits in the buffer before it is sent, such as `1s` or
     /// `500ms` (checked whenever records arrive, on a timer, and at the end of the run).
-    #[serde(default = "default_flush_interval", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_flush_interval",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub flush_interval: Duration,
     /// How often a failed request, or a document rejected with 429 or a 5xx status, is sent
     /// again before giving up (a request then stops the run; a document goes to the
@@ -41,12 +44,18 @@ pub struct ElasticsearchConfig {
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
     /// The wait before the first retry, doubled for each next one (at most 10s).
-    #[serde(default = "default_retry_backoff", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_retry_backoff",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub retry_backoff: Duration,
     /// The longest one request may take before it counts as failed (and is retried).
-    #[serde(default = "default_request_timeout", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_request_timeout",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub request_timeout: Duration,
     /// User name for HTTP basic authentication (with `password`).
     #[serde(default)]

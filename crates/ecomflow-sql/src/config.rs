@@ -36,8 +36,11 @@ pub struct SqlConfig {
     pub batch_size: usize,
     /// The longest a row waits in the buffer before it is written, such as `1s` or `500ms`
     /// (checked whenever records arrive, and at the end of the run).
-    #[serde(default = "default_flush_interval", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_flush_interval",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub flush_interval: Duration,
     /// A directory of sqlx migrations (`<version>_<description>.sql`), such as
     /// `../migrations`, relative to the pipeline file; applied once when the sink first
@@ -50,8 +53,11 @@ pub struct SqlConfig {
     pub max_connections: u32,
     /// How long a batch is retried, with growing pauses, when the database cannot be reached
     /// (connection lost, server restarting) before the run stops.
-    #[serde(default = "default_retry_for", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_retry_for",
+        with = "ecomflow_core::duration::zero_allowed"
+    )]
+    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
     pub retry_for: Duration,
 }
 

@@ -72,7 +72,10 @@ fn broken_copies_of_the_flagship_fail_with_every_error_located() {
         .replacen("inputs = [\"failed\"]", "inputs = [\"faild\"]", 1)
         .replacen("inputs = [\"checked\"]", "inputs = [\"paid\"]", 1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("ecommerce.toml");
+    // Beside a migrations folder, as in the repository (the sinks name `../migrations`).
+    std::fs::create_dir_all(dir.path().join("migrations")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("pipelines")).expect("mkdir");
+    let path = dir.path().join("pipelines/ecommerce.toml");
     std::fs::write(&path, &broken).expect("write");
 
     let out = ecomflow()
@@ -374,7 +377,7 @@ inputs = ["m"]
     let err = text(&out.stderr);
     let file = path.display().to_string();
     for e in [
-        format!("{file}:3:9: sources.t: invalid type: string \"many\", expected u64"),
+        format!("{file}:3:9: sources.t: `count`: invalid type: string \"many\", expected u64"),
         format!(
             "{file}:8:13: transforms.f: `condition`: expression does not compile: syntax error"
         ),
@@ -470,4 +473,50 @@ fn a_file_source_resumes_from_its_checkpointed_position() {
         letters.contains(":8: invalid JSON"),
         "line numbers go on: {letters}"
     );
+}
+
+#[test]
+fn validate_finds_an_unknown_time_zone_and_a_missing_migrations_folder_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p.toml");
+    let pipeline = r#"[sources.t]
+type = "generator"
+count = 5
+
+[transforms.per_category]
+type = "aggregate"
+inputs = ["t"]
+keys = { category = "productCategory" }
+aggregations = { n = "count()" }
+time_zone = "Mars/Olympus"
+
+[sinks.db]
+type = "sql"
+inputs = ["per_category"]
+url = "sqlite://out.db"
+table = "per_category"
+migrations = "no-such-folder"
+"#;
+    std::fs::write(&path, pipeline).expect("write");
+    let out = ecomflow()
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let file = path.display().to_string();
+    for e in [
+        format!(
+            "{file}:{}:13: transforms.per_category: `time_zone`: unknown time zone `Mars/Olympus`",
+            line_of(pipeline, "time_zone")
+        ),
+        format!(
+            "{file}:{}:14: sinks.db: `migrations`: the migrations folder",
+            line_of(pipeline, "migrations")
+        ),
+        "2 errors found".to_string(),
+    ] {
+        assert!(err.contains(&e), "missing {e:?} in:\n{err}");
+    }
 }

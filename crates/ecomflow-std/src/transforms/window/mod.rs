@@ -41,16 +41,16 @@ pub struct WindowConfig {
     /// `tumbling`, `hopping` or `session`.
     pub kind: WindowKind,
     /// Length of tumbling and hopping windows, such as `1m`.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "Option<String>")]
+    #[serde(default, with = "ecomflow_core::duration::positive_option")]
+    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
     pub size: Option<Duration>,
     /// How far apart hopping windows start, such as `30s`.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "Option<String>")]
+    #[serde(default, with = "ecomflow_core::duration::positive_option")]
+    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
     pub hop: Option<Duration>,
     /// For sessions: this long without a record ends the session.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "Option<String>")]
+    #[serde(default, with = "ecomflow_core::duration::positive_option")]
+    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
     pub gap: Option<Duration>,
     /// Group key: output field -> record field. Without keys, one window covers all records.
     #[serde(default)]
@@ -59,13 +59,13 @@ pub struct WindowConfig {
     /// or `avg(field)`.
     pub aggregations: IndexMap<String, String>,
     /// How long after its end (by the watermark) a window still takes late records.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(default, with = "ecomflow_core::duration::zero_allowed")]
+    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
     pub allowed_lateness: Duration,
     /// Emit the rows of open windows that changed this often (early results); only on close
     /// when absent.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "Option<String>")]
+    #[serde(default, with = "ecomflow_core::duration::positive_option")]
+    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
     pub early_updates: Option<Duration>,
     /// What to do with records later than the allowed lateness: `dead_letter`, `output` (to
     /// `<id>.late`) or `drop`.
