@@ -128,6 +128,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             components,
             dead_letter,
             checkpoint,
+            reset_state: Default::default(),
         }),
         _ => Err(Diagnostics(vec![Diagnostic::general(
             "ecomflow",

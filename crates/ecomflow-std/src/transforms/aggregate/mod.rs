@@ -205,6 +205,17 @@ impl Aggregate {
                 })
             }
         };
+        // Every sum takes the value, or none does: a record that would overflow one is
+        // rejected whole.
+        for (acc, a) in group.accumulators.iter().zip(&self.aggregations) {
+            acc.fits(a.input.and_then(|f| record.get(f))).map_err(|e| {
+                format!(
+                    "field `{}` {e} (for `{}`)",
+                    a.input.map_or("", |f| f.name()),
+                    a.output
+                )
+            })?;
+        }
         for (acc, a) in group.accumulators.iter_mut().zip(&self.aggregations) {
             acc.add(a.input.and_then(|f| record.get(f)));
         }

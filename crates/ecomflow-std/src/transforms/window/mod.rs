@@ -215,11 +215,24 @@ impl Window {
             }
             w.dirty = true;
         };
+        // Every sum of every window the record joins takes its value, or none does.
+        let fits = |w: &WindowState| {
+            for (acc, a) in w.accumulators.iter().zip(aggregations) {
+                acc.fits(a.input.and_then(|f| record.get(f))).map_err(|e| {
+                    format!(
+                        "field `{}` {e} (for `{}`)",
+                        a.input.map_or("", |f| f.name()),
+                        a.output
+                    )
+                })?;
+            }
+            Ok(())
+        };
         let key = key.into_boxed_slice();
         let applied = match &mut self.assigner {
-            Assigner::Fixed(f) => f.add(key, t, closed_before, &self.empty, add),
-            Assigner::Session(s) => s.add(key, t, closed_before, &self.empty, add),
-        };
+            Assigner::Fixed(f) => f.add(key, t, closed_before, &self.empty, fits, add),
+            Assigner::Session(s) => s.add(key, t, closed_before, &self.empty, fits, add),
+        }?;
         if applied == 0 {
             return Err(Rejected::Late(format!(
                 "late: event time {t} µs is past every window's allowed lateness (watermark {} µs)",
