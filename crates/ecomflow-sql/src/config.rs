@@ -47,7 +47,9 @@ pub struct SqlConfig {
     /// connects. Several sinks on one database apply it once.
     #[serde(default)]
     pub migrations: Option<String>,
-    /// The most connections the sink opens to the database.
+    /// The most connections the sink opens to a PostgreSQL database. An SQLite file has one
+    /// connection for the whole process, shared by every sink that writes it, so they take
+    /// turns instead of waiting for each other's locks.
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1))]
     pub max_connections: u32,
