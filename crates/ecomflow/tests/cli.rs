@@ -520,3 +520,75 @@ migrations = "no-such-folder"
         assert!(err.contains(&e), "missing {e:?} in:\n{err}");
     }
 }
+
+/// The end-of-run table's rows: (component, received, sent, dead-lettered, dropped).
+fn summary_rows(stderr: &str) -> Vec<(String, [u64; 4])> {
+    stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("component "))
+        .skip(1)
+        .map_while(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let [name, a, b, c, d] = cols.as_slice() else {
+                return None;
+            };
+            let n = |s: &str| s.parse::<u64>().ok();
+            Some((name.to_string(), [n(a)?, n(b)?, n(c)?, n(d)?]))
+        })
+        .collect()
+}
+
+#[test]
+fn every_record_read_is_counted_and_the_end_of_run_table_adds_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"a\": 1}\n\n   \n{\"a\": 2}\nnot json\n{\"a\": 3}\n\t\r\n{\"b\": 4}\n",
+    )
+    .expect("write");
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[sources.lines]\ntype = \"file\"\npath = {:?}\n\n\
+             [transforms.big]\ntype = \"filter\"\ninputs = [\"lines\"]\ncondition = \"a > 1\"\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"big\"]\npath = \"out.jsonl\"\n",
+            input.display().to_string()
+        ),
+    )
+    .expect("write");
+    let out = ecomflow()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let rows = summary_rows(&err);
+    let row = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| *c)
+            .unwrap_or_else(|| panic!("no row {name} in:\n{err}"))
+    };
+    // Eight lines: three good with `a`, one good without, three blank, one undecodable.
+    assert_eq!(row("sources.lines"), [8, 4, 4, 0], "{err}");
+    // `a > 1` keeps two, drops one, and cannot be told for the record without `a`.
+    assert_eq!(row("transforms.big"), [4, 2, 1, 1], "{err}");
+    assert_eq!(row("sinks.out"), [2, 2, 0, 0], "{err}");
+    for (name, [received, sent, dead, dropped]) in &rows {
+        assert_eq!(
+            *received,
+            sent + dead + dropped,
+            "{name} does not add up:\n{err}"
+        );
+    }
+    let dead = std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).expect("dead");
+    assert_eq!(
+        dead.matches("invalid JSON: empty line").count(),
+        3,
+        "{dead}"
+    );
+}
