@@ -68,7 +68,12 @@ pub enum ComponentError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// Any other failure.
+    /// A service that cannot be reached or cannot take the work right now (connection refused
+    /// or lost, a server starting up or overloaded): worth trying again, as
+    /// [`crate::retry`] does. Holds what was being done and why it failed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Any other failure: trying again would fail the same way.
     #[error("{0}")]
     Other(String),
 }
@@ -80,5 +85,10 @@ impl ComponentError {
             context: context.into(),
             source,
         }
+    }
+
+    /// Whether the failure may pass if the same thing is tried again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ComponentError::Unavailable(_))
     }
 }

@@ -15,6 +15,7 @@ pub mod field;
 pub mod json;
 pub mod record;
 pub mod registry;
+pub mod retry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
@@ -37,5 +38,6 @@ pub use expr::Expr;
 pub use field::Field;
 pub use record::{Batch, Record};
 pub use registry::{BuildContext, Kind, Plugin, SinkPlugin, SourcePlugin, TransformPlugin};
+pub use retry::{RetryPolicy, Retrying};
 pub use tokio_util::sync::CancellationToken;
 pub use value::Value;

@@ -1,6 +1,11 @@
 //! Helpers for testing plugins (the `testing` feature, for dev-dependencies): build a plugin
 //! from TOML options through the registry exactly as the runtime does, run it on real
-//! channels, and read what it sent and dead-lettered.
+//! channels, and read what it sent and dead-lettered; cut a real server off with a
+//! [`Proxy`].
+
+mod proxy;
+
+pub use proxy::Proxy;
 
 use crate::component::DeadLetterOutput;
 use crate::registry::Builder;
