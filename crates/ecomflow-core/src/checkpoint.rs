@@ -18,8 +18,8 @@ pub struct CheckpointConfig {
     /// working directory. A pipeline started again with the same directory resumes from it.
     pub dir: String,
     /// How often a checkpoint is taken.
-    #[serde(default = "five_seconds", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(default = "five_seconds", with = "crate::duration::positive")]
+    #[schemars(with = "crate::duration::Positive")]
     pub interval: Duration,
 }
 

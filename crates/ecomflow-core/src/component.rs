@@ -276,6 +276,14 @@ impl SourceContext {
         Some(self.checkpoints.as_ref()?.completed.clone())
     }
 
+    /// Dead-letters what the source read but cannot send on (an undecodable line or message,
+    /// an empty one), counting it as received and dead-lettered, so the end-of-run table
+    /// adds up: received = sent + dead-lettered + dropped.
+    pub async fn reject(&self, letters: Vec<(String, Payload)>) {
+        Counters::add(&self.counters.received, letters.len());
+        self.dead_letter.send(letters).await;
+    }
+
     /// Sends a batch downstream and counts it (partition 0; see [`SourceContext::send_from`]).
     pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
         self.send_from(0, batch).await
@@ -285,6 +293,7 @@ impl SourceContext {
     /// it. With event time, records whose time cannot be read are dead-lettered first, and
     /// a watermark follows the batch when it moved.
     pub async fn send_from(&self, partition: usize, mut batch: Batch) -> Result<(), Closed> {
+        Counters::add(&self.counters.received, batch.len());
         let mut watermark = None;
         if let Some(tracker) = &self.event_time {
             let mut dead = Vec::new();

@@ -23,17 +23,17 @@ pub struct EventTimeConfig {
     pub format: String,
     /// How far out of order events may arrive: the watermark trails the highest event time
     /// seen by this much.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(default, with = "crate::duration::zero_allowed")]
+    #[schemars(with = "crate::duration::ZeroAllowed")]
     pub max_out_of_orderness: Duration,
     /// A partition that has sent nothing for this long stops holding the watermark back.
-    #[serde(default = "thirty_seconds", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(default = "thirty_seconds", with = "crate::duration::positive")]
+    #[schemars(with = "crate::duration::Positive")]
     pub idle_timeout: Duration,
     /// Records whose event time is further than this ahead of the wall clock are
     /// dead-lettered and never move the watermark.
-    #[serde(default = "one_day", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(default = "one_day", with = "crate::duration::zero_allowed")]
+    #[schemars(with = "crate::duration::ZeroAllowed")]
     pub max_future: Duration,
 }
 

@@ -8,6 +8,7 @@ pub mod batching;
 pub mod checkpoint;
 pub mod component;
 pub mod dead_letter;
+pub mod duration;
 pub mod error;
 pub mod event_time;
 pub mod expr;

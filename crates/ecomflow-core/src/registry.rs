@@ -171,27 +171,36 @@ fn schema_of<C: schemars::JsonSchema>() -> schemars::Schema {
     schemars::schema_for!(C)
 }
 
-fn deserialize<C: DeserializeOwned>(table: ConfigTable<'_>) -> Result<C, BuildError> {
-    C::deserialize(toml::de::Deserializer::from(table)).map_err(BuildError::from)
+/// Deserializes a table of options into `C`. An error names the option at fault (its dotted
+/// path, such as `event_time.max_future`) and carries its position when the file gave one.
+pub fn deserialize_config<C: DeserializeOwned>(table: ConfigTable<'_>) -> Result<C, BuildError> {
+    serde_path_to_error::deserialize(toml::de::Deserializer::from(table)).map_err(|e| {
+        let path = e.path().to_string();
+        let mut error = BuildError::from(e.into_inner());
+        if !path.is_empty() && path != "." {
+            error.field = Some(path);
+        }
+        error
+    })
 }
 
 fn build_source<P: SourcePlugin>(
     t: ConfigTable<'_>,
     cx: &BuildContext,
 ) -> Result<Box<dyn Source>, BuildError> {
-    P::build(deserialize(t)?, cx)
+    P::build(deserialize_config(t)?, cx)
 }
 
 fn build_transform<P: TransformPlugin>(
     t: ConfigTable<'_>,
     cx: &BuildContext,
 ) -> Result<Box<dyn Transform>, BuildError> {
-    P::build(deserialize(t)?, cx)
+    P::build(deserialize_config(t)?, cx)
 }
 
 fn build_sink<P: SinkPlugin>(
     t: ConfigTable<'_>,
     cx: &BuildContext,
 ) -> Result<Box<dyn Sink>, BuildError> {
-    P::build(deserialize(t)?, cx)
+    P::build(deserialize_config(t)?, cx)
 }

@@ -32,8 +32,11 @@ pub struct ElasticsearchConfig {
     pub batch_size: usize,
     /// The longest a document waits in the buffer before it is sent, such as `1s` or
     /// `500ms` (checked whenever records arrive, on a timer, and at the end of the run).
-    #[serde(default = "default_flush_interval", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_flush_interval",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub flush_interval: Duration,
     /// How long a request is tried again, with growing pauses, while Elasticsearch cannot
     /// take it (unreachable, or answering 429 or a 5xx status), and likewise storing the
@@ -41,17 +44,26 @@ pub struct ElasticsearchConfig {
     /// sink waits, and so does the pipeline upstream. Then a request stops the run with its
     /// error, a document goes to the dead-letter output with its reason. Other errors (such
     /// as 400 or 401) are not retried.
-    #[serde(default = "default_retry_for", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_retry_for",
+        with = "ecomflow_core::duration::zero_allowed"
+    )]
+    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
     pub retry_for: Duration,
     /// The pause before the first retry, doubled for each next one (at most 5s, or this
     /// pause when it is longer).
-    #[serde(default = "default_retry_backoff", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_retry_backoff",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub retry_backoff: Duration,
     /// The longest one request may take before it counts as failed (and is retried).
-    #[serde(default = "default_request_timeout", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_request_timeout",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub request_timeout: Duration,
     /// User name for HTTP basic authentication (with `password`).
     #[serde(default)]

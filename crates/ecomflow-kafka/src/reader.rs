@@ -322,7 +322,7 @@ impl Reader {
         let dead = std::mem::take(&mut p.dead);
         p.since = None;
         let (tp, slot, next) = (p.tp.clone(), p.slot, p.next);
-        cx.dead_letter.send(dead).await;
+        cx.reject(dead).await;
         if !records.is_empty() {
             cx.send_from(slot, records).await?;
         }

@@ -45,8 +45,11 @@ pub struct KafkaSinkConfig {
     pub batch_size: usize,
     /// How long messages wait to fill a batch before it is sent, such as `5ms` (librdkafka's
     /// `linger.ms`).
-    #[serde(default = "default_linger", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_linger",
+        with = "ecomflow_core::duration::zero_allowed"
+    )]
+    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
     pub linger: Duration,
     /// Which brokers must have a message before Kafka confirms it: `all` (every in-sync
     /// replica; the producer is then idempotent, so retries write no duplicates), `1` (the

@@ -36,8 +36,11 @@ pub struct KafkaSourceConfig {
     pub batch_size: usize,
     /// The longest a record waits in a partial batch, such as `100ms`: a batch is sent when
     /// it is full, or when its first record has waited this long.
-    #[serde(default = "default_batch_timeout", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_batch_timeout",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub batch_timeout: Duration,
     /// End the source once it has read every partition assigned to it to the end (the end
     /// as it was when reached: later messages are left for the next run), for bounded runs.
@@ -48,8 +51,11 @@ pub struct KafkaSourceConfig {
     /// Only offsets of records every sink has made durable are committed: in a pipeline
     /// without a `[checkpoint]` table the runtime asks the sinks at this interval (keeping no
     /// state); with one, offsets are committed as its checkpoints complete, at its interval.
-    #[serde(default = "default_commit_interval", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_commit_interval",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub commit_interval: Duration,
     /// Extra librdkafka consumer settings, such as `{ "session.timeout.ms" = 10000 }` (see
     /// librdkafka's CONFIGURATION.md). Settings that an option above controls, and those the

@@ -673,7 +673,7 @@ fn build_errors_name_the_option() {
         (
             "commit_interval",
             source("commit_interval = \"0s\"").map(drop),
-            "longer than 0",
+            "must be longer than zero",
         ),
         (
             "options.enable.auto.commit",

@@ -13,7 +13,6 @@ use crate::overrides::{Override, parse_overrides};
 use crate::pipeline::{Built, Component, InputRef, Pipeline};
 use ecomflow_core::registry::{Builder, ConfigTable};
 use ecomflow_core::{BuildContext, BuildError, EventTimeConfig, EventTimeTracker, Kind, Plugin};
-use serde::Deserialize;
 use std::borrow::Cow;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -129,6 +128,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             components,
             dead_letter,
             checkpoint,
+            reset_state: Default::default(),
         }),
         _ => Err(Diagnostics(vec![Diagnostic::general(
             "ecomflow",
@@ -555,29 +555,16 @@ fn checkpoint_config(
         ));
         return None;
     };
-    match ecomflow_core::checkpoint::CheckpointConfig::deserialize(toml::de::Deserializer::from(
-        Spanned::new(span.clone(), t),
-    )) {
-        Ok(c) if c.interval.is_zero() => {
-            diags.push(
-                Diagnostic::at(
-                    file,
-                    Some(span),
-                    "`checkpoint.interval` must be longer than 0s",
-                )
-                .in_component("checkpoint"),
-            );
-            None
-        }
+    match ecomflow_core::registry::deserialize_config(Spanned::new(span.clone(), t)) {
         Ok(c) => Some(c),
         Err(e) => {
+            let message = match &e.field {
+                Some(field) => format!("`checkpoint.{field}`: {}", e.message),
+                None => e.message.clone(),
+            };
             diags.push(
-                Diagnostic::at(
-                    file,
-                    e.span().or(Some(span)),
-                    e.message().trim_end().to_string(),
-                )
-                .in_component("checkpoint"),
+                Diagnostic::at(file, e.span.clone().or(Some(span)), message)
+                    .in_component("checkpoint"),
             );
             None
         }
@@ -593,8 +580,14 @@ fn event_time(value: Spanned<DeValue<'_>>) -> Result<EventTimeConfig, BuildError
             "`event_time` must be a table with at least `field`",
         ));
     };
-    let config = EventTimeConfig::deserialize(toml::de::Deserializer::from(Spanned::new(span, t)))
-        .map_err(BuildError::from)?;
+    let config: EventTimeConfig =
+        ecomflow_core::registry::deserialize_config(Spanned::new(span, t)).map_err(|mut e| {
+            e.field = Some(match e.field.take() {
+                Some(field) => format!("event_time.{field}"),
+                None => "event_time".into(),
+            });
+            e
+        })?;
     EventTimeTracker::new(&config).map_err(|e| BuildError::field("event_time.format", e))?;
     Ok(config)
 }
@@ -698,8 +691,13 @@ fn build_error(
                 .map(|(_, s)| s.clone())
         })
         .unwrap_or(key_span);
-    let message = match (&e.field, e.span.is_some()) {
-        (Some(f), false) => format!("`{f}`: {}", e.message),
+    // The option is named unless the message already names it (`unknown field `x``).
+    let named = |f: &str| {
+        let last = f.rsplit('.').next().unwrap_or(f);
+        e.message.contains(&format!("`{f}`")) || e.message.contains(&format!("field `{last}`"))
+    };
+    let message = match &e.field {
+        Some(f) if !named(f) => format!("`{f}`: {}", e.message),
         _ => e.message.clone(),
     };
     let hint = e.hint.clone().or_else(|| {

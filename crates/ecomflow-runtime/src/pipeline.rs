@@ -78,6 +78,9 @@ pub struct Pipeline {
     pub dead_letter: Component,
     /// Checkpointing, when the pipeline has a `[checkpoint]` table.
     pub checkpoint: Option<ecomflow_core::checkpoint::CheckpointConfig>,
+    /// Components (paths such as `transforms.sales_per_day`) that start afresh: what the last
+    /// checkpoint kept for them is discarded (`ecomflow run --reset-state`).
+    pub reset_state: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Component {

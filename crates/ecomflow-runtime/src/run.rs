@@ -17,7 +17,7 @@ use ecomflow_core::{
     Batch, ComponentError, Counters, DeadLetter, Emitter, EventTimeTracker, Message, Output, Sink,
     SinkContext, SourceContext, Transform,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
@@ -94,6 +94,7 @@ pub async fn run(
         components,
         dead_letter,
         checkpoint,
+        reset_state,
     } = pipeline;
     let fail_early = |failures: Vec<(String, String)>| RunFailure {
         failures,
@@ -122,6 +123,7 @@ pub async fn run(
                     )])
                 })?
                 .unwrap_or_default();
+            let restored = without_reset(restored, &reset_state);
             if restored.id > 0 {
                 tracing::info!(checkpoint = restored.id, dir = %config.dir, "resuming from a checkpoint");
             }
@@ -268,9 +270,15 @@ pub async fn run(
                     .and_then(|c| c.restored.transforms.get(&*path))
                     && let Err(e) = transform.restore(state.clone())
                 {
+                    let dir = checkpoint.as_ref().map_or("", |c| c.dir.as_str());
                     restore_failures.push((
                         path.to_string(),
-                        format!("cannot restore its checkpointed state: {e}"),
+                        format!(
+                            "cannot restore the state that checkpoint {} in {dir} kept for it: {e}. \
+                             To start this component afresh (its state is lost, the others \
+                             resume), run again with `--reset-state {path}`",
+                            coordination.as_ref().map_or(0, |c| c.restored.id)
+                        ),
                     ));
                 }
                 let rx = receivers.remove(&id);
@@ -666,6 +674,23 @@ async fn write_letters(
     sink.write(batch, cx).await?;
     Counters::add(&count.sent, n);
     Ok(())
+}
+
+/// The checkpoint `restored` without what it kept for the components in `reset` (they start
+/// afresh; the others resume).
+fn without_reset(mut restored: Checkpoint, reset: &BTreeSet<String>) -> Checkpoint {
+    for path in reset {
+        let source = restored.sources.remove(path).is_some();
+        let transform = restored.transforms.remove(path).is_some();
+        if source || transform {
+            tracing::warn!(
+                component = %path,
+                checkpoint = restored.id,
+                "starting afresh: the state the checkpoint kept for it is discarded"
+            );
+        }
+    }
+    restored
 }
 
 #[cfg(test)]

@@ -36,15 +36,20 @@ pub struct SqlConfig {
     pub batch_size: usize,
     /// The longest a row waits in the buffer before it is written, such as `1s` or `500ms`
     /// (checked whenever records arrive, and at the end of the run).
-    #[serde(default = "default_flush_interval", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_flush_interval",
+        with = "ecomflow_core::duration::positive"
+    )]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub flush_interval: Duration,
     /// A directory of sqlx migrations (`<version>_<description>.sql`), such as
     /// `../migrations`, relative to the pipeline file; applied once when the sink first
     /// connects. Several sinks on one database apply it once.
     #[serde(default)]
     pub migrations: Option<String>,
-    /// The most connections the sink opens to the database.
+    /// The most connections the sink opens to a PostgreSQL database. An SQLite file has one
+    /// connection for the whole process, shared by every sink that writes it, so they take
+    /// turns instead of waiting for each other's locks.
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1))]
     pub max_connections: u32,
@@ -52,8 +57,11 @@ pub struct SqlConfig {
     /// pauses from 100ms doubling up to 5s, while the database cannot be reached (not up yet,
     /// connection lost, server restarting) before the run stops. Other failures (a refused
     /// password, a missing database) stop it at once.
-    #[serde(default = "default_retry_for", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(
+        default = "default_retry_for",
+        with = "ecomflow_core::duration::zero_allowed"
+    )]
+    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
     pub retry_for: Duration,
 }
 

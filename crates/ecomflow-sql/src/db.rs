@@ -2,11 +2,13 @@
 //! INSERT statements, and telling a rejected row from a lost connection.
 
 use crate::dialect::{BindKind, Cast, Dialect, split_table};
+use crate::sqlite_files;
 use crate::value_bind::{Bound, bind};
 use ecomflow_core::ComponentError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, Postgres, Sqlite};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,8 +21,9 @@ const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An open pool.
 pub enum Db {
-    /// SQLite.
-    Sqlite(SqlitePool),
+    /// SQLite, with the canonical path of its file when it is one (shared by every sink of
+    /// the process that writes that file; see `sqlite_files`), `None` in memory.
+    Sqlite(SqlitePool, Option<PathBuf>),
     /// PostgreSQL.
     Postgres(PgPool),
 }
@@ -139,7 +142,7 @@ impl Db {
             Dialect::Sqlite => {
                 // Write-ahead log with NORMAL sync: a commit survives a crash of the process
                 // (not of the machine) without an fsync per transaction; readers never block
-                // the writer. Several sinks share the file, so wait for the lock a while.
+                // the writer. Another process may hold the file, so wait for the lock a while.
                 let options = SqliteConnectOptions::from_str(url)
                     .map_err(fail)?
                     .create_if_missing(true)
@@ -152,7 +155,6 @@ impl Db {
                     // Checkpoint the log every ~40 MiB rather than every 4 MiB.
                     .pragma("wal_autocheckpoint", "10000");
                 let memory = is_memory(url);
-                let mut database = None;
                 if !memory {
                     let file = options.get_filename();
                     let dir = file.parent().filter(|p| !p.as_os_str().is_empty());
@@ -165,39 +167,52 @@ impl Db {
                         )));
                     }
                 }
-                let pool_options = if memory {
+                if memory {
                     // One connection that never closes: the database lives as long as it.
-                    SqlitePoolOptions::new()
+                    let pool = SqlitePoolOptions::new()
                         .max_connections(1)
                         .idle_timeout(None)
                         .max_lifetime(None)
-                } else {
-                    SqlitePoolOptions::new().max_connections(max_connections)
-                };
-                let pool_options = pool_options.acquire_timeout(SQLITE_ACQUIRE_TIMEOUT);
-                // Several sinks opening one file at once race to switch it to the write-ahead
-                // log, which does not wait for the lock: try again while it is busy.
-                let started = std::time::Instant::now();
-                let pool = loop {
-                    match pool_options.clone().connect_with(options.clone()).await {
-                        Err(e)
-                            if is_sqlite_busy(&e) && started.elapsed() < SQLITE_ACQUIRE_TIMEOUT =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        other => break other.map_err(fail)?,
-                    }
-                };
-                if !memory {
-                    let file = options.get_filename();
-                    let path = tokio::fs::canonicalize(file)
+                        .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
+                        .connect_with(options)
                         .await
-                        .unwrap_or_else(|_| file.to_path_buf());
-                    database = Some(format!("sqlite:{}", path.display()));
+                        .map_err(fail)?;
+                    return Ok(Connected {
+                        db: Db::Sqlite(pool, None),
+                        database: None,
+                    });
                 }
+                // One connection per file for the whole process: sinks writing the same file
+                // take turns on it rather than wait for each other's locks. The wait for a
+                // turn is the acquire timeout; another process holding the file is waited
+                // for by the busy timeout.
+                let path = sqlite_files::canonical(options.get_filename()).await;
+                let pool = sqlite_files::share(&path, async {
+                    let pool_options = SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                        .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT);
+                    // Another process opening a new file at once races to switch it to the
+                    // write-ahead log, which does not wait for the lock: try again while busy.
+                    let started = std::time::Instant::now();
+                    loop {
+                        match pool_options.clone().connect_with(options.clone()).await {
+                            Err(e)
+                                if is_sqlite_busy(&e)
+                                    && started.elapsed() < SQLITE_ACQUIRE_TIMEOUT =>
+                            {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            other => break other,
+                        }
+                    }
+                })
+                .await
+                .map_err(fail)?;
                 Ok(Connected {
-                    db: Db::Sqlite(pool),
-                    database,
+                    database: Some(format!("sqlite:{}", path.display())),
+                    db: Db::Sqlite(pool, Some(path)),
                 })
             }
             Dialect::Postgres => {
@@ -233,7 +248,7 @@ impl Db {
     /// The dialect of this pool.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Sqlite(..) => Dialect::Sqlite,
             Db::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -243,7 +258,7 @@ impl Db {
         let (schema, name) = split_table(table);
         let sql = self.dialect().columns_sql();
         match self {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool, _) => {
                 let rows: Vec<(String,)> = sqlx::query_as(sql)
                     .bind(name)
                     .bind(schema.unwrap_or("main"))
@@ -295,7 +310,7 @@ impl Db {
             }};
         }
         match self {
-            Db::Sqlite(pool) => run!(pool, Sqlite),
+            Db::Sqlite(pool, _) => run!(pool, Sqlite),
             Db::Postgres(pool) => run!(pool, Postgres),
         }
     }
@@ -312,22 +327,25 @@ impl Db {
             }};
         }
         match self {
-            Db::Sqlite(pool) => run!(pool, Sqlite),
+            Db::Sqlite(pool, _) => run!(pool, Sqlite),
             Db::Postgres(pool) => run!(pool, Postgres),
         }
     }
 
-    /// Closes the pool, waiting for its connections to finish. For SQLite, the write-ahead
-    /// log is first folded into the database file, so the file alone holds every row.
+    /// Closes the pool, waiting for its connections to finish. For an SQLite file, only the
+    /// last sink of the process that writes it closes it, and first folds the write-ahead
+    /// log into the database file, so the file alone holds every row.
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(pool) => {
-                // Best effort: another sink on the same file may hold a read lock; its own
-                // close folds the log in then.
-                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(pool)
-                    .await;
-                pool.close().await
+            Db::Sqlite(pool, None) => pool.close().await,
+            Db::Sqlite(_, Some(path)) => {
+                if let Some(pool) = sqlite_files::release(path).await {
+                    // Best effort: another process may be reading the file.
+                    let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .execute(&pool)
+                        .await;
+                    pool.close().await
+                }
             }
             Db::Postgres(pool) => pool.close().await,
         }

@@ -18,6 +18,7 @@ mod plan;
 #[cfg(test)]
 mod postgres_tests;
 mod sink;
+mod sqlite_files;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub async fn apply(
         ))
     })?;
     let ran = match db {
-        Db::Sqlite(pool) => migrator.run(pool).await,
+        Db::Sqlite(pool, _) => migrator.run(pool).await,
         Db::Postgres(pool) => migrator.run(pool).await,
     };
     ran.map_err(|e| {

@@ -32,6 +32,18 @@ impl SinkPlugin for SqlPlugin {
             .iter()
             .map(|(c, f)| (c.clone(), Field::new(f)))
             .collect();
+        // Relative to the pipeline file, so a pipeline finds the migrations shipped with it.
+        // Whether the folder is there can be told offline, so `validate` tells it.
+        let migrations = cfg.migrations.as_ref().map(|m| cx.base_dir.join(m));
+        if let Some(dir) = &migrations
+            && !dir.is_dir()
+        {
+            return Err(BuildError::field(
+                "migrations",
+                format!("the migrations folder {} does not exist", dir.display()),
+            )
+            .with_hint("the path is relative to the pipeline file"));
+        }
         Ok(Box::new(SqlSink {
             dialect,
             target: redact(&cfg.url),
@@ -41,8 +53,7 @@ impl SinkPlugin for SqlPlugin {
             key_fields,
             columns,
             batching: Batching::new(cfg.batch_size, cfg.flush_interval),
-            // Relative to the pipeline file, so a pipeline finds the migrations shipped with it.
-            migrations: cfg.migrations.map(|m| cx.base_dir.join(m)),
+            migrations,
             max_connections: cfg.max_connections,
             retry: RetryPolicy::new(cfg.retry_for),
             conn: None,

@@ -34,6 +34,11 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Start this component afresh: discard the state the last checkpoint kept for it
+        /// (for a source, its position) while the others resume. Repeatable. For a
+        /// checkpoint that cannot be restored: the error names the component.
+        #[arg(long = "reset-state", value_name = "COMPONENT")]
+        reset_state: Vec<String>,
     },
     /// Check pipeline files offline and report every problem (exit 78 when invalid).
     Validate {
@@ -86,8 +91,20 @@ pub fn main() -> ExitCode {
             files,
             sets,
             threads,
+            reset_state,
         } => match load(&files, &sets) {
-            Ok(p) => run(p, threads),
+            Ok(mut p) => {
+                let known: Vec<String> = p.components.iter().map(|c| c.path()).collect();
+                if let Some(unknown) = reset_state.iter().find(|r| !known.contains(r)) {
+                    eprintln!(
+                        "error: --reset-state {unknown}: no such component (the pipeline has {})",
+                        known.join(", ")
+                    );
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+                p.reset_state = reset_state.into_iter().collect();
+                run(p, threads)
+            }
             Err(d) => config_error(&d),
         },
         Command::Validate { files, sets } => match load(&files, &sets) {

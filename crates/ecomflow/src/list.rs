@@ -61,6 +61,11 @@ fn type_of(p: &Value, defs: &Value) -> String {
             None => name.to_string(),
         };
     }
+    match p.get("format").and_then(Value::as_str) {
+        Some("duration") => return "duration".into(),
+        Some("duration-or-zero") => return "duration, 0 allowed".into(),
+        _ => {}
+    }
     if let Some(values) = p.get("enum").and_then(Value::as_array) {
         return values
             .iter()
@@ -120,18 +125,37 @@ fn write_options(s: &mut String, options: Vec<OptionDoc>) {
     }
 }
 
+/// A table of a pipeline file that is not a plugin: its place, what it is for and its schema.
+struct SharedTable {
+    place: &'static str,
+    summary: &'static str,
+    schema: fn() -> schemars::Schema,
+}
+
+/// The tables every pipeline can have besides its components.
+fn shared_tables() -> [SharedTable; 2] {
+    [
+        SharedTable {
+            place: "sources.<id>.event_time",
+            summary: "where a source's records keep their event time",
+            schema: || schemars::schema_for!(ecomflow_core::EventTimeConfig),
+        },
+        SharedTable {
+            place: "checkpoint",
+            summary: "checkpoints that keep the pipeline's state, to resume after a stop or crash",
+            schema: || schemars::schema_for!(ecomflow_core::checkpoint::CheckpointConfig),
+        },
+    ]
+}
+
 /// The whole list as text.
 pub fn render_text() -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "every source: [sources.<id>.event_time]: where records keep their event time"
-    );
-    write_options(
-        &mut s,
-        options_of(schemars::schema_for!(ecomflow_core::EventTimeConfig)),
-    );
-    s.push('\n');
+    for t in shared_tables() {
+        let _ = writeln!(s, "table [{}]: {}", t.place, t.summary);
+        write_options(&mut s, options_of((t.schema)()));
+        s.push('\n');
+    }
     for p in Plugin::all() {
         let _ = writeln!(s, "{} {}: {}", p.kind().noun(), p.name, p.summary);
         if !p.outputs.is_empty() {
@@ -143,31 +167,42 @@ pub fn render_text() -> String {
     s
 }
 
-/// The whole list as JSON, for tools.
-pub fn render_json() -> String {
-    let plugins: Vec<Value> = Plugin::all()
+fn options_json(options: Vec<OptionDoc>) -> Vec<Value> {
+    options
         .into_iter()
-        .map(|p| {
-            let opts: Vec<Value> = options(p)
-                .into_iter()
-                .map(|o| {
-                    let mut m = Map::new();
-                    m.insert("name".into(), json!(o.name));
-                    m.insert("type".into(), json!(o.ty));
-                    m.insert("required".into(), json!(o.required));
-                    m.insert("default".into(), json!(o.default));
-                    m.insert("doc".into(), json!(o.doc));
-                    Value::Object(m)
-                })
-                .collect();
-            json!({
-                "kind": p.kind().noun(),
-                "name": p.name,
-                "summary": p.summary,
-                "outputs": p.outputs,
-                "options": opts,
-            })
+        .map(|o| {
+            let mut m = Map::new();
+            m.insert("name".into(), json!(o.name));
+            m.insert("type".into(), json!(o.ty));
+            m.insert("required".into(), json!(o.required));
+            m.insert("default".into(), json!(o.default));
+            m.insert("doc".into(), json!(o.doc));
+            Value::Object(m)
         })
-        .collect();
-    serde_json::to_string_pretty(&plugins).unwrap_or_default()
+        .collect()
+}
+
+/// The whole list as JSON, for tools: the shared tables (kind `table`, named by their place
+/// in a pipeline file), then every plugin.
+pub fn render_json() -> String {
+    let tables = shared_tables().into_iter().map(|t| {
+        json!({
+            "kind": "table",
+            "name": t.place,
+            "summary": t.summary,
+            "outputs": [],
+            "options": options_json(options_of((t.schema)())),
+        })
+    });
+    let plugins = Plugin::all().into_iter().map(|p| {
+        json!({
+            "kind": p.kind().noun(),
+            "name": p.name,
+            "summary": p.summary,
+            "outputs": p.outputs,
+            "options": options_json(options(p)),
+        })
+    });
+    let all: Vec<Value> = tables.chain(plugins).collect();
+    serde_json::to_string_pretty(&all).unwrap_or_default()
 }

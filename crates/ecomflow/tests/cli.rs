@@ -72,7 +72,10 @@ fn broken_copies_of_the_flagship_fail_with_every_error_located() {
         .replacen("inputs = [\"failed\"]", "inputs = [\"faild\"]", 1)
         .replacen("inputs = [\"checked\"]", "inputs = [\"paid\"]", 1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("ecommerce.toml");
+    // Beside a migrations folder, as in the repository (the sinks name `../migrations`).
+    std::fs::create_dir_all(dir.path().join("migrations")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("pipelines")).expect("mkdir");
+    let path = dir.path().join("pipelines/ecommerce.toml");
     std::fs::write(&path, &broken).expect("write");
 
     let out = ecomflow()
@@ -374,7 +377,7 @@ inputs = ["m"]
     let err = text(&out.stderr);
     let file = path.display().to_string();
     for e in [
-        format!("{file}:3:9: sources.t: invalid type: string \"many\", expected u64"),
+        format!("{file}:3:9: sources.t: `count`: invalid type: string \"many\", expected u64"),
         format!(
             "{file}:8:13: transforms.f: `condition`: expression does not compile: syntax error"
         ),
@@ -469,5 +472,123 @@ fn a_file_source_resumes_from_its_checkpointed_position() {
     assert!(
         letters.contains(":8: invalid JSON"),
         "line numbers go on: {letters}"
+    );
+}
+
+#[test]
+fn validate_finds_an_unknown_time_zone_and_a_missing_migrations_folder_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p.toml");
+    let pipeline = r#"[sources.t]
+type = "generator"
+count = 5
+
+[transforms.per_category]
+type = "aggregate"
+inputs = ["t"]
+keys = { category = "productCategory" }
+aggregations = { n = "count()" }
+time_zone = "Mars/Olympus"
+
+[sinks.db]
+type = "sql"
+inputs = ["per_category"]
+url = "sqlite://out.db"
+table = "per_category"
+migrations = "no-such-folder"
+"#;
+    std::fs::write(&path, pipeline).expect("write");
+    let out = ecomflow()
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let file = path.display().to_string();
+    for e in [
+        format!(
+            "{file}:{}:13: transforms.per_category: `time_zone`: unknown time zone `Mars/Olympus`",
+            line_of(pipeline, "time_zone")
+        ),
+        format!(
+            "{file}:{}:14: sinks.db: `migrations`: the migrations folder",
+            line_of(pipeline, "migrations")
+        ),
+        "2 errors found".to_string(),
+    ] {
+        assert!(err.contains(&e), "missing {e:?} in:\n{err}");
+    }
+}
+
+/// The end-of-run table's rows: (component, received, sent, dead-lettered, dropped).
+fn summary_rows(stderr: &str) -> Vec<(String, [u64; 4])> {
+    stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("component "))
+        .skip(1)
+        .map_while(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let [name, a, b, c, d] = cols.as_slice() else {
+                return None;
+            };
+            let n = |s: &str| s.parse::<u64>().ok();
+            Some((name.to_string(), [n(a)?, n(b)?, n(c)?, n(d)?]))
+        })
+        .collect()
+}
+
+#[test]
+fn every_record_read_is_counted_and_the_end_of_run_table_adds_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"a\": 1}\n\n   \n{\"a\": 2}\nnot json\n{\"a\": 3}\n\t\r\n{\"b\": 4}\n",
+    )
+    .expect("write");
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[sources.lines]\ntype = \"file\"\npath = {:?}\n\n\
+             [transforms.big]\ntype = \"filter\"\ninputs = [\"lines\"]\ncondition = \"a > 1\"\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"big\"]\npath = \"out.jsonl\"\n",
+            input.display().to_string()
+        ),
+    )
+    .expect("write");
+    let out = ecomflow()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let rows = summary_rows(&err);
+    let row = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| *c)
+            .unwrap_or_else(|| panic!("no row {name} in:\n{err}"))
+    };
+    // Eight lines: three good with `a`, one good without, three blank, one undecodable.
+    assert_eq!(row("sources.lines"), [8, 4, 4, 0], "{err}");
+    // `a > 1` keeps two, drops one, and cannot be told for the record without `a`.
+    assert_eq!(row("transforms.big"), [4, 2, 1, 1], "{err}");
+    assert_eq!(row("sinks.out"), [2, 2, 0, 0], "{err}");
+    for (name, [received, sent, dead, dropped]) in &rows {
+        assert_eq!(
+            *received,
+            sent + dead + dropped,
+            "{name} does not add up:\n{err}"
+        );
+    }
+    let dead = std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).expect("dead");
+    assert_eq!(
+        dead.matches("invalid JSON: empty line").count(),
+        3,
+        "{dead}"
     );
 }

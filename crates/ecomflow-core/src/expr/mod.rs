@@ -100,12 +100,21 @@ impl Expr {
         self.native.is_some()
     }
 
-    /// Evaluates against `record`.
+    /// Evaluates against `record`. A result that is not a finite number (an overflow to
+    /// infinity, a NaN) is an error: no table, index or checkpoint may hold one.
     pub fn eval(&self, record: &Record) -> Result<Value, ExprError> {
-        if let Some(v) = self.native.as_ref().and_then(|n| n.eval(record)) {
-            return Ok(v.into_owned());
+        let value = match self.native.as_ref().and_then(|n| n.eval(record)) {
+            Some(v) => v.into_owned(),
+            None => self.eval_minijinja(record).map(|v| Value::from_expr(&v))?,
+        };
+        match value {
+            Value::Float(f) if !f.is_finite() => Err(ExprError(format!(
+                "`{}` gives {} for this record, not a finite number",
+                self.source,
+                if f.is_nan() { "NaN" } else { "infinity" }
+            ))),
+            v => Ok(v),
         }
-        self.eval_minijinja(record).map(|v| Value::from_expr(&v))
     }
 
     /// Evaluates against `record` and takes the result's truth (Jinja rules: empty, zero,
@@ -211,6 +220,31 @@ mod tests {
             r.push(Field::new(k), v.clone());
         }
         r
+    }
+
+    #[test]
+    fn results_that_are_not_finite_numbers_are_errors_on_both_paths() {
+        let rates = ExprValue::from_serialize(serde_json::json!({"USD": 1.0}));
+        let constants = [("rates".to_string(), rates)];
+        let huge = record(&[("a", Value::Float(1.7e308)), ("c", "USD".into())]);
+        for source in [
+            "(a * rates[c]) | round(2)",
+            "a * 10",
+            "a + a",
+            "a * rates[c] * 2",
+        ] {
+            let e = Expr::compile(source, &constants).expect("compiles");
+            let err = e.eval(&huge).expect_err(source);
+            assert!(err.0.contains("gives infinity"), "{source}: {err}");
+            assert!(
+                e.eval(&record(&[("a", Value::Float(2.5)), ("c", "USD".into())]))
+                    .is_ok(),
+                "{source}"
+            );
+        }
+        let nan = Expr::compile("a - a", &[]).expect("compiles");
+        let inf = record(&[("a", Value::Float(f64::INFINITY))]);
+        assert!(nan.eval(&inf).expect_err("NaN").0.contains("NaN"));
     }
 
     #[test]
@@ -344,6 +378,10 @@ mod native_agrees_with_minijinja {
                         )
                     }
                     (Err(_), Err(_)) => {}
+                    // Both paths refuse a result that is not a finite number.
+                    (Err(e), Ok(want))
+                        if matches!(Value::from_expr(want), Value::Float(f) if !f.is_finite())
+                            && e.0.contains("not a finite number") => {}
                     (got, want) => panic!("{source} on {r:?}: {got:?} vs {want:?}"),
                 }
                 let truth = e.is_true(&r).map_err(|_| ());

@@ -65,6 +65,7 @@ impl Accumulator {
             (Accumulator::Count(_), _) if counts_records => Ok(()),
             (_, None) => Err("is missing".into()),
             (_, Some(Value::Null)) => Ok(()),
+            (_, Some(Value::Float(f))) if !f.is_finite() => Err("is not a finite number".into()),
             (Accumulator::Sum { .. } | Accumulator::Avg { .. }, Some(v))
                 if v.as_f64().is_none() =>
             {
@@ -74,6 +75,42 @@ impl Accumulator {
                 Err("cannot be compared: it is an array or object".into())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Checks that adding `value` (already [checked](Accumulator::check)) keeps the result a
+    /// finite number: a sum that would overflow refuses the value instead of becoming
+    /// infinite.
+    pub fn fits(&self, value: Option<&Value>) -> Result<(), String> {
+        let Some(x) = value.and_then(Value::as_f64) else {
+            return Ok(());
+        };
+        let (sum, compensation) = match self {
+            Accumulator::Sum {
+                float,
+                compensation,
+                ..
+            } => (*float, *compensation),
+            Accumulator::Avg {
+                sum, compensation, ..
+            } => (*sum, *compensation),
+            _ => return Ok(()),
+        };
+        if (sum + x).is_finite() && (sum + compensation + x).is_finite() {
+            Ok(())
+        } else {
+            Err(format!(
+                "would make the sum overflow: {x} added to {} is not a finite number",
+                sum + compensation
+            ))
+        }
+    }
+
+    /// Whether the result is a finite number (or not a number at all), as every row must be.
+    pub fn is_finite(&self) -> bool {
+        match self.value() {
+            Value::Float(f) => f.is_finite(),
+            _ => true,
         }
     }
 
@@ -248,6 +285,30 @@ mod tests {
             a.add(Some(v));
         }
         a.value()
+    }
+
+    #[test]
+    fn sums_that_would_overflow_refuse_the_value_and_stay_finite() {
+        for function in [Function::Sum, Function::Avg] {
+            let mut a = Accumulator::new(function);
+            let huge = Value::Float(1.7e308);
+            a.check(Some(&huge), false).expect("a finite number");
+            a.fits(Some(&huge)).expect("fits once");
+            a.add(Some(&huge));
+            let e = a.fits(Some(&huge)).expect_err("a second one overflows");
+            assert!(e.contains("would make the sum overflow"), "{e}");
+            a.fits(Some(&Value::Float(-1.7e308)))
+                .expect("a negative one fits");
+            a.fits(Some(&Value::Int(5))).expect("a small one fits");
+            assert!(a.is_finite());
+            assert_eq!(a.value().as_f64(), Some(1.7e308));
+        }
+        for bad in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            let e = Accumulator::new(Function::Max)
+                .check(Some(&Value::Float(bad)), false)
+                .expect_err("not finite");
+            assert_eq!(e, "is not a finite number");
+        }
     }
 
     #[test]

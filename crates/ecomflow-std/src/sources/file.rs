@@ -71,7 +71,11 @@ impl Pending {
     fn line(&mut self, line: &[u8]) {
         self.line_no += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Not a JSON object either: dead-lettered like an empty Kafka message, so every
+        // line read is accounted for.
         if line.iter().all(u8::is_ascii_whitespace) {
+            let reason = format!("{}:{}: invalid JSON: empty line", self.name, self.line_no);
+            self.dead.push((reason, Payload::Raw(line.to_vec())));
             return;
         }
         match self.decoder.decode(line) {
@@ -85,7 +89,7 @@ impl Pending {
 
     /// Sends what is pending; false when nothing reads the output any more.
     async fn send(&mut self, cx: &SourceContext, capacity: usize) -> bool {
-        cx.dead_letter.send(std::mem::take(&mut self.dead)).await;
+        cx.reject(std::mem::take(&mut self.dead)).await;
         if self.batch.is_empty() {
             return true;
         }
@@ -150,7 +154,9 @@ impl Source for FileSource {
                 // End of input: the last line may lack its newline.
                 let last = std::mem::take(&mut buf);
                 consumed += last.len() as u64;
-                pending.line(&last);
+                if !last.is_empty() {
+                    pending.line(&last);
+                }
                 break;
             }
             let mut start = 0;
@@ -226,23 +232,22 @@ mod tests {
             ]
         );
 
-        assert_eq!(dead.len(), 2);
+        // The blank line too, like an empty Kafka message: every line is accounted for.
+        let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+        assert_eq!(dead.len(), 3, "{reasons:?}");
+        assert_eq!(reasons[0], format!("{path}:2: invalid JSON: empty line"));
         assert!(
-            dead[0]
-                .reason
-                .starts_with(&format!("{path}:4: invalid JSON")),
+            reasons[1].starts_with(&format!("{path}:4: invalid JSON")),
             "{}",
-            dead[0].reason
+            reasons[1]
         );
-        assert_eq!(dead[0].payload, Payload::Raw(b"{\"a\":".to_vec()));
+        assert_eq!(dead[1].payload, Payload::Raw(b"{\"a\":".to_vec()));
         assert!(
-            dead[1]
-                .reason
-                .starts_with(&format!("{path}:6: invalid JSON")),
+            reasons[2].starts_with(&format!("{path}:6: invalid JSON")),
             "{}",
-            dead[1].reason
+            reasons[2]
         );
-        assert_eq!(dead[1].payload, Payload::Raw(b"not json".to_vec()));
+        assert_eq!(dead[2].payload, Payload::Raw(b"not json".to_vec()));
     }
 
     #[tokio::test]

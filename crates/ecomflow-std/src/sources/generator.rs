@@ -258,7 +258,7 @@ impl Source for GeneratorSource {
             let mut dead = Vec::new();
             generator.fill(n, &mut batch, &mut dead);
             produced += n as u64;
-            cx.dead_letter.send(dead).await;
+            cx.reject(dead).await;
             if cx.send(batch).await.is_err() {
                 break;
             }

@@ -40,7 +40,7 @@ impl Transform for Filter {
         for record in batch {
             match self.condition.is_true(&record) {
                 Ok(true) => out.emit(record),
-                Ok(false) => {}
+                Ok(false) => out.drop_record(),
                 Err(e) => out.dead_letter(e.0, record),
             }
         }
@@ -50,7 +50,7 @@ impl Transform for Filter {
         for record in batch {
             match self.condition.is_true(record) {
                 Ok(true) => out.emit(record.clone()),
-                Ok(false) => {}
+                Ok(false) => out.drop_record(),
                 Err(e) => out.dead_letter(e.0, record.clone()),
             }
         }

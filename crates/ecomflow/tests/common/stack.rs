@@ -97,10 +97,18 @@ pub fn topic_end(topic: &str) -> i64 {
     partitions
         .into_iter()
         .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks")
-                .1
+            // A topic created a moment ago may have no leader yet: ask again for a while.
+            let started = std::time::Instant::now();
+            loop {
+                match consumer.fetch_watermarks(topic, p, Duration::from_secs(10)) {
+                    Ok((_, high)) => break high,
+                    Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                        eprintln!("{topic}[{p}] end not known yet ({e}); asking again");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => panic!("watermarks of {topic}[{p}]: {e}"),
+                }
+            }
         })
         .sum()
 }

@@ -38,12 +38,12 @@ pub struct AggregateConfig {
     pub time_zone: String,
     /// How long after its bucket ends (by the watermark) a group still takes late records;
     /// then its state is dropped.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(default, with = "ecomflow_core::duration::zero_allowed")]
+    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
     pub allowed_lateness: Duration,
     /// How often the rows of groups that changed are emitted.
-    #[serde(default = "one_second", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(default = "one_second", with = "ecomflow_core::duration::positive")]
+    #[schemars(with = "ecomflow_core::duration::Positive")]
     pub emit_interval: Duration,
     /// What to do with records for buckets already dropped: `dead_letter`, `output` (to
     /// `<id>.late`) or `drop`.
@@ -91,16 +91,11 @@ impl TransformPlugin for AggregatePlugin {
             keys.push((Field::new(output), source));
         }
         TimeKey::check_combination(&time_keys).map_err(|e| BuildError::field("keys", e))?;
-        let calendar = match time_keys.iter().min() {
-            Some(unit) => Some(
-                Calendar::new(&cfg.time_zone, *unit)
-                    .map_err(|e| BuildError::field("time_zone", e))?,
-            ),
-            None => None,
-        };
-        if cfg.emit_interval.is_zero() {
-            return Err(BuildError::field("emit_interval", "must be longer than 0s"));
-        }
+        // The zone is checked even when no key reads it, so a typo never waits for a change.
+        let unit = time_keys.iter().min().copied();
+        let calendar = Calendar::new(&cfg.time_zone, unit.unwrap_or(TimeKey::Day))
+            .map_err(|e| BuildError::field("time_zone", e))?;
+        let calendar = unit.map(|_| calendar);
         let aggregations = parse_aggregations(&cfg.aggregations)?;
         Ok(Box::new(Aggregate {
             empty: aggregations
@@ -210,6 +205,17 @@ impl Aggregate {
                 })
             }
         };
+        // Every sum takes the value, or none does: a record that would overflow one is
+        // rejected whole.
+        for (acc, a) in group.accumulators.iter().zip(&self.aggregations) {
+            acc.fits(a.input.and_then(|f| record.get(f))).map_err(|e| {
+                format!(
+                    "field `{}` {e} (for `{}`)",
+                    a.input.map_or("", |f| f.name()),
+                    a.output
+                )
+            })?;
+        }
         for (acc, a) in group.accumulators.iter_mut().zip(&self.aggregations) {
             acc.add(a.input.and_then(|f| record.get(f)));
         }

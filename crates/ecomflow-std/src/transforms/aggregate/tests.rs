@@ -322,3 +322,39 @@ fn bad_options_are_rejected_at_build() {
         assert_eq!(e.field.as_deref(), Some(field), "{options}: {e}");
     }
 }
+
+#[test]
+fn a_value_that_would_overflow_a_sum_is_dead_lettered_and_the_row_stays_finite() {
+    let mut t = build_transform("aggregate", PER_CATEGORY_DAY).expect("builds");
+    let mut seen = Seen::default();
+    let huge = |amount: f64| {
+        at(
+            "2025-07-19T10:00:00Z",
+            json!({"productCategory": "office", "amount": amount}),
+        )
+    };
+    feed(
+        t.as_mut(),
+        &mut seen,
+        vec![huge(1.7e308), huge(1.7e308), huge(2.0)],
+    );
+    flush(t.as_mut(), &mut seen);
+    assert_eq!(seen.dead.len(), 1, "{:?}", seen.dead);
+    assert!(
+        seen.dead[0].0.contains("would make the sum overflow")
+            && seen.dead[0].0.contains("`amount`"),
+        "{}",
+        seen.dead[0].0
+    );
+    assert_eq!(
+        seen.table(&["transaction_date", "category"]),
+        [
+            json!({"transaction_date": "2025-07-19", "category": "office", "total_sales": 1.7e308, "n": 2})
+        ],
+        "the refused record is counted by no aggregation"
+    );
+    assert!(
+        t.snapshot()
+            .is_some_and(|s| !s.to_string().contains("null"))
+    );
+}

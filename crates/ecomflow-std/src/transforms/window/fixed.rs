@@ -25,49 +25,56 @@ impl FixedWindows {
         }
     }
 
+    /// The (start, end) of each window that contains `t` and ends after `closed_before`.
+    fn spans(&self, t: i64, closed_before: i64) -> impl Iterator<Item = (i64, i64)> + use<> {
+        let (size, hop) = (self.size, self.hop);
+        let first = t.div_euclid(hop).checked_mul(hop);
+        std::iter::successors(first, move |start| start.checked_sub(hop))
+            .take_while(move |start| *start > t.saturating_sub(size))
+            .map(move |start| (start, start.saturating_add(size)))
+            .filter(move |(_, end)| *end > closed_before)
+    }
+
     /// Applies `add` to each window of `key` that contains `t` and ends after
-    /// `closed_before` (creating it as needed); returns how many there were.
+    /// `closed_before` (creating it as needed); returns how many there were. When `fits`
+    /// refuses one of those windows, nothing is applied to any and its reason is returned.
     pub fn add(
         &mut self,
         key: GroupKey,
         t: i64,
         closed_before: i64,
         empty: &[Accumulator],
+        fits: impl Fn(&WindowState) -> Result<(), String>,
         mut add: impl FnMut(&mut WindowState),
-    ) -> usize {
-        let mut applied = 0;
-        let Some(mut start) = t.div_euclid(self.hop).checked_mul(self.hop) else {
-            return 0;
-        };
-        while start > t.saturating_sub(self.size) {
-            let end = start.saturating_add(self.size);
-            if end > closed_before {
-                let window = match self.windows.get_mut(&(key.clone(), start)) {
-                    Some(w) => w,
-                    None => {
-                        self.by_end
-                            .entry(end)
-                            .or_default()
-                            .push((key.clone(), start));
-                        self.windows
-                            .entry((key.clone(), start))
-                            .or_insert(WindowState {
-                                start,
-                                end,
-                                accumulators: empty.into(),
-                                dirty: false,
-                            })
-                    }
-                };
-                add(window);
-                applied += 1;
+    ) -> Result<usize, String> {
+        for (start, _) in self.spans(t, closed_before) {
+            if let Some(w) = self.windows.get(&(key.clone(), start)) {
+                fits(w)?;
             }
-            let Some(earlier) = start.checked_sub(self.hop) else {
-                break;
-            };
-            start = earlier;
         }
-        applied
+        let mut applied = 0;
+        for (start, end) in self.spans(t, closed_before) {
+            let window = match self.windows.get_mut(&(key.clone(), start)) {
+                Some(w) => w,
+                None => {
+                    self.by_end
+                        .entry(end)
+                        .or_default()
+                        .push((key.clone(), start));
+                    self.windows
+                        .entry((key.clone(), start))
+                        .or_insert(WindowState {
+                            start,
+                            end,
+                            accumulators: empty.into(),
+                            dirty: false,
+                        })
+                }
+            };
+            add(window);
+            applied += 1;
+        }
+        Ok(applied)
     }
 
     /// The open windows, for a checkpoint.

@@ -41,16 +41,16 @@ pub struct WindowConfig {
     /// `tumbling`, `hopping` or `session`.
     pub kind: WindowKind,
     /// Length of tumbling and hopping windows, such as `1m`.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "Option<String>")]
+    #[serde(default, with = "ecomflow_core::duration::positive_option")]
+    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
     pub size: Option<Duration>,
     /// How far apart hopping windows start, such as `30s`.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "Option<String>")]
+    #[serde(default, with = "ecomflow_core::duration::positive_option")]
+    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
     pub hop: Option<Duration>,
     /// For sessions: this long without a record ends the session.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "Option<String>")]
+    #[serde(default, with = "ecomflow_core::duration::positive_option")]
+    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
     pub gap: Option<Duration>,
     /// Group key: output field -> record field. Without keys, one window covers all records.
     #[serde(default)]
@@ -59,13 +59,13 @@ pub struct WindowConfig {
     /// or `avg(field)`.
     pub aggregations: IndexMap<String, String>,
     /// How long after its end (by the watermark) a window still takes late records.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[serde(default, with = "ecomflow_core::duration::zero_allowed")]
+    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
     pub allowed_lateness: Duration,
     /// Emit the rows of open windows that changed this often (early results); only on close
     /// when absent.
-    #[serde(default, with = "humantime_serde")]
-    #[schemars(with = "Option<String>")]
+    #[serde(default, with = "ecomflow_core::duration::positive_option")]
+    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
     pub early_updates: Option<Duration>,
     /// What to do with records later than the allowed lateness: `dead_letter`, `output` (to
     /// `<id>.late`) or `drop`.
@@ -215,11 +215,24 @@ impl Window {
             }
             w.dirty = true;
         };
+        // Every sum of every window the record joins takes its value, or none does.
+        let fits = |w: &WindowState| {
+            for (acc, a) in w.accumulators.iter().zip(aggregations) {
+                acc.fits(a.input.and_then(|f| record.get(f))).map_err(|e| {
+                    format!(
+                        "field `{}` {e} (for `{}`)",
+                        a.input.map_or("", |f| f.name()),
+                        a.output
+                    )
+                })?;
+            }
+            Ok(())
+        };
         let key = key.into_boxed_slice();
         let applied = match &mut self.assigner {
-            Assigner::Fixed(f) => f.add(key, t, closed_before, &self.empty, add),
-            Assigner::Session(s) => s.add(key, t, closed_before, &self.empty, add),
-        };
+            Assigner::Fixed(f) => f.add(key, t, closed_before, &self.empty, fits, add),
+            Assigner::Session(s) => s.add(key, t, closed_before, &self.empty, fits, add),
+        }?;
         if applied == 0 {
             return Err(Rejected::Late(format!(
                 "late: event time {t} µs is past every window's allowed lateness (watermark {} µs)",

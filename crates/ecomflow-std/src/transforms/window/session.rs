@@ -29,8 +29,9 @@ impl Sessions {
         t: i64,
         closed_before: i64,
         empty: &[Accumulator],
+        fits: impl Fn(&WindowState) -> Result<(), String>,
         mut add: impl FnMut(&mut WindowState),
-    ) -> usize {
+    ) -> Result<usize, String> {
         let gap = self.gap;
         let list = self.sessions.entry(key).or_default();
         // Sessions this record touches: [start, end) overlapping [t, t + gap).
@@ -44,7 +45,29 @@ impl Sessions {
             .unwrap_or(0)
             .max(t.saturating_add(gap));
         if touching.is_empty() && end <= closed_before {
-            return 0;
+            return Ok(0);
+        }
+        // The session the record would join, as it would be: refused whole, or applied.
+        match touching.as_slice() {
+            [] => {}
+            [one] => fits(&list[*one])?,
+            several => {
+                let mut joined = WindowState {
+                    start: t,
+                    end,
+                    accumulators: empty.into(),
+                    dirty: false,
+                };
+                for &i in several {
+                    for (into, from) in joined.accumulators.iter_mut().zip(&list[i].accumulators) {
+                        into.merge(from);
+                    }
+                }
+                if !joined.accumulators.iter().all(Accumulator::is_finite) {
+                    return Err("would merge sessions whose sum is not a finite number".into());
+                }
+                fits(&joined)?;
+            }
         }
         let mut merged = WindowState {
             start: t,
@@ -67,7 +90,7 @@ impl Sessions {
         let at = list.partition_point(|s| s.start < merged.start);
         list.insert(at, merged);
         add(&mut list[at]);
-        1
+        Ok(1)
     }
 
     /// The open sessions, for a checkpoint.

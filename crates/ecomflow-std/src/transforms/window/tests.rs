@@ -252,3 +252,46 @@ fn bad_options_are_rejected_at_build() {
         assert_eq!(e.field.as_deref(), Some(field), "{options}: {e}");
     }
 }
+
+#[test]
+fn a_value_that_would_overflow_a_window_sum_is_dead_lettered_from_every_window() {
+    let hopping = r#"
+kind = "hopping"
+size = "2m"
+hop = "1m"
+keys = { payment_method = "paymentMethod" }
+aggregations = { total = "sum(amount)", n = "count()" }
+"#;
+    let mut t = build_transform("window", hopping).expect("builds");
+    let mut seen = Seen::default();
+    let paid =
+        |time: &str, amount: f64| at(time, json!({"paymentMethod": "cash", "amount": amount}));
+    feed(
+        t.as_mut(),
+        &mut seen,
+        vec![
+            // In the windows starting 12:00 and 12:01.
+            paid("2025-07-19T12:01:10Z", 1.7e308),
+            // Only in 12:01 and 12:02; it would overflow 12:01, so it joins neither.
+            paid("2025-07-19T12:02:10Z", 1.7e308),
+        ],
+    );
+    flush(t.as_mut(), &mut seen);
+    assert_eq!(seen.dead.len(), 1, "{:?}", seen.dead);
+    assert!(
+        seen.dead[0].0.contains("would make the sum overflow"),
+        "{}",
+        seen.dead[0].0
+    );
+    let rows = seen.table(&["payment_method", "window_start"]);
+    assert_eq!(
+        rows.len(),
+        2,
+        "no window holds the refused record: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["total"] == json!(1.7e308) && r["n"] == json!(1)),
+        "{rows:?}"
+    );
+}
