@@ -56,11 +56,13 @@ impl TimeFormat {
                     Err(_) => Err(format!("`{s}` is not a number of {}", self.unit())),
                 }
             }
-            (TimeFormat::Seed, Value::Str(s)) => parse_iso(s, false)
-                .ok_or_else(|| format!("`{s}` is not like 2025-07-19T12:34:56.123456+0000")),
-            (TimeFormat::Rfc3339, Value::Str(s)) => {
-                parse_iso(s, true).ok_or_else(|| format!("`{s}` is not an RFC 3339 time"))
-            }
+            (TimeFormat::Seed, Value::Str(s)) => parse_iso(s, false).ok_or_else(|| {
+                leap_second(s)
+                    .unwrap_or_else(|| format!("`{s}` is not like 2025-07-19T12:34:56.123456+0000"))
+            }),
+            (TimeFormat::Rfc3339, Value::Str(s)) => parse_iso(s, true).ok_or_else(|| {
+                leap_second(s).unwrap_or_else(|| format!("`{s}` is not an RFC 3339 time"))
+            }),
             (TimeFormat::Pattern(p), Value::Str(s)) => parse_pattern(s, p),
             (_, other) => Err(format!(
                 "expected a {} time, found {}",
@@ -88,13 +90,37 @@ fn float_micros(us: f64) -> Result<i64, String> {
     }
 }
 
+/// The reason for refusing `s` when its second is 60 (a leap second): sinks disagree on it
+/// (PostgreSQL rolls it into the next minute, Elasticsearch refuses the document), so it is
+/// refused once, at the source, for all of them.
+fn leap_second(s: &str) -> Option<String> {
+    (s.get(16..19) == Some(":60")).then(|| {
+        format!(
+            "`{s}` has second 60 (a leap second), which sinks store differently or refuse; \
+             write it as :59 or the next minute"
+        )
+    })
+}
+
 fn parse_pattern(s: &str, pattern: &str) -> Result<i64, String> {
+    use chrono::Timelike;
+    let leap = |nanos: u32| {
+        (nanos >= 1_000_000_000).then(|| {
+            format!("`{s}` has second 60 (a leap second), which sinks store differently or refuse")
+        })
+    };
     if let Ok(t) = chrono::DateTime::parse_from_str(s, pattern) {
-        return Ok(t.timestamp_micros());
+        return match leap(t.nanosecond()) {
+            Some(e) => Err(e),
+            None => Ok(t.timestamp_micros()),
+        };
     }
-    chrono::NaiveDateTime::parse_from_str(s, pattern)
-        .map(|t| t.and_utc().timestamp_micros())
-        .map_err(|e| format!("`{s}` does not match `{pattern}`: {e}"))
+    let t = chrono::NaiveDateTime::parse_from_str(s, pattern)
+        .map_err(|e| format!("`{s}` does not match `{pattern}`: {e}"))?;
+    match leap(t.nanosecond()) {
+        Some(e) => Err(e),
+        None => Ok(t.and_utc().timestamp_micros()),
+    }
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction][Z|±HH:MM|±HHMM]` (a space may stand for `T`).
@@ -118,7 +144,7 @@ pub fn parse_iso(s: &str, offset_required: bool) -> Option<i64> {
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
-    if h > 23 || mi > 59 || sec > 60 {
+    if h > 23 || mi > 59 || sec > 59 {
         return None;
     }
     let mut at = 19;
@@ -266,7 +292,25 @@ mod tests {
             assert_eq!(parse_iso(s, false), None, "{s}");
         }
         assert_eq!(parse_iso("2025-07-19T12:34:56", true), None);
+        assert_eq!(parse_iso("2016-12-31T23:59:60Z", true), None, "leap second");
         assert!(parse_iso("2024-02-29T00:00:00Z", true).is_some());
+    }
+
+    #[test]
+    fn a_leap_second_is_refused_with_the_reason_in_every_format() {
+        use crate::Value;
+        for (format, s) in [
+            ("seed", "2025-07-19T12:34:60.123456+0000"),
+            ("rfc3339", "2016-12-31T23:59:60Z"),
+            ("%Y-%m-%d %H:%M:%S", "2016-12-31 23:59:60"),
+            ("%Y-%m-%d %H:%M:%S %z", "2016-12-31 23:59:60 +0000"),
+        ] {
+            let e = TimeFormat::parse(format)
+                .expect("format")
+                .read(&Value::from(s))
+                .expect_err(s);
+            assert!(e.contains("second 60 (a leap second)"), "{format}: {e}");
+        }
     }
 
     #[test]
