@@ -592,3 +592,87 @@ fn every_record_read_is_counted_and_the_end_of_run_table_adds_up() {
         "{dead}"
     );
 }
+
+#[test]
+fn the_flagship_refuses_amounts_that_are_not_sales_and_leap_seconds_at_their_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = serde_json::json!({
+        "transactionId": "t-good", "productId": "p1", "productName": "laptop",
+        "productCategory": "electronic", "productPrice": 10.5, "productQuantity": 2,
+        "productBrand": "apple", "currency": "USD", "customerId": "c1",
+        "transactionDate": "2025-07-19T12:34:56.123456+0000", "paymentMethod": "credit_card",
+        "paymentStatus": "success", "totalAmount": 21.0
+    });
+    let with = |id: &str, field: &str, value: serde_json::Value| {
+        let mut v = good.clone();
+        v["transactionId"] = id.into();
+        v[field] = value;
+        v.to_string()
+    };
+    let lines = [
+        good.to_string(),
+        with("t-negative", "totalAmount", (-21.0).into()),
+        with("t-zero-quantity", "productQuantity", 0.into()),
+        with("t-inconsistent", "totalAmount", 99.0.into()),
+        with(
+            "t-leap",
+            "transactionDate",
+            "2016-12-31T23:59:60.000000+0000".into(),
+        ),
+    ];
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let overlay = dir.path().join("file.toml");
+    std::fs::write(
+        &overlay,
+        format!(
+            "[sources.transactions]\nreplace = true\ntype = \"file\"\npath = {:?}\n\n\
+             [sources.transactions.event_time]\nfield = \"transactionDate\"\nmax_future = \"10years\"\n",
+            input.display().to_string()
+        ),
+    )
+    .expect("write");
+    let out = ecomflow()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(repo().join("pipelines/ecommerce.toml"))
+        .arg(&overlay)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        )
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dead = std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).expect("dead");
+    let letters: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let reason_of = |id: &str| {
+        letters
+            .iter()
+            .find(|l| {
+                l["payload"]["transactionId"] == id
+                    || l["payload"].as_str().is_some_and(|p| p.contains(id))
+            })
+            .and_then(|l| {
+                Some(format!(
+                    "{} {}",
+                    l["component"].as_str()?,
+                    l["reason"].as_str()?
+                ))
+            })
+            .unwrap_or_else(|| panic!("no dead letter for {id} in:\n{dead}"))
+    };
+    assert_eq!(letters.len(), 4, "{dead}");
+    assert!(reason_of("t-negative").contains("transforms.checked check `positive_total` fails"));
+    assert!(reason_of("t-zero-quantity").contains("check `positive_quantity` fails"));
+    assert!(reason_of("t-inconsistent").contains("check `total_is_price_times_quantity` fails"));
+    assert!(
+        reason_of("t-leap").starts_with("sources.transactions ")
+            && reason_of("t-leap").contains("second 60 (a leap second)"),
+        "{}",
+        reason_of("t-leap")
+    );
+}

@@ -48,9 +48,17 @@ fn huge_copy_of(line: &str) -> String {
     v["transactionId"] = "huge-amount".into();
     v["paymentStatus"] = "success".into();
     v["currency"] = "USD".into();
+    // One item at that price, so the total passes the flagship's checks (price times
+    // quantity) and reaches the conversion to USD.
+    v["productQuantity"] = 1.into();
     let text = serde_json::to_string(&v).expect("json");
-    let amount = v["totalAmount"].to_string();
+    let (price, amount) = (v["productPrice"].to_string(), v["totalAmount"].to_string());
     text.replacen(
+        &format!("\"productPrice\":{price}"),
+        "\"productPrice\":1.7e308",
+        1,
+    )
+    .replacen(
         &format!("\"totalAmount\":{amount}"),
         "\"totalAmount\":1.7e308",
         1,

@@ -1,8 +1,9 @@
-//! The `validate` transform: checks required fields and their types, dead-letters what fails.
+//! The `validate` transform: checks required fields, their types and named conditions on their
+//! values (ranges, relations), and dead-letters what fails.
 
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, Emitter, Field, Plugin, Record, Transform, TransformPlugin,
-    Value,
+    Batch, BuildContext, BuildError, Emitter, Expr, Field, Plugin, Record, Transform,
+    TransformPlugin, Value,
 };
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -22,6 +23,14 @@ pub struct ValidateConfig {
     /// the record (dead-letter it).
     #[serde(default)]
     pub unknown_fields: UnknownFields,
+    /// Conditions every record must meet, as `name = "expression"` (minijinja syntax, the
+    /// same as a filter's `condition`), checked once the fields have their types: ranges
+    /// such as `positive_amount = "totalAmount > 0"` and relations such as
+    /// `total = "totalAmount - productPrice * productQuantity < 0.005"`. A record for which
+    /// one is false, or cannot be evaluated, goes to the dead-letter output with the names of
+    /// the checks it fails.
+    #[serde(default)]
+    pub checks: IndexMap<String, String>,
 }
 
 /// The type a field must have.
@@ -95,7 +104,21 @@ impl TransformPlugin for ValidatePlugin {
             return Err(BuildError::field("fields", "no fields to check")
                 .with_hint("list them as fields.<name> = \"<type>\""));
         }
+        let checks = cfg
+            .checks
+            .iter()
+            .map(|(name, source)| {
+                let expr = Expr::compile(source, &[]).map_err(|e| {
+                    BuildError::field(
+                        format!("checks.{name}"),
+                        format!("expression does not compile: {e}"),
+                    )
+                })?;
+                Ok((name.clone(), expr))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
         Ok(Box::new(Validate {
+            checks,
             fields: cfg
                 .fields
                 .iter()
@@ -109,6 +132,8 @@ impl TransformPlugin for ValidatePlugin {
 
 struct Validate {
     fields: Vec<(Field, FieldType)>,
+    /// Named conditions on the values, checked once the types are right.
+    checks: Vec<(String, Expr)>,
     unknown: UnknownFields,
     /// Unknown fields of the current record, reused across records.
     scratch: Vec<Field>,
@@ -143,6 +168,18 @@ impl Validate {
             if self.unknown == UnknownFields::Reject {
                 for f in &self.scratch {
                     problem(&mut reason, format_args!("unknown field `{f}`"));
+                }
+            }
+        }
+        if reason.is_empty() {
+            for (name, check) in &self.checks {
+                match check.is_true(record) {
+                    Ok(true) => {}
+                    Ok(false) => problem(
+                        &mut reason,
+                        format_args!("check `{name}` fails: `{}` is false", check.source()),
+                    ),
+                    Err(e) => problem(&mut reason, format_args!("check `{name}`: {e}")),
                 }
             }
         }
@@ -193,7 +230,8 @@ impl Transform for Validate {
 
 ecomflow_core::inventory::submit!(Plugin::transform::<ValidatePlugin>(
     "validate",
-    "checks required fields and their types; dead-letters records that fail"
+    "checks required fields, their types and conditions on their values; dead-letters \
+     records that fail"
 ));
 
 #[cfg(test)]
@@ -208,6 +246,58 @@ mod tests {
         fields.productQuantity = "integer"
         fields.currency = "string"
     "#;
+
+    #[test]
+    fn checks_refuse_out_of_range_and_inconsistent_records_by_name() {
+        let options = r#"
+            fields.productPrice = "number"
+            fields.productQuantity = "integer"
+            fields.totalAmount = "number"
+            checks.positive_price = "productPrice > 0"
+            checks.positive_amount = "totalAmount > 0"
+            checks.total_is_price_times_quantity = "totalAmount - productPrice * productQuantity < 0.005 and productPrice * productQuantity - totalAmount < 0.005"
+        "#;
+        let mut t = build_transform("validate", options).expect("builds");
+        let (out, dead) = process(
+            t.as_mut(),
+            vec![
+                record(json!({"productPrice": 2.5, "productQuantity": 3, "totalAmount": 7.5})),
+                record(json!({"productPrice": 2.5, "productQuantity": 3, "totalAmount": 0})),
+                record(json!({"productPrice": -1, "productQuantity": 2, "totalAmount": -2})),
+                record(json!({"productPrice": 2.5, "productQuantity": 3, "totalAmount": 9.99})),
+                record(json!({"productPrice": "x", "productQuantity": 3, "totalAmount": 1})),
+            ],
+        );
+        assert_eq!(out.len(), 1);
+        let reasons: Vec<&str> = dead.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("check `positive_amount` fails: `totalAmount > 0` is false;")
+                && reasons[0].contains("check `total_is_price_times_quantity` fails"),
+            "{}",
+            reasons[0]
+        );
+        assert!(
+            reasons[1].contains("`positive_price`") && reasons[1].contains("`positive_amount`"),
+            "{}",
+            reasons[1]
+        );
+        assert_eq!(
+            reasons[2],
+            "check `total_is_price_times_quantity` fails: `totalAmount - productPrice * productQuantity < 0.005 and productPrice * productQuantity - totalAmount < 0.005` is false"
+        );
+        assert!(
+            reasons[3].starts_with("field `productPrice` should be a number")
+                && !reasons[3].contains("check"),
+            "types first: {}",
+            reasons[3]
+        );
+        let e = build_error(build_transform(
+            "validate",
+            "fields.a = \"number\"\nchecks.broken = \"a >\"",
+        ));
+        assert_eq!(e.field.as_deref(), Some("checks.broken"));
+    }
 
     #[test]
     fn passes_good_records_and_explains_bad_ones() {
