@@ -1,7 +1,8 @@
 //! JSON lines in and out: decodes bytes straight into a [`Record`] and encodes it back.
 //!
 //! Event streams repeat the same keys in the same order, so the decoder remembers the last
-//! record's key order and compares each key with the expected one before interning it.
+//! record's key order and compares each key with the expected one before interning it. Keys
+//! are interned within bounds only; a record keeps the others aside, written back inline.
 
 use crate::field::Field;
 use crate::record::Record;
@@ -68,17 +69,26 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
         let mut record = Record::with_capacity(self.shape.len().max(4));
         let mut i = 0;
-        while let Some(field) = map.next_key_seed(KeySeed {
+        while let Some(key) = map.next_key_seed(KeySeed {
             shape: &mut *self.shape,
             index: i,
         })? {
             let value: Value = map.next_value()?;
-            record.set(field, value);
+            match key {
+                Key::Field(field) => record.set(field, value),
+                Key::Rest(name) => record.push_rest(name, value),
+            }
             i += 1;
         }
         self.shape.truncate(i);
         Ok(record)
     }
+}
+
+/// A decoded key: an interned field, or a name beyond the interning bounds.
+enum Key {
+    Field(Field),
+    Rest(String),
 }
 
 struct KeySeed<'a> {
@@ -87,29 +97,32 @@ struct KeySeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Field;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Field;
+    type Value = Key;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a field name")
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Field, E> {
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
         if let Some((name, field)) = self.shape.get(self.index)
             && **name == *key
         {
-            return Ok(*field);
+            return Ok(Key::Field(*field));
         }
-        let field = Field::new(key);
         self.shape.truncate(self.index);
+        // Keys from input are interned only within bounds (see `Field::bounded`).
+        let Some(field) = Field::bounded(key) else {
+            return Ok(Key::Rest(key.to_string()));
+        };
         self.shape.push((key.into(), field));
-        Ok(field)
+        Ok(Key::Field(field))
     }
 }
 

@@ -107,20 +107,60 @@ impl Record {
 
     /// The record as a JSON object (for tests and dead-letter payloads).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.fields
-                .iter()
-                .map(|(f, v)| (f.name().to_string(), v.to_json()))
-                .collect(),
-        )
+        let mut object = serde_json::Map::with_capacity(self.fields.len());
+        for (f, v) in &self.fields {
+            match rest_entries(*f, v) {
+                Some(rest) => object.extend(rest.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                None => {
+                    object.insert(f.name().to_string(), v.to_json());
+                }
+            }
+        }
+        serde_json::Value::Object(object)
+    }
+
+    /// Adds a field whose name could not be interned (see [`Field::bounded`]): it is kept in
+    /// [`Field::REST`] and written back inline.
+    pub fn push_rest(&mut self, name: String, value: Value) {
+        let entry = (name, value.to_json());
+        match self.fields.iter_mut().find(|(f, _)| f.is_rest()) {
+            Some((_, Value::Nested(rest))) => {
+                if let serde_json::Value::Object(o) = std::sync::Arc::make_mut(rest) {
+                    o.insert(entry.0, entry.1);
+                }
+            }
+            _ => {
+                let object = serde_json::Map::from_iter([entry]);
+                self.fields.push((
+                    Field::REST,
+                    Value::Nested(std::sync::Arc::new(serde_json::Value::Object(object))),
+                ));
+            }
+        }
+    }
+}
+
+/// The entries kept in `v` when `f` is [`Field::REST`].
+fn rest_entries(f: Field, v: &Value) -> Option<&serde_json::Map<String, serde_json::Value>> {
+    match v {
+        Value::Nested(n) if f.is_rest() => n.as_object(),
+        _ => None,
     }
 }
 
 impl Serialize for Record {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        let has_rest = self.fields.iter().any(|(f, _)| f.is_rest());
+        let mut map = s.serialize_map((!has_rest).then_some(self.fields.len()))?;
         for (f, v) in &self.fields {
-            map.serialize_entry(f.name(), v)?;
+            match rest_entries(*f, v) {
+                Some(rest) => {
+                    for (k, v) in rest {
+                        map.serialize_entry(k, v)?;
+                    }
+                }
+                None => map.serialize_entry(f.name(), v)?,
+            }
         }
         map.end()
     }

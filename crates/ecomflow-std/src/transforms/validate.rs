@@ -167,7 +167,18 @@ impl Validate {
             );
             if self.unknown == UnknownFields::Reject {
                 for f in &self.scratch {
-                    problem(&mut reason, format_args!("unknown field `{f}`"));
+                    match record.get(*f).and_then(|v| match v {
+                        Value::Nested(rest) if f.is_rest() => rest.as_object(),
+                        _ => None,
+                    }) {
+                        // Keys the decoder could not intern, kept together.
+                        Some(rest) => {
+                            for name in rest.keys() {
+                                problem(&mut reason, format_args!("unknown field `{name}`"));
+                            }
+                        }
+                        None => problem(&mut reason, format_args!("unknown field `{f}`")),
+                    }
                 }
             }
         }
