@@ -119,6 +119,9 @@ pub struct SourceCheckpoints {
     pub taken: AtomicU64,
     /// Where reports go.
     pub reports: mpsc::UnboundedSender<Report>,
+    /// Asks the coordinator for a checkpoint as soon as the one under way (if any) is done.
+    /// Only the coordinator decides which checkpoint comes when.
+    pub wanted: mpsc::UnboundedSender<()>,
     /// The position kept by the last completed checkpoint.
     pub restored: Option<serde_json::Value>,
     /// The newest completed checkpoint.
@@ -141,6 +144,31 @@ impl SourceCheckpoints {
                 return;
             }
             asked.await;
+        }
+    }
+
+    /// Asks for a checkpoint and waits until one this source has not taken part in is due
+    /// (at once when one already is). Returns early if the coordinator has stopped.
+    pub async fn want(&self) {
+        let mut completed = self.completed.clone();
+        if !self.due() && self.wanted.send(()).is_err() {
+            return;
+        }
+        loop {
+            let asked = self.asked.notified();
+            tokio::pin!(asked);
+            asked.as_mut().enable();
+            if self.due() {
+                return;
+            }
+            tokio::select! {
+                _ = asked => {}
+                changed = completed.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
 

@@ -211,37 +211,20 @@ impl SourceContext {
     /// Asks for a checkpoint, for a bounded source that reached its end: a last one, so that
     /// its final position is kept and acknowledged once the sinks have made everything before
     /// it durable. Returns when one this source has not taken part in is due: at once, or
-    /// after the checkpoint under way has completed (one at a time, as the coordinator asks).
+    /// after the checkpoint under way has completed (the coordinator takes one at a time).
     pub async fn request_checkpoint(&self) {
-        use std::sync::atomic::Ordering;
-        let Some(c) = &self.checkpoints else {
-            return;
-        };
-        let mut completed = c.completed.clone();
-        loop {
-            if c.due() {
-                return;
-            }
-            let requested = c.requested.load(Ordering::Acquire);
-            if *completed.borrow_and_update() >= requested {
-                // Unless the coordinator or a shutdown asked for one meanwhile.
-                if c.requested
-                    .compare_exchange(
-                        requested,
-                        requested + 1,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
-                    c.asked.notify_waiters();
-                }
-                continue;
-            }
-            if completed.changed().await.is_err() {
-                return;
-            }
+        if let Some(c) = &self.checkpoints {
+            c.want().await;
         }
+    }
+
+    /// Called by a source when it returns, with its final position: it takes part in one
+    /// last checkpoint after everything it sent (the one a stop asked for, or one it asks for
+    /// at its end), so a restart resumes it exactly there, and every later checkpoint, whose
+    /// state holds everything it sent, resumes it at its end.
+    pub async fn last_checkpoint(&self, position: serde_json::Value) {
+        self.request_checkpoint().await;
+        self.checkpoint(position).await;
     }
 
     /// Takes part in the due checkpoint: `position` says where to resume (everything sent so

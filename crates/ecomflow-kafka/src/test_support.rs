@@ -335,12 +335,14 @@ pub fn start_paced(source: Box<dyn Source>, pause: Duration) -> Running {
 /// never completes, so it commits nothing.
 pub fn start_restored(source: Box<dyn Source>, position: serde_json::Value) -> Running {
     let (reports, _) = mpsc::unbounded_channel();
+    let (wanted, _) = mpsc::unbounded_channel();
     let (_, completed) = tokio::sync::watch::channel(0);
     let checkpoints = SourceCheckpoints {
         requested: Arc::default(),
         asked: Arc::default(),
         taken: Default::default(),
         reports,
+        wanted,
         restored: Some(position),
         completed,
     };

@@ -25,6 +25,9 @@ pub struct Coordination {
     pub asked: Arc<tokio::sync::Notify>,
     /// Where components report.
     pub reports: mpsc::UnboundedSender<Report>,
+    /// Asks for a checkpoint as soon as the one under way is done (sources at their end, the
+    /// stop of the run).
+    pub wanted: mpsc::UnboundedSender<()>,
     /// The newest completed checkpoint.
     pub completed: watch::Receiver<u64>,
     /// The checkpoint the run resumed from.
@@ -46,6 +49,7 @@ pub fn start(
     let requested = Arc::new(AtomicU64::new(restored.id));
     let asked = Arc::new(tokio::sync::Notify::new());
     let (reports_tx, reports) = mpsc::unbounded_channel();
+    let (wanted_tx, wanted) = mpsc::unbounded_channel();
     let (completed_tx, completed) = watch::channel(restored.id);
     let task = tokio::spawn(coordinate(
         Coordinator {
@@ -60,8 +64,11 @@ pub fn start(
             dead_letter,
             dead_letter_path,
             completed: completed_tx,
+            in_flight: None,
+            again: false,
         },
         reports,
+        wanted,
         interval,
     ));
     (
@@ -69,6 +76,7 @@ pub fn start(
             requested,
             asked,
             reports: reports_tx,
+            wanted: wanted_tx,
             completed,
             restored,
         },
@@ -95,11 +103,16 @@ struct Coordinator {
     dead_letter: mpsc::UnboundedSender<u64>,
     dead_letter_path: String,
     completed: watch::Sender<u64>,
+    /// The checkpoint asked for and not completed yet: there is never more than one.
+    in_flight: Option<u64>,
+    /// Another checkpoint was wanted while one was under way: ask for it once that is done.
+    again: bool,
 }
 
 async fn coordinate(
     mut c: Coordinator,
     mut reports: mpsc::UnboundedReceiver<Report>,
+    mut wanted: mpsc::UnboundedReceiver<()>,
     interval: std::time::Duration,
 ) -> Result<(), String> {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -109,13 +122,8 @@ async fn coordinate(
             return Ok(());
         }
         tokio::select! {
-            _ = ticker.tick() => {
-                // One checkpoint at a time keeps the held-back data small.
-                if c.pending.is_empty() && c.awaiting_dead_letters.is_none() {
-                    c.requested.fetch_add(1, Ordering::AcqRel);
-                    c.asked.notify_waiters();
-                }
-            }
+            _ = ticker.tick() => c.begin_or_queue(false),
+            Some(()) = wanted.recv() => c.begin_or_queue(true),
             report = reports.recv() => {
                 let Some(report) = report else { return Ok(()) };
                 c.take(report)?;
@@ -125,6 +133,29 @@ async fn coordinate(
 }
 
 impl Coordinator {
+    /// Asks for the next checkpoint, unless one is under way: one at a time keeps the
+    /// held-back data small, and every source takes part in every checkpoint in order. A
+    /// checkpoint `wanted` while one is under way is asked for as soon as that one is done.
+    fn begin_or_queue(&mut self, wanted: bool) {
+        if self.in_flight.is_some() {
+            self.again |= wanted;
+            return;
+        }
+        let id = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.in_flight = Some(id);
+        self.asked.notify_waiters();
+    }
+
+    /// The checkpoint under way is over (completed, or every source ended before it).
+    fn over(&mut self, id: u64) {
+        if self.in_flight.is_some_and(|f| f <= id) {
+            self.in_flight = None;
+            if std::mem::take(&mut self.again) {
+                self.begin_or_queue(false);
+            }
+        }
+    }
+
     fn take(&mut self, report: Report) -> Result<(), String> {
         match report {
             Report::Source {
@@ -187,6 +218,7 @@ impl Coordinator {
         } else if all {
             // Every source had ended before it: nothing to resume from.
             self.pending.remove(&id);
+            self.over(id);
         }
     }
 
@@ -205,6 +237,7 @@ impl Coordinator {
         self.last = next;
         let _ = self.completed.send(id);
         tracing::debug!(checkpoint = id, "checkpoint complete");
+        self.over(id);
         self.ask_dead_letters();
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod load;
 mod overrides;
 pub mod pipeline;
 pub mod run;
+mod watermarks;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use graph::{GraphFormat, render};

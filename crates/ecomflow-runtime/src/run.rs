@@ -3,7 +3,7 @@
 //!
 //! Watermarks follow the batches: a source with `event_time` sends one whenever it moves,
 //! every component sends `i64::MAX` when it ends, and a transform passes on the lowest
-//! watermark of its inputs after calling `on_watermark`.
+//! watermark of its inputs after calling `on_watermark` (see `watermarks.rs`).
 //!
 //! Stopping: cancelling the shutdown token stops the sources; every record already read then
 //! flows through, transforms flush, sinks finish, and the run returns. A component that fails
@@ -11,6 +11,7 @@
 
 use crate::checkpoint::{self as coordination, Alignment, Step};
 use crate::pipeline::{Built, Component, Pipeline};
+use crate::watermarks::{Watermarks, carrying_event_time};
 use ecomflow_core::checkpoint::{Checkpoint, Report, SourceCheckpoints};
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{
@@ -158,17 +159,13 @@ pub async fn run(
     let stop_sources = CancellationToken::new();
     {
         let (shutdown, stop) = (shutdown.clone(), stop_sources.clone());
-        let checkpoints = coordination
-            .as_ref()
-            .map(|c| (c.requested.clone(), c.completed.clone(), c.asked.clone()));
+        let wanted = coordination.as_ref().map(|c| c.wanted.clone());
         tokio::spawn(async move {
             shutdown.cancelled().await;
-            // Unless one is already under way (it then serves as the last one).
-            if let Some((requested, completed, asked)) = checkpoints
-                && *completed.borrow() >= requested.load(Ordering::Acquire)
-            {
-                requested.fetch_add(1, Ordering::AcqRel);
-                asked.notify_waiters();
+            // The coordinator asks for it after the one under way; each source takes part in
+            // it after the last records it sends.
+            if let Some(wanted) = wanted {
+                let _ = wanted.send(());
             }
             stop.cancel();
         });
@@ -204,6 +201,8 @@ pub async fn run(
     let mut names = HashMap::new();
     let mut counters = Vec::new();
 
+    // Which components' outputs carry event time: their watermark holds back from the start.
+    let timed = carrying_event_time(&components);
     let mut outputs = Vec::new();
     for c in &components {
         counters.push((c.path(), Arc::new(Counters::default())));
@@ -239,6 +238,7 @@ pub async fn run(
                     asked: c.asked.clone(),
                     taken: std::sync::atomic::AtomicU64::new(c.restored.id),
                     reports: c.reports.clone(),
+                    wanted: c.wanted.clone(),
                     restored: c.restored.sources.get(&*path).cloned(),
                     completed: c.completed.clone(),
                 });
@@ -287,7 +287,12 @@ pub async fn run(
                     named,
                     dead_letter,
                     count,
-                    watermarks: Watermarks::new(inputs.len()),
+                    watermarks: Watermarks::new(
+                        inputs
+                            .iter()
+                            .map(|i| timed.contains(&i.component))
+                            .collect(),
+                    ),
                     alignment: Alignment::new(inputs.len()),
                     reports,
                     component: path.clone(),
@@ -408,37 +413,6 @@ struct TransformIo {
     component: Arc<str>,
     /// Checkpoints keep state (a `[checkpoint]` table), rather than only acknowledge.
     keep_state: bool,
-}
-
-/// The lowest watermark over a component's inputs that have sent one.
-struct Watermarks {
-    inputs: Vec<Option<i64>>,
-    current: Option<i64>,
-}
-
-impl Watermarks {
-    fn new(inputs: usize) -> Watermarks {
-        Watermarks {
-            inputs: vec![None; inputs],
-            current: None,
-        }
-    }
-
-    /// Records input `input`'s watermark; returns the combined one if it moved forward.
-    fn update(&mut self, input: usize, at: i64) -> Option<i64> {
-        let slot = self.inputs.get_mut(input)?;
-        *slot = Some(slot.map_or(at, |old| old.max(at)));
-        let lowest = self.inputs.iter().flatten().min().copied()?;
-        // An input that ended must not close everything while another has not reported yet.
-        if lowest == i64::MAX && self.inputs.iter().any(Option::is_none) {
-            return None;
-        }
-        if self.current.is_some_and(|c| c >= lowest) {
-            return None;
-        }
-        self.current = Some(lowest);
-        self.current
-    }
 }
 
 async fn run_transform(
@@ -691,31 +665,4 @@ fn without_reset(mut restored: Checkpoint, reset: &BTreeSet<String>) -> Checkpoi
         }
     }
     restored
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Watermarks;
-
-    #[test]
-    fn the_lowest_input_wins_and_never_goes_back() {
-        let mut w = Watermarks::new(2);
-        assert_eq!(w.update(0, 10), Some(10), "only input 0 has reported");
-        assert_eq!(
-            w.update(1, 5),
-            None,
-            "the combined watermark never goes back"
-        );
-        assert_eq!(w.update(1, 20), None, "input 0 still holds it at 10");
-        assert_eq!(w.update(0, 8), None, "an input never goes back");
-        assert_eq!(w.update(0, 30), Some(20));
-    }
-
-    #[test]
-    fn an_ended_input_does_not_close_everything_before_the_others_report() {
-        let mut w = Watermarks::new(2);
-        assert_eq!(w.update(0, i64::MAX), None, "input 1 has not reported yet");
-        assert_eq!(w.update(1, 7), Some(7));
-        assert_eq!(w.update(1, i64::MAX), Some(i64::MAX));
-    }
 }

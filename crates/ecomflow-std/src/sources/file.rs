@@ -178,10 +178,8 @@ impl Source for FileSource {
             }
         }
         pending.send(&cx, self.batch_size).await;
-        if cx.checkpoint_due() {
-            let position = serde_json::json!({ "offset": consumed, "line": pending.line_no });
-            cx.checkpoint(position).await;
-        }
+        let position = serde_json::json!({ "offset": consumed, "line": pending.line_no });
+        cx.last_checkpoint(position).await;
         Ok(())
     }
 }

@@ -263,10 +263,8 @@ impl Source for GeneratorSource {
                 break;
             }
         }
-        // Stopped for a restart: the last checkpoint records where to go on from.
-        if cx.checkpoint_due() {
-            cx.checkpoint(position(produced)).await;
-        }
+        // Stopped for a restart, or at its end: the last checkpoint records where to go on.
+        cx.last_checkpoint(position(produced)).await;
         Ok(())
     }
 }

@@ -16,8 +16,13 @@ pub const TABLES: [&str; 5] = [
 
 /// Every row of the flagship's tables in an SQLite database, as sorted text.
 pub async fn sqlite_dump(pool: &sqlx::SqlitePool) -> Vec<String> {
+    sqlite_dump_tables(pool, &TABLES).await
+}
+
+/// Every row of `tables` in an SQLite database, as sorted text, table by table.
+pub async fn sqlite_dump_tables(pool: &sqlx::SqlitePool, tables: &[&str]) -> Vec<String> {
     let mut all = Vec::new();
-    for table in TABLES {
+    for &table in tables {
         // Every column quoted as SQL text, joined: one string per row.
         let (row_expr,): (String,) = sqlx::query_as(
             "SELECT group_concat('quote(' || name || ')', ' || '','' || ') FROM pragma_table_info(?)",
