@@ -1,10 +1,9 @@
-//! Checkpoints: barriers that sources put into their streams, the state that transforms keep
-//! at each barrier, and the file a completed checkpoint is written to, so a restarted pipeline
-//! resumes where the last one left off without losing or double counting anything.
+//! Checkpoints as components see them: the `[checkpoint]` table, what a completed checkpoint
+//! holds, what components report, and a source's link to the coordinator. The runtime owns the
+//! rest (when checkpoints are taken, barrier alignment, the store).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -36,42 +35,6 @@ pub struct Checkpoint {
     pub sources: BTreeMap<String, serde_json::Value>,
     /// Each stateful transform's state, by component path.
     pub transforms: BTreeMap<String, serde_json::Value>,
-}
-
-impl Checkpoint {
-    /// The file of the checkpoint kept in `dir`.
-    pub fn file(dir: &Path) -> PathBuf {
-        dir.join("checkpoint.json")
-    }
-
-    /// The checkpoint kept in `dir`, if any.
-    pub fn load(dir: &Path) -> std::io::Result<Option<Checkpoint>> {
-        match std::fs::read(Checkpoint::file(dir)) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Writes the checkpoint to `dir` atomically: a crash leaves the previous one or this one.
-    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join("checkpoint.json.tmp");
-        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, Checkpoint::file(dir))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
 }
 
 /// What a component tells the checkpoint coordinator.
@@ -181,38 +144,5 @@ impl SourceCheckpoints {
     /// Sends a report to the coordinator (which outlives every component).
     pub fn report(&self, report: Report) {
         let _ = self.reports.send(report);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn saved_checkpoints_load_back_and_replace_the_previous_one() {
-        let dir = tempfile_dir();
-        assert_eq!(Checkpoint::load(&dir).expect("readable"), None);
-        let mut c = Checkpoint {
-            id: 3,
-            ..Checkpoint::default()
-        };
-        c.sources
-            .insert("sources.a".into(), serde_json::json!({"offset": 7}));
-        c.save(&dir).expect("saved");
-        assert_eq!(Checkpoint::load(&dir).expect("readable"), Some(c.clone()));
-        c.id = 4;
-        c.save(&dir).expect("saved again");
-        assert_eq!(
-            Checkpoint::load(&dir).expect("readable").map(|c| c.id),
-            Some(4)
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("ecomflow-checkpoint-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
     }
 }

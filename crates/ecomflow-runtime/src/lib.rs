@@ -10,10 +10,14 @@ pub mod load;
 mod overrides;
 pub mod pipeline;
 pub mod run;
+mod sink_task;
+mod summary;
+mod transform_task;
 mod watermarks;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use graph::{GraphFormat, render};
 pub use load::{LoadOptions, load};
 pub use pipeline::{Built, Component, InputRef, Pipeline};
-pub use run::{ComponentSummary, RunFailure, RunSummary, run};
+pub use run::run;
+pub use summary::{ComponentSummary, RunFailure, RunSummary};

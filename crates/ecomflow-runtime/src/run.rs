@@ -9,14 +9,16 @@
 //! flows through, transforms flush, sinks finish, and the run returns. A component that fails
 //! stops the run the same way and the run returns its error.
 
-use crate::checkpoint::{self as coordination, Alignment, Step};
+use crate::checkpoint::{self as coordination, Alignment, ended};
 use crate::pipeline::{Built, Component, Pipeline};
+use crate::sink_task::{run_dead_letter, run_sink};
+use crate::summary::{ComponentSummary, RunFailure, RunSummary};
+use crate::transform_task::{TransformIo, run_transform};
 use crate::watermarks::{Watermarks, carrying_event_time};
-use ecomflow_core::checkpoint::{Checkpoint, Report, SourceCheckpoints};
+use ecomflow_core::checkpoint::{Checkpoint, SourceCheckpoints};
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{
-    Batch, ComponentError, Counters, DeadLetter, Emitter, EventTimeTracker, Message, Output, Sink,
-    SinkContext, SourceContext, Transform,
+    Counters, DeadLetter, EventTimeTracker, Message, Output, SinkContext, SourceContext,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -27,63 +29,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Batches a channel holds before its sender waits.
 const CHANNEL_BATCHES: usize = 8;
-
-/// What one component did during the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComponentSummary {
-    /// The component path, such as `transforms.paid`.
-    pub path: String,
-    /// Records received from inputs.
-    pub received: u64,
-    /// Records sent on (or written, for sinks).
-    pub sent: u64,
-    /// Records sent to the dead-letter output.
-    pub dead_lettered: u64,
-    /// Records dropped on purpose (late records, or a named output nothing reads).
-    pub dropped: u64,
-}
-
-/// What the whole run did, component by component (the dead-letter output last).
-#[derive(Debug, Clone, Default)]
-pub struct RunSummary {
-    /// One entry per component.
-    pub components: Vec<ComponentSummary>,
-}
-
-impl RunSummary {
-    /// The entry of `path`.
-    pub fn get(&self, path: &str) -> Option<&ComponentSummary> {
-        self.components.iter().find(|c| c.path == path)
-    }
-}
-
-impl std::fmt::Display for RunSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "{:<32} {:>12} {:>12} {:>14} {:>10}",
-            "component", "received", "sent", "dead-lettered", "dropped"
-        )?;
-        for c in &self.components {
-            writeln!(
-                f,
-                "{:<32} {:>12} {:>12} {:>14} {:>10}",
-                c.path, c.received, c.sent, c.dead_lettered, c.dropped
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// The run stopped because components failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .failures.iter().map(|(c, e)| format!("{c}: {e}")).collect::<Vec<_>>().join("\n"))]
-pub struct RunFailure {
-    /// Each failed component and its error.
-    pub failures: Vec<(String, String)>,
-    /// What the run did before it stopped.
-    pub summary: RunSummary,
-}
 
 /// Runs `pipeline` until every source ends or `shutdown` is cancelled and everything read has
 /// been written.
@@ -116,7 +61,7 @@ pub async fn run(
     let keep_state = checkpoint.is_some();
     let plan = match (&checkpoint, acknowledged_every) {
         (Some(config), _) => {
-            let restored = Checkpoint::load(std::path::Path::new(&config.dir))
+            let restored = coordination::load(std::path::Path::new(&config.dir))
                 .map_err(|e| {
                     fail_early(vec![(
                         "checkpoint".into(),
@@ -392,262 +337,6 @@ fn panic_message(e: tokio::task::JoinError) -> String {
         }
         Err(e) => format!("component task ended abnormally: {e}"),
     }
-}
-
-/// Tells the checkpoint coordinator that a component has ended.
-fn ended(reports: &Option<mpsc::UnboundedSender<Report>>, component: Arc<str>) {
-    if let Some(r) = reports {
-        let _ = r.send(Report::Ended { component });
-    }
-}
-
-/// Where a transform's results go, the watermarks of its inputs and its checkpoint duties.
-struct TransformIo {
-    out: Output,
-    named: Vec<(&'static str, Output)>,
-    dead_letter: DeadLetterOutput,
-    count: Arc<Counters>,
-    watermarks: Watermarks,
-    alignment: Alignment,
-    reports: Option<mpsc::UnboundedSender<Report>>,
-    component: Arc<str>,
-    /// Checkpoints keep state (a `[checkpoint]` table), rather than only acknowledge.
-    keep_state: bool,
-}
-
-async fn run_transform(
-    mut transform: Box<dyn Transform>,
-    rx: Option<mpsc::Receiver<Message>>,
-    mut io: TransformIo,
-) -> Result<(), ComponentError> {
-    let Some(mut rx) = rx else {
-        ended(&io.reports, io.component.clone());
-        return Ok(());
-    };
-    let mut emitter = Emitter::default();
-    let mut ticker = transform.tick_interval().map(|d| {
-        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
-    // Messages held back during a checkpoint's alignment, handled once it is done.
-    let mut replay = std::collections::VecDeque::new();
-    loop {
-        let message = if let Some(m) = replay.pop_front() {
-            Some(m)
-        } else {
-            match ticker.as_mut() {
-                Some(t) => tokio::select! {
-                    m = rx.recv() => m,
-                    _ = t.tick() => {
-                        transform.tick(&mut emitter);
-                        forward(&mut emitter, &io).await;
-                        continue;
-                    }
-                },
-                None => rx.recv().await,
-            }
-        };
-        let Some(message) = message else { break };
-        match io.alignment.step(message) {
-            Step::Wait => {}
-            Step::Aligned(id) => {
-                if let Some(r) = &io.reports {
-                    let _ = r.send(Report::Transform {
-                        id,
-                        component: io.component.clone(),
-                        state: if io.keep_state {
-                            transform.snapshot()
-                        } else {
-                            None
-                        },
-                    });
-                }
-                io.out.send_barrier(id).await;
-                for (_, o) in &io.named {
-                    o.send_barrier(id).await;
-                }
-                let mut held = io.alignment.release();
-                held.extend(replay.drain(..));
-                replay = held;
-            }
-            Step::Handle(Message::Batch { batch, .. }) => {
-                Counters::add(&io.count.received, batch.len());
-                match Arc::try_unwrap(batch) {
-                    Ok(owned) => transform.process(owned, &mut emitter),
-                    Err(shared) => transform.process_shared(&shared, &mut emitter),
-                }
-                forward(&mut emitter, &io).await;
-            }
-            Step::Handle(Message::Watermark { input, at }) => {
-                if let Some(at) = io.watermarks.update(input, at) {
-                    transform.on_watermark(at, &mut emitter);
-                    forward(&mut emitter, &io).await;
-                    send_watermark(&io, at).await;
-                }
-            }
-            Step::Handle(Message::Barrier { .. }) => {}
-        }
-    }
-    transform.flush(&mut emitter);
-    forward(&mut emitter, &io).await;
-    // Every input ended on its own (a MAX watermark) or was stopped for a restart: pass on
-    // only what the inputs said.
-    if io.watermarks.current == Some(i64::MAX) || io.reports.is_none() {
-        send_watermark(&io, i64::MAX).await;
-    }
-    ended(&io.reports, io.component.clone());
-    Ok(())
-}
-
-async fn send_watermark(io: &TransformIo, at: i64) {
-    io.out.send_watermark(at).await;
-    for (_, o) in &io.named {
-        o.send_watermark(at).await;
-    }
-}
-
-async fn forward(emitter: &mut Emitter, io: &TransformIo) {
-    let (records, ports, dead) = emitter.take();
-    io.count
-        .dropped
-        .fetch_add(emitter.take_dropped(), Ordering::Relaxed);
-    // A closed output means its readers failed; the run is already stopping with their error.
-    Counters::add(&io.count.sent, records.len());
-    let _ = io.out.send(records).await;
-    for (port, batch) in ports {
-        match io.named.iter().find(|(p, _)| *p == port) {
-            // Nothing reads this output: its records are dropped, and counted.
-            Some((_, o)) if o.is_unconnected() => Counters::add(&io.count.dropped, batch.len()),
-            Some((_, o)) => {
-                Counters::add(&io.count.sent, batch.len());
-                let _ = o.send(batch).await;
-            }
-            None => Counters::add(&io.count.dropped, batch.len()),
-        }
-    }
-    io.dead_letter.send(dead).await;
-}
-
-async fn run_sink(
-    mut sink: Box<dyn Sink>,
-    rx: Option<mpsc::Receiver<Message>>,
-    cx: SinkContext,
-    count: Arc<Counters>,
-    mut alignment: Alignment,
-    reports: Option<mpsc::UnboundedSender<Report>>,
-    component: Arc<str>,
-) -> Result<(), ComponentError> {
-    let mut ticker = sink.tick_interval().map(|d| {
-        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
-    if let Some(mut rx) = rx {
-        let mut replay = std::collections::VecDeque::new();
-        loop {
-            let message = if let Some(m) = replay.pop_front() {
-                Some(m)
-            } else {
-                match ticker.as_mut() {
-                    Some(t) => tokio::select! {
-                        m = rx.recv() => m,
-                        _ = t.tick() => {
-                            sink.tick(&cx).await?;
-                            continue;
-                        }
-                    },
-                    None => rx.recv().await,
-                }
-            };
-            let Some(message) = message else { break };
-            match alignment.step(message) {
-                Step::Aligned(id) => {
-                    sink.checkpoint(&cx).await?;
-                    if let Some(r) = &reports {
-                        let _ = r.send(Report::Sink {
-                            id,
-                            component: component.clone(),
-                        });
-                    }
-                    let mut held = alignment.release();
-                    held.extend(replay.drain(..));
-                    replay = held;
-                }
-                Step::Handle(Message::Batch { batch, .. }) => {
-                    let n = batch.len();
-                    Counters::add(&count.received, n);
-                    match Arc::try_unwrap(batch) {
-                        Ok(owned) => sink.write(owned, &cx).await?,
-                        Err(shared) => sink.write_shared(&shared, &cx).await?,
-                    }
-                    Counters::add(&count.sent, n);
-                }
-                Step::Handle(_) | Step::Wait => {}
-            }
-        }
-    }
-    let result = sink.finish(&cx).await;
-    ended(&reports, component);
-    result
-}
-
-async fn run_dead_letter(
-    component: Component,
-    mut rx: mpsc::Receiver<Vec<DeadLetter>>,
-    count: Arc<Counters>,
-    mut markers: mpsc::UnboundedReceiver<u64>,
-    reports: Option<mpsc::UnboundedSender<Report>>,
-) -> Result<(), ComponentError> {
-    let Built::Sink(mut sink) = component.built else {
-        return Err(ComponentError::Other(
-            "the dead-letter output must be a sink".into(),
-        ));
-    };
-    // Dead letters of the dead-letter sink itself have nowhere else to go: they are counted.
-    let (own_tx, _) = mpsc::channel(1);
-    let cx = SinkContext {
-        dead_letter: DeadLetterOutput::new(component.id.as_str().into(), own_tx, count.clone()),
-    };
-    let component_id: Arc<str> = component.id.as_str().into();
-    let mut markers_open = true;
-    loop {
-        tokio::select! {
-            letters = rx.recv() => {
-                let Some(letters) = letters else { break };
-                write_letters(&mut sink, &cx, &count, letters).await?;
-            }
-            marker = markers.recv(), if markers_open => {
-                let Some(id) = marker else {
-                    markers_open = false;
-                    continue;
-                };
-                // Every letter sent before the checkpoint's barriers is queued by now.
-                while let Ok(letters) = rx.try_recv() {
-                    write_letters(&mut sink, &cx, &count, letters).await?;
-                }
-                sink.checkpoint(&cx).await?;
-                if let Some(r) = &reports {
-                    let _ = r.send(Report::Sink { id, component: component_id.clone() });
-                }
-            }
-        }
-    }
-    sink.finish(&cx).await
-}
-
-async fn write_letters(
-    sink: &mut Box<dyn Sink>,
-    cx: &SinkContext,
-    count: &Counters,
-    letters: Vec<DeadLetter>,
-) -> Result<(), ComponentError> {
-    let batch: Batch = letters.iter().map(DeadLetter::to_record).collect();
-    let n = batch.len();
-    Counters::add(&count.received, n);
-    sink.write(batch, cx).await?;
-    Counters::add(&count.sent, n);
-    Ok(())
 }
 
 /// The checkpoint `restored` without what it kept for the components in `reset` (they start

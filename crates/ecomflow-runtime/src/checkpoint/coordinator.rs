@@ -1,4 +1,4 @@
-//! The checkpoint coordinator and barrier alignment.
+//! The checkpoint coordinator: the one owner of when checkpoints are taken.
 //!
 //! Every `interval` the coordinator asks for checkpoint `n`: each source puts barrier `n`
 //! into its stream at a batch boundary and reports where it stands; each transform, once
@@ -6,12 +6,12 @@
 //! barrier), reports its state and passes the barrier on; each sink makes everything before
 //! the barrier durable and reports. When every component has reported (or ended) and the
 //! dead letters are durable too, the checkpoint is written to its directory: a restarted
-//! pipeline resumes from it. Without a directory (a pipeline with no `[checkpoint]` table
+//! pipeline resumes from it. One checkpoint is under way at a time; sources and the stop of the
+//! run ask for one through the coordinator, never by themselves. Without a directory (a pipeline with no `[checkpoint]` table
 //! whose sources want acknowledgements), checkpoints only acknowledge: nothing is written.
 
-use ecomflow_core::Message;
 use ecomflow_core::checkpoint::{Checkpoint, Report};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -231,7 +231,7 @@ impl Coordinator {
         next.sources.extend(p.sources);
         next.transforms.extend(p.transforms);
         if let Some(dir) = &self.dir {
-            next.save(dir)
+            super::save(&next, dir)
                 .map_err(|e| format!("cannot write checkpoint {id} to {}: {e}", dir.display()))?;
         }
         self.last = next;
@@ -243,177 +243,9 @@ impl Coordinator {
     }
 }
 
-/// Barrier alignment for one component with several inputs: what an input sends after its
-/// barrier is held back until the barrier has come from every input.
-pub struct Alignment {
-    barrier: Vec<u64>,
-    ended: Vec<bool>,
-    target: Option<u64>,
-    held: VecDeque<Message>,
-}
-
-/// What to do with a message.
-pub enum Step {
-    /// Handle it now.
-    Handle(Message),
-    /// Barrier `id` has come from every input: take part in checkpoint `id`, then handle the
-    /// held-back messages (from [`Alignment::release`]).
-    Aligned(u64),
-    /// Nothing to do now (held back, or a barrier still waiting for other inputs).
-    Wait,
-}
-
-impl Alignment {
-    /// Alignment over `inputs` inputs.
-    pub fn new(inputs: usize) -> Alignment {
-        Alignment {
-            barrier: vec![0; inputs],
-            ended: vec![false; inputs],
-            target: None,
-            held: VecDeque::new(),
-        }
-    }
-
-    fn input_of(m: &Message) -> Option<usize> {
-        match m {
-            Message::Batch { input, .. }
-            | Message::Barrier { input, .. }
-            | Message::Watermark { input, .. } => Some(*input),
-        }
-    }
-
-    fn aligned(&self, id: u64) -> bool {
-        self.barrier
-            .iter()
-            .zip(&self.ended)
-            .all(|(b, ended)| *ended || *b >= id)
-    }
-
-    /// Decides about one incoming message.
-    pub fn step(&mut self, m: Message) -> Step {
-        if let (Some(target), Some(input)) = (self.target, Alignment::input_of(&m))
-            && self.barrier.get(input).is_some_and(|b| *b >= target)
-        {
-            self.held.push_back(m);
-            return Step::Wait;
-        }
-        match m {
-            Message::Barrier { input, id } => {
-                if let Some(b) = self.barrier.get_mut(input) {
-                    *b = (*b).max(id);
-                }
-                let target = *self.target.get_or_insert(id);
-                if self.aligned(target) {
-                    self.target = None;
-                    Step::Aligned(target)
-                } else {
-                    Step::Wait
-                }
-            }
-            Message::Watermark { input, at } if at == i64::MAX => {
-                if let Some(e) = self.ended.get_mut(input) {
-                    *e = true;
-                }
-                // An ended input takes part in no barrier: the others may be aligned now.
-                self.held.push_front(Message::Watermark { input, at });
-                match self.target {
-                    Some(target) if self.aligned(target) => {
-                        self.target = None;
-                        Step::Aligned(target)
-                    }
-                    _ => Step::Handle(
-                        self.held
-                            .pop_front()
-                            .unwrap_or(Message::Watermark { input, at }),
-                    ),
-                }
-            }
-            other => Step::Handle(other),
-        }
-    }
-
-    /// The messages held back during the last alignment, in arrival order.
-    pub fn release(&mut self) -> VecDeque<Message> {
-        std::mem::take(&mut self.held)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ecomflow_core::Message;
-
-    fn batch(input: usize) -> Message {
-        Message::Batch {
-            input,
-            batch: Arc::new(Vec::new()),
-        }
-    }
-
-    fn kind(s: &Step) -> String {
-        match s {
-            Step::Handle(Message::Batch { input, .. }) => format!("batch {input}"),
-            Step::Handle(Message::Watermark { input, .. }) => format!("watermark {input}"),
-            Step::Handle(Message::Barrier { .. }) => "barrier".into(),
-            Step::Aligned(id) => format!("aligned {id}"),
-            Step::Wait => "wait".into(),
-        }
-    }
-
-    #[test]
-    fn what_follows_a_barrier_waits_for_the_other_inputs() {
-        let mut a = Alignment::new(2);
-        assert_eq!(kind(&a.step(batch(0))), "batch 0");
-        assert_eq!(kind(&a.step(Message::Barrier { input: 0, id: 1 })), "wait");
-        assert_eq!(kind(&a.step(batch(0))), "wait", "after its barrier: held");
-        assert_eq!(
-            kind(&a.step(batch(1))),
-            "batch 1",
-            "before its barrier: handled"
-        );
-        assert_eq!(
-            kind(&a.step(Message::Barrier { input: 1, id: 1 })),
-            "aligned 1"
-        );
-        let held: Vec<String> = a
-            .release()
-            .into_iter()
-            .map(|m| kind(&Step::Handle(m)))
-            .collect();
-        assert_eq!(held, ["batch 0"]);
-        assert_eq!(
-            kind(&a.step(batch(0))),
-            "batch 0",
-            "no checkpoint pending any more"
-        );
-    }
-
-    #[test]
-    fn an_ended_input_does_not_block_a_checkpoint() {
-        let mut a = Alignment::new(2);
-        assert_eq!(kind(&a.step(Message::Barrier { input: 0, id: 3 })), "wait");
-        assert_eq!(
-            kind(&a.step(Message::Watermark {
-                input: 1,
-                at: i64::MAX
-            })),
-            "aligned 3"
-        );
-        let held: Vec<String> = a
-            .release()
-            .into_iter()
-            .map(|m| kind(&Step::Handle(m)))
-            .collect();
-        assert_eq!(held, ["watermark 1"], "the end of input 1 is still handled");
-    }
-
-    #[test]
-    fn a_single_input_aligns_at_once() {
-        let mut a = Alignment::new(1);
-        assert_eq!(
-            kind(&a.step(Message::Barrier { input: 0, id: 1 })),
-            "aligned 1"
-        );
-        assert!(a.release().is_empty());
+/// Tells the checkpoint coordinator that a component has ended.
+pub fn ended(reports: &Option<mpsc::UnboundedSender<Report>>, component: Arc<str>) {
+    if let Some(r) = reports {
+        let _ = r.send(Report::Ended { component });
     }
 }

@@ -1,0 +1,139 @@
+//! One transform's task: its batches, watermarks and barriers in, its records, named outputs
+//! and dead letters out, its state into checkpoints.
+
+use crate::checkpoint::{Alignment, Step, ended};
+use crate::watermarks::Watermarks;
+use ecomflow_core::checkpoint::Report;
+use ecomflow_core::component::DeadLetterOutput;
+use ecomflow_core::{ComponentError, Counters, Emitter, Message, Output, Transform};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+
+/// Where a transform's results go, the watermarks of its inputs and its checkpoint duties.
+pub(crate) struct TransformIo {
+    pub(crate) out: Output,
+    pub(crate) named: Vec<(&'static str, Output)>,
+    pub(crate) dead_letter: DeadLetterOutput,
+    pub(crate) count: Arc<Counters>,
+    pub(crate) watermarks: Watermarks,
+    pub(crate) alignment: Alignment,
+    pub(crate) reports: Option<mpsc::UnboundedSender<Report>>,
+    pub(crate) component: Arc<str>,
+    /// Checkpoints keep state (a `[checkpoint]` table), rather than only acknowledge.
+    pub(crate) keep_state: bool,
+}
+
+pub(crate) async fn run_transform(
+    mut transform: Box<dyn Transform>,
+    rx: Option<mpsc::Receiver<Message>>,
+    mut io: TransformIo,
+) -> Result<(), ComponentError> {
+    let Some(mut rx) = rx else {
+        ended(&io.reports, io.component.clone());
+        return Ok(());
+    };
+    let mut emitter = Emitter::default();
+    let mut ticker = transform.tick_interval().map(|d| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    // Messages held back during a checkpoint's alignment, handled once it is done.
+    let mut replay = std::collections::VecDeque::new();
+    loop {
+        let message = if let Some(m) = replay.pop_front() {
+            Some(m)
+        } else {
+            match ticker.as_mut() {
+                Some(t) => tokio::select! {
+                    m = rx.recv() => m,
+                    _ = t.tick() => {
+                        transform.tick(&mut emitter);
+                        forward(&mut emitter, &io).await;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            }
+        };
+        let Some(message) = message else { break };
+        match io.alignment.step(message) {
+            Step::Wait => {}
+            Step::Aligned(id) => {
+                if let Some(r) = &io.reports {
+                    let _ = r.send(Report::Transform {
+                        id,
+                        component: io.component.clone(),
+                        state: if io.keep_state {
+                            transform.snapshot()
+                        } else {
+                            None
+                        },
+                    });
+                }
+                io.out.send_barrier(id).await;
+                for (_, o) in &io.named {
+                    o.send_barrier(id).await;
+                }
+                let mut held = io.alignment.release();
+                held.extend(replay.drain(..));
+                replay = held;
+            }
+            Step::Handle(Message::Batch { batch, .. }) => {
+                Counters::add(&io.count.received, batch.len());
+                match Arc::try_unwrap(batch) {
+                    Ok(owned) => transform.process(owned, &mut emitter),
+                    Err(shared) => transform.process_shared(&shared, &mut emitter),
+                }
+                forward(&mut emitter, &io).await;
+            }
+            Step::Handle(Message::Watermark { input, at }) => {
+                if let Some(at) = io.watermarks.update(input, at) {
+                    transform.on_watermark(at, &mut emitter);
+                    forward(&mut emitter, &io).await;
+                    send_watermark(&io, at).await;
+                }
+            }
+            Step::Handle(Message::Barrier { .. }) => {}
+        }
+    }
+    transform.flush(&mut emitter);
+    forward(&mut emitter, &io).await;
+    // Every input ended on its own (a MAX watermark) or was stopped for a restart: pass on
+    // only what the inputs said.
+    if io.watermarks.current == Some(i64::MAX) || io.reports.is_none() {
+        send_watermark(&io, i64::MAX).await;
+    }
+    ended(&io.reports, io.component.clone());
+    Ok(())
+}
+
+async fn send_watermark(io: &TransformIo, at: i64) {
+    io.out.send_watermark(at).await;
+    for (_, o) in &io.named {
+        o.send_watermark(at).await;
+    }
+}
+
+async fn forward(emitter: &mut Emitter, io: &TransformIo) {
+    let (records, ports, dead) = emitter.take();
+    io.count
+        .dropped
+        .fetch_add(emitter.take_dropped(), Ordering::Relaxed);
+    // A closed output means its readers failed; the run is already stopping with their error.
+    Counters::add(&io.count.sent, records.len());
+    let _ = io.out.send(records).await;
+    for (port, batch) in ports {
+        match io.named.iter().find(|(p, _)| *p == port) {
+            // Nothing reads this output: its records are dropped, and counted.
+            Some((_, o)) if o.is_unconnected() => Counters::add(&io.count.dropped, batch.len()),
+            Some((_, o)) => {
+                Counters::add(&io.count.sent, batch.len());
+                let _ = o.send(batch).await;
+            }
+            None => Counters::add(&io.count.dropped, batch.len()),
+        }
+    }
+    io.dead_letter.send(dead).await;
+}
