@@ -188,7 +188,23 @@ pub struct SourceContext {
 
 impl SourceContext {
     /// Where the last completed checkpoint left this source (what it passed to
-    /// [`SourceContext::checkpoint`]), to resume from after a restart.
+    /// [`SourceContext::checkpoint`]), to resume from after a restart, as the source's own
+    /// position type. A position that does not read back as `P` is an error that names the
+    /// source: resuming from the start instead would send everything twice.
+    pub fn restored<P: serde::de::DeserializeOwned>(&self) -> Result<Option<P>, ComponentError> {
+        let Some(json) = self.restored_position() else {
+            return Ok(None);
+        };
+        serde_json::from_value(json.clone()).map(Some).map_err(|e| {
+            ComponentError::Other(format!(
+                "cannot resume from the checkpoint's position {json}: {e}. To start this \
+                 source afresh, run again with `--reset-state {}`",
+                self.dead_letter.component()
+            ))
+        })
+    }
+
+    /// The position the last completed checkpoint kept for this source, as stored.
     pub fn restored_position(&self) -> Option<&serde_json::Value> {
         self.checkpoints.as_ref()?.restored.as_ref()
     }
@@ -222,7 +238,7 @@ impl SourceContext {
     /// last checkpoint after everything it sent (the one a stop asked for, or one it asks for
     /// at its end), so a restart resumes it exactly there, and every later checkpoint, whose
     /// state holds everything it sent, resumes it at its end.
-    pub async fn last_checkpoint(&self, position: serde_json::Value) {
+    pub async fn last_checkpoint(&self, position: &impl serde::Serialize) {
         self.request_checkpoint().await;
         self.checkpoint(position).await;
     }
@@ -230,8 +246,17 @@ impl SourceContext {
     /// Takes part in the due checkpoint: `position` says where to resume (everything sent so
     /// far is before it); a barrier follows the records already sent. Returns the
     /// checkpoint's id (to act when it completes), or `None` when none was due.
-    pub async fn checkpoint(&self, position: serde_json::Value) -> Option<u64> {
+    pub async fn checkpoint(&self, position: &impl serde::Serialize) -> Option<u64> {
         let c = self.checkpoints.as_ref()?;
+        // A position that does not serialize keeps the source out of checkpoints (they then
+        // never complete) rather than keeping a wrong one.
+        let position = match serde_json::to_value(position) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(component = %self.dead_letter.component(), "position not kept: {e}");
+                return None;
+            }
+        };
         let id = c.take()?;
         self.output.send_barrier(id).await;
         c.report(crate::checkpoint::Report::Source {

@@ -496,7 +496,7 @@ impl Reader {
             let group = self.group.lock();
             group.offsets.all_sent().or(&group.resume)
         };
-        if let Some(id) = cx.checkpoint(positions.to_json()).await {
+        if let Some(id) = cx.checkpoint(&positions.to_json()).await {
             self.checkpointed.push((id, positions));
         }
     }

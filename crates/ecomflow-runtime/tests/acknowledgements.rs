@@ -59,7 +59,7 @@ impl Source for Acked {
         };
         for i in 0..self.0.count {
             if cx.checkpoint_due()
-                && let Some(id) = cx.checkpoint(serde_json::json!(i)).await
+                && let Some(id) = cx.checkpoint(&i).await
             {
                 s.taken.push(id);
             }

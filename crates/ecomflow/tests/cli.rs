@@ -676,3 +676,54 @@ fn the_flagship_refuses_amounts_that_are_not_sales_and_leap_seconds_at_their_che
         reason_of("t-leap")
     );
 }
+
+#[test]
+fn a_source_position_that_does_not_read_back_stops_the_start_instead_of_reading_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "{\"a\": 1}\n{\"a\": 2}\n").expect("write");
+    std::fs::create_dir_all(dir.path().join("state")).expect("dir");
+    std::fs::write(
+        dir.path().join("state/checkpoint.json"),
+        r#"{"id":3,"sources":{"sources.lines":{"offset":"far","line":1}},"transforms":{}}"#,
+    )
+    .expect("write");
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "[checkpoint]\ndir = \"state\"\n\n[sources.lines]\ntype = \"file\"\npath = \"in.jsonl\"\n\n\
+         [sinks.out]\ntype = \"file\"\ninputs = [\"lines\"]\npath = \"out.jsonl\"\n",
+    )
+    .expect("write");
+    let run = |extra: &[&str]| {
+        ecomflow()
+            .current_dir(dir.path())
+            .arg("run")
+            .arg(&path)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let out = run(&[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sources.lines: cannot resume from the checkpoint's position")
+            && err.contains("--reset-state sources.lines"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("out.jsonl").exists()
+            || std::fs::read_to_string(dir.path().join("out.jsonl"))
+                .unwrap_or_default()
+                .is_empty()
+    );
+    let out = run(&["--reset-state", "sources.lines"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.jsonl"))
+            .expect("out")
+            .lines()
+            .count(),
+        2
+    );
+}

@@ -7,7 +7,7 @@ use ecomflow_core::{
     SourcePlugin,
 };
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Bytes asked for per read.
@@ -58,6 +58,14 @@ struct FileSource {
     batch_size: usize,
 }
 
+/// Where a checkpoint leaves the source: the byte after the last line sent, and that line's
+/// number.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+struct Position {
+    offset: u64,
+    line: u64,
+}
+
 /// Lines decoded so far, waiting to be sent.
 struct Pending {
     name: String,
@@ -102,10 +110,11 @@ impl Pending {
 impl Source for FileSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
         // After a restart, go on from the last checkpoint: the byte after the last line sent.
-        let restored = cx
-            .restored_position()
-            .and_then(|p| Some((p.get("offset")?.as_u64()?, p.get("line")?.as_u64()?)));
-        let (mut consumed, first_line) = restored.unwrap_or((0, 0));
+        let restored: Option<Position> = cx.restored()?;
+        let Position {
+            offset: mut consumed,
+            line: first_line,
+        } = restored.unwrap_or_default();
         let (name, mut input): (String, Box<dyn AsyncRead + Unpin + Send>) = if self.path == "-" {
             if restored.is_some() {
                 tracing::warn!("stdin cannot be read again from a checkpoint's position");
@@ -137,8 +146,11 @@ impl Source for FileSource {
                 if !pending.send(&cx, self.batch_size).await {
                     return Ok(());
                 }
-                let position = serde_json::json!({ "offset": consumed, "line": pending.line_no });
-                cx.checkpoint(position).await;
+                let position = Position {
+                    offset: consumed,
+                    line: pending.line_no,
+                };
+                cx.checkpoint(&position).await;
             }
             buf.reserve(CHUNK);
             let asked = buf.capacity() - buf.len();
@@ -178,8 +190,11 @@ impl Source for FileSource {
             }
         }
         pending.send(&cx, self.batch_size).await;
-        let position = serde_json::json!({ "offset": consumed, "line": pending.line_no });
-        cx.last_checkpoint(position).await;
+        let position = Position {
+            offset: consumed,
+            line: pending.line_no,
+        };
+        cx.last_checkpoint(&position).await;
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use fake::faker::internet::en::Username;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -185,9 +185,8 @@ struct GeneratorSource {
 impl Source for GeneratorSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
         // After a restart, go on from the last checkpoint: same seed, same transactions.
-        let restored = cx
-            .restored_position()
-            .and_then(|p| Some((p.get("seed")?.as_u64()?, p.get("made")?.as_u64()?)));
+        let restored: Option<Position> = cx.restored()?;
+        let restored = restored.map(|p| (p.seed, p.made));
         let seed = match (restored, self.seed) {
             (Some((seed, _)), _) | (None, Some(seed)) => seed,
             (None, None) => {
@@ -214,7 +213,7 @@ impl Source for GeneratorSource {
                 dead.clear();
             }
         }
-        let position = |made: u64| serde_json::json!({ "seed": seed, "made": made });
+        let position = |made: u64| Position { seed, made };
         let per_batch = if self.rate > 0.0 {
             // About ten batches a second, so a slow rate still flows smoothly.
             ((self.rate / 10.0).ceil() as usize).clamp(1, self.batch_size)
@@ -225,7 +224,7 @@ impl Source for GeneratorSource {
         let resumed_at = produced;
         loop {
             if cx.checkpoint_due() {
-                cx.checkpoint(position(produced)).await;
+                cx.checkpoint(&position(produced)).await;
             }
             let n = if self.count == 0 {
                 per_batch
@@ -264,9 +263,17 @@ impl Source for GeneratorSource {
             }
         }
         // Stopped for a restart, or at its end: the last checkpoint records where to go on.
-        cx.last_checkpoint(position(produced)).await;
+        cx.last_checkpoint(&position(produced)).await;
         Ok(())
     }
+}
+
+/// Where a checkpoint leaves the generator: its seed and how many good transactions it made
+/// (the bad ones come from their own random stream, so the count says where both are).
+#[derive(Debug, Serialize, Deserialize)]
+struct Position {
+    seed: u64,
+    made: u64,
 }
 
 /// Makes transactions from a seeded random generator.
