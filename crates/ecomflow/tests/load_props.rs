@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// How many cases the property runs: about 15 s in a debug build on the 2-core machine.
-const CASES: u32 = 4000;
+const CASES: u32 = 3500;
 
 /// A pipeline using the built-in plugins and options the shipped pipelines leave out.
 const EVERY_PLUGIN: &str = r#"# every built-in plugin, for the loader's property test
