@@ -60,6 +60,7 @@ impl Expr {
     /// Compiles `source`. Names found in `constants` are bound to those values; every other
     /// variable is a record field.
     pub fn compile(source: &str, constants: &[(String, ExprValue)]) -> Result<Expr, ExprError> {
+        check_before_parsing(source)?;
         let compiled = ENV
             .compile_expression_owned(source.to_string())
             .map_err(|e| ExprError(describe(&e)))?;
@@ -189,6 +190,60 @@ impl std::fmt::Debug for Expr {
     }
 }
 
+/// The most operators, filters, calls and brackets an expression may have. Each one can nest
+/// the expression a level deeper, and minijinja's parser and compiler (like the native
+/// evaluator) recurse once per level: a chain such as `a + a + ... + a` or `- - ... - 1`
+/// escapes minijinja's own nesting limit, and a few thousand links overflow the stack.
+pub const MAX_OPERATORS: usize = 256;
+
+/// Refuses, before minijinja parses it, an expression that minijinja 2.24 would not refuse
+/// by itself: one with more than [`MAX_OPERATORS`] (its parser or compiler overflows the
+/// stack), or with `}}` and more after it (its lexer panics with "empty lexer stack").
+fn check_before_parsing(source: &str) -> Result<(), ExprError> {
+    use minijinja::machinery::{Token, WhitespaceConfig, tokenize};
+    let tokens = tokenize(
+        source,
+        true,
+        Default::default(),
+        WhitespaceConfig::default(),
+    );
+    let mut operators = 0;
+    // A token the lexer refuses ends the scan: compiling reports it.
+    for (token, _) in tokens.map_while(Result::ok) {
+        let nests = match token {
+            // The lexer leaves expression mode here; asking it for the next token panics.
+            Token::VariableEnd | Token::BlockEnd => {
+                return Err(ExprError(
+                    "syntax error: unexpected `}}` (an expression is written without `{{ }}`)"
+                        .into(),
+                ));
+            }
+            Token::Ident(word) => {
+                matches!(word, "and" | "or" | "not" | "is" | "in" | "if" | "else")
+            }
+            Token::Str(_)
+            | Token::String(_)
+            | Token::Int(_)
+            | Token::Int128(_)
+            | Token::Float(_)
+            | Token::Comma
+            | Token::Colon
+            | Token::Assign
+            | Token::BracketClose
+            | Token::ParenClose
+            | Token::BraceClose => false,
+            _ => true,
+        };
+        operators += usize::from(nests);
+        if operators > MAX_OPERATORS {
+            return Err(ExprError(format!(
+                "syntax error: more than {MAX_OPERATORS} operators, filters and brackets; split the expression up (a long list of alternatives can be `x in [...]`)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn describe(e: &minijinja::Error) -> String {
     match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
@@ -302,6 +357,48 @@ mod tests {
     fn syntax_errors_fail_to_compile() {
         let e = Expr::compile("status ==", &[]).expect_err("broken");
         assert!(e.0.contains("syntax error"), "{e}");
+    }
+
+    /// Found by the loader's property test: `- - ... - 1` and `a + a + ... + a` overflowed
+    /// the stack in minijinja's parser and compiler instead of failing to compile.
+    #[test]
+    fn chains_too_long_to_compile_are_refused_without_overflowing_the_stack() {
+        for long in [
+            format!("{}1", "-".repeat(20_000)),
+            format!("{}a", "not ".repeat(20_000)),
+            format!("{}a", "a + ".repeat(20_000)),
+            format!("a{}", " | abs".repeat(20_000)),
+            format!("a{}", ".b".repeat(20_000)),
+            format!("{}a", "a if b else ".repeat(20_000)),
+        ] {
+            let e = Expr::compile(&long, &[]).expect_err("too long");
+            assert!(e.0.contains("more than 256 operators"), "{e}");
+        }
+        // Up to the limit it compiles, and a long list is one bracket.
+        let at_limit = format!("{}a", "a + ".repeat(MAX_OPERATORS));
+        let e = Expr::compile(&at_limit, &[]).expect("compiles");
+        let r = record(&[("a", Value::Int(1))]);
+        assert_eq!(e.eval(&r).expect("ok"), Value::Int(257));
+        let list: Vec<String> = (0..5000).map(|i| format!("'c{i}'")).collect();
+        let e = Expr::compile(&format!("a in [{}]", list.join(", ")), &[]).expect("compiles");
+        assert!(!e.is_true(&r).expect("ok"));
+    }
+
+    /// Found by the loader's property test: after a `}}`, minijinja's lexer panicked with
+    /// "empty lexer stack" instead of reporting a syntax error.
+    #[test]
+    fn a_closing_brace_pair_inside_an_expression_is_a_syntax_error_not_a_panic() {
+        for source in [
+            "a }} b",
+            "}} }}",
+            "a }} }} b",
+            "a -}} b",
+            "x == 1 }}{{ y",
+            "a %} b",
+        ] {
+            let e = Expr::compile(source, &[]).expect_err("broken");
+            assert!(e.0.contains("syntax error"), "{source}: {e}");
+        }
     }
 }
 
