@@ -439,21 +439,58 @@ pub struct SinkContext {
     pub dead_letter: DeadLetterOutput,
 }
 
+/// The records a sink gets in one call: shared with the other readers of the same output,
+/// or its own when it is the last reader (then taking them costs no copy).
+#[derive(Debug, Clone)]
+pub struct Incoming(Arc<Batch>);
+
+impl Incoming {
+    /// The records, to read.
+    pub fn records(&self) -> &[Record] {
+        &self.0
+    }
+
+    /// The records, to keep: without a copy when no other reader holds them.
+    pub fn into_records(self) -> Batch {
+        Arc::unwrap_or_clone(self.0)
+    }
+
+    /// How many records there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Arc<Batch>> for Incoming {
+    fn from(batch: Arc<Batch>) -> Incoming {
+        Incoming(batch)
+    }
+}
+
+impl From<Batch> for Incoming {
+    fn from(batch: Batch) -> Incoming {
+        Incoming(Arc::new(batch))
+    }
+}
+
+impl From<&[Record]> for Incoming {
+    fn from(records: &[Record]) -> Incoming {
+        Incoming(Arc::new(records.to_vec()))
+    }
+}
+
 /// A component that writes records out of the pipeline.
 #[async_trait::async_trait]
 pub trait Sink: Send {
-    /// Writes one batch. An error stops the run; per-record problems go to dead letters.
-    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError>;
-
-    /// Writes one batch that other components read too. The default copies it for
-    /// [`Sink::write`]; a sink that only reads records overrides this.
-    async fn write_shared(
-        &mut self,
-        batch: &[Record],
-        cx: &SinkContext,
-    ) -> Result<(), ComponentError> {
-        self.write(batch.to_vec(), cx).await
-    }
+    /// Writes one batch. An error stops the run; per-record problems go to dead letters. A
+    /// sink that only reads the records uses [`Incoming::records`]; one that keeps them
+    /// takes them with [`Incoming::into_records`].
+    async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError>;
 
     /// Called once after the last batch: flush buffers and make the writes durable.
     async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {

@@ -31,7 +31,8 @@ pub use tokio;
 
 pub use batching::Batching;
 pub use component::{
-    Counters, Emitter, Message, Output, Sink, SinkContext, Source, SourceContext, Transform,
+    Counters, Emitter, Incoming, Message, Output, Sink, SinkContext, Source, SourceContext,
+    Transform,
 };
 pub use dead_letter::{DeadLetter, Payload};
 pub use error::{BuildError, ComponentError};

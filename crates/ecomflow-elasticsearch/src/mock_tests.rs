@@ -1,6 +1,7 @@
 //! Retry tests against a tiny local HTTP server that answers as a busy Elasticsearch would.
 
 use crate::test_support::*;
+use ecomflow_core::Incoming;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -157,7 +158,9 @@ async fn only_the_documents_rejected_with_429_are_sent_again() {
     .await;
     let (cx, mut dead) = sink_context();
     let mut sink = build(&options(&mock.url, "")).expect("builds");
-    sink.write(records(3), &cx).await.expect("written");
+    sink.write(Incoming::from(records(3)), &cx)
+        .await
+        .expect("written");
     sink.finish(&cx).await.expect("finished");
     let bulks = mock.bulks();
     assert_eq!(bulks.len(), 2, "{bulks:?}");
@@ -179,7 +182,9 @@ async fn documents_still_rejected_after_retry_for_are_dead_lettered() {
     let mut sink = build(&options(&mock.url, "retry_for = \"100ms\"")).expect("builds");
     let sent = records(3);
     let started = std::time::Instant::now();
-    sink.write(sent.clone(), &cx).await.expect("written");
+    sink.write(Incoming::from(sent.clone()), &cx)
+        .await
+        .expect("written");
     sink.finish(&cx).await.expect("finished");
     assert!(started.elapsed() >= std::time::Duration::from_millis(100));
     let bulks = mock.bulks();
@@ -220,7 +225,9 @@ async fn a_request_answered_503_is_sent_again_whole() {
     .await;
     let (cx, mut dead) = sink_context();
     let mut sink = build(&options(&mock.url, "")).expect("builds");
-    sink.write(records(2), &cx).await.expect("written");
+    sink.write(Incoming::from(records(2)), &cx)
+        .await
+        .expect("written");
     sink.finish(&cx).await.expect("finished");
     let bulks = mock.bulks();
     assert_eq!(bulks.len(), 2);
@@ -240,7 +247,10 @@ async fn a_request_that_keeps_failing_stops_the_run() {
     let (cx, _dead) = sink_context();
     let mut sink =
         build(&options(&mock.url, "retry_for = \"50ms\"\nbatch_size = 2")).expect("builds");
-    let e = sink.write(records(2), &cx).await.expect_err("fails");
+    let e = sink
+        .write(Incoming::from(records(2)), &cx)
+        .await
+        .expect_err("fails");
     let message = e.to_string();
     assert!(mock.bulks().len() >= 2, "retried");
     assert!(
@@ -268,7 +278,9 @@ async fn a_request_answered_400_fails_at_once() {
     .await;
     let (cx, _dead) = sink_context();
     let mut sink = build(&options(&mock.url, "")).expect("builds");
-    sink.write(records(1), &cx).await.expect("buffered");
+    sink.write(Incoming::from(records(1)), &cx)
+        .await
+        .expect("buffered");
     let e = sink.finish(&cx).await.expect_err("fails");
     assert_eq!(mock.bulks().len(), 1, "not retried");
     assert!(
@@ -291,7 +303,9 @@ async fn the_template_is_stored_before_the_first_write() {
     let opts = options(&mock.url, "template = \"t.json\"");
     let mut sink = build_sink_in("elasticsearch", &opts, dir.path()).expect("builds");
     assert!(mock.requests().is_empty(), "build does no I/O");
-    sink.write(records(1), &cx).await.expect("buffered");
+    sink.write(Incoming::from(records(1)), &cx)
+        .await
+        .expect("buffered");
     sink.finish(&cx).await.expect("finished");
     let seen: Vec<_> = mock
         .requests()

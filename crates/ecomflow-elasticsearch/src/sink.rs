@@ -7,7 +7,7 @@ use crate::config::ElasticsearchConfig;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::retry::shown;
 use ecomflow_core::{
-    Batch, Batching, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record,
+    Batching, BuildContext, BuildError, ComponentError, Field, Incoming, Payload, Plugin, Record,
     RetryPolicy, Sink, SinkContext, SinkPlugin,
 };
 use elasticsearch::http::Url;
@@ -190,15 +190,8 @@ impl ElasticsearchSink {
 
 #[async_trait]
 impl Sink for ElasticsearchSink {
-    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
-        self.accept(&batch, cx).await
-    }
-
-    async fn write_shared(
-        &mut self,
-        batch: &[Record],
-        cx: &SinkContext,
-    ) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
+        let batch = batch.records();
         self.accept(batch, cx).await
     }
 

@@ -1,6 +1,7 @@
 //! Tests against the real Elasticsearch (`ECOMFLOW_TEST_ELASTICSEARCH`); they fail without it.
 
 use crate::test_support::*;
+use ecomflow_core::Incoming;
 use ecomflow_core::Payload;
 use ecomflow_core::testing::Proxy;
 use elasticsearch::http::Method;
@@ -22,7 +23,9 @@ async fn writes_documents_with_their_ids_and_a_rewrite_changes_nothing() {
         .collect();
     let (cx, mut dead) = sink_context();
     let mut sink = build(&options(&index, "flush_interval = \"1h\"")).expect("builds");
-    sink.write_shared(&records, &cx).await.expect("written");
+    sink.write(Incoming::from(&records[..]), &cx)
+        .await
+        .expect("written");
     assert_eq!(count(&index).await, 0, "nothing is sent before a flush");
     sink.finish(&cx).await.expect("finished");
     let expected: Vec<String> = (0..25).map(|i| format!("tx-{i:04}")).collect();
@@ -35,7 +38,7 @@ async fn writes_documents_with_their_ids_and_a_rewrite_changes_nothing() {
 
     // A replay replaces the documents instead of adding some.
     let mut sink = build(&options(&index, "batch_size = 7")).expect("builds");
-    sink.write(records.clone(), &cx)
+    sink.write(Incoming::from(records.clone()), &cx)
         .await
         .expect("written again");
     sink.finish(&cx).await.expect("finished");
@@ -51,7 +54,7 @@ async fn without_id_field_elasticsearch_assigns_ids() {
     let opts = format!("url = \"{}\"\nindex = \"{index}\"", es_url());
     let mut sink = build(&opts).expect("builds");
     let same = transaction(1, "2025-07-19T12:34:56.123456+0000");
-    sink.write(vec![same.clone(), same], &cx)
+    sink.write(Incoming::from(vec![same.clone(), same]), &cx)
         .await
         .expect("written");
     sink.finish(&cx).await.expect("finished");
@@ -84,7 +87,9 @@ async fn the_template_makes_transaction_date_a_date_that_range_queries_find() {
         transaction(3, "2025-07-19T00:00:00.000000"),
         with_timestamp,
     ];
-    sink.write(records, &cx).await.expect("written");
+    sink.write(Incoming::from(records), &cx)
+        .await
+        .expect("written");
     sink.finish(&cx).await.expect("finished");
     assert!(dead_letters(&mut dead).is_empty());
     assert_eq!(count(&index).await, 5);
@@ -163,7 +168,9 @@ async fn a_document_the_mapping_rejects_is_dead_lettered_with_the_reason() {
         .collect();
     records[2] = bad.clone();
     records.push(no_id.clone());
-    sink.write(records, &cx).await.expect("written");
+    sink.write(Incoming::from(records), &cx)
+        .await
+        .expect("written");
     sink.finish(&cx).await.expect("finished");
 
     assert_eq!(
@@ -198,11 +205,11 @@ async fn full_batches_are_sent_before_finish() {
     let records: Vec<_> = (0..25)
         .map(|i| transaction(i, "2025-07-19T12:34:56.123456+0000"))
         .collect();
-    sink.write(records[..8].to_vec(), &cx)
+    sink.write(Incoming::from(records[..8].to_vec()), &cx)
         .await
         .expect("written");
     assert_eq!(count(&index).await, 0, "8 documents wait for a full batch");
-    sink.write(records[8..].to_vec(), &cx)
+    sink.write(Incoming::from(records[8..].to_vec()), &cx)
         .await
         .expect("written");
     assert_eq!(count(&index).await, 20, "two full batches are sent, 5 wait");
@@ -221,7 +228,9 @@ async fn documents_are_sent_once_they_waited_flush_interval() {
     let records: Vec<_> = (0..3)
         .map(|i| transaction(i, "2025-07-19T12:34:56.123456+0000"))
         .collect();
-    sink.write(records, &cx).await.expect("written");
+    sink.write(Incoming::from(records), &cx)
+        .await
+        .expect("written");
     sink.tick(&cx).await.expect("tick");
     if started.elapsed() < Duration::from_millis(300) {
         assert_eq!(count(&index).await, 0, "too young to be sent");
@@ -231,11 +240,16 @@ async fn documents_are_sent_once_they_waited_flush_interval() {
     assert_eq!(count(&index).await, 3, "the tick sent them");
 
     // A write finds old documents too, even an empty one.
-    sink.write(vec![transaction(3, "2025-07-19T12:34:56.123456+0000")], &cx)
+    sink.write(
+        Incoming::from(vec![transaction(3, "2025-07-19T12:34:56.123456+0000")]),
+        &cx,
+    )
+    .await
+    .expect("written");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    sink.write(Incoming::from(Vec::new()), &cx)
         .await
         .expect("written");
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    sink.write(Vec::new(), &cx).await.expect("written");
     assert_eq!(count(&index).await, 4, "the write sent it");
     cleanup(&index).await;
 }
@@ -251,7 +265,10 @@ async fn a_refused_connection_fails_after_retry_for() {
     let mut sink = build(&opts).expect("builds without connecting");
     let started = Instant::now();
     let e = sink
-        .write(vec![transaction(0, "2025-07-19T12:34:56.123456+0000")], &cx)
+        .write(
+            Incoming::from(vec![transaction(0, "2025-07-19T12:34:56.123456+0000")]),
+            &cx,
+        )
         .await
         .expect_err("nothing listens on port 1");
     let message = e.to_string();
@@ -292,14 +309,14 @@ async fn outages_at_start_and_mid_run_are_waited_out() {
         .map(|i| transaction(i, "2025-07-19T12:34:56.123456+0000"))
         .collect();
     let started = Instant::now();
-    sink.write(records[..10].to_vec(), &cx)
+    sink.write(Incoming::from(records[..10].to_vec()), &cx)
         .await
         .expect("the template and the first batches once Elasticsearch is up");
     assert!(started.elapsed() >= outage, "{:?}", started.elapsed());
     assert_eq!(count(&index).await, 10);
     proxy.cut_for(outage);
     let cut = Instant::now();
-    sink.write(records[10..].to_vec(), &cx)
+    sink.write(Incoming::from(records[10..].to_vec()), &cx)
         .await
         .expect("written once Elasticsearch is back");
     assert!(cut.elapsed() >= outage, "{:?}", cut.elapsed());

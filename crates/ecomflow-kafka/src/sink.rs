@@ -5,7 +5,7 @@ use crate::config::{Managed, Options, Setting, brokers, check_topic, client_conf
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::json::encode_line;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, Sink,
+    BuildContext, BuildError, ComponentError, Field, Incoming, Payload, Plugin, Record, Sink,
     SinkContext, SinkPlugin, Value,
 };
 use rdkafka::ClientConfig;
@@ -327,15 +327,8 @@ fn render_key(record: &Record, field: Option<Field>, out: &mut Vec<u8>) -> bool 
 
 #[async_trait]
 impl Sink for KafkaSink {
-    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
-        self.write_shared(&batch, cx).await
-    }
-
-    async fn write_shared(
-        &mut self,
-        batch: &[Record],
-        cx: &SinkContext,
-    ) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
+        let batch = batch.records();
         if batch.is_empty() {
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! Tests of the `kafka` source and sink against a real broker, and of their options.
 
 use crate::test_support::*;
+use ecomflow_core::Incoming;
 use ecomflow_core::{Batch, Field, Kind, Payload, Record, Value};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -48,10 +49,10 @@ async fn sink_writes_keyed_json_messages_that_a_consumer_reads_back() {
     let (cx, mut dead) = sink_context();
     let n = 1000;
     let records: Batch = (0..n).map(|i| record(transaction(i))).collect();
-    sink.write(records[..600].to_vec(), &cx)
+    sink.write(Incoming::from(records[..600].to_vec()), &cx)
         .await
         .expect("writes");
-    sink.write_shared(&records[600..], &cx)
+    sink.write(Incoming::from(&records[600..]), &cx)
         .await
         .expect("writes");
     // A key that is not a string is written as JSON; null or absent: no key.
@@ -60,7 +61,7 @@ async fn sink_writes_keyed_json_messages_that_a_consumer_reads_back() {
         record(json!({"transactionId": null, "v": 2})),
         record(json!({"v": 3})),
     ];
-    sink.write(odd, &cx).await.expect("writes");
+    sink.write(Incoming::from(odd), &cx).await.expect("writes");
     sink.finish(&cx).await.expect("finishes");
     assert!(dead_letters(&mut dead).is_empty());
 
@@ -103,7 +104,9 @@ async fn every_offered_codec_round_trips() {
         let mut sink = build_sink(&sink_options(&topic, &options)).expect("builds");
         let (cx, mut dead) = sink_context();
         let records: Batch = (0..300).map(|i| record(transaction(i))).collect();
-        sink.write(records, &cx).await.expect("writes");
+        sink.write(Incoming::from(records), &cx)
+            .await
+            .expect("writes");
         sink.finish(&cx).await.expect("finishes");
         assert!(dead_letters(&mut dead).is_empty(), "{codec}");
         let got = values(&read_topic(&topic, 1).await);
@@ -151,13 +154,15 @@ async fn messages_kafka_refuses_are_dead_lettered_and_the_rest_written() {
     // Over librdkafka's own limit (message.max.bytes, 1 MB): refused before it is sent...
     let huge = record(json!({"id": "huge", "pad": "x".repeat(1_100_000)}));
     let batch = vec![record(json!({"id": "a"})), huge, record(json!({"id": "b"}))];
-    sink.write(batch, &cx).await.expect("the batch is handled");
-    // ...and over the topic's limit: refused by the broker.
-    let big = record(json!({"id": "big", "pad": "y".repeat(5000)}));
-    sink.write(vec![big], &cx)
+    sink.write(Incoming::from(batch), &cx)
         .await
         .expect("the batch is handled");
-    sink.write(vec![record(json!({"id": "c"}))], &cx)
+    // ...and over the topic's limit: refused by the broker.
+    let big = record(json!({"id": "big", "pad": "y".repeat(5000)}));
+    sink.write(Incoming::from(vec![big]), &cx)
+        .await
+        .expect("the batch is handled");
+    sink.write(Incoming::from(vec![record(json!({"id": "c"}))]), &cx)
         .await
         .expect("writes");
     sink.finish(&cx).await.expect("finishes");
@@ -196,7 +201,10 @@ async fn a_broker_failure_fails_the_write_naming_topic_and_brokers() {
     let (cx, mut dead) = sink_context();
     let started = Instant::now();
     let e = sink
-        .write(vec![record(json!({"a": 1})), record(json!({"a": 2}))], &cx)
+        .write(
+            Incoming::from(vec![record(json!({"a": 1})), record(json!({"a": 2}))]),
+            &cx,
+        )
         .await
         .expect_err("no broker");
     let text = e.to_string();
@@ -214,7 +222,9 @@ async fn an_empty_run_creates_no_producer() {
         build_sink("bootstrap_servers = \"127.0.0.1:1\"\ntopic = \"t\"").expect("builds");
     let (cx, _dead) = sink_context();
     let started = Instant::now();
-    sink.write(Vec::new(), &cx).await.expect("nothing to write");
+    sink.write(Incoming::from(Vec::new()), &cx)
+        .await
+        .expect("nothing to write");
     sink.finish(&cx).await.expect("nothing to flush");
     assert!(started.elapsed() < Duration::from_secs(1));
 }

@@ -57,10 +57,7 @@ pub(crate) async fn run_sink(
                 Step::Handle(Message::Batch { batch, .. }) => {
                     let n = batch.len();
                     Counters::add(&count.received, n);
-                    match Arc::try_unwrap(batch) {
-                        Ok(owned) => sink.write(owned, &cx).await?,
-                        Err(shared) => sink.write_shared(&shared, &cx).await?,
-                    }
+                    sink.write(batch.into(), &cx).await?;
                     Counters::add(&count.sent, n);
                 }
                 Step::Handle(_) | Step::Wait => {}
@@ -125,7 +122,7 @@ async fn write_letters(
     let batch: Batch = letters.iter().map(DeadLetter::to_record).collect();
     let n = batch.len();
     Counters::add(&count.received, n);
-    sink.write(batch, cx).await?;
+    sink.write(batch.into(), cx).await?;
     Counters::add(&count.sent, n);
     Ok(())
 }

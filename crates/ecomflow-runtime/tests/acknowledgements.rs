@@ -3,7 +3,7 @@
 //! acknowledge; a pipeline whose sources do not want them gets none.
 
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Field, Plugin, Record, Sink, SinkContext,
+    BuildContext, BuildError, ComponentError, Field, Incoming, Plugin, Record, Sink, SinkContext,
     SinkPlugin, Source, SourceContext, SourcePlugin, Value,
 };
 use ecomflow_runtime::{LoadOptions, load, run};
@@ -103,7 +103,7 @@ impl SinkPlugin for Tally {
 }
 #[async_trait::async_trait]
 impl Sink for Tally {
-    async fn write(&mut self, _: Batch, _: &SinkContext) -> Result<(), ComponentError> {
+    async fn write(&mut self, _: Incoming, _: &SinkContext) -> Result<(), ComponentError> {
         Ok(())
     }
 }

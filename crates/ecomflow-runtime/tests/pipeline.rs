@@ -1,8 +1,8 @@
 //! Loading, validating and running pipelines built from small test plugins.
 
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Emitter, Field, Plugin, Record, Sink,
-    SinkContext, SinkPlugin, Source, SourceContext, SourcePlugin, Transform, TransformPlugin,
+    Batch, BuildContext, BuildError, ComponentError, Emitter, Field, Incoming, Plugin, Record,
+    Sink, SinkContext, SinkPlugin, Source, SourceContext, SourcePlugin, Transform, TransformPlugin,
     Value,
 };
 use ecomflow_runtime::{GraphFormat, LoadOptions, Pipeline, load, render, run};
@@ -158,7 +158,8 @@ impl SinkPlugin for Collect {
 }
 #[async_trait::async_trait]
 impl Sink for Collect {
-    async fn write(&mut self, batch: Batch, _: &SinkContext) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Incoming, _: &SinkContext) -> Result<(), ComponentError> {
+        let batch = batch.into_records();
         if let Some(f) = self.0.fail_on
             && batch
                 .iter()

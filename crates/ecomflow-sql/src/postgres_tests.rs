@@ -3,6 +3,7 @@
 //! Without a server these tests fail; they never skip.
 
 use crate::test_support::{build_sink, dead_letters, record, sink_context};
+use ecomflow_core::Incoming;
 use ecomflow_core::testing::Proxy;
 use ecomflow_core::{Payload, Sink};
 use serde_json::json;
@@ -88,13 +89,13 @@ async fn flagship_tables_take_seed_transactions_with_typed_columns() {
     let mut s = sink(&url, "transactions", &options);
     let (cx, mut dead) = sink_context();
     s.write(
-        vec![record(json!({
+        Incoming::from(vec![record(json!({
             "transactionId": "t-1",
             "productPrice": 19.99,
             "productQuantity": 3,
             "transactionDate": "2025-07-19T14:34:56.123456+0200",
             "totalAmount": 59.97,
-        }))],
+        }))]),
         &cx,
     )
     .await
@@ -137,10 +138,10 @@ async fn aggregates_are_upserted_as_absolute_values_on_date_keys() {
         record(json!({"transaction_date": day, "category": cat, "total_sales": total}))
     };
     s.write(
-        vec![
+        Incoming::from(vec![
             row("2025-07-19", "office", 10.0),
             row("2025-07-19", "home", 1.0),
-        ],
+        ]),
         &cx,
     )
     .await
@@ -148,11 +149,11 @@ async fn aggregates_are_upserted_as_absolute_values_on_date_keys() {
     s.finish(&cx).await.expect("finishes");
     let mut s = sink(&url, "sales_per_category", &options);
     s.write(
-        vec![
+        Incoming::from(vec![
             row("2025-07-19", "office", 25.0),
             row("2025-07-20", "office", 2.0),
             row("2025-07-20", "office", 3.0),
-        ],
+        ]),
         &cx,
     )
     .await
@@ -192,13 +193,13 @@ async fn rows_postgres_rejects_are_dead_lettered_and_the_rest_written() {
     let not_a_number =
         record(json!({"transaction_date": "2025-01-04", "total_sales": 1.0, "n": "ten"}));
     s.write(
-        vec![
+        Incoming::from(vec![
             record(json!({"transaction_date": "2025-01-01", "total_sales": 1.5, "n": 1})),
             negative.clone(),
             not_a_date.clone(),
             not_a_number.clone(),
             record(json!({"transaction_date": "2025-01-05", "total_sales": 5.0, "n": 2})),
-        ],
+        ]),
         &cx,
     )
     .await
@@ -254,7 +255,7 @@ async fn a_missing_database_is_a_clear_error_without_the_password() {
     let (cx, _dead) = sink_context();
     let started = Instant::now();
     let e = s
-        .write(vec![record(json!({"a": 1}))], &cx)
+        .write(Incoming::from(vec![record(json!({"a": 1}))]), &cx)
         .await
         .and(s.finish(&cx).await)
         .expect_err("no such database");
@@ -291,13 +292,13 @@ async fn a_lost_connection_is_retried_until_the_server_is_back() {
         );
         let (cx, _dead) = sink_context();
         let row = |id: &str| record(json!({"id": format!("{retry_for}-{id}"), "n": 1}));
-        s.write(vec![row("a"), row("b")], &cx)
+        s.write(Incoming::from(vec![row("a"), row("b")]), &cx)
             .await
             .expect("first batch");
         // The server goes away for three seconds (longer than a connection attempt waits).
         proxy.cut_for(Duration::from_secs(3));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let second = s.write(vec![row("c"), row("d")], &cx).await;
+        let second = s.write(Incoming::from(vec![row("c"), row("d")]), &cx).await;
         assert_eq!(
             second.is_ok(),
             must_succeed,
@@ -328,7 +329,7 @@ async fn refused_credentials_are_a_clear_error_without_the_password() {
     let (cx, _dead) = sink_context();
     let started = Instant::now();
     let e = s
-        .write(vec![record(json!({"a": 1}))], &cx)
+        .write(Incoming::from(vec![record(json!({"a": 1}))]), &cx)
         .await
         .and(s.finish(&cx).await)
         .expect_err("refused");
@@ -365,9 +366,9 @@ async fn a_database_not_up_at_start_is_waited_for_and_its_migrations_applied() {
     let (cx, mut dead) = sink_context();
     let started = Instant::now();
     s.write(
-        vec![record(
+        Incoming::from(vec![record(
             json!({"transaction_date": "2025-07-19", "total_sales": 2.5}),
-        )],
+        )]),
         &cx,
     )
     .await

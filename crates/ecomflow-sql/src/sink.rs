@@ -11,7 +11,7 @@ use crate::url::redact;
 use crate::value_bind::Bound;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batch, Batching, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record,
+    Batching, BuildContext, BuildError, ComponentError, Field, Incoming, Payload, Plugin, Record,
     RetryPolicy, Sink, SinkContext, SinkPlugin,
 };
 use std::path::PathBuf;
@@ -278,7 +278,9 @@ impl SqlSink {
 
 #[async_trait]
 impl Sink for SqlSink {
-    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
+        // Kept in the buffer until written: taken without a copy when no other reader has it.
+        let batch = batch.into_records();
         let arrived = batch.len();
         if arrived > 0 {
             self.batching.added(arrived);

@@ -7,6 +7,7 @@ use crate::migrations::{self, Applied};
 use crate::test_support::{
     build_error, build_sink, count, dead_letters, exec, record, rows, sink_context, sqlite_url,
 };
+use ecomflow_core::Incoming;
 use ecomflow_core::{Kind, Payload, Plugin, Sink};
 use serde_json::json;
 use std::path::Path;
@@ -74,8 +75,8 @@ async fn inserts_every_row_with_its_fields_as_columns() {
                     "note": null,
                 }))
             })
-            .collect();
-        s.write(records, &cx).await.expect("writes");
+            .collect::<Vec<_>>();
+        s.write(Incoming::from(records), &cx).await.expect("writes");
     }
     s.finish(&cx).await.expect("finishes");
     assert!(dead_letters(&mut dead).is_empty());
@@ -100,10 +101,10 @@ async fn upsert_replaces_the_stored_values_of_a_key() {
     let mut first = sink(&db, "sales_per_category", key);
     first
         .write(
-            vec![
+            Incoming::from(vec![
                 sale("2025-07-19", "home", 10.0),
                 sale("2025-07-19", "office", 5.0),
-            ],
+            ]),
             &cx,
         )
         .await
@@ -113,10 +114,10 @@ async fn upsert_replaces_the_stored_values_of_a_key() {
     let mut second = sink(&db, "sales_per_category", key);
     second
         .write(
-            vec![
+            Incoming::from(vec![
                 sale("2025-07-19", "home", 25.0),
                 sale("2025-07-20", "home", 1.0),
-            ],
+            ]),
             &cx,
         )
         .await
@@ -156,18 +157,21 @@ async fn duplicates_in_a_batch_are_written_once_with_the_last_value() {
     let mut s = sink(&db, "totals", r#"key = ["id"]"#);
     let (cx, _dead) = sink_context();
     s.write(
-        vec![
+        Incoming::from(vec![
             record(json!({"id": "a", "total": 1})),
             record(json!({"id": "b", "total": 2})),
             record(json!({"id": "a", "total": 3})),
-        ],
+        ]),
         &cx,
     )
     .await
     .expect("writes");
-    s.write(vec![record(json!({"id": "b", "total": 4}))], &cx)
-        .await
-        .expect("writes");
+    s.write(
+        Incoming::from(vec![record(json!({"id": "b", "total": 4}))]),
+        &cx,
+    )
+    .await
+    .expect("writes");
     s.finish(&cx).await.expect("finishes");
     let got = rows(&db, "SELECT id, total FROM totals ORDER BY rowid").await;
     assert_eq!(got, [json!(["a", 3]), json!(["b", 4])]);
@@ -194,13 +198,13 @@ async fn columns_map_fields_to_columns_and_missing_fields_write_null() {
     let mut s = sink(&db, "main.transactions", options);
     let (cx, _dead) = sink_context();
     s.write(
-        vec![
+        Incoming::from(vec![
             record(
                 json!({"transactionId": "t1", "totalAmount": 12.5, "currency": "USD",
                           "productName": "mouse"}),
             ),
             record(json!({"productName": "laptop", "totalAmount": 99, "transactionId": "t2"})),
-        ],
+        ]),
         &cx,
     )
     .await
@@ -244,9 +248,12 @@ async fn migrations_are_applied_once_for_two_sinks_on_one_file() {
         async move {
             let (cx, mut dead) = sink_context();
             for id in first_id..first_id + 3 {
-                s.write(vec![record(json!({"id": id, "source": source}))], &cx)
-                    .await
-                    .expect("writes");
+                s.write(
+                    Incoming::from(vec![record(json!({"id": id, "source": source}))]),
+                    &cx,
+                )
+                .await
+                .expect("writes");
             }
             s.finish(&cx).await.expect("finishes");
             assert!(dead_letters(&mut dead).is_empty());
@@ -309,12 +316,12 @@ async fn rejected_rows_go_to_dead_letters_and_the_others_are_written() {
     let bad_null = record(json!({"transaction_date": "d2", "total_sales": null}));
     let bad_check = record(json!({"transaction_date": "d3", "total_sales": -1.0}));
     s.write(
-        vec![
+        Incoming::from(vec![
             record(json!({"transaction_date": "d1", "total_sales": 1.0})),
             bad_null.clone(),
             bad_check.clone(),
             record(json!({"transaction_date": "d4", "total_sales": 4.0})),
-        ],
+        ]),
         &cx,
     )
     .await
@@ -349,12 +356,12 @@ async fn full_batches_are_written_as_they_fill() {
     exec(&db, "CREATE TABLE events (id INTEGER PRIMARY KEY)").await;
     let mut s = sink(&db, "events", "batch_size = 2\nflush_interval = \"1h\"");
     let (cx, _dead) = sink_context();
-    s.write(vec![record(json!({"id": 1}))], &cx)
+    s.write(Incoming::from(vec![record(json!({"id": 1}))]), &cx)
         .await
         .expect("writes");
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 0);
     let four: Vec<_> = (2..=5).map(|id| record(json!({"id": id}))).collect();
-    s.write(four, &cx).await.expect("writes");
+    s.write(Incoming::from(four), &cx).await.expect("writes");
     // Five records, batches of two: two written, the fifth waits for its batch or the end.
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 4);
     s.finish(&cx).await.expect("finishes");
@@ -368,12 +375,12 @@ async fn rows_older_than_the_interval_are_written_when_records_arrive() {
     exec(&db, "CREATE TABLE events (id INTEGER PRIMARY KEY)").await;
     let mut s = sink(&db, "events", "flush_interval = \"100ms\"");
     let (cx, _dead) = sink_context();
-    s.write(vec![record(json!({"id": 1}))], &cx)
+    s.write(Incoming::from(vec![record(json!({"id": 1}))]), &cx)
         .await
         .expect("writes");
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 0);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    s.write(vec![record(json!({"id": 2}))], &cx)
+    s.write(Incoming::from(vec![record(json!({"id": 2}))]), &cx)
         .await
         .expect("writes");
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 2);
@@ -431,7 +438,7 @@ async fn a_missing_directory_is_reported_at_the_first_write() {
     let mut s = sink(&db, "events", "");
     let (cx, _dead) = sink_context();
     let e = s
-        .write(vec![record(json!({"id": 1}))], &cx)
+        .write(Incoming::from(vec![record(json!({"id": 1}))]), &cx)
         .await
         .and(s.finish(&cx).await)
         .expect_err("cannot open");
@@ -449,7 +456,7 @@ async fn a_missing_table_or_column_stops_the_run_with_its_name() {
     exec(&db, "CREATE TABLE events (id INTEGER PRIMARY KEY)").await;
     let (cx, mut dead) = sink_context();
     let mut s = sink(&db, "evnets", "");
-    s.write(vec![record(json!({"id": 1}))], &cx)
+    s.write(Incoming::from(vec![record(json!({"id": 1}))]), &cx)
         .await
         .expect("buffered");
     let e = s.finish(&cx).await.expect_err("no such table");
@@ -458,9 +465,12 @@ async fn a_missing_table_or_column_stops_the_run_with_its_name() {
         "{e}"
     );
     let mut s = sink(&db, "events", "");
-    s.write(vec![record(json!({"id": 1, "source": "a"}))], &cx)
-        .await
-        .expect("buffered");
+    s.write(
+        Incoming::from(vec![record(json!({"id": 1, "source": "a"}))]),
+        &cx,
+    )
+    .await
+    .expect("buffered");
     let e = s.finish(&cx).await.expect_err("no such column");
     assert!(e.to_string().contains("no column `source`"), "{e}");
     assert!(dead_letters(&mut dead).is_empty());
@@ -478,9 +488,12 @@ async fn in_memory_databases_work_with_migrations() {
     for _ in 0..2 {
         let mut s = build_sink("sql", &options).expect("builds");
         let (cx, mut dead) = sink_context();
-        s.write(vec![record(json!({"id": 1, "source": "a"}))], &cx)
-            .await
-            .expect("writes");
+        s.write(
+            Incoming::from(vec![record(json!({"id": 1, "source": "a"}))]),
+            &cx,
+        )
+        .await
+        .expect("writes");
         s.finish(&cx).await.expect("finishes");
         assert!(dead_letters(&mut dead).is_empty());
     }
@@ -511,7 +524,9 @@ async fn the_project_migrations_create_the_flagship_tables_in_sqlite() {
         "totalAmount": 59.97,
         "currency": "USD",
     }));
-    s.write(vec![seed], &cx).await.expect("writes");
+    s.write(Incoming::from(vec![seed]), &cx)
+        .await
+        .expect("writes");
     s.finish(&cx).await.expect("finishes");
     assert!(dead_letters(&mut dead).is_empty());
     let got = rows(

@@ -2,7 +2,7 @@
 
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Plugin, Record, Sink, SinkContext, SinkPlugin,
+    BuildContext, BuildError, ComponentError, Incoming, Plugin, Sink, SinkContext, SinkPlugin,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -29,15 +29,8 @@ struct Blackhole {
 
 #[async_trait]
 impl Sink for Blackhole {
-    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
-        self.write_shared(&batch, cx).await
-    }
-
-    async fn write_shared(
-        &mut self,
-        batch: &[Record],
-        _cx: &SinkContext,
-    ) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Incoming, _cx: &SinkContext) -> Result<(), ComponentError> {
+        let batch = batch.records();
         self.records += batch.len() as u64;
         Ok(())
     }
@@ -67,10 +60,10 @@ mod tests {
     async fn counts_and_drops() {
         let mut sink = Blackhole { records: 0 };
         let (cx, mut dead) = sink_context();
-        sink.write(vec![record(json!({"a": 1})); 3], &cx)
+        sink.write(Incoming::from(vec![record(json!({"a": 1})); 3]), &cx)
             .await
             .expect("writes");
-        sink.write(vec![record(json!({"a": 2}))], &cx)
+        sink.write(Incoming::from(vec![record(json!({"a": 2}))]), &cx)
             .await
             .expect("writes");
         sink.finish(&cx).await.expect("finishes");

@@ -3,7 +3,7 @@
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::json::encode_line;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Plugin, Record, Sink, SinkContext, SinkPlugin,
+    BuildContext, BuildError, ComponentError, Incoming, Plugin, Sink, SinkContext, SinkPlugin,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -39,15 +39,8 @@ struct Console<W> {
 
 #[async_trait]
 impl<W: AsyncWrite + Unpin + Send> Sink for Console<W> {
-    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
-        self.write_shared(&batch, cx).await
-    }
-
-    async fn write_shared(
-        &mut self,
-        batch: &[Record],
-        _cx: &SinkContext,
-    ) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Incoming, _cx: &SinkContext) -> Result<(), ComponentError> {
+        let batch = batch.records();
         self.buf.clear();
         for record in batch.iter() {
             encode_line(record, &mut self.buf);
@@ -93,7 +86,10 @@ mod tests {
         };
         let (cx, _dead) = sink_context();
         sink.write(
-            vec![record(json!({"a": 1, "b": "x"})), record(json!({"a": 2}))],
+            Incoming::from(vec![
+                record(json!({"a": 1, "b": "x"})),
+                record(json!({"a": 2})),
+            ]),
             &cx,
         )
         .await
@@ -102,7 +98,7 @@ mod tests {
             sink.out.as_deref(),
             Some(&b"{\"a\":1,\"b\":\"x\"}\n{\"a\":2}\n"[..])
         );
-        sink.write(vec![record(json!({"c": null}))], &cx)
+        sink.write(Incoming::from(vec![record(json!({"c": null}))]), &cx)
             .await
             .expect("writes");
         sink.finish(&cx).await.expect("finishes");

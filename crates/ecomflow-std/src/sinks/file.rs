@@ -3,7 +3,7 @@
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::json::encode_line;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Plugin, Record, Sink, SinkContext, SinkPlugin,
+    BuildContext, BuildError, ComponentError, Incoming, Plugin, Sink, SinkContext, SinkPlugin,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -88,15 +88,8 @@ impl FileSink {
 
 #[async_trait]
 impl Sink for FileSink {
-    async fn write(&mut self, batch: Batch, cx: &SinkContext) -> Result<(), ComponentError> {
-        self.write_shared(&batch, cx).await
-    }
-
-    async fn write_shared(
-        &mut self,
-        batch: &[Record],
-        _cx: &SinkContext,
-    ) -> Result<(), ComponentError> {
+    async fn write(&mut self, batch: Incoming, _cx: &SinkContext) -> Result<(), ComponentError> {
+        let batch = batch.records();
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         for record in batch.iter() {
@@ -129,7 +122,7 @@ ecomflow_core::inventory::submit!(Plugin::sink::<FileSinkPlugin>(
 #[cfg(test)]
 mod tests {
     use crate::test_support::{build_error, build_sink, record, sink_context};
-    use ecomflow_core::{ComponentError, Sink};
+    use ecomflow_core::{ComponentError, Incoming, Sink};
     use serde_json::json;
     use std::path::Path;
 
@@ -141,7 +134,7 @@ mod tests {
     async fn run(mut sink: Box<dyn Sink>, values: &[i64]) {
         let (cx, _dead) = sink_context();
         for v in values {
-            sink.write(vec![record(json!({"v": v}))], &cx)
+            sink.write(Incoming::from(vec![record(json!({"v": v}))]), &cx)
                 .await
                 .expect("writes");
         }
@@ -185,7 +178,7 @@ mod tests {
         let mut sink = sink(&path, "");
         let (cx, _dead) = sink_context();
         let e = sink
-            .write(vec![record(json!({"v": 1}))], &cx)
+            .write(Incoming::from(vec![record(json!({"v": 1}))]), &cx)
             .await
             .expect_err("fails");
         assert!(matches!(e, ComponentError::Io { .. }));
