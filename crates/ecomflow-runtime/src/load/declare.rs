@@ -1,0 +1,241 @@
+//! Reading the files' tables: the components they declare (with `replace`), variables in
+//! string values, and `--set` overrides.
+
+use super::unknown::did_you_mean;
+use super::*;
+
+pub(super) fn interpolate_table(
+    table: &mut DeTable<'_>,
+    file: &SourceFile,
+    env: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (_, value) in table.iter_mut() {
+        interpolate_value(value, file, env, diags);
+    }
+}
+
+pub(super) fn interpolate_value(
+    value: &mut Spanned<DeValue<'_>>,
+    file: &SourceFile,
+    env: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(s) => match interpolate(s, env) {
+            Ok(Some(new)) => *s = Cow::Owned(new),
+            Ok(None) => {}
+            Err(e) => diags.push(
+                Diagnostic::at(file, Some(span), e.to_string())
+                    .with_hint(Some("set the variable, or give a default: ${NAME:-value}")),
+            ),
+        },
+        DeValue::Array(items) => {
+            for item in items.iter_mut() {
+                interpolate_value(item, file, env, diags);
+            }
+        }
+        DeValue::Table(t) => interpolate_table(t, file, env, diags),
+        _ => {}
+    }
+}
+
+pub(super) fn declare<'i>(
+    index: usize,
+    file: &SourceFile,
+    root: DeTable<'i>,
+    declared: &mut Vec<Declared<'i>>,
+    dead_letter: &mut Option<Declared<'i>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (key, value) in root {
+        let key_span = key.span();
+        let span = value.span();
+        let kind = match key.get_ref().as_ref() {
+            "sources" => Kind::Source,
+            "transforms" => Kind::Transform,
+            "sinks" => Kind::Sink,
+            DEAD_LETTER => {
+                match value.into_inner() {
+                    DeValue::Table(t) => {
+                        *dead_letter = Some(Declared {
+                            file: index,
+                            id: DEAD_LETTER.into(),
+                            kind: Kind::Sink,
+                            key_span,
+                            table: Spanned::new(span, t),
+                        })
+                    }
+                    other => diags.push(Diagnostic::at(
+                        file,
+                        Some(span),
+                        format!("`dead_letter` must be a table, found {}", other.type_str()),
+                    )),
+                }
+                continue;
+            }
+            other => {
+                let known = ["sources", "transforms", "sinks", DEAD_LETTER, "checkpoint"];
+                diags.push(
+                    Diagnostic::at(file, Some(key_span), format!("unknown table `{other}`"))
+                        .with_hint(Some(did_you_mean(other, &known, "expected one of"))),
+                );
+                continue;
+            }
+        };
+        let DeValue::Table(components) = value.into_inner() else {
+            diags.push(Diagnostic::at(
+                file,
+                Some(key_span),
+                format!("`{}` must be a table of components", kind.table()),
+            ));
+            continue;
+        };
+        for (id, value) in components {
+            let path = format!("{}.{}", kind.table(), id.get_ref());
+            let id_span = id.span();
+            let span = value.span();
+            let DeValue::Table(t) = value.into_inner() else {
+                diags.push(
+                    Diagnostic::at(file, Some(id_span), "a component must be a table")
+                        .in_component(path)
+                        .with_hint(Some(format!("write it as [{}.<id>]", kind.table()))),
+                );
+                continue;
+            };
+            let id = id.into_inner().into_owned();
+            if !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                diags.push(
+                    Diagnostic::at(file, Some(id_span), format!("invalid component id `{id}`"))
+                        .in_component(path)
+                        .with_hint(Some(
+                            "use letters, digits, `_` and `-` (a `.` selects an output port)",
+                        )),
+                );
+                continue;
+            }
+            let mut t = t;
+            // A later file may replace a component of an earlier one, saying so explicitly.
+            let replace = match t.remove("replace").map(Spanned::into_inner) {
+                Some(DeValue::Boolean(b)) => b,
+                Some(other) => {
+                    diags.push(
+                        Diagnostic::at(
+                            file,
+                            Some(id_span.clone()),
+                            format!(
+                                "`replace` must be true or false, found {}",
+                                other.type_str()
+                            ),
+                        )
+                        .in_component(path.clone()),
+                    );
+                    false
+                }
+                None => false,
+            };
+            match declared.iter().position(|d| d.id == id) {
+                Some(at) if replace && declared[at].file != index => {
+                    declared.remove(at);
+                }
+                Some(at) => {
+                    let first = &declared[at];
+                    let hint = if first.file == index {
+                        format!(
+                            "ids must be unique across sources, transforms and sinks; `{id}` is already a {}",
+                            first.kind.noun()
+                        )
+                    } else {
+                        format!(
+                            "`{id}` is already a {} in an earlier file; add `replace = true` here to replace it",
+                            first.kind.noun()
+                        )
+                    };
+                    diags.push(
+                        Diagnostic::at(
+                            file,
+                            Some(id_span),
+                            format!("duplicate component id `{id}`"),
+                        )
+                        .in_component(path)
+                        .with_hint(Some(hint)),
+                    );
+                    continue;
+                }
+                None if replace => {
+                    diags.push(
+                        Diagnostic::at(
+                            file,
+                            Some(id_span.clone()),
+                            format!("`replace = true`, but no earlier file declares `{id}`"),
+                        )
+                        .in_component(path.clone())
+                        .with_hint(Some(
+                            "remove `replace`, or list the file that declares it first",
+                        )),
+                    );
+                }
+                None => {}
+            }
+            declared.push(Declared {
+                file: index,
+                id,
+                kind,
+                key_span: id_span,
+                table: Spanned::new(span, t),
+            });
+        }
+    }
+}
+
+pub(super) fn apply_overrides<'i>(
+    overrides: &[Override<'i>],
+    declared: &mut [Declared<'i>],
+    dead_letter: &mut Option<Declared<'i>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for o in overrides {
+        let target = if o.table == DEAD_LETTER {
+            dead_letter.as_mut()
+        } else {
+            declared
+                .iter_mut()
+                .find(|d| d.kind.table() == o.table && d.id == o.id)
+        };
+        let Some(d) = target else {
+            diags.push(Diagnostic::general(
+                format!("--set {}", o.arg),
+                format!("no component `{}.{}` to set an option of", o.table, o.id),
+            ));
+            continue;
+        };
+        let span = d.key_span.clone();
+        let mut table = d.table.get_mut();
+        let Some((last, parents)) = o.path.split_last() else {
+            continue;
+        };
+        for p in parents {
+            let entry = table
+                .entry(Spanned::new(span.clone(), Cow::Owned(p.clone())))
+                .or_insert_with(|| Spanned::new(span.clone(), DeValue::Table(DeTable::new())));
+            match entry.get_mut() {
+                DeValue::Table(t) => table = t,
+                _ => {
+                    diags.push(Diagnostic::general(
+                        format!("--set {}", o.arg),
+                        format!("`{p}` is not a table"),
+                    ));
+                    return;
+                }
+            }
+        }
+        table.insert(
+            Spanned::new(span.clone(), Cow::Owned(last.clone())),
+            Spanned::new(span, o.value.clone()),
+        );
+    }
+}

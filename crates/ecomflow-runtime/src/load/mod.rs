@@ -1,0 +1,162 @@
+//! Loads pipeline files into a [`Pipeline`]: parse with positions, interpolate variables,
+//! apply `--set` overrides, build every component through its plugin, check the graph. Every
+//! problem is collected; nothing is built half-way.
+//!
+//! Several files given together form one pipeline: their components are merged and ids must
+//! be unique across all of them, except that a later file may replace a component of an
+//! earlier one by declaring it again with `replace = true` (how an overlay swaps the source).
+
+mod build;
+mod declare;
+mod unknown;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, closest};
+use crate::graph_check::{Node, check_graph};
+use crate::interpolate::interpolate;
+use crate::overrides::{Override, parse_overrides};
+use crate::pipeline::{Built, Component, InputRef, Pipeline};
+use build::*;
+use declare::*;
+use ecomflow_core::registry::{Builder, ConfigTable};
+use ecomflow_core::{BuildContext, BuildError, EventTimeConfig, EventTimeTracker, Kind, Plugin};
+use std::borrow::Cow;
+use std::ops::Range;
+use std::path::PathBuf;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// The id and table of the pipeline's dead-letter output.
+pub const DEAD_LETTER: &str = "dead_letter";
+/// Where dead letters go when the pipeline does not say.
+pub const DEFAULT_DEAD_LETTER_PATH: &str = "dead-letter.jsonl";
+
+/// What else loading needs besides the files.
+pub struct LoadOptions<'a> {
+    /// `--set path=value` arguments.
+    pub sets: &'a [String],
+    /// Looks up environment variables (the process environment, or a map in tests).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// A component as declared, before it is built.
+pub(super) struct Declared<'i> {
+    pub(super) file: usize,
+    pub(super) id: String,
+    pub(super) kind: Kind,
+    pub(super) key_span: Range<usize>,
+    pub(super) table: Spanned<DeTable<'i>>,
+}
+
+/// Loads and builds the pipeline in `paths`, or returns every problem found.
+pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagnostics> {
+    let mut diags = Vec::new();
+    let files: Vec<SourceFile> = paths
+        .iter()
+        .filter_map(|p| match std::fs::read_to_string(p) {
+            Ok(text) => Some(SourceFile {
+                name: p.display().to_string(),
+                text,
+                base_dir: match p.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                    _ => PathBuf::from("."),
+                },
+            }),
+            Err(e) => {
+                diags.push(Diagnostic::general(
+                    p.display().to_string(),
+                    format!("cannot read the pipeline file: {e}"),
+                ));
+                None
+            }
+        })
+        .collect();
+    let overrides = parse_overrides(options.sets, &mut diags);
+
+    let mut declared = Vec::new();
+    let mut dead_letter = None;
+    let mut checkpoint = None;
+    for (index, file) in files.iter().enumerate() {
+        let (root, errors) = DeTable::parse_recoverable(&file.text);
+        if !errors.is_empty() {
+            for e in errors {
+                diags.push(Diagnostic::at(
+                    file,
+                    e.span(),
+                    format!("invalid TOML: {}", e.message().trim_end()),
+                ));
+            }
+            continue;
+        }
+        let mut root = root.into_inner();
+        interpolate_table(&mut root, file, options.env, &mut diags);
+        if let Some(table) = root.remove("checkpoint") {
+            checkpoint = checkpoint_config(file, table, &mut diags);
+        }
+        declare(
+            index,
+            file,
+            root,
+            &mut declared,
+            &mut dead_letter,
+            &mut diags,
+        );
+    }
+    if files.is_empty() && diags.is_empty() {
+        diags.push(Diagnostic::general("ecomflow", "no pipeline file given"));
+    }
+    apply_overrides(&overrides, &mut declared, &mut dead_letter, &mut diags);
+
+    let mut nodes = Vec::new();
+    let mut built = Vec::new();
+    for d in declared {
+        let (node, b) = build(&files[d.file], d, &mut diags);
+        nodes.push(node);
+        built.push(b);
+    }
+    let dead_letter = match dead_letter {
+        Some(d) => {
+            let (node, b) = build(&files[d.file], d, &mut diags);
+            b.map(|b| component(node, b))
+        }
+        None => build_default_dead_letter(&mut diags),
+    };
+    check_graph(&nodes, &mut diags);
+    if !diags.is_empty() {
+        return Err(Diagnostics(diags));
+    }
+    let components: Option<Vec<Component>> = nodes
+        .into_iter()
+        .zip(built)
+        .map(|(n, b)| b.map(|b| component(n, b)))
+        .collect();
+    match (components, dead_letter) {
+        (Some(components), Some(dead_letter)) => Ok(Pipeline {
+            components,
+            dead_letter,
+            checkpoint,
+            reset_state: Default::default(),
+        }),
+        _ => Err(Diagnostics(vec![Diagnostic::general(
+            "ecomflow",
+            "a component failed to build without saying why",
+        )])),
+    }
+}
+
+/// What building one component produced.
+pub(super) struct Parts {
+    pub(super) plugin: &'static Plugin,
+    pub(super) built: Built,
+    pub(super) event_time: Option<EventTimeConfig>,
+}
+
+pub(super) fn component(node: Node<'_>, parts: Parts) -> Component {
+    Component {
+        id: node.id,
+        kind: node.kind,
+        plugin: parts.plugin,
+        inputs: node.inputs.into_iter().map(|(i, _)| i).collect(),
+        built: parts.built,
+        event_time: parts.event_time,
+    }
+}
