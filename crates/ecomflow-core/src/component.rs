@@ -50,12 +50,19 @@ pub enum Message {
         id: u64,
     },
     /// No record with an earlier event time (microseconds since 1970 UTC) will come from the
-    /// reader's input number `input`; `i64::MAX` when that input has ended.
+    /// reader's input number `input`.
     Watermark {
         /// Which of the reader's inputs sent it (its position in the reader's `inputs`).
         input: usize,
         /// The watermark.
         at: i64,
+    },
+    /// The reader's input number `input` has ended on its own: nothing more comes from it, so
+    /// it holds no watermark back and takes part in no later checkpoint. (An input stopped
+    /// for a restart sends no end: what it holds open stays open, kept by the checkpoint.)
+    End {
+        /// Which of the reader's inputs ended.
+        input: usize,
     },
 }
 
@@ -110,6 +117,14 @@ impl Output {
         for (tx, input) in &self.senders {
             // A reader that has gone away takes part in no checkpoint.
             let _ = tx.send(Message::Barrier { input: *input, id }).await;
+        }
+    }
+
+    /// Tells every reader that this output has ended.
+    pub async fn send_end(&self) {
+        for (tx, input) in &self.senders {
+            // A reader that has gone away needs no end.
+            let _ = tx.send(Message::End { input: *input }).await;
         }
     }
 

@@ -1,8 +1,8 @@
 //! Runs a built pipeline: one tokio task per component, bounded channels of batches between
 //! them (backpressure), fan-out by cloning batches, fan-in by sharing a channel.
 //!
-//! Watermarks follow the batches: a source with `event_time` sends one whenever it moves,
-//! every component sends `i64::MAX` when it ends, and a transform passes on the lowest
+//! Watermarks follow the batches: a source with `event_time` sends one whenever it moves, a
+//! component that ends on its own sends an end, and a transform passes on the lowest
 //! watermark of its inputs after calling `on_watermark` (see `watermarks.rs`).
 //!
 //! Stopping: cancelling the shutdown token stops the sources; every record already read then
@@ -203,7 +203,7 @@ pub async fn run(
                     // stopped for a restart has not ended: its open buckets stay open, kept by
                     // the last checkpoint.
                     if !(keep_state && stopped.is_cancelled()) {
-                        out.send_watermark(i64::MAX).await;
+                        out.send_end().await;
                     }
                     ended(&reports, component);
                     result

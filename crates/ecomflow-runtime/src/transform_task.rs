@@ -95,15 +95,28 @@ pub(crate) async fn run_transform(
                     send_watermark(&io, at).await;
                 }
             }
+            Step::Handle(Message::End { input }) => {
+                if let Some(at) = io.watermarks.end(input) {
+                    transform.on_watermark(at, &mut emitter);
+                    forward(&mut emitter, &io).await;
+                    // Past every time only when every input ended: the outputs' end says it.
+                    if at < i64::MAX {
+                        send_watermark(&io, at).await;
+                    }
+                }
+            }
             Step::Handle(Message::Barrier { .. }) => {}
         }
     }
     transform.flush(&mut emitter);
     forward(&mut emitter, &io).await;
-    // Every input ended on its own (a MAX watermark) or was stopped for a restart: pass on
-    // only what the inputs said.
-    if io.watermarks.current == Some(i64::MAX) || io.reports.is_none() {
-        send_watermark(&io, i64::MAX).await;
+    // Every input ended on its own, or the run keeps no state: the outputs end too. Inputs
+    // stopped for a restart did not end, and neither do the outputs.
+    if io.watermarks.all_ended() || io.reports.is_none() {
+        io.out.send_end().await;
+        for (_, o) in &io.named {
+            o.send_end().await;
+        }
     }
     ended(&io.reports, io.component.clone());
     Ok(())

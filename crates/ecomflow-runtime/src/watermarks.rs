@@ -9,6 +9,7 @@ use std::collections::HashSet;
 /// The combined watermark of one component's inputs.
 pub struct Watermarks {
     inputs: Vec<Option<i64>>,
+    ended: Vec<bool>,
     /// The combined watermark passed on last.
     pub current: Option<i64>,
 }
@@ -18,9 +19,24 @@ impl Watermarks {
     /// or not.
     pub fn new(timed: Vec<bool>) -> Watermarks {
         Watermarks {
+            ended: vec![false; timed.len()],
             inputs: timed.into_iter().map(|t| t.then_some(i64::MIN)).collect(),
             current: None,
         }
+    }
+
+    /// Records that input `input` has ended: it holds nothing back any more. Returns the
+    /// combined watermark if it moved forward.
+    pub fn end(&mut self, input: usize) -> Option<i64> {
+        if let Some(e) = self.ended.get_mut(input) {
+            *e = true;
+        }
+        self.update(input, i64::MAX)
+    }
+
+    /// Whether every input has ended.
+    pub fn all_ended(&self) -> bool {
+        self.ended.iter().all(|e| *e)
     }
 
     /// Records input `input`'s watermark; returns the combined one if it moved forward.
@@ -89,16 +105,18 @@ mod tests {
             None,
             "input 1 has not sent anything yet"
         );
-        assert_eq!(w.update(0, i64::MAX), None, "nor when input 0 ends");
+        assert_eq!(w.end(0), None, "nor when input 0 ends");
         assert_eq!(w.update(1, 7), Some(7));
-        assert_eq!(w.update(1, i64::MAX), Some(i64::MAX));
+        assert!(!w.all_ended());
+        assert_eq!(w.end(1), Some(i64::MAX));
+        assert!(w.all_ended());
     }
 
     #[test]
     fn an_ended_input_does_not_close_everything_before_the_others_report() {
         let mut w = Watermarks::new(vec![false, false]);
-        assert_eq!(w.update(0, i64::MAX), None, "input 1 has not reported yet");
+        assert_eq!(w.end(0), None, "input 1 has not reported yet");
         assert_eq!(w.update(1, 7), Some(7));
-        assert_eq!(w.update(1, i64::MAX), Some(i64::MAX));
+        assert_eq!(w.end(1), Some(i64::MAX));
     }
 }

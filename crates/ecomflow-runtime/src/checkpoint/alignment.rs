@@ -39,7 +39,8 @@ impl Alignment {
         match m {
             Message::Batch { input, .. }
             | Message::Barrier { input, .. }
-            | Message::Watermark { input, .. } => Some(*input),
+            | Message::Watermark { input, .. }
+            | Message::End { input } => Some(*input),
         }
     }
 
@@ -71,22 +72,18 @@ impl Alignment {
                     Step::Wait
                 }
             }
-            Message::Watermark { input, at } if at == i64::MAX => {
+            Message::End { input } => {
                 if let Some(e) = self.ended.get_mut(input) {
                     *e = true;
                 }
                 // An ended input takes part in no barrier: the others may be aligned now.
-                self.held.push_front(Message::Watermark { input, at });
+                self.held.push_front(Message::End { input });
                 match self.target {
                     Some(target) if self.aligned(target) => {
                         self.target = None;
                         Step::Aligned(target)
                     }
-                    _ => Step::Handle(
-                        self.held
-                            .pop_front()
-                            .unwrap_or(Message::Watermark { input, at }),
-                    ),
+                    _ => Step::Handle(self.held.pop_front().unwrap_or(Message::End { input })),
                 }
             }
             other => Step::Handle(other),
@@ -115,6 +112,7 @@ mod tests {
         match s {
             Step::Handle(Message::Batch { input, .. }) => format!("batch {input}"),
             Step::Handle(Message::Watermark { input, .. }) => format!("watermark {input}"),
+            Step::Handle(Message::End { input }) => format!("end {input}"),
             Step::Handle(Message::Barrier { .. }) => "barrier".into(),
             Step::Aligned(id) => format!("aligned {id}"),
             Step::Wait => "wait".into(),
@@ -153,19 +151,13 @@ mod tests {
     fn an_ended_input_does_not_block_a_checkpoint() {
         let mut a = Alignment::new(2);
         assert_eq!(kind(&a.step(Message::Barrier { input: 0, id: 3 })), "wait");
-        assert_eq!(
-            kind(&a.step(Message::Watermark {
-                input: 1,
-                at: i64::MAX
-            })),
-            "aligned 3"
-        );
+        assert_eq!(kind(&a.step(Message::End { input: 1 })), "aligned 3");
         let held: Vec<String> = a
             .release()
             .into_iter()
             .map(|m| kind(&Step::Handle(m)))
             .collect();
-        assert_eq!(held, ["watermark 1"], "the end of input 1 is still handled");
+        assert_eq!(held, ["end 1"], "the end of input 1 is still handled");
     }
 
     #[test]
