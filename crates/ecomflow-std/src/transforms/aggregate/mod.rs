@@ -180,14 +180,7 @@ impl Aggregate {
             });
         }
         for (a, empty) in self.aggregations.iter().zip(self.empty.iter()) {
-            let value = a.input.and_then(|f| record.get(f));
-            empty.check(value, a.input.is_none()).map_err(|e| {
-                format!(
-                    "field `{}` {e} (for `{}`)",
-                    a.input.map_or("", |f| f.name()),
-                    a.output
-                )
-            })?;
+            a.admits(empty, record)?;
         }
         let (start, end) = bucket.map_or((None, None), |b| (Some(b.start), Some(b.end)));
         let group = match self.groups.get_mut(&self.scratch[..]) {
@@ -208,16 +201,10 @@ impl Aggregate {
         // Every sum takes the value, or none does: a record that would overflow one is
         // rejected whole.
         for (acc, a) in group.accumulators.iter().zip(&self.aggregations) {
-            acc.fits(a.input.and_then(|f| record.get(f))).map_err(|e| {
-                format!(
-                    "field `{}` {e} (for `{}`)",
-                    a.input.map_or("", |f| f.name()),
-                    a.output
-                )
-            })?;
+            a.admits(acc, record)?;
         }
         for (acc, a) in group.accumulators.iter_mut().zip(&self.aggregations) {
-            acc.add(a.input.and_then(|f| record.get(f)));
+            acc.add(a.value(record));
         }
         if !group.dirty {
             group.dirty = true;

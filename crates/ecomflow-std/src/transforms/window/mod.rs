@@ -197,36 +197,22 @@ impl Window {
             }
         }
         for (a, empty) in self.aggregations.iter().zip(self.empty.iter()) {
-            empty
-                .check(a.input.and_then(|f| record.get(f)), a.input.is_none())
-                .map_err(|e| {
-                    format!(
-                        "field `{}` {e} (for `{}`)",
-                        a.input.map_or("", |f| f.name()),
-                        a.output
-                    )
-                })?;
+            a.admits(empty, record)?;
         }
         let closed_before = self.watermark.saturating_sub(self.lateness_us);
         let aggregations = &self.aggregations;
         let add = |w: &mut WindowState| {
             for (acc, a) in w.accumulators.iter_mut().zip(aggregations) {
-                acc.add(a.input.and_then(|f| record.get(f)));
+                acc.add(a.value(record));
             }
             w.dirty = true;
         };
         // Every sum of every window the record joins takes its value, or none does.
         let fits = |w: &WindowState| {
-            for (acc, a) in w.accumulators.iter().zip(aggregations) {
-                acc.fits(a.input.and_then(|f| record.get(f))).map_err(|e| {
-                    format!(
-                        "field `{}` {e} (for `{}`)",
-                        a.input.map_or("", |f| f.name()),
-                        a.output
-                    )
-                })?;
-            }
-            Ok(())
+            w.accumulators
+                .iter()
+                .zip(aggregations)
+                .try_for_each(|(acc, a)| a.admits(acc, record))
         };
         let key = key.into_boxed_slice();
         let applied = match &mut self.assigner {
