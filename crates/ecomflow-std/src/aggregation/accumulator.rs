@@ -1,7 +1,7 @@
 //! The running state of one aggregation for one group.
 
-use super::function::Function;
-use ecomflow_core::Value;
+use super::function::{Aggregation, Function};
+use ecomflow_core::{Record, Value};
 
 /// Running state of one aggregation.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -112,6 +112,22 @@ impl Accumulator {
             Value::Float(f) => f.is_finite(),
             _ => true,
         }
+    }
+
+    /// Checks that `record` can be added to this accumulator of `aggregation`: its value has
+    /// the right type and keeps the result a finite number. The reason names the field and
+    /// the output.
+    pub fn admits(&self, aggregation: &Aggregation, record: &Record) -> Result<(), String> {
+        let value = aggregation.value(record);
+        self.check(value, aggregation.input.is_none())
+            .and_then(|()| self.fits(value))
+            .map_err(|e| {
+                format!(
+                    "field `{}` {e} (for `{}`)",
+                    aggregation.input.map_or("", |f| f.name()),
+                    aggregation.output
+                )
+            })
     }
 
     /// Adds a value (already checked). `None` is a record counted by `count()`.

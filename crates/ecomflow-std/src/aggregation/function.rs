@@ -1,7 +1,6 @@
 //! Aggregation functions as written in a pipeline: `count()`, `count(field)`, `sum(field)`,
 //! `min(field)`, `max(field)`, `avg(field)`.
 
-use super::accumulator::Accumulator;
 use ecomflow_core::{BuildError, Field, Record, Value};
 use indexmap::IndexMap;
 
@@ -20,21 +19,6 @@ impl Aggregation {
     /// The value it reads from `record` (`None` for `count()`, or when the field is absent).
     pub fn value<'r>(&self, record: &'r Record) -> Option<&'r Value> {
         self.input.and_then(|f| record.get(f))
-    }
-
-    /// Checks that `record` can be added to a group's `acc`: its value has the right type
-    /// and keeps the result a finite number. The reason names the field and the output.
-    pub fn admits(&self, acc: &Accumulator, record: &Record) -> Result<(), String> {
-        let value = self.value(record);
-        acc.check(value, self.input.is_none())
-            .and_then(|()| acc.fits(value))
-            .map_err(|e| {
-                format!(
-                    "field `{}` {e} (for `{}`)",
-                    self.input.map_or("", |f| f.name()),
-                    self.output
-                )
-            })
     }
 }
 

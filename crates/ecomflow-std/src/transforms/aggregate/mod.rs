@@ -180,7 +180,7 @@ impl Aggregate {
             });
         }
         for (a, empty) in self.aggregations.iter().zip(self.empty.iter()) {
-            a.admits(empty, record)?;
+            empty.admits(a, record)?;
         }
         let (start, end) = bucket.map_or((None, None), |b| (Some(b.start), Some(b.end)));
         let group = match self.groups.get_mut(&self.scratch[..]) {
@@ -201,7 +201,7 @@ impl Aggregate {
         // Every sum takes the value, or none does: a record that would overflow one is
         // rejected whole.
         for (acc, a) in group.accumulators.iter().zip(&self.aggregations) {
-            a.admits(acc, record)?;
+            acc.admits(a, record)?;
         }
         for (acc, a) in group.accumulators.iter_mut().zip(&self.aggregations) {
             acc.add(a.value(record));

@@ -197,7 +197,7 @@ impl Window {
             }
         }
         for (a, empty) in self.aggregations.iter().zip(self.empty.iter()) {
-            a.admits(empty, record)?;
+            empty.admits(a, record)?;
         }
         let closed_before = self.watermark.saturating_sub(self.lateness_us);
         let aggregations = &self.aggregations;
@@ -212,7 +212,7 @@ impl Window {
             w.accumulators
                 .iter()
                 .zip(aggregations)
-                .try_for_each(|(acc, a)| a.admits(acc, record))
+                .try_for_each(|(acc, a)| acc.admits(a, record))
         };
         let key = key.into_boxed_slice();
         let applied = match &mut self.assigner {
