@@ -4,7 +4,7 @@ use ecomflow_core::BuildError;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -149,6 +149,17 @@ pub fn millis(d: Duration) -> String {
 /// The value of a librdkafka setting in `config`, for messages.
 pub fn brokers(config: &ClientConfig) -> &str {
     config.get("bootstrap.servers").unwrap_or("?")
+}
+
+/// Where a group without a committed offset starts reading a partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// The oldest message the topic keeps.
+    #[default]
+    Earliest,
+    /// Only messages written from then on.
+    Latest,
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+pub use config::Start;
 pub use config::{OptionValue, Options};
 pub use offsets::{Offsets, Positions, TopicPartition};
 pub use sink::{Acks, Compression, KafkaSinkConfig, KafkaSinkPlugin};
-pub use source::{KafkaSourceConfig, KafkaSourcePlugin, Start};
+pub use source::{KafkaSourceConfig, KafkaSourcePlugin};

@@ -1,10 +1,10 @@
 //! The running `kafka` source: the consumer loop, batches per partition, offsets sent and committed.
 
+use crate::config::Start;
 use crate::config::brokers;
 use crate::end::{Ends, Probe};
 use crate::group::{Change, GroupContext, SharedGroup};
 use crate::offsets::{Positions, TopicPartition};
-use crate::source::Start;
 use ecomflow_core::component::Closed;
 use ecomflow_core::json::JsonDecoder;
 use ecomflow_core::{Batch, ComponentError, Payload, SourceContext};

@@ -1,6 +1,6 @@
 //! The `kafka` source: JSON messages from Kafka topics, sent in batches per partition; the group's offsets committed once the sinks made the records durable.
 
-use crate::config::{Managed, Options, Setting, check_topic, client_config};
+use crate::config::{Managed, Options, Setting, Start, check_topic, client_config};
 use crate::offsets::Positions;
 use crate::reader::{Ending, Reader, Settings};
 use ecomflow_core::async_trait::async_trait;
@@ -8,7 +8,7 @@ use ecomflow_core::{
     BuildContext, BuildError, ComponentError, Plugin, Source, SourceContext, SourcePlugin,
 };
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::time::Duration;
 
 /// Options of the `kafka` source.
@@ -63,17 +63,6 @@ pub struct KafkaSourceConfig {
     /// `enable.partition.eof`), are refused.
     #[serde(default)]
     pub options: Options,
-}
-
-/// Where a group without a committed offset starts reading a partition.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Start {
-    /// The oldest message the topic keeps.
-    #[default]
-    Earliest,
-    /// Only messages written from then on.
-    Latest,
 }
 
 fn default_batch_size() -> usize {

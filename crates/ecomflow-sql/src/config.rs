@@ -84,7 +84,7 @@ fn default_retry_for() -> Duration {
 impl SqlConfig {
     /// Checks the options without touching the database and returns the URL's dialect.
     pub fn check(&self) -> Result<Dialect, BuildError> {
-        let dialect = Dialect::from_url(&self.url).map_err(|e| BuildError::field("url", e))?;
+        let dialect = crate::url::dialect_of(&self.url).map_err(|e| BuildError::field("url", e))?;
         if self.table.trim().is_empty() {
             return Err(BuildError::field("table", "table is empty"));
         }

@@ -1,8 +1,6 @@
 //! The SQL text per database: identifier quoting, placeholders with PostgreSQL casts, the
 //! multi-row INSERT/upsert, and the query that lists a table's columns.
 
-use crate::url;
-
 /// The database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -56,11 +54,6 @@ const SQLITE_MAX_PARAMS: usize = 32_766;
 const POSTGRES_MAX_PARAMS: usize = 65_535;
 
 impl Dialect {
-    /// The dialect of `url`, checked offline.
-    pub fn from_url(url: &str) -> Result<Dialect, String> {
-        url::dialect_of(url)
-    }
-
     /// The most bind parameters one statement may have.
     pub fn max_params(self) -> usize {
         match self {
