@@ -7,7 +7,7 @@ mod proxy;
 
 pub use proxy::Proxy;
 
-use crate::component::DeadLetterOutput;
+use crate::component::{DeadLetterMessage, DeadLetterOutput};
 use crate::registry::Builder;
 use crate::{
     Batch, BuildContext, BuildError, Counters, DeadLetter, Emitter, Field, Kind, Message, Output,
@@ -101,7 +101,7 @@ pub struct SourceHarness {
     /// What the source sends downstream.
     pub rx: BatchReceiver,
     /// What the source dead-letters.
-    pub dead_rx: mpsc::Receiver<Vec<DeadLetter>>,
+    pub dead_rx: LetterReceiver,
     /// The token that asks the source to stop.
     pub shutdown: CancellationToken,
     /// The source's counters.
@@ -122,6 +122,30 @@ impl BatchReceiver {
     }
 }
 
+/// The receiving end of a dead-letter output, yielding letters and skipping barriers and
+/// ends.
+pub struct LetterReceiver(mpsc::Receiver<DeadLetterMessage>);
+
+impl LetterReceiver {
+    /// The next letters, or `None` when every sender has gone.
+    pub async fn recv(&mut self) -> Option<Vec<DeadLetter>> {
+        loop {
+            if let DeadLetterMessage::Letters(l) = self.0.recv().await? {
+                return Some(l);
+            }
+        }
+    }
+
+    /// The next letters already sent, without waiting.
+    pub fn try_recv(&mut self) -> Option<Vec<DeadLetter>> {
+        loop {
+            if let DeadLetterMessage::Letters(l) = self.0.try_recv().ok()? {
+                return Some(l);
+            }
+        }
+    }
+}
+
 /// A fresh source context and the harness to observe it.
 pub fn source_context() -> (SourceContext, SourceHarness) {
     let (tx, rx) = mpsc::channel(4);
@@ -130,7 +154,7 @@ pub fn source_context() -> (SourceContext, SourceHarness) {
     let shutdown = CancellationToken::new();
     let cx = SourceContext {
         output: Output::new(vec![(tx, 0)]),
-        dead_letter: DeadLetterOutput::new("sources.test".into(), dead_tx, counters.clone()),
+        dead_letter: DeadLetterOutput::new("sources.test".into(), 0, dead_tx, counters.clone()),
         shutdown: shutdown.clone(),
         counters: counters.clone(),
         event_time: None,
@@ -140,7 +164,7 @@ pub fn source_context() -> (SourceContext, SourceHarness) {
         cx,
         SourceHarness {
             rx: BatchReceiver(rx),
-            dead_rx,
+            dead_rx: LetterReceiver(dead_rx),
             shutdown,
             counters,
         },
@@ -175,19 +199,19 @@ pub async fn run_source(source: Box<dyn Source>) -> (Vec<Batch>, Vec<DeadLetter>
 }
 
 /// A sink context on a real channel, with the dead-letter receiver.
-pub fn sink_context() -> (SinkContext, mpsc::Receiver<Vec<DeadLetter>>) {
+pub fn sink_context() -> (SinkContext, LetterReceiver) {
     let (dead_tx, dead_rx) = mpsc::channel(64);
     let counters = Arc::new(Counters::default());
     let cx = SinkContext {
-        dead_letter: DeadLetterOutput::new("sinks.test".into(), dead_tx, counters),
+        dead_letter: DeadLetterOutput::new("sinks.test".into(), 0, dead_tx, counters),
     };
-    (cx, dead_rx)
+    (cx, LetterReceiver(dead_rx))
 }
 
 /// Every dead letter sent so far.
-pub fn dead_letters(rx: &mut mpsc::Receiver<Vec<DeadLetter>>) -> Vec<DeadLetter> {
+pub fn dead_letters(rx: &mut LetterReceiver) -> Vec<DeadLetter> {
     let mut all = Vec::new();
-    while let Ok(d) = rx.try_recv() {
+    while let Some(d) = rx.try_recv() {
         all.extend(d);
     }
     all

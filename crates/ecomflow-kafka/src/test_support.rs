@@ -360,7 +360,7 @@ fn start_with(
     let shutdown = CancellationToken::new();
     let cx = SourceContext {
         output: Output::new(vec![(tx, 0)]),
-        dead_letter: DeadLetterOutput::new("sources.test".into(), dead_tx, counters.clone()),
+        dead_letter: DeadLetterOutput::new("sources.test".into(), 0, dead_tx, counters.clone()),
         shutdown: shutdown.clone(),
         counters,
         event_time: None,
@@ -377,9 +377,11 @@ fn start_with(
         }
     });
     tokio::spawn(async move {
-        while let Some(d) = dead_rx.recv().await {
-            for letter in d {
-                let _ = letters_tx.send(letter);
+        while let Some(m) = dead_rx.recv().await {
+            if let ecomflow_core::component::DeadLetterMessage::Letters(d) = m {
+                for letter in d {
+                    let _ = letters_tx.send(letter);
+                }
             }
         }
     });

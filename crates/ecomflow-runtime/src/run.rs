@@ -16,10 +16,8 @@ use crate::summary::{ComponentSummary, RunFailure, RunSummary};
 use crate::transform_task::{TransformIo, run_transform};
 use crate::watermarks::{Watermarks, carrying_event_time};
 use ecomflow_core::checkpoint::{Checkpoint, SourceCheckpoints};
-use ecomflow_core::component::DeadLetterOutput;
-use ecomflow_core::{
-    Counters, DeadLetter, EventTimeTracker, Message, Output, SinkContext, SourceContext,
-};
+use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
+use ecomflow_core::{Counters, EventTimeTracker, Message, Output, SinkContext, SourceContext};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -50,7 +48,6 @@ pub async fn run(
     // Checkpointing: resume from the last completed checkpoint, coordinate the next ones.
     // Without a `[checkpoint]` table, sources that want acknowledgements still get
     // checkpoints that only acknowledge (no state kept, nothing written).
-    let (marker_tx, marker_rx) = mpsc::unbounded_channel::<u64>();
     let acknowledged_every = components
         .iter()
         .filter_map(|c| match &c.built {
@@ -80,20 +77,12 @@ pub async fn run(
     };
     let coordination = match plan {
         Some((dir, interval, restored)) => {
-            let participants = components.iter().map(Component::path).collect();
-            Some(coordination::start(
-                dir,
-                interval,
-                restored,
-                participants,
-                marker_tx,
-                dead_letter.id.clone(),
-            ))
+            let mut participants: BTreeSet<String> =
+                components.iter().map(Component::path).collect();
+            participants.insert(dead_letter.id.clone());
+            Some(coordination::start(dir, interval, restored, participants))
         }
-        None => {
-            drop(marker_tx);
-            None
-        }
+        None => None,
     };
     let (coordination, coordinator_task) = match coordination {
         Some((c, t)) => (Some(c), Some(t)),
@@ -141,7 +130,8 @@ pub async fn run(
         )
     };
 
-    let (dl_tx, dl_rx) = mpsc::channel::<Vec<DeadLetter>>(CHANNEL_BATCHES * 8);
+    let senders_of_letters = components.len();
+    let (dl_tx, dl_rx) = mpsc::channel::<DeadLetterMessage>(CHANNEL_BATCHES * 8);
     let mut tasks = JoinSet::new();
     let mut names = HashMap::new();
     let mut counters = Vec::new();
@@ -160,10 +150,15 @@ pub async fn run(
         outputs.push((output_of(&c.id, None), named));
     }
     drop(senders);
-    for ((c, (path, count)), (out, named)) in components.into_iter().zip(&counters).zip(outputs) {
+    for (from, ((c, (path, count)), (out, named))) in components
+        .into_iter()
+        .zip(&counters)
+        .zip(outputs)
+        .enumerate()
+    {
         let path: Arc<str> = path.as_str().into();
         let count = count.clone();
-        let dead_letter = DeadLetterOutput::new(path.clone(), dl_tx.clone(), count.clone());
+        let dead_letter = DeadLetterOutput::new(path.clone(), from, dl_tx.clone(), count.clone());
         let Component {
             id,
             built,
@@ -197,8 +192,10 @@ pub async fn run(
                     checkpoints,
                 };
                 let component = path.clone();
+                let letters = cx.dead_letter.clone();
                 tasks.spawn(async move {
                     let result = source.run(cx).await;
+                    letters.send_end().await;
                     // The source has ended: nothing earlier will come from it. A source
                     // stopped for a restart has not ended: its open buckets stay open, kept by
                     // the last checkpoint.
@@ -277,7 +274,7 @@ pub async fn run(
         dead_letter,
         dl_rx,
         dl_count.clone(),
-        marker_rx,
+        senders_of_letters,
         dl_reports,
     ));
 

@@ -4,7 +4,7 @@
 use crate::checkpoint::{Alignment, Step, ended};
 use crate::pipeline::{Built, Component};
 use ecomflow_core::checkpoint::Report;
-use ecomflow_core::component::DeadLetterOutput;
+use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::{Batch, ComponentError, Counters, DeadLetter, Message, Sink, SinkContext};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -44,6 +44,8 @@ pub(crate) async fn run_sink(
             match alignment.step(message) {
                 Step::Aligned(id) => {
                     sink.checkpoint(&cx).await?;
+                    // The rows the checkpoint's writes rejected are dead letters of it.
+                    cx.dead_letter.send_barrier(id).await;
                     if let Some(r) = &reports {
                         let _ = r.send(Report::Sink {
                             id,
@@ -65,15 +67,19 @@ pub(crate) async fn run_sink(
         }
     }
     let result = sink.finish(&cx).await;
+    cx.dead_letter.send_end().await;
     ended(&reports, component);
     result
 }
 
+/// Runs the dead-letter sink: letters from `senders` components, each of which also sends
+/// its checkpoint barriers and its end. A checkpoint's letters are durable, and reported like
+/// any sink's, once its barrier has come from every component that has not ended.
 pub(crate) async fn run_dead_letter(
     component: Component,
-    mut rx: mpsc::Receiver<Vec<DeadLetter>>,
+    mut rx: mpsc::Receiver<DeadLetterMessage>,
     count: Arc<Counters>,
-    mut markers: mpsc::UnboundedReceiver<u64>,
+    senders: usize,
     reports: Option<mpsc::UnboundedSender<Report>>,
 ) -> Result<(), ComponentError> {
     let Built::Sink(mut sink) = component.built else {
@@ -84,33 +90,52 @@ pub(crate) async fn run_dead_letter(
     // Dead letters of the dead-letter sink itself have nowhere else to go: they are counted.
     let (own_tx, _) = mpsc::channel(1);
     let cx = SinkContext {
-        dead_letter: DeadLetterOutput::new(component.id.as_str().into(), own_tx, count.clone()),
+        dead_letter: DeadLetterOutput::new(component.id.as_str().into(), 0, own_tx, count.clone()),
     };
     let component_id: Arc<str> = component.id.as_str().into();
-    let mut markers_open = true;
-    loop {
-        tokio::select! {
-            letters = rx.recv() => {
-                let Some(letters) = letters else { break };
+    let mut barriers = vec![0u64; senders];
+    let mut ended_senders = vec![false; senders];
+    let mut durable = 0u64;
+    while let Some(message) = rx.recv().await {
+        match message {
+            DeadLetterMessage::Letters(letters) => {
                 write_letters(&mut sink, &cx, &count, letters).await?;
+                continue;
             }
-            marker = markers.recv(), if markers_open => {
-                let Some(id) = marker else {
-                    markers_open = false;
-                    continue;
-                };
-                // Every letter sent before the checkpoint's barriers is queued by now.
-                while let Ok(letters) = rx.try_recv() {
-                    write_letters(&mut sink, &cx, &count, letters).await?;
+            DeadLetterMessage::Barrier { from, id } => {
+                if let Some(b) = barriers.get_mut(from) {
+                    *b = (*b).max(id);
                 }
-                sink.checkpoint(&cx).await?;
-                if let Some(r) = &reports {
-                    let _ = r.send(Report::Sink { id, component: component_id.clone() });
+            }
+            DeadLetterMessage::End { from } => {
+                if let Some(e) = ended_senders.get_mut(from) {
+                    *e = true;
                 }
             }
         }
+        // The newest checkpoint whose barrier every component still running has passed.
+        let reached = barriers
+            .iter()
+            .zip(&ended_senders)
+            .filter(|(_, ended)| !**ended)
+            .map(|(b, _)| *b)
+            .min();
+        if let Some(id) = reached
+            && id > durable
+        {
+            sink.checkpoint(&cx).await?;
+            durable = id;
+            if let Some(r) = &reports {
+                let _ = r.send(Report::Sink {
+                    id,
+                    component: component_id.clone(),
+                });
+            }
+        }
     }
-    sink.finish(&cx).await
+    let result = sink.finish(&cx).await;
+    ended(&reports, component_id);
+    result
 }
 
 async fn write_letters(

@@ -30,6 +30,7 @@ pub(crate) async fn run_transform(
     mut io: TransformIo,
 ) -> Result<(), ComponentError> {
     let Some(mut rx) = rx else {
+        io.dead_letter.send_end().await;
         ended(&io.reports, io.component.clone());
         return Ok(());
     };
@@ -76,6 +77,7 @@ pub(crate) async fn run_transform(
                 for (_, o) in &io.named {
                     o.send_barrier(id).await;
                 }
+                io.dead_letter.send_barrier(id).await;
                 let mut held = io.alignment.release();
                 held.extend(replay.drain(..));
                 replay = held;
@@ -118,6 +120,7 @@ pub(crate) async fn run_transform(
             o.send_end().await;
         }
     }
+    io.dead_letter.send_end().await;
     ended(&io.reports, io.component.clone());
     Ok(())
 }

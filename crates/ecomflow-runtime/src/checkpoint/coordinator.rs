@@ -4,11 +4,12 @@
 //! into its stream at a batch boundary and reports where it stands; each transform, once
 //! barrier `n` has come from every input (holding back what an input sends after its own
 //! barrier), reports its state and passes the barrier on; each sink makes everything before
-//! the barrier durable and reports. When every component has reported (or ended) and the
-//! dead letters are durable too, the checkpoint is written to its directory: a restarted
-//! pipeline resumes from it. One checkpoint is under way at a time; sources and the stop of the
-//! run ask for one through the coordinator, never by themselves. Without a directory (a pipeline with no `[checkpoint]` table
-//! whose sources want acknowledgements), checkpoints only acknowledge: nothing is written.
+//! the barrier durable and reports, and so does the dead-letter output once the barrier has
+//! come from every component. When every component has reported (or ended), the checkpoint
+//! is written to its directory: a restarted pipeline resumes from it. One checkpoint is under
+//! way at a time; sources and the stop of the run ask for one through the coordinator, never
+//! by themselves. Without a directory (a pipeline with no `[checkpoint]` table whose sources
+//! want acknowledgements), checkpoints only acknowledge: nothing is written.
 
 use ecomflow_core::checkpoint::{Checkpoint, Report};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,17 +35,14 @@ pub struct Coordination {
     pub restored: Checkpoint,
 }
 
-/// Starts the coordinator for the components in `participants` (paths), asking for a
-/// checkpoint every `interval` and writing completed ones to `dir` (none: acknowledgements
-/// only). `dead_letter` asks the dead-letter writer to make its letters durable for a
-/// checkpoint; it answers with a `Report::Sink` under the path `dead_letter_path`.
+/// Starts the coordinator for the components in `participants` (paths, the dead-letter
+/// output's among them), asking for a checkpoint every `interval` and writing completed ones
+/// to `dir` (none: acknowledgements only).
 pub fn start(
     dir: Option<PathBuf>,
     interval: std::time::Duration,
     restored: Checkpoint,
     participants: BTreeSet<String>,
-    dead_letter: mpsc::UnboundedSender<u64>,
-    dead_letter_path: String,
 ) -> (Coordination, tokio::task::JoinHandle<Result<(), String>>) {
     let requested = Arc::new(AtomicU64::new(restored.id));
     let asked = Arc::new(tokio::sync::Notify::new());
@@ -60,9 +58,6 @@ pub fn start(
             ended: BTreeSet::new(),
             pending: BTreeMap::new(),
             last: restored.clone(),
-            awaiting_dead_letters: None,
-            dead_letter,
-            dead_letter_path,
             completed: completed_tx,
             in_flight: None,
             again: false,
@@ -99,9 +94,6 @@ struct Coordinator {
     ended: BTreeSet<String>,
     pending: BTreeMap<u64, Pending>,
     last: Checkpoint,
-    awaiting_dead_letters: Option<u64>,
-    dead_letter: mpsc::UnboundedSender<u64>,
-    dead_letter_path: String,
     completed: watch::Sender<u64>,
     /// The checkpoint asked for and not completed yet: there is never more than one.
     in_flight: Option<u64>,
@@ -118,7 +110,7 @@ async fn coordinate(
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if c.ended.len() == c.participants.len() && c.awaiting_dead_letters.is_none() {
+        if c.ended.len() == c.participants.len() {
             return Ok(());
         }
         tokio::select! {
@@ -178,12 +170,6 @@ impl Coordinator {
                     p.transforms.insert(component.to_string(), state);
                 }
             }
-            Report::Sink { id, component } if *component == *self.dead_letter_path => {
-                if self.awaiting_dead_letters == Some(id) {
-                    self.awaiting_dead_letters = None;
-                    self.complete(id)?;
-                }
-            }
             Report::Sink { id, component } => {
                 self.pending
                     .entry(id)
@@ -195,30 +181,28 @@ impl Coordinator {
                 self.ended.insert(component.to_string());
             }
         }
-        self.ask_dead_letters();
-        Ok(())
+        self.complete_ready()
     }
 
-    /// When every component has reported the oldest pending checkpoint (or ended), asks the
-    /// dead-letter writer to make its letters durable.
-    fn ask_dead_letters(&mut self) {
-        if self.awaiting_dead_letters.is_some() {
-            return;
-        }
+    /// Completes the oldest pending checkpoint once every component (the dead-letter output
+    /// included) has reported it or ended.
+    fn complete_ready(&mut self) -> Result<(), String> {
         let Some((&id, p)) = self.pending.iter().next() else {
-            return;
+            return Ok(());
         };
         let all = self
             .participants
             .iter()
             .all(|c| p.reported.contains(c) || self.ended.contains(c));
         if all && !p.sources.is_empty() {
-            self.awaiting_dead_letters = Some(id);
-            let _ = self.dead_letter.send(id);
-        } else if all {
-            // Every source had ended before it: nothing to resume from.
-            self.pending.remove(&id);
-            self.over(id);
+            self.complete(id)
+        } else {
+            if all {
+                // Every source had ended before it: nothing to resume from.
+                self.pending.remove(&id);
+                self.over(id);
+            }
+            Ok(())
         }
     }
 
@@ -238,8 +222,7 @@ impl Coordinator {
         let _ = self.completed.send(id);
         tracing::debug!(checkpoint = id, "checkpoint complete");
         self.over(id);
-        self.ask_dead_letters();
-        Ok(())
+        self.complete_ready()
     }
 }
 
