@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod run;
 mod sink_task;
 mod summary;
+mod ticker;
 mod transform_task;
 mod watermarks;
 

@@ -18,11 +18,7 @@ pub(crate) async fn run_sink(
     reports: Option<mpsc::UnboundedSender<Report>>,
     component: Arc<str>,
 ) -> Result<(), ComponentError> {
-    let mut ticker = sink.tick_interval().map(|d| {
-        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
+    let mut ticker = sink.tick_interval().map(crate::ticker::every);
     if let Some(mut rx) = rx {
         let mut replay = std::collections::VecDeque::new();
         loop {

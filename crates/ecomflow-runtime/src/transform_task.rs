@@ -35,11 +35,7 @@ pub(crate) async fn run_transform(
         return Ok(());
     };
     let mut emitter = Emitter::default();
-    let mut ticker = transform.tick_interval().map(|d| {
-        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
+    let mut ticker = transform.tick_interval().map(crate::ticker::every);
     // Messages held back during a checkpoint's alignment, handled once it is done.
     let mut replay = std::collections::VecDeque::new();
     loop {

@@ -107,8 +107,7 @@ async fn coordinate(
     mut wanted: mpsc::UnboundedReceiver<()>,
     interval: std::time::Duration,
 ) -> Result<(), String> {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = crate::ticker::every(interval);
     loop {
         if c.ended.len() == c.participants.len() {
             return Ok(());
