@@ -4,7 +4,7 @@
 //! Interned names are never freed, so what input can intern is bounded: decoders intern a key
 //! they meet with [`Field::bounded`], which refuses new names once [`LIMIT_NAMES`] names or
 //! [`LIMIT_BYTES`] bytes are interned (the names the pipeline reads are interned at build time,
-//! long before). A record keeps the keys it could not intern in its [`Field::REST`] field.
+//! long before). A record keeps the keys it could not intern in its [`Field::rest`] field.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -75,11 +75,15 @@ impl Field {
 
     /// The field where a record keeps, as one JSON object, the keys that could not be
     /// interned; written back inline, as if they were fields of their own.
-    pub const REST: Field = Field(REST_NAME);
+    pub fn rest() -> Field {
+        Field(REST_NAME)
+    }
 
-    /// Whether this is [`Field::REST`].
+    /// Whether this is [`Field::rest`]: one pointer compare, as every record's serialization
+    /// asks it of every field.
+    #[inline]
     pub fn is_rest(self) -> bool {
-        self.0 == REST_NAME
+        std::ptr::eq(self.0, REST_NAME)
     }
 
     /// The field named `name` if it was ever interned, without interning it.
@@ -97,8 +101,9 @@ impl Field {
     }
 }
 
-/// The name of [`Field::REST`]; input never interns it, so no key of a record is it.
-const REST_NAME: &str = "\u{0}rest";
+/// The name of [`Field::rest`]; input never interns it, so no key of a record is it. A static,
+/// so that every use sees the same address.
+static REST_NAME: &str = "\u{0}rest";
 
 impl PartialEq for Field {
     #[inline]

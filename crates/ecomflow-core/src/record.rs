@@ -120,7 +120,7 @@ impl Record {
     }
 
     /// Adds a field whose name could not be interned (see [`Field::bounded`]): it is kept in
-    /// [`Field::REST`] and written back inline.
+    /// [`Field::rest`] and written back inline.
     pub fn push_rest(&mut self, name: String, value: Value) {
         let entry = (name, value.to_json());
         match self.fields.iter_mut().find(|(f, _)| f.is_rest()) {
@@ -132,7 +132,7 @@ impl Record {
             _ => {
                 let object = serde_json::Map::from_iter([entry]);
                 self.fields.push((
-                    Field::REST,
+                    Field::rest(),
                     Value::Nested(std::sync::Arc::new(serde_json::Value::Object(object))),
                 ));
             }
@@ -140,7 +140,7 @@ impl Record {
     }
 }
 
-/// The entries kept in `v` when `f` is [`Field::REST`].
+/// The entries kept in `v` when `f` is [`Field::rest`].
 fn rest_entries(f: Field, v: &Value) -> Option<&serde_json::Map<String, serde_json::Value>> {
     match v {
         Value::Nested(n) if f.is_rest() => n.as_object(),

@@ -114,20 +114,19 @@ impl Accumulator {
         }
     }
 
-    /// Checks that `record` can be added to this accumulator of `aggregation`: its value has
-    /// the right type and keeps the result a finite number. The reason names the field and
-    /// the output.
+    /// Checks that the value `aggregation` reads from `record` has a type this accumulator
+    /// takes (checked once per record, on the empty accumulator, before its group is found).
+    /// The reason names the field and the output.
+    pub fn takes(&self, aggregation: &Aggregation, record: &Record) -> Result<(), String> {
+        self.check(aggregation.value(record), aggregation.input.is_none())
+            .map_err(|e| refused(aggregation, e))
+    }
+
+    /// Checks that adding that (already typed) value to this group's accumulator keeps the
+    /// result a finite number.
     pub fn admits(&self, aggregation: &Aggregation, record: &Record) -> Result<(), String> {
-        let value = aggregation.value(record);
-        self.check(value, aggregation.input.is_none())
-            .and_then(|()| self.fits(value))
-            .map_err(|e| {
-                format!(
-                    "field `{}` {e} (for `{}`)",
-                    aggregation.input.map_or("", |f| f.name()),
-                    aggregation.output
-                )
-            })
+        self.fits(aggregation.value(record))
+            .map_err(|e| refused(aggregation, e))
     }
 
     /// Adds a value (already checked). `None` is a record counted by `count()`.
@@ -262,6 +261,15 @@ impl Accumulator {
             }
         }
     }
+}
+
+/// A dead-letter reason for a value `aggregation` cannot take.
+fn refused(aggregation: &Aggregation, why: String) -> String {
+    format!(
+        "field `{}` {why} (for `{}`)",
+        aggregation.input.map_or("", |f| f.name()),
+        aggregation.output
+    )
 }
 
 /// Adds `x` to `sum` with Neumaier's compensation, so long sums of amounts stay exact to the

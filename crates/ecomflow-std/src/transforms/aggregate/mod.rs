@@ -180,7 +180,7 @@ impl Aggregate {
             });
         }
         for (a, empty) in self.aggregations.iter().zip(self.empty.iter()) {
-            empty.admits(a, record)?;
+            empty.takes(a, record)?;
         }
         let (start, end) = bucket.map_or((None, None), |b| (Some(b.start), Some(b.end)));
         let group = match self.groups.get_mut(&self.scratch[..]) {

@@ -197,7 +197,7 @@ impl Window {
             }
         }
         for (a, empty) in self.aggregations.iter().zip(self.empty.iter()) {
-            empty.admits(a, record)?;
+            empty.takes(a, record)?;
         }
         let closed_before = self.watermark.saturating_sub(self.lateness_us);
         let aggregations = &self.aggregations;
