@@ -2,6 +2,7 @@
 //! holds, what components report, and a source's link to the coordinator. The runtime owns the
 //! rest (when checkpoints are taken, barrier alignment, the store).
 
+use crate::shard::PartitionId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,8 +34,66 @@ pub struct Checkpoint {
     pub id: u64,
     /// Each source's position, by component path.
     pub sources: BTreeMap<String, serde_json::Value>,
-    /// Each stateful transform's state, by component path.
+    /// Each stateful transform's state of the whole shard, by component path.
     pub transforms: BTreeMap<String, serde_json::Value>,
+    /// What each source partition owns (its position and every transform's state built
+    /// from it), by source path and then `topic/number`. A partition this process does not
+    /// hold keeps what its last owner here made durable.
+    #[serde(default)]
+    pub partitions: BTreeMap<String, BTreeMap<String, PartitionCheckpoint>>,
+}
+
+/// What a checkpoint keeps for one source partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionCheckpoint {
+    /// Where the source resumes reading it.
+    pub position: serde_json::Value,
+    /// The state each stateful transform built from it, by component path.
+    pub transforms: BTreeMap<String, serde_json::Value>,
+}
+
+impl Checkpoint {
+    /// What this checkpoint keeps for `partition`.
+    pub fn partition(&self, partition: &PartitionId) -> Option<&PartitionCheckpoint> {
+        self.partitions
+            .get(&*partition.source)?
+            .get(&partition.key())
+    }
+}
+
+/// The partitions of the newest completed checkpoint, shared by the coordinator (which
+/// replaces them as checkpoints complete) and the sources (which read a partition's when it
+/// is assigned).
+#[derive(Debug, Clone, Default)]
+pub struct PartitionStore(Arc<std::sync::RwLock<Arc<Checkpoint>>>);
+
+impl PartitionStore {
+    /// A store holding `checkpoint`.
+    pub fn new(checkpoint: Checkpoint) -> PartitionStore {
+        PartitionStore(Arc::new(std::sync::RwLock::new(Arc::new(checkpoint))))
+    }
+
+    /// The newest completed checkpoint.
+    pub fn latest(&self) -> Arc<Checkpoint> {
+        match self.0.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// What the newest completed checkpoint keeps for `partition`.
+    pub fn get(&self, partition: &PartitionId) -> Option<PartitionCheckpoint> {
+        self.latest().partition(partition).cloned()
+    }
+
+    /// Makes `checkpoint` the newest completed one.
+    pub fn set(&self, checkpoint: Checkpoint) {
+        let new = Arc::new(checkpoint);
+        match self.0.write() {
+            Ok(mut c) => *c = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
 }
 
 /// What a component tells the checkpoint coordinator.
@@ -48,6 +107,8 @@ pub enum Report {
         component: Arc<str>,
         /// Where to resume.
         position: serde_json::Value,
+        /// Where to resume each partition it holds now.
+        partitions: Vec<(Arc<PartitionId>, serde_json::Value)>,
     },
     /// A transform aligned barrier `id` and kept `state`.
     Transform {
@@ -55,8 +116,10 @@ pub enum Report {
         id: u64,
         /// The transform's path.
         component: Arc<str>,
-        /// Its state, if it has one.
+        /// Its state of the whole shard, if it has one.
         state: Option<serde_json::Value>,
+        /// Its state of each partition it holds.
+        partitions: Vec<(Arc<PartitionId>, serde_json::Value)>,
     },
     /// A sink made everything before barrier `id` durable.
     Sink {
@@ -89,6 +152,8 @@ pub struct SourceCheckpoints {
     pub restored: Option<serde_json::Value>,
     /// The newest completed checkpoint.
     pub completed: watch::Receiver<u64>,
+    /// What the newest completed checkpoint keeps for each partition.
+    pub store: PartitionStore,
 }
 
 impl SourceCheckpoints {

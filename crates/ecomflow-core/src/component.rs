@@ -4,6 +4,8 @@ use crate::dead_letter::{DeadLetter, Payload};
 use crate::error::ComponentError;
 use crate::event_time::EventTimeTracker;
 use crate::record::{Batch, Record};
+use crate::shard::{PartitionId, Shard};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub enum Message {
     Batch {
         /// Which of the reader's inputs sent it.
         input: usize,
+        /// The shard the records belong to.
+        shard: Shard,
         /// The records.
         batch: Arc<Batch>,
     },
@@ -54,8 +58,30 @@ pub enum Message {
     Watermark {
         /// Which of the reader's inputs sent it (its position in the reader's `inputs`).
         input: usize,
+        /// The shard whose records it is about.
+        shard: Shard,
         /// The watermark.
         at: i64,
+    },
+    /// Partition `partition` now belongs to this process: its records follow. `states` is
+    /// what the newest completed checkpoint kept for it, each transform's by its path (a
+    /// transform resumes from its own; empty for a partition never seen).
+    Assign {
+        /// Which of the reader's inputs sent it.
+        input: usize,
+        /// The partition.
+        partition: Arc<PartitionId>,
+        /// The states kept for it, by component path.
+        states: Arc<BTreeMap<String, serde_json::Value>>,
+    },
+    /// Partition `partition` has gone to another process: nothing more comes from it, and
+    /// what was built from it since the last completed checkpoint is dropped (its new owner
+    /// resumes from that checkpoint).
+    Revoke {
+        /// Which of the reader's inputs sent it.
+        input: usize,
+        /// The partition.
+        partition: Arc<PartitionId>,
     },
     /// The reader's input number `input` has ended on its own: nothing more comes from it, so
     /// it holds no watermark back and takes part in no later checkpoint. (An input stopped
@@ -90,9 +116,14 @@ impl Output {
         self.senders.is_empty()
     }
 
-    /// Sends `batch` to every reader, waiting while a reader's channel is full
-    /// (backpressure). Readers that have gone away are skipped; `Closed` when none is left.
+    /// Sends `batch` of the whole shard to every reader (see [`Output::send_in`]).
     pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
+        self.send_in(&Shard::Whole, batch).await
+    }
+
+    /// Sends `batch` of `shard` to every reader, waiting while a reader's channel is full
+    /// (backpressure). Readers that have gone away are skipped; `Closed` when none is left.
+    pub async fn send_in(&self, shard: &Shard, batch: Batch) -> Result<(), Closed> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -101,6 +132,7 @@ impl Output {
         for (tx, input) in &self.senders {
             let message = Message::Batch {
                 input: *input,
+                shard: shard.clone(),
                 batch: shared.clone(),
             };
             delivered |= tx.send(message).await.is_ok();
@@ -130,9 +162,47 @@ impl Output {
 
     /// Tells every reader that no earlier event time will come from this output.
     pub async fn send_watermark(&self, at: i64) {
+        self.send_watermark_in(&Shard::Whole, at).await;
+    }
+
+    /// Tells every reader that no earlier event time of `shard` will come from this output.
+    pub async fn send_watermark_in(&self, shard: &Shard, at: i64) {
         for (tx, input) in &self.senders {
             // A reader that has gone away needs no watermark.
-            let _ = tx.send(Message::Watermark { input: *input, at }).await;
+            let message = Message::Watermark {
+                input: *input,
+                shard: shard.clone(),
+                at,
+            };
+            let _ = tx.send(message).await;
+        }
+    }
+
+    /// Tells every reader that `partition` now belongs to this process, with the states the
+    /// newest completed checkpoint kept for it.
+    pub async fn send_assign(
+        &self,
+        partition: &Arc<PartitionId>,
+        states: &Arc<BTreeMap<String, serde_json::Value>>,
+    ) {
+        for (tx, input) in &self.senders {
+            let message = Message::Assign {
+                input: *input,
+                partition: partition.clone(),
+                states: states.clone(),
+            };
+            let _ = tx.send(message).await;
+        }
+    }
+
+    /// Tells every reader that `partition` has gone to another process.
+    pub async fn send_revoke(&self, partition: &Arc<PartitionId>) {
+        for (tx, input) in &self.senders {
+            let message = Message::Revoke {
+                input: *input,
+                partition: partition.clone(),
+            };
+            let _ = tx.send(message).await;
         }
     }
 }
@@ -300,9 +370,9 @@ impl SourceContext {
     /// far is before it); a barrier follows the records already sent. Returns the
     /// checkpoint's id (to act when it completes), or `None` when none was due.
     pub async fn checkpoint(&self, position: &impl serde::Serialize) -> Option<u64> {
-        let c = self.checkpoints.as_ref()?;
         // A position that does not serialize keeps the source out of checkpoints (they then
         // never complete) rather than keeping a wrong one.
+        self.checkpoints.as_ref()?;
         let position = match serde_json::to_value(position) {
             Ok(p) => p,
             Err(e) => {
@@ -310,6 +380,18 @@ impl SourceContext {
                 return None;
             }
         };
+        self.checkpoint_partitions(position, Vec::new()).await
+    }
+
+    /// Takes part in the due checkpoint like [`SourceContext::checkpoint`], with where to
+    /// resume each partition this source holds now (a partition it does not hold keeps what
+    /// the last completed checkpoint kept for it).
+    pub async fn checkpoint_partitions(
+        &self,
+        position: serde_json::Value,
+        partitions: Vec<(Arc<PartitionId>, serde_json::Value)>,
+    ) -> Option<u64> {
+        let c = self.checkpoints.as_ref()?;
         let id = c.take()?;
         self.output.send_barrier(id).await;
         self.dead_letter.send_barrier(id).await;
@@ -317,8 +399,75 @@ impl SourceContext {
             id,
             component: self.dead_letter.component().clone(),
             position,
+            partitions,
         });
         Some(id)
+    }
+
+    /// This source's path, such as `sources.transactions`.
+    pub fn path(&self) -> &Arc<str> {
+        self.dead_letter.component()
+    }
+
+    /// What the newest completed checkpoint keeps for each partition (`None` without
+    /// checkpoints), to resume a partition from when it is assigned.
+    pub fn partition_store(&self) -> Option<crate::checkpoint::PartitionStore> {
+        Some(self.checkpoints.as_ref()?.store.clone())
+    }
+
+    /// Partition `partition` now belongs to this source: every component downstream resumes
+    /// its state of it from `states` (what the checkpoint it resumes from kept; empty for a
+    /// partition never seen), and its records follow. Until it sends records, or stays
+    /// silent for the idle timeout, nothing of it is closed.
+    pub async fn assign(
+        &self,
+        partition: &Arc<PartitionId>,
+        slot: usize,
+        states: BTreeMap<String, serde_json::Value>,
+    ) {
+        self.register_partition(slot);
+        self.output.send_assign(partition, &Arc::new(states)).await;
+    }
+
+    /// Partition `partition` has gone to another process: every component downstream drops
+    /// what it built from it since the last completed checkpoint.
+    pub async fn revoke(&self, partition: &Arc<PartitionId>, slot: usize) {
+        if let Some(tracker) = &self.event_time
+            && let Ok(mut t) = tracker.lock()
+        {
+            t.forget(slot);
+        }
+        self.output.send_revoke(partition).await;
+    }
+
+    /// Sends a batch read from `partition` (its watermark slot `slot`) downstream, in that
+    /// partition's shard, and counts it. With event time, records whose time cannot be read
+    /// are dead-lettered first, and the partition's own watermark follows the batch when it
+    /// moved.
+    pub async fn send_partition(
+        &self,
+        partition: &Arc<PartitionId>,
+        slot: usize,
+        mut batch: Batch,
+    ) -> Result<(), Closed> {
+        Counters::add(&self.counters.received, batch.len());
+        let mut watermark = None;
+        if let Some(tracker) = &self.event_time {
+            let mut dead = Vec::new();
+            if let Ok(mut t) = tracker.lock() {
+                t.stamp(slot, &mut batch, &mut dead);
+                watermark = t.advance_partition(slot);
+            }
+            self.dead_letter.send(dead).await;
+        }
+        let n = batch.len();
+        let shard = Shard::Partition(partition.clone());
+        self.output.send_in(&shard, batch).await?;
+        Counters::add(&self.counters.sent, n);
+        if let Some(at) = watermark {
+            self.output.send_watermark_in(&shard, at).await;
+        }
+        Ok(())
     }
 
     /// Says that partition `partition` (a Kafka partition just assigned, say) exists: until
@@ -496,45 +645,58 @@ pub struct SinkContext {
 /// The records a sink gets in one call: shared with the other readers of the same output,
 /// or its own when it is the last reader (then taking them costs no copy).
 #[derive(Debug, Clone)]
-pub struct Incoming(Arc<Batch>);
+pub struct Incoming {
+    batch: Arc<Batch>,
+    shard: Shard,
+}
 
 impl Incoming {
+    /// Records of `shard`.
+    pub fn in_shard(shard: Shard, batch: Arc<Batch>) -> Incoming {
+        Incoming { batch, shard }
+    }
+
     /// The records, to read.
     pub fn records(&self) -> &[Record] {
-        &self.0
+        &self.batch
+    }
+
+    /// The shard they belong to (the source partition whose state made them).
+    pub fn shard(&self) -> &Shard {
+        &self.shard
     }
 
     /// The records, to keep: without a copy when no other reader holds them.
     pub fn into_records(self) -> Batch {
-        Arc::unwrap_or_clone(self.0)
+        Arc::unwrap_or_clone(self.batch)
     }
 
     /// How many records there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.batch.len()
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.batch.is_empty()
     }
 }
 
 impl From<Arc<Batch>> for Incoming {
     fn from(batch: Arc<Batch>) -> Incoming {
-        Incoming(batch)
+        Incoming::in_shard(Shard::Whole, batch)
     }
 }
 
 impl From<Batch> for Incoming {
     fn from(batch: Batch) -> Incoming {
-        Incoming(Arc::new(batch))
+        Incoming::in_shard(Shard::Whole, Arc::new(batch))
     }
 }
 
 impl From<&[Record]> for Incoming {
     fn from(records: &[Record]) -> Incoming {
-        Incoming(Arc::new(records.to_vec()))
+        Incoming::in_shard(Shard::Whole, Arc::new(records.to_vec()))
     }
 }
 

@@ -63,6 +63,8 @@ pub struct EventTimeTracker {
 #[derive(Clone, Copy)]
 struct Partition {
     highest: Option<i64>,
+    /// Its own watermark, passed on last (for sources whose partitions are shards).
+    watermark: Option<i64>,
     last_seen: Instant,
     /// Known to exist (registered or seen), so it counts while it is not idle.
     known: bool,
@@ -146,6 +148,7 @@ impl EventTimeTracker {
                 partition + 1,
                 Partition {
                     highest: None,
+                    watermark: None,
                     last_seen: now,
                     known: false,
                 },
@@ -154,6 +157,29 @@ impl EventTimeTracker {
         let p = &mut self.partitions[partition];
         p.known = true;
         p.last_seen = now;
+    }
+
+    /// Partition `partition`'s own watermark (its highest time minus the out-of-orderness),
+    /// if it moved forward since the last call: for a source whose partitions are shards,
+    /// each with its own state, where one partition never holds another back.
+    pub fn advance_partition(&mut self, partition: usize) -> Option<i64> {
+        let p = self.partitions.get_mut(partition)?;
+        let candidate = p.highest?.saturating_sub(self.out_of_orderness_us);
+        if p.watermark.is_some_and(|w| w >= candidate) {
+            return None;
+        }
+        p.watermark = Some(candidate);
+        p.watermark
+    }
+
+    /// Forgets partition `partition` (it went to another process): what it saw no longer
+    /// counts, and should it come back, it starts afresh.
+    pub fn forget(&mut self, partition: usize) {
+        if let Some(p) = self.partitions.get_mut(partition) {
+            p.highest = None;
+            p.watermark = None;
+            p.known = false;
+        }
     }
 
     /// The watermark if it moved since the last call: the lowest of the active partitions'

@@ -17,6 +17,7 @@ pub mod json;
 pub mod record;
 pub mod registry;
 pub mod retry;
+pub mod shard;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
@@ -42,5 +43,6 @@ pub use field::Field;
 pub use record::{Batch, Record};
 pub use registry::{BuildContext, Kind, Plugin, SinkPlugin, SourcePlugin, TransformPlugin};
 pub use retry::{RetryPolicy, Retrying};
+pub use shard::{PartitionId, Shard};
 pub use tokio_util::sync::CancellationToken;
 pub use value::Value;

@@ -1,4 +1,4 @@
-//! When a `stop_at_end` source is done: every partition assigned to it has reached its end as it was when assigned.
+//! When a `stop_at_end` source is done: every partition assigned to it has reached its end as it was when assigned (and, see `reader.rs`, every other partition of its topics was read to its end by whoever holds it).
 
 use crate::offsets::TopicPartition;
 
@@ -127,6 +127,11 @@ impl Ends {
         if !any && let Some(p) = probes.iter().find(|p| p.at_end().is_none()) {
             self.reached(&p.tp);
         }
+    }
+
+    /// The partitions assigned now.
+    pub fn held(&self) -> Vec<TopicPartition> {
+        self.partitions.iter().map(|a| a.tp.clone()).collect()
     }
 
     /// True when an assignment is in force and each of its partitions reached its end.

@@ -1,20 +1,24 @@
-//! The source's consumer-group callbacks: partitions assigned (a restarted source resumes them from its checkpoint) and revoked.
+//! The source's consumer-group callbacks: partitions assigned (each resumes from what the newest completed checkpoint kept for it) and revoked.
 
 use crate::client;
-use crate::offsets::{Offsets, Positions, TopicPartition};
+use crate::offsets::{Offsets, TopicPartition};
+use ecomflow_core::PartitionId;
+use ecomflow_core::checkpoint::PartitionStore;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A change of the partitions this member of the group reads.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Change {
-    /// These partitions were added.
-    Assigned(Vec<TopicPartition>),
+    /// These partitions were added, each with the states the newest completed checkpoint
+    /// kept for it (by component path; empty when it kept none).
+    Assigned(Vec<(TopicPartition, BTreeMap<String, serde_json::Value>)>),
     /// These partitions were taken away (and forgotten).
     Revoked(Vec<TopicPartition>),
 }
@@ -26,11 +30,9 @@ pub struct Group {
     pub offsets: Offsets,
     /// Assignment changes the source has not looked at yet.
     pub changes: Vec<Change>,
-    /// Partitions not assigned now, and where reading them starts when they are, whatever
-    /// the group committed: a restored checkpoint's positions, and (with checkpoints) where
-    /// this source stood in a partition a rebalance took away, since its state holds what was
-    /// read. Checkpoints keep them too.
-    pub resume: Positions,
+    /// A partition assigned whose kept position does not read back: the source stops with
+    /// it (resuming from the start instead would read everything twice).
+    pub unreadable: Option<String>,
 }
 
 /// Shared access to the [`Group`] state.
@@ -52,9 +54,13 @@ pub struct GroupContext {
     pub group: SharedGroup,
     /// The group id, for messages.
     pub group_id: String,
-    /// The pipeline takes checkpoints: offsets are committed only once a checkpoint holding
-    /// them completed, never for a revoked partition on the way out.
-    pub checkpointing: bool,
+    /// With checkpoints, what the newest completed one keeps for each partition: a
+    /// partition assigned resumes from there, whatever the group committed. Offsets are then
+    /// committed only once a checkpoint holding them completed, never for a revoked
+    /// partition on the way out.
+    pub store: Option<PartitionStore>,
+    /// The source's path, which names its partitions in checkpoints.
+    pub source: Arc<str>,
 }
 
 impl ClientContext for GroupContext {
@@ -78,29 +84,43 @@ fn partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 impl GroupContext {
-    /// Partitions come: those the restored checkpoint holds start at its positions (which
-    /// count as sent, so the next checkpoint keeps them even before a record is read).
+    /// Partitions come: each resumes where the newest completed checkpoint left it (which
+    /// counts as sent, so the next checkpoint keeps it even before a record is read), with
+    /// the states that checkpoint kept for it, read at the same moment so the two agree.
     fn assign(&self, consumer: &BaseConsumer<Self>, list: &mut TopicPartitionList) {
-        let assigned = partitions(list);
-        {
-            let mut group = self.group.lock();
-            for tp in &assigned {
-                let Some(next) = group.resume.remove(tp) else {
-                    continue;
-                };
-                if let Err(e) =
-                    list.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(next))
-                {
-                    tracing::warn!(
+        let mut assigned = Vec::new();
+        for tp in partitions(list) {
+            let kept = self.store.as_ref().and_then(|store| {
+                store.get(&PartitionId {
+                    source: self.source.clone(),
+                    topic: tp.topic.clone(),
+                    number: tp.partition,
+                })
+            });
+            let (next, states) = match kept {
+                Some(k) => {
+                    if k.position.as_i64().is_none() {
+                        self.group.lock().unreadable = Some(format!(
+                            "the checkpoint's offsets are unreadable: {}[{}] at {}",
+                            tp.topic, tp.partition, k.position
+                        ));
+                    }
+                    (k.position.as_i64(), k.transforms)
+                }
+                None => (None, BTreeMap::new()),
+            };
+            if let Some(next) = next {
+                match list.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(next)) {
+                    Ok(()) => self.group.lock().offsets.sent(&tp, next),
+                    Err(e) => tracing::warn!(
                         "kafka group `{}`: cannot resume {}[{}] at {next}: {e}",
                         self.group_id,
                         tp.topic,
                         tp.partition
-                    );
-                    continue;
+                    ),
                 }
-                group.offsets.sent(tp, next);
             }
+            assigned.push((tp, states));
         }
         let assigned_now = match consumer.rebalance_protocol() {
             RebalanceProtocol::Cooperative => consumer.incremental_assign(list),
@@ -110,23 +130,15 @@ impl GroupContext {
         self.group.lock().changes.push(Change::Assigned(assigned));
     }
 
-    /// Partitions go: another member resumes them from the committed offsets. Without
-    /// checkpoints, what was sent from them is committed first; with checkpoints the last
-    /// completed checkpoint's offsets stand (what was sent since is not durable yet), and
-    /// should they come back here, reading goes on where it stopped. Either way they are
-    /// forgotten, so no later commit from here moves them.
+    /// Partitions go: another member resumes them. Without checkpoints, what was sent from
+    /// them is committed first; with checkpoints the last completed checkpoint's offsets and
+    /// states stand (what was built since is dropped downstream, and the next owner builds
+    /// it again from there). Either way they are forgotten, so no later commit from here
+    /// moves them.
     fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
         let revoked = partitions(list);
-        let positions = {
-            let mut group = self.group.lock();
-            if self.checkpointing {
-                for (tp, next) in group.offsets.sent_in(&revoked).iter() {
-                    group.resume.set(tp, *next);
-                }
-            }
-            group.offsets.release(&revoked)
-        };
-        if !self.checkpointing && !positions.is_empty() {
+        let positions = self.group.lock().offsets.release(&revoked);
+        if self.store.is_none() && !positions.is_empty() {
             let committed = positions
                 .to_list()
                 .and_then(|l| consumer.commit(&l, CommitMode::Sync));

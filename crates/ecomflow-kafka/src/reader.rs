@@ -5,6 +5,8 @@ use crate::config::brokers;
 use crate::end::{Ends, Probe};
 use crate::group::{Change, GroupContext, SharedGroup};
 use crate::offsets::{Positions, TopicPartition};
+use ecomflow_core::PartitionId;
+use ecomflow_core::checkpoint::PartitionStore;
 use ecomflow_core::component::Closed;
 use ecomflow_core::json::JsonDecoder;
 use ecomflow_core::{Batch, ComponentError, Payload, SourceContext};
@@ -21,6 +23,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a commit may take before the source reports it failed.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a `stop_at_end` source that read its own partitions to their end looks whether
+/// the group read the others to theirs.
+const OTHERS_PATIENCE: Duration = Duration::from_secs(1);
 
 /// How long a stopping source waits for its last checkpoint to complete.
 const LAST_CHECKPOINT_PATIENCE: Duration = Duration::from_secs(30);
@@ -72,6 +78,8 @@ enum Event {
 /// Records read from one partition and not sent yet.
 struct Pending {
     tp: TopicPartition,
+    /// The partition as a shard.
+    partition: Arc<PartitionId>,
     /// The partition as the event-time watermark knows it.
     slot: usize,
     records: Batch,
@@ -91,6 +99,8 @@ impl Pending {
 /// The running source: its consumer and what it read.
 pub struct Reader {
     settings: Settings,
+    /// The source's path, which names its partitions.
+    source: Arc<str>,
     consumer: Arc<StreamConsumer<GroupContext>>,
     group: SharedGroup,
     pending: Vec<Pending>,
@@ -111,20 +121,20 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Creates the consumer and joins the group (which happens in the background). The
-    /// partitions in `resume` (a restored checkpoint's positions) are read from there;
-    /// `checkpointing` says that offsets are committed only for completed checkpoints.
+    /// Creates the consumer and joins the group (which happens in the background). With a
+    /// checkpoint `store`, each partition assigned resumes from what it keeps for it, and
+    /// offsets are committed only for completed checkpoints; `source` is the source's path.
     pub fn start(
         settings: Settings,
-        resume: Positions,
-        checkpointing: bool,
+        store: Option<PartitionStore>,
+        source: Arc<str>,
     ) -> Result<Reader, ComponentError> {
         let group = SharedGroup::default();
-        group.lock().resume = resume;
         let context = GroupContext {
             group: group.clone(),
             group_id: settings.group_id.clone(),
-            checkpointing,
+            store,
+            source: source.clone(),
         };
         let consumer: StreamConsumer<GroupContext> =
             settings
@@ -136,6 +146,7 @@ impl Reader {
             .subscribe(&topics)
             .map_err(|e| settings.failure("cannot subscribe", e))?;
         Ok(Reader {
+            source,
             several_topics: settings.topics.len() > 1 || settings.topics[0].starts_with('^'),
             settings,
             consumer: Arc::new(consumer),
@@ -163,10 +174,23 @@ impl Reader {
             if cx.checkpoint_due() {
                 self.checkpoint(cx).await;
             }
-            self.apply_changes(cx);
+            self.apply_changes(cx).await;
             self.measure_ends().await;
+            if let Some(e) = self.group.lock().unreadable.take() {
+                return Err(self.settings.failure(
+                    "cannot resume",
+                    format!(
+                        "{e}. To start this source afresh, run again with `--reset-state {}`",
+                        self.source
+                    ),
+                ));
+            }
+            let mut waiting_for_others = false;
             if self.settings.stop_at_end && self.ends.all_done() {
-                return Ok(Ending::Done);
+                if self.others_at_end().await {
+                    return Ok(Ending::Done);
+                }
+                waiting_for_others = true;
             }
             let due = self.next_due();
             let event = tokio::select! {
@@ -176,6 +200,8 @@ impl Reader {
                     Event::Due
                 }
                 _ = commit_timer.tick(), if !checkpointing => Event::Commit,
+                // Another member holds partitions not at their end yet: look again later.
+                _ = tokio::time::sleep(OTHERS_PATIENCE), if waiting_for_others => Event::Checkpoint,
                 _ = cx.checkpoint_requested(), if checkpointing => Event::Checkpoint,
                 Some(Ok(())) = async {
                     match completed.as_mut() {
@@ -184,7 +210,7 @@ impl Reader {
                     }
                 } => Event::Completed,
                 m = consumer.recv() => {
-                    self.apply_changes(cx);
+                    self.apply_changes(cx).await;
                     match m {
                         Ok(message) => Event::Read(self.take(&message)),
                         Err(e) => Event::Error(e),
@@ -192,7 +218,7 @@ impl Reader {
                 }
             };
             // Rebalance callbacks may have run while the other branches waited.
-            self.apply_changes(cx);
+            self.apply_changes(cx).await;
             self.measure_ends().await;
             match event {
                 Event::Due => {
@@ -295,6 +321,7 @@ impl Reader {
         };
         let slot = self.slot_of(&tp);
         self.pending.push(Pending {
+            partition: self.partition_id(&tp),
             tp,
             slot,
             records: Vec::new(),
@@ -322,9 +349,10 @@ impl Reader {
         let dead = std::mem::take(&mut p.dead);
         p.since = None;
         let (tp, slot, next) = (p.tp.clone(), p.slot, p.next);
+        let partition = p.partition.clone();
         cx.reject(dead).await;
         if !records.is_empty() {
-            cx.send_from(slot, records).await?;
+            cx.send_partition(&partition, slot, records).await?;
         }
         if let Some(next) = next {
             self.group.lock().offsets.sent(&tp, next);
@@ -346,7 +374,7 @@ impl Reader {
 
     /// Sends every batch still waiting.
     pub async fn send_all(&mut self, cx: &SourceContext) -> Result<(), Closed> {
-        self.apply_changes(cx);
+        self.apply_changes(cx).await;
         for i in 0..self.pending.len() {
             if self.pending[i].len() > 0 {
                 self.send(i, cx).await?;
@@ -360,21 +388,28 @@ impl Reader {
     /// assignment. Unsent records of a revoked partition are dropped (its next reader starts
     /// after the last record sent); with `stop_at_end`, new partitions wait for
     /// [`Reader::measure_ends`].
-    fn apply_changes(&mut self, cx: &SourceContext) {
+    async fn apply_changes(&mut self, cx: &SourceContext) {
         let changes = std::mem::take(&mut self.group.lock().changes);
         for change in changes {
             match change {
-                Change::Assigned(tps) => {
-                    // A new partition holds the watermark back until it sends or idles.
-                    for tp in &tps {
-                        let slot = self.slot_of(tp);
-                        cx.register_partition(slot);
+                Change::Assigned(assigned) => {
+                    // Downstream, each partition resumes from the states kept with its
+                    // position; until it sends or idles, nothing of it is closed.
+                    let mut tps = Vec::with_capacity(assigned.len());
+                    for (tp, states) in assigned {
+                        let slot = self.slot_of(&tp);
+                        cx.assign(&self.partition_id(&tp), slot, states).await;
+                        tps.push(tp);
                     }
                     if self.settings.stop_at_end {
                         self.unmeasured.get_or_insert_with(Vec::new).extend(tps);
                     }
                 }
                 Change::Revoked(tps) => {
+                    for tp in &tps {
+                        let slot = self.slot_of(tp);
+                        cx.revoke(&self.partition_id(tp), slot).await;
+                    }
                     if let Some(waiting) = &mut self.unmeasured {
                         waiting.retain(|tp| !tps.contains(tp));
                     }
@@ -397,6 +432,67 @@ impl Reader {
             if let Some(next) = self.read_next(tp) {
                 self.ends.read_to(tp, next);
             }
+        }
+    }
+
+    /// With `stop_at_end`, once every partition held here is at its end: whether every
+    /// other partition of the topics named (patterns aside) is read to its end too, as the
+    /// group's committed offsets tell. A partition that no member holds right now (its
+    /// member died and the group has not moved it yet) is not at its end, so a run never
+    /// ends having read only part of a topic.
+    async fn others_at_end(&self) -> bool {
+        let held = self.ends.held();
+        let topics: Vec<String> = self
+            .settings
+            .topics
+            .iter()
+            .filter(|t| !t.starts_with('^'))
+            .cloned()
+            .collect();
+        let consumer = self.consumer.clone();
+        let asked = tokio::task::spawn_blocking(move || -> Result<bool, KafkaError> {
+            let mut others = TopicPartitionList::new();
+            for topic in &topics {
+                let metadata = consumer.fetch_metadata(Some(topic), PROBE_TIMEOUT)?;
+                for t in metadata.topics() {
+                    for p in t.partitions() {
+                        let tp = TopicPartition {
+                            topic: t.name().into(),
+                            partition: p.id(),
+                        };
+                        if !held.contains(&tp) {
+                            others.add_partition(t.name(), p.id());
+                        }
+                    }
+                }
+            }
+            if others.count() == 0 {
+                return Ok(true);
+            }
+            let committed = consumer.committed_offsets(others.clone(), PROBE_TIMEOUT)?;
+            for e in others.elements() {
+                let (low, high) =
+                    consumer.fetch_watermarks(e.topic(), e.partition(), PROBE_TIMEOUT)?;
+                let read = committed
+                    .find_partition(e.topic(), e.partition())
+                    .and_then(|c| match c.offset() {
+                        Offset::Offset(n) => Some(n),
+                        _ => None,
+                    });
+                if high > low && read.is_none_or(|r| r < high) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await;
+        match asked {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                tracing::debug!("cannot tell whether the other partitions are at their end: {e}");
+                false
+            }
+            Err(_) => false,
         }
     }
 
@@ -488,17 +584,29 @@ impl Reader {
         }
     }
 
-    /// Takes part in the due checkpoint with where every partition stands.
+    /// Takes part in the due checkpoint with where every partition it holds stands (the
+    /// others keep what the last completed checkpoint kept for them).
     pub async fn checkpoint(&mut self, cx: &SourceContext) {
-        // Partitions waiting to be assigned keep their positions too (a checkpoint taken
-        // while a restarted source joins the group must not forget where it resumes).
-        let positions = {
-            let group = self.group.lock();
-            group.offsets.all_sent().or(&group.resume)
-        };
-        if let Some(id) = cx.checkpoint(&positions.to_json()).await {
+        let positions = self.group.lock().offsets.all_sent();
+        let partitions = positions
+            .iter()
+            .map(|(tp, next)| (self.partition_id(tp), serde_json::json!(next)))
+            .collect();
+        let id = cx
+            .checkpoint_partitions(serde_json::json!({}), partitions)
+            .await;
+        if let Some(id) = id {
             self.checkpointed.push((id, positions));
         }
+    }
+
+    /// `tp` as a partition of this source.
+    fn partition_id(&self, tp: &TopicPartition) -> Arc<PartitionId> {
+        Arc::new(PartitionId {
+            source: self.source.clone(),
+            topic: tp.topic.clone(),
+            number: tp.partition,
+        })
     }
 
     /// Commits the positions of the newest checkpoint up to `done` (a completed one).

@@ -182,19 +182,32 @@ struct KafkaSource(Settings);
 #[async_trait]
 impl Source for KafkaSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
-        // Resume where the last completed checkpoint left off, whatever the group committed:
-        // a checkpoint completes before its offsets are committed, so they may lag behind.
-        let resume = match cx.restored_position() {
-            None => Positions::default(),
-            Some(json) => Positions::from_json(json).ok_or_else(|| {
-                ComponentError::Other(format!(
+        // Each partition resumes where the newest completed checkpoint left it, whatever the
+        // group committed: a checkpoint completes before its offsets are committed, so they
+        // may lag behind. A checkpoint from before partitions kept their own state holds
+        // one state for every partition, which cannot be split.
+        if let Some(json) = cx.restored_position()
+            && !json.as_object().is_some_and(|o| o.is_empty())
+        {
+            let Some(old) = Positions::from_json(json) else {
+                return Err(ComponentError::Other(format!(
                     "kafka group `{}`: the checkpoint's offsets are unreadable: {json}",
                     self.0.group_id
-                ))
-            })?,
-        };
+                )));
+            };
+            if !old.is_empty() {
+                return Err(ComponentError::Other(format!(
+                    "kafka group `{}`: the checkpoint was written by an ecomflow that kept one \
+                 state for all partitions; each partition now keeps its own. Finish it with \
+                 the older ecomflow, or start afresh with `--reset-state {}` and the \
+                 transforms' paths",
+                    self.0.group_id,
+                    cx.path()
+                )));
+            }
+        }
         let checkpointing = cx.completed_checkpoints().is_some();
-        let mut reader = Reader::start(self.0, resume, checkpointing)?;
+        let mut reader = Reader::start(self.0, cx.partition_store(), cx.path().clone())?;
         let read = reader.read(&cx).await;
         if !matches!(read, Ok(Ending::Closed)) {
             // Nothing reads the output any more when this fails: what is left stays

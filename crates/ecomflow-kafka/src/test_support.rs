@@ -331,20 +331,39 @@ pub fn start_paced(source: Box<dyn Source>, pause: Duration) -> Running {
 }
 
 /// Like [`start`], in a pipeline that takes checkpoints and was restarted from one that
-/// kept `position` for the source. No coordinator runs: a checkpoint the source asks for
-/// never completes, so it commits nothing.
-pub fn start_restored(source: Box<dyn Source>, position: serde_json::Value) -> Running {
+/// kept `positions` ((topic, partition, position) triples) for the source's partitions. No
+/// coordinator runs: a checkpoint the source asks for never completes, so it commits
+/// nothing.
+pub fn start_restored(
+    source: Box<dyn Source>,
+    positions: &[(&str, i32, serde_json::Value)],
+) -> Running {
     let (reports, _) = mpsc::unbounded_channel();
     let (wanted, _) = mpsc::unbounded_channel();
     let (_, completed) = tokio::sync::watch::channel(0);
+    let mut checkpoint = ecomflow_core::checkpoint::Checkpoint::default();
+    let kept = checkpoint
+        .partitions
+        .entry("sources.test".to_string())
+        .or_default();
+    for (topic, partition, position) in positions {
+        kept.insert(
+            format!("{topic}/{partition}"),
+            ecomflow_core::checkpoint::PartitionCheckpoint {
+                position: position.clone(),
+                transforms: Default::default(),
+            },
+        );
+    }
     let checkpoints = SourceCheckpoints {
         requested: Arc::default(),
         asked: Arc::default(),
         taken: Default::default(),
         reports,
         wanted,
-        restored: Some(position),
+        restored: Some(serde_json::json!({})),
         completed,
+        store: ecomflow_core::checkpoint::PartitionStore::new(checkpoint),
     };
     start_with(source, Duration::ZERO, Some(checkpoints))
 }

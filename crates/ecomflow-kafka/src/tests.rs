@@ -380,9 +380,12 @@ async fn a_restored_checkpoint_says_where_its_partitions_resume_whatever_was_com
     // The group's offsets may be ahead of the checkpoint (partition 0) or behind it (1);
     // partition 2 is not in the checkpoint and resumes from its committed offset.
     commit(&group, &topic, &[(0, 30), (1, 5), (2, 25)]).await;
-    let checkpoint = json!([[&topic, 0, 10], [&topic, 1, 20]]);
+    let checkpoint = [
+        (topic.as_str(), 0, json!(10)),
+        (topic.as_str(), 1, json!(20)),
+    ];
     let options = source_options(&[&topic], &group, "stop_at_end = true");
-    let running = start_restored(build_source(&options).expect("builds"), checkpoint);
+    let running = start_restored(build_source(&options).expect("builds"), &checkpoint);
     let (batches, dead) = running.finish().await;
     assert!(dead.is_empty(), "{dead:?}");
     let mut read: Vec<i64> = batches.iter().flatten().map(|r| int(r, "i")).collect();
@@ -401,7 +404,8 @@ async fn a_corrupt_checkpoint_position_fails_the_source_clearly() {
     let topic = unique("corrupt");
     create_topic(&topic, 1, &[]).await;
     let options = source_options(&[&topic], &unique("group"), "stop_at_end = true");
-    let running = start_restored(build_source(&options).expect("builds"), json!({"x": 1}));
+    let kept = [(topic.as_str(), 0, json!({"x": 1}))];
+    let running = start_restored(build_source(&options).expect("builds"), &kept);
     let result = tokio::time::timeout(PATIENCE, running.task)
         .await
         .expect("ends")

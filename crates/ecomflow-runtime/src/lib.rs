@@ -13,6 +13,7 @@ pub mod run;
 mod sink_task;
 mod summary;
 mod ticker;
+pub mod transform_shards;
 mod transform_task;
 mod watermarks;
 

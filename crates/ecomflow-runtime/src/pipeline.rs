@@ -61,6 +61,8 @@ pub struct Component {
     pub built: Built,
     /// Where a source's records keep their event time, if they have one.
     pub event_time: Option<EventTimeConfig>,
+    /// How to build another instance of a transform (one per source partition).
+    pub rebuild: Option<crate::transform_shards::Rebuild>,
 }
 
 impl Component {

@@ -13,8 +13,9 @@ use crate::checkpoint::{self as coordination, Alignment, ended};
 use crate::pipeline::{Built, Component, Pipeline};
 use crate::sink_task::{run_dead_letter, run_sink};
 use crate::summary::{ComponentSummary, RunFailure, RunSummary};
+use crate::transform_shards::Instances;
 use crate::transform_task::{TransformIo, run_transform};
-use crate::watermarks::{Watermarks, carrying_event_time};
+use crate::watermarks::carrying_event_time;
 use ecomflow_core::checkpoint::{Checkpoint, SourceCheckpoints};
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::{Counters, EventTimeTracker, Message, Output, SinkContext, SourceContext};
@@ -164,6 +165,7 @@ pub async fn run(
             built,
             inputs,
             event_time,
+            rebuild,
             ..
         } = c;
         let reports = coordination.as_ref().map(|c| c.reports.clone());
@@ -181,6 +183,7 @@ pub async fn run(
                     wanted: c.wanted.clone(),
                     restored: c.restored.sources.get(&*path).cloned(),
                     completed: c.completed.clone(),
+                    store: c.store.clone(),
                 });
                 let stopped = stop_sources.clone();
                 let cx = SourceContext {
@@ -224,23 +227,25 @@ pub async fn run(
                     ));
                 }
                 let rx = receivers.remove(&id);
+                let instances = Instances::new(
+                    transform,
+                    inputs
+                        .iter()
+                        .map(|i| timed.contains(&i.component))
+                        .collect(),
+                    rebuild,
+                );
                 let io = TransformIo {
                     out,
                     named,
                     dead_letter,
                     count,
-                    watermarks: Watermarks::new(
-                        inputs
-                            .iter()
-                            .map(|i| timed.contains(&i.component))
-                            .collect(),
-                    ),
                     alignment: Alignment::new(inputs.len()),
                     reports,
                     component: path.clone(),
                     keep_state,
                 };
-                tasks.spawn(run_transform(transform, rx, io))
+                tasks.spawn(run_transform(instances, rx, io))
             }
             Built::Sink(sink) => {
                 let rx = receivers.remove(&id);
@@ -341,8 +346,16 @@ fn panic_message(e: tokio::task::JoinError) -> String {
 fn without_reset(mut restored: Checkpoint, reset: &BTreeSet<String>) -> Checkpoint {
     for path in reset {
         let source = restored.sources.remove(path).is_some();
-        let transform = restored.transforms.remove(path).is_some();
-        if source || transform {
+        let mut transform = restored.transforms.remove(path).is_some();
+        let partitions = restored.partitions.remove(path).is_some();
+        for partition in restored
+            .partitions
+            .values_mut()
+            .flat_map(|p| p.values_mut())
+        {
+            transform |= partition.transforms.remove(path).is_some();
+        }
+        if source || transform || partitions {
             tracing::warn!(
                 component = %path,
                 checkpoint = restored.id,

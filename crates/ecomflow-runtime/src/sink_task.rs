@@ -5,7 +5,9 @@ use crate::checkpoint::{Alignment, Step, ended};
 use crate::pipeline::{Built, Component};
 use ecomflow_core::checkpoint::Report;
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
-use ecomflow_core::{Batch, ComponentError, Counters, DeadLetter, Message, Sink, SinkContext};
+use ecomflow_core::{
+    Batch, ComponentError, Counters, DeadLetter, Incoming, Message, Sink, SinkContext,
+};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -52,10 +54,10 @@ pub(crate) async fn run_sink(
                     held.extend(replay.drain(..));
                     replay = held;
                 }
-                Step::Handle(Message::Batch { batch, .. }) => {
+                Step::Handle(Message::Batch { batch, shard, .. }) => {
                     let n = batch.len();
                     Counters::add(&count.received, n);
-                    sink.write(batch.into(), &cx).await?;
+                    sink.write(Incoming::in_shard(shard, batch), &cx).await?;
                     Counters::add(&count.sent, n);
                 }
                 Step::Handle(_) | Step::Wait => {}

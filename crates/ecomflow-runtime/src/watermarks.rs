@@ -34,6 +34,14 @@ impl Watermarks {
         self.update(input, i64::MAX)
     }
 
+    /// Makes input `input` hold the watermark back until it reports one (it now carries
+    /// event time of this shard).
+    pub fn hold(&mut self, input: usize) {
+        if let Some(slot @ None) = self.inputs.get_mut(input) {
+            *slot = Some(i64::MIN);
+        }
+    }
+
     /// Whether every input has ended.
     pub fn all_ended(&self) -> bool {
         self.ended.iter().all(|e| *e)

@@ -30,6 +30,14 @@ pub struct SqlConfig {
     /// every field of the first record, into the column of the same name.
     #[serde(default)]
     pub columns: IndexMap<String, String>,
+    /// A column that gets the number of the source partition each row was built from, such
+    /// as `source_partition` (0 for rows of a source without partitions). With a Kafka source
+    /// every partition keeps its own state, so an aggregate writes one partial row per group
+    /// and partition: put the column in `key` too, and sum the partials when reading (see
+    /// `migrations/scale-out`). Each partition has one owner at a time, so two processes of
+    /// one consumer group never write the same row.
+    #[serde(default)]
+    pub partition_column: Option<String>,
     /// Rows written per transaction; a full buffer is written at once.
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
@@ -111,6 +119,23 @@ impl SqlConfig {
             return Err(BuildError::field("migrations", "migrations is empty")
                 .with_hint("name a directory such as \"migrations\", or leave the option out"));
         }
+        if let Some(column) = &self.partition_column {
+            if column.trim().is_empty() {
+                return Err(BuildError::field(
+                    "partition_column",
+                    "partition_column is empty",
+                ));
+            }
+            if self.columns.contains_key(column) {
+                return Err(BuildError::field(
+                    "partition_column",
+                    format!("`{column}` is in `columns` too"),
+                )
+                .with_hint(
+                    "the sink fills the partition column itself: remove it from `columns`",
+                ));
+            }
+        }
         for (column, field) in &self.columns {
             if column.is_empty() {
                 return Err(BuildError::field("columns", "a column name is empty"));
@@ -133,7 +158,8 @@ impl SqlConfig {
                     format!("key column `{k}` is repeated"),
                 ));
             }
-            if !self.columns.is_empty() && !self.columns.contains_key(k) {
+            let partition = self.partition_column.as_ref() == Some(k);
+            if !self.columns.is_empty() && !self.columns.contains_key(k) && !partition {
                 return Err(BuildError::field(
                     "key",
                     format!("key column `{k}` is not one of `columns`"),

@@ -12,7 +12,7 @@ use crate::value_bind::Bound;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
     Batching, BuildContext, BuildError, ComponentError, Field, Incoming, Payload, Plugin, Record,
-    RetryPolicy, Sink, SinkContext, SinkPlugin,
+    RetryPolicy, Sink, SinkContext, SinkPlugin, Value,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,11 +27,17 @@ impl SinkPlugin for SqlPlugin {
         let dialect = cfg.check()?;
         let field_of = |column: &str| Field::new(cfg.columns.get(column).map_or(column, |f| f));
         let key_fields = cfg.key.iter().map(|k| field_of(k)).collect();
-        let columns = cfg
+        let mut columns: Vec<(String, Field)> = cfg
             .columns
             .iter()
             .map(|(c, f)| (c.clone(), Field::new(f)))
             .collect();
+        let partition_field = cfg.partition_column.as_deref().map(Field::new);
+        if let (Some(column), Some(field)) = (&cfg.partition_column, partition_field)
+            && !columns.is_empty()
+        {
+            columns.push((column.clone(), field));
+        }
         // Relative to the pipeline file, so a pipeline finds the migrations shipped with it.
         // Whether the folder is there can be told offline, so `validate` tells it.
         let migrations = cfg.migrations.as_ref().map(|m| cx.base_dir.join(m));
@@ -52,6 +58,7 @@ impl SinkPlugin for SqlPlugin {
             key: cfg.key,
             key_fields,
             columns,
+            partition_field,
             batching: Batching::new(cfg.batch_size, cfg.flush_interval),
             migrations,
             max_connections: cfg.max_connections,
@@ -74,6 +81,9 @@ struct SqlSink {
     key_fields: Vec<Field>,
     /// The configured (column, field) pairs; empty: those of the first record.
     columns: Vec<(String, Field)>,
+    /// The field that carries each record's source partition number to the
+    /// `partition_column`, added to every record written.
+    partition_field: Option<Field>,
     /// When the buffer is written: by size and by age.
     batching: Batching,
     migrations: Option<PathBuf>,
@@ -280,7 +290,13 @@ impl SqlSink {
 impl Sink for SqlSink {
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
         // Kept in the buffer until written: taken without a copy when no other reader has it.
-        let batch = batch.into_records();
+        let shard = batch.shard().number();
+        let mut batch = batch.into_records();
+        if let Some(field) = self.partition_field {
+            for r in &mut batch {
+                r.set(field, Value::Int(i64::from(shard)));
+            }
+        }
         let arrived = batch.len();
         if arrived > 0 {
             self.batching.added(arrived);

@@ -78,8 +78,13 @@ fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Ch
 fn checkpointed_messages(state: &Path) -> Option<i64> {
     let bytes = std::fs::read(state.join("checkpoint.json")).ok()?;
     let checkpoint: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let positions = checkpoint["sources"]["sources.transactions"].as_array()?;
-    Some(positions.iter().filter_map(|p| p[2].as_i64()).sum())
+    let partitions = checkpoint["partitions"]["sources.transactions"].as_object()?;
+    Some(
+        partitions
+            .values()
+            .filter_map(|p| p["position"].as_i64())
+            .sum(),
+    )
 }
 
 /// Waits until a checkpoint in `state` holds more than `than` messages, while `child` runs.

@@ -40,6 +40,8 @@ impl Alignment {
             Message::Batch { input, .. }
             | Message::Barrier { input, .. }
             | Message::Watermark { input, .. }
+            | Message::Assign { input, .. }
+            | Message::Revoke { input, .. }
             | Message::End { input } => Some(*input),
         }
     }
@@ -104,6 +106,7 @@ mod tests {
     fn batch(input: usize) -> Message {
         Message::Batch {
             input,
+            shard: ecomflow_core::Shard::Whole,
             batch: Arc::new(Vec::new()),
         }
     }
@@ -113,6 +116,8 @@ mod tests {
             Step::Handle(Message::Batch { input, .. }) => format!("batch {input}"),
             Step::Handle(Message::Watermark { input, .. }) => format!("watermark {input}"),
             Step::Handle(Message::End { input }) => format!("end {input}"),
+            Step::Handle(Message::Assign { input, .. }) => format!("assign {input}"),
+            Step::Handle(Message::Revoke { input, .. }) => format!("revoke {input}"),
             Step::Handle(Message::Barrier { .. }) => "barrier".into(),
             Step::Aligned(id) => format!("aligned {id}"),
             Step::Wait => "wait".into(),

@@ -11,7 +11,8 @@
 //! by themselves. Without a directory (a pipeline with no `[checkpoint]` table whose sources
 //! want acknowledgements), checkpoints only acknowledge: nothing is written.
 
-use ecomflow_core::checkpoint::{Checkpoint, Report};
+use ecomflow_core::PartitionId;
+use ecomflow_core::checkpoint::{Checkpoint, PartitionCheckpoint, PartitionStore, Report};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct Coordination {
     pub completed: watch::Receiver<u64>,
     /// The checkpoint the run resumed from.
     pub restored: Checkpoint,
+    /// What the newest completed checkpoint keeps for each partition.
+    pub store: PartitionStore,
 }
 
 /// Starts the coordinator for the components in `participants` (paths, the dead-letter
@@ -49,6 +52,7 @@ pub fn start(
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let (wanted_tx, wanted) = mpsc::unbounded_channel();
     let (completed_tx, completed) = watch::channel(restored.id);
+    let store = PartitionStore::new(restored.clone());
     let task = tokio::spawn(coordinate(
         Coordinator {
             dir,
@@ -59,6 +63,7 @@ pub fn start(
             pending: BTreeMap::new(),
             last: restored.clone(),
             completed: completed_tx,
+            store: store.clone(),
             in_flight: None,
             again: false,
         },
@@ -74,6 +79,7 @@ pub fn start(
             wanted: wanted_tx,
             completed,
             restored,
+            store,
         },
         task,
     )
@@ -84,6 +90,10 @@ struct Pending {
     reported: BTreeSet<String>,
     sources: BTreeMap<String, serde_json::Value>,
     transforms: BTreeMap<String, serde_json::Value>,
+    /// Positions of the partitions the sources hold.
+    partitions: Vec<(Arc<PartitionId>, serde_json::Value)>,
+    /// Transforms' states of partitions: (partition, transform path, state).
+    partition_states: Vec<(Arc<PartitionId>, String, serde_json::Value)>,
 }
 
 struct Coordinator {
@@ -95,6 +105,7 @@ struct Coordinator {
     pending: BTreeMap<u64, Pending>,
     last: Checkpoint,
     completed: watch::Sender<u64>,
+    store: PartitionStore,
     /// The checkpoint asked for and not completed yet: there is never more than one.
     in_flight: Option<u64>,
     /// Another checkpoint was wanted while one was under way: ask for it once that is done.
@@ -153,20 +164,27 @@ impl Coordinator {
                 id,
                 component,
                 position,
+                partitions,
             } => {
                 let p = self.pending.entry(id).or_default();
                 p.reported.insert(component.to_string());
                 p.sources.insert(component.to_string(), position);
+                p.partitions.extend(partitions);
             }
             Report::Transform {
                 id,
                 component,
                 state,
+                partitions,
             } => {
                 let p = self.pending.entry(id).or_default();
                 p.reported.insert(component.to_string());
                 if let Some(state) = state {
                     p.transforms.insert(component.to_string(), state);
+                }
+                for (partition, state) in partitions {
+                    p.partition_states
+                        .push((partition, component.to_string(), state));
                 }
             }
             Report::Sink { id, component } => {
@@ -213,10 +231,36 @@ impl Coordinator {
         next.id = id;
         next.sources.extend(p.sources);
         next.transforms.extend(p.transforms);
+        // A partition a source holds now gets what was built from it up to this checkpoint;
+        // the others keep what they had (their owner, or this process before, made it
+        // durable).
+        let mut fresh: BTreeMap<Arc<PartitionId>, PartitionCheckpoint> = p
+            .partitions
+            .into_iter()
+            .map(|(partition, position)| {
+                let kept = PartitionCheckpoint {
+                    position,
+                    transforms: BTreeMap::new(),
+                };
+                (partition, kept)
+            })
+            .collect();
+        for (partition, component, state) in p.partition_states {
+            if let Some(kept) = fresh.get_mut(&partition) {
+                kept.transforms.insert(component, state);
+            }
+        }
+        for (partition, kept) in fresh {
+            next.partitions
+                .entry(partition.source.to_string())
+                .or_default()
+                .insert(partition.key(), kept);
+        }
         if let Some(dir) = &self.dir {
             super::save(&next, dir)
                 .map_err(|e| format!("cannot write checkpoint {id} to {}: {e}", dir.display()))?;
         }
+        self.store.set(next.clone());
         self.last = next;
         let _ = self.completed.send(id);
         tracing::debug!(checkpoint = id, "checkpoint complete");

@@ -124,9 +124,13 @@ pub(super) fn build<'f>(
         base_dir: file.base_dir.clone(),
     };
     let config: ConfigTable<'_> = Spanned::new(table_span.clone(), table);
+    let mut rebuild = None;
     let built = match plugin.builder {
         Builder::Source(b) => b(config, &cx).map(Built::Source),
-        Builder::Transform(b) => b(config, &cx).map(Built::Transform),
+        Builder::Transform(b) => {
+            rebuild = rebuilder(b, &config, &cx);
+            b(config, &cx).map(Built::Transform)
+        }
         Builder::Sink(b) => b(config, &cx).map(Built::Sink),
     };
     match built {
@@ -136,6 +140,7 @@ pub(super) fn build<'f>(
                 plugin,
                 built,
                 event_time,
+                rebuild,
             }),
         ),
         Err(e) => {
@@ -151,6 +156,23 @@ pub(super) fn build<'f>(
             (node, None)
         }
     }
+}
+
+/// How to build more instances of a transform (one per source partition): from an owned
+/// copy of its options, which built once already.
+fn rebuilder(
+    build: ecomflow_core::registry::BuildFn<dyn ecomflow_core::Transform>,
+    config: &ConfigTable<'_>,
+    cx: &BuildContext,
+) -> Option<crate::transform_shards::Rebuild> {
+    let owned: toml::Table =
+        serde::Deserialize::deserialize(toml::de::Deserializer::from(config.clone())).ok()?;
+    let text = toml::to_string(&owned).ok()?;
+    let cx = cx.clone();
+    Some(std::sync::Arc::new(move || {
+        let table = DeTable::parse(&text).map_err(|e| e.to_string())?;
+        build(table, &cx).map_err(|e| e.message)
+    }))
 }
 
 /// Reads the `[checkpoint]` table.
@@ -322,6 +344,7 @@ pub(super) fn build_default_dead_letter(diags: &mut Vec<Diagnostic>) -> Option<C
             inputs: Vec::new(),
             built: Built::Sink(sink),
             event_time: None,
+            rebuild: None,
         }),
         Err(e) => {
             diags.push(Diagnostic::general(DEAD_LETTER, e.message));

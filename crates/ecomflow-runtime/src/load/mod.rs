@@ -148,6 +148,7 @@ pub(super) struct Parts {
     pub(super) plugin: &'static Plugin,
     pub(super) built: Built,
     pub(super) event_time: Option<EventTimeConfig>,
+    pub(super) rebuild: Option<crate::transform_shards::Rebuild>,
 }
 
 pub(super) fn component(node: Node<'_>, parts: Parts) -> Component {
@@ -158,5 +159,6 @@ pub(super) fn component(node: Node<'_>, parts: Parts) -> Component {
         inputs: node.inputs.into_iter().map(|(i, _)| i).collect(),
         built: parts.built,
         event_time: parts.event_time,
+        rebuild: parts.rebuild,
     }
 }
