@@ -3,8 +3,9 @@
 //! rest (when checkpoints are taken, barrier alignment, the store).
 
 use crate::shard::PartitionId;
+use crate::shared_store::SharedStore;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,11 +17,46 @@ use tokio::sync::{mpsc, watch};
 pub struct CheckpointConfig {
     /// Directory holding the last completed checkpoint (`checkpoint.json`), relative to the
     /// working directory. A pipeline started again with the same directory resumes from it.
-    pub dir: String,
+    /// One process only: give each process its own, or use `url`.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// A PostgreSQL database to keep checkpoints in instead of `dir`, such as
+    /// `postgres://user:password@host:5432/db` (tables `ecomflow_checkpoints` and
+    /// `ecomflow_partitions`, created when missing). Several processes of one consumer group
+    /// share it: a Kafka partition's position and state move with the partition. `sql` sinks
+    /// writing to the same URL commit their rows in the checkpoint's transaction, so each row
+    /// is written exactly once whatever crashes. Empty: not used.
+    #[serde(default)]
+    pub url: String,
+    /// The name the checkpoints are kept under in `url`, so several pipelines can share one
+    /// database; every process of one pipeline uses the same.
+    #[serde(default = "default_name")]
+    pub name: String,
     /// How often a checkpoint is taken.
     #[serde(default = "five_seconds", with = "crate::duration::positive")]
     #[schemars(with = "crate::duration::Positive")]
     pub interval: Duration,
+}
+
+fn default_name() -> String {
+    "ecomflow".into()
+}
+
+impl CheckpointConfig {
+    /// The shared store's URL, if one is set.
+    pub fn url(&self) -> Option<&str> {
+        Some(self.url.trim()).filter(|u| !u.is_empty())
+    }
+
+    /// Where checkpoints are kept, for messages (a URL is not shown: it may hold a
+    /// password).
+    pub fn place(&self) -> String {
+        match (self.url(), &self.dir) {
+            (Some(_), _) => format!("the database of `checkpoint.url` (name `{}`)", self.name),
+            (None, Some(dir)) => dir.clone(),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 fn five_seconds() -> Duration {
@@ -61,39 +97,95 @@ impl Checkpoint {
     }
 }
 
-/// The partitions of the newest completed checkpoint, shared by the coordinator (which
-/// replaces them as checkpoints complete) and the sources (which read a partition's when it
-/// is assigned).
-#[derive(Debug, Clone, Default)]
-pub struct PartitionStore(Arc<std::sync::RwLock<Arc<Checkpoint>>>);
+/// Where a partition's position and states come from when it is assigned: the newest
+/// completed checkpoint of this process (kept in a directory), or a store shared by every
+/// process of the pipeline, which the partition is claimed in. The coordinator replaces the
+/// former as checkpoints complete.
+#[derive(Clone, Default)]
+pub struct PartitionStore {
+    latest: Arc<std::sync::RwLock<Arc<Checkpoint>>>,
+    shared: Option<Arc<dyn SharedStore>>,
+    /// Components that start afresh (`--reset-state`): what was kept for them is left out.
+    reset: Arc<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for PartitionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionStore")
+            .field("shared", &self.shared.as_ref().map(|s| s.describe()))
+            .finish()
+    }
+}
 
 impl PartitionStore {
     /// A store holding `checkpoint`.
     pub fn new(checkpoint: Checkpoint) -> PartitionStore {
-        PartitionStore(Arc::new(std::sync::RwLock::new(Arc::new(checkpoint))))
+        PartitionStore {
+            latest: Arc::new(std::sync::RwLock::new(Arc::new(checkpoint))),
+            ..PartitionStore::default()
+        }
     }
 
-    /// The newest completed checkpoint.
+    /// A store whose partitions are claimed in `shared`, leaving out what was kept for the
+    /// components in `reset`.
+    pub fn shared(shared: Arc<dyn SharedStore>, reset: BTreeSet<String>) -> PartitionStore {
+        PartitionStore {
+            shared: Some(shared),
+            reset: Arc::new(reset),
+            ..PartitionStore::default()
+        }
+    }
+
+    /// The newest completed checkpoint of this process.
     pub fn latest(&self) -> Arc<Checkpoint> {
-        match self.0.read() {
+        match self.latest.read() {
             Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// What the newest completed checkpoint keeps for `partition`.
-    pub fn get(&self, partition: &PartitionId) -> Option<PartitionCheckpoint> {
-        self.latest().partition(partition).cloned()
+    /// Takes `partition` for this process (it was just assigned) and returns what was kept
+    /// for it. Blocking with a shared store (a database round trip).
+    pub fn claim(&self, partition: &PartitionId) -> Result<Option<PartitionCheckpoint>, String> {
+        let kept = match &self.shared {
+            Some(shared) => shared.claim(partition)?,
+            None => self.latest().partition(partition).cloned(),
+        };
+        if self.reset.contains(&*partition.source) {
+            return Ok(None);
+        }
+        Ok(kept.map(|mut k| {
+            k.transforms.retain(|path, _| !self.reset.contains(path));
+            k
+        }))
     }
 
-    /// Makes `checkpoint` the newest completed one.
+    /// This process's claim on `partition` now, with a shared store.
+    pub fn claim_of(&self, partition: &PartitionId) -> Option<i64> {
+        self.shared.as_ref()?.claim_of(partition)
+    }
+
+    /// Makes `checkpoint` the newest completed one of this process.
     pub fn set(&self, checkpoint: Checkpoint) {
         let new = Arc::new(checkpoint);
-        match self.0.write() {
+        match self.latest.write() {
             Ok(mut c) => *c = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
     }
+}
+
+/// A partition a source held at a checkpoint's barrier.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The partition.
+    pub partition: Arc<PartitionId>,
+    /// Where to resume it.
+    pub position: serde_json::Value,
+    /// This process's claim on it at the barrier, with a shared store: the checkpoint keeps
+    /// the partition only while that claim stands (a later claim, by another process or by
+    /// this one after the partition came back, resumed from an earlier checkpoint).
+    pub claim: Option<i64>,
 }
 
 /// What a component tells the checkpoint coordinator.
@@ -107,8 +199,8 @@ pub enum Report {
         component: Arc<str>,
         /// Where to resume.
         position: serde_json::Value,
-        /// Where to resume each partition it holds now.
-        partitions: Vec<(Arc<PartitionId>, serde_json::Value)>,
+        /// Each partition it holds now.
+        partitions: Vec<Held>,
     },
     /// A transform aligned barrier `id` and kept `state`.
     Transform {

@@ -395,6 +395,14 @@ impl SourceContext {
         let id = c.take()?;
         self.output.send_barrier(id).await;
         self.dead_letter.send_barrier(id).await;
+        let partitions = partitions
+            .into_iter()
+            .map(|(partition, position)| crate::checkpoint::Held {
+                claim: c.store.claim_of(&partition),
+                partition,
+                position,
+            })
+            .collect();
         c.report(crate::checkpoint::Report::Source {
             id,
             component: self.dead_letter.component().clone(),
@@ -717,6 +725,16 @@ pub trait Sink: Send {
     async fn checkpoint(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
         Ok(())
     }
+
+    /// Partition `partition` went to another process: drop what came from it since the last
+    /// checkpoint and is not written yet (its new owner builds it again), if the sink writes
+    /// only at checkpoints.
+    fn revoked(&mut self, _partition: &Arc<PartitionId>) {}
+
+    /// Every input has ended on its own (not stopped for a restart): what comes before
+    /// [`Sink::finish`] is the last of it, flushed by the transforms at their end, and no
+    /// checkpoint follows it.
+    fn inputs_ended(&mut self) {}
 
     /// How often [`Sink::tick`] should run, if at all (for time-based flushing).
     fn tick_interval(&self) -> Option<Duration> {

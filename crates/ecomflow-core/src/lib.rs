@@ -18,6 +18,7 @@ pub mod record;
 pub mod registry;
 pub mod retry;
 pub mod shard;
+pub mod shared_store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

@@ -90,13 +90,24 @@ impl GroupContext {
     fn assign(&self, consumer: &BaseConsumer<Self>, list: &mut TopicPartitionList) {
         let mut assigned = Vec::new();
         for tp in partitions(list) {
-            let kept = self.store.as_ref().and_then(|store| {
-                store.get(&PartitionId {
+            let claimed = self.store.as_ref().map(|store| {
+                store.claim(&PartitionId {
                     source: self.source.clone(),
                     topic: tp.topic.clone(),
                     number: tp.partition,
                 })
             });
+            let kept = match claimed {
+                Some(Ok(kept)) => kept,
+                Some(Err(e)) => {
+                    self.group.lock().unreadable = Some(format!(
+                        "cannot take {}[{}] over from the checkpoint store: {e}",
+                        tp.topic, tp.partition
+                    ));
+                    None
+                }
+                None => None,
+            };
             let (next, states) = match kept {
                 Some(k) => {
                     if k.position.as_i64().is_none() {

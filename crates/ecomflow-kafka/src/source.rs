@@ -47,6 +47,13 @@ pub struct KafkaSourceConfig {
     /// By default the source reads until the pipeline is stopped.
     #[serde(default)]
     pub stop_at_end: bool,
+    /// This member's fixed id in the group (librdkafka's `group.instance.id`, static
+    /// membership), such as `ecomflow-1`: unique per running process and the same when it
+    /// is started again. A member that restarts within `session.timeout.ms` (45 s unless
+    /// `options` say otherwise) gets its partitions back at once, without a rebalance of the
+    /// group; without it, a restarted process joins as a new member. Empty: none.
+    #[serde(default)]
+    pub instance_id: String,
     /// How often the group's offsets are committed, such as `5s`, and when the source stops.
     /// Only offsets of records every sink has made durable are committed: in a pipeline
     /// without a `[checkpoint]` table the runtime asks the sinks at this interval (keeping no
@@ -110,6 +117,10 @@ const MANAGED: &[Managed] = &[
         key: "enable.partition.eof",
         hint: "set `stop_at_end` instead",
     },
+    Managed {
+        key: "group.instance.id",
+        hint: "set `instance_id` instead",
+    },
 ];
 
 /// Registers the `kafka` source.
@@ -141,11 +152,17 @@ impl SourcePlugin for KafkaSourcePlugin {
                 "commit_interval must be longer than 0",
             ));
         }
+        // Rebalances move only the partitions that change owner (cooperative-sticky), unless
+        // the options pick a protocol or an assignor of their own (KIP-848's
+        // `group.protocol = "consumer"` assigns on the broker and takes no assignor here).
+        let assignor = !cfg.options.contains_key("group.protocol")
+            && !cfg.options.contains_key("partition.assignment.strategy");
+        let instance_id = cfg.instance_id.trim().to_string();
         let reset = match cfg.start {
             Start::Earliest => "earliest",
             Start::Latest => "latest",
         };
-        let settings = [
+        let mut settings = vec![
             Setting::new("group.id", cfg.group_id.as_str(), "group_id"),
             Setting::new("auto.offset.reset", reset, "start"),
             Setting::new("enable.auto.commit", "false", "options"),
@@ -156,6 +173,20 @@ impl SourcePlugin for KafkaSourcePlugin {
                 "stop_at_end",
             ),
         ];
+        if assignor {
+            settings.push(Setting::new(
+                "partition.assignment.strategy",
+                "cooperative-sticky",
+                "options",
+            ));
+        }
+        if !instance_id.is_empty() {
+            settings.push(Setting::new(
+                "group.instance.id",
+                instance_id.as_str(),
+                "instance_id",
+            ));
+        }
         let config = client_config(
             &cx.component,
             &cfg.bootstrap_servers,

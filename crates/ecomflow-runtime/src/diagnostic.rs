@@ -16,9 +16,12 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
-    /// The 1-based line and column of byte `offset`.
+    /// The 1-based line and column of byte `offset` (inside a character: of that character).
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);

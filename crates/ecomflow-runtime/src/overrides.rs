@@ -9,9 +9,9 @@ use toml::de::DeValue;
 pub struct Override<'a> {
     /// The argument as given, for messages.
     pub arg: &'a str,
-    /// `sources`, `transforms`, `sinks` or `dead_letter`.
+    /// `sources`, `transforms`, `sinks`, `dead_letter` or `checkpoint`.
     pub table: String,
-    /// The component id (empty for `dead_letter`).
+    /// The component id (empty for `dead_letter` and `checkpoint`).
     pub id: String,
     /// The option path inside the component; never empty.
     pub path: Vec<String>,
@@ -34,7 +34,7 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
         };
         let parts: Vec<&str> = path.trim().split('.').collect();
         let (table, id, rest) = match parts.as_slice() {
-            ["dead_letter", rest @ ..] if !rest.is_empty() => ("dead_letter", "", rest),
+            [t @ ("dead_letter" | "checkpoint"), rest @ ..] if !rest.is_empty() => (*t, "", rest),
             [t @ ("sources" | "transforms" | "sinks"), id, rest @ ..] if !rest.is_empty() => {
                 (*t, *id, rest)
             }
@@ -42,7 +42,8 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
                 diags.push(
                     Diagnostic::general(location, format!("`{path}` is not an option path"))
                         .with_hint(Some(
-                            "write <sources|transforms|sinks>.<id>.<option>, or dead_letter.<option>",
+                            "write <sources|transforms|sinks>.<id>.<option>, dead_letter.<option> \
+                             or checkpoint.<option>",
                         )),
                 );
                 continue;

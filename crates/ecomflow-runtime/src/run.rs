@@ -9,14 +9,14 @@
 //! flows through, transforms flush, sinks finish, and the run returns. A component that fails
 //! stops the run the same way and the run returns its error.
 
-use crate::checkpoint::{self as coordination, Alignment, ended};
+use crate::checkpoint::{self as coordination, Alignment, Keep, ended};
 use crate::pipeline::{Built, Component, Pipeline};
 use crate::sink_task::{run_dead_letter, run_sink};
 use crate::summary::{ComponentSummary, RunFailure, RunSummary};
 use crate::transform_shards::Instances;
 use crate::transform_task::{TransformIo, run_transform};
 use crate::watermarks::carrying_event_time;
-use ecomflow_core::checkpoint::{Checkpoint, SourceCheckpoints};
+use ecomflow_core::checkpoint::{Checkpoint, PartitionStore, SourceCheckpoints};
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::{Counters, EventTimeTracker, Message, Output, SinkContext, SourceContext};
 use std::collections::{BTreeSet, HashMap};
@@ -59,29 +59,39 @@ pub async fn run(
     let keep_state = checkpoint.is_some();
     let plan = match (&checkpoint, acknowledged_every) {
         (Some(config), _) => {
-            let restored = coordination::load(std::path::Path::new(&config.dir))
-                .map_err(|e| {
-                    fail_early(vec![(
-                        "checkpoint".into(),
-                        format!("cannot read the checkpoint in {}: {e}", config.dir),
-                    )])
-                })?
-                .unwrap_or_default();
+            let (keep, restored) = Keep::open(config)
+                .await
+                .map_err(|e| fail_early(vec![("checkpoint".into(), e)]))?;
             let restored = without_reset(restored, &reset_state);
             if restored.id > 0 {
-                tracing::info!(checkpoint = restored.id, dir = %config.dir, "resuming from a checkpoint");
+                tracing::info!(checkpoint = restored.id, store = %config.place(), "resuming from a checkpoint");
             }
-            Some((Some(config.dir.clone().into()), config.interval, restored))
+            let store = match &keep {
+                Keep::Shared(shared) => PartitionStore::shared(shared.clone(), reset_state.clone()),
+                _ => PartitionStore::new(restored.clone()),
+            };
+            Some((keep, config.interval, restored, store))
         }
-        (None, Some(every)) => Some((None, every, Checkpoint::default())),
+        (None, Some(every)) => Some((
+            Keep::Nothing,
+            every,
+            Checkpoint::default(),
+            PartitionStore::default(),
+        )),
         (None, None) => None,
     };
     let coordination = match plan {
-        Some((dir, interval, restored)) => {
+        Some((keep, interval, restored, store)) => {
             let mut participants: BTreeSet<String> =
                 components.iter().map(Component::path).collect();
             participants.insert(dead_letter.id.clone());
-            Some(coordination::start(dir, interval, restored, participants))
+            Some(coordination::start(
+                keep,
+                interval,
+                restored,
+                participants,
+                store,
+            ))
         }
         None => None,
     };
@@ -215,7 +225,7 @@ pub async fn run(
                     .and_then(|c| c.restored.transforms.get(&*path))
                     && let Err(e) = transform.restore(state.clone())
                 {
-                    let dir = checkpoint.as_ref().map_or("", |c| c.dir.as_str());
+                    let dir = checkpoint.as_ref().map(|c| c.place()).unwrap_or_default();
                     restore_failures.push((
                         path.to_string(),
                         format!(

@@ -22,6 +22,7 @@ pub(crate) async fn run_sink(
 ) -> Result<(), ComponentError> {
     let mut ticker = sink.tick_interval().map(crate::ticker::every);
     if let Some(mut rx) = rx {
+        let mut ended_inputs = Vec::new();
         let mut replay = std::collections::VecDeque::new();
         loop {
             let message = if let Some(m) = replay.pop_front() {
@@ -59,6 +60,15 @@ pub(crate) async fn run_sink(
                     Counters::add(&count.received, n);
                     sink.write(Incoming::in_shard(shard, batch), &cx).await?;
                     Counters::add(&count.sent, n);
+                }
+                Step::Handle(Message::Revoke { partition, .. }) => sink.revoked(&partition),
+                Step::Handle(Message::End { input }) => {
+                    if !ended_inputs.contains(&input) {
+                        ended_inputs.push(input);
+                        if ended_inputs.len() == alignment.inputs() {
+                            sink.inputs_ended();
+                        }
+                    }
                 }
                 Step::Handle(_) | Step::Wait => {}
             }

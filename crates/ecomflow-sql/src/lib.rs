@@ -19,6 +19,7 @@ mod plan;
 mod postgres_tests;
 mod sink;
 mod sqlite_files;
+mod state;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]

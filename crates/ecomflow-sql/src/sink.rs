@@ -7,14 +7,16 @@ use crate::dedup::dedup_by_key;
 use crate::dialect::{Dialect, quote_table};
 use crate::migrations;
 use crate::plan::Plan;
+use crate::state::{Prepared, Rows};
 use crate::url::redact;
 use crate::value_bind::Bound;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batching, BuildContext, BuildError, ComponentError, Field, Incoming, Payload, Plugin, Record,
-    RetryPolicy, Sink, SinkContext, SinkPlugin, Value,
+    Batching, BuildContext, BuildError, ComponentError, Field, Incoming, PartitionId, Payload,
+    Plugin, Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
 };
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Registers the `sql` sink.
@@ -65,6 +67,9 @@ impl SinkPlugin for SqlPlugin {
             retry: RetryPolicy::new(cfg.retry_for),
             conn: None,
             plan: None,
+            transactional: None,
+            pending: Vec::new(),
+            inputs_ended: false,
             buffer: Vec::new(),
         }))
     }
@@ -93,7 +98,15 @@ struct SqlSink {
     /// Opened at the first write (or at finish), with the migrations applied.
     conn: Option<Connected>,
     /// Fixed at the first write.
-    plan: Option<Plan>,
+    plan: Option<Arc<Plan>>,
+    /// Whether the sink writes in the checkpoint store's transactions (decided at the
+    /// first write: when the `postgres` checkpoint store commits to this sink's URL).
+    transactional: Option<Option<Arc<Prepared>>>,
+    /// In the store's transactions: the rows since the last barrier, by shard.
+    pending: Vec<(Shard, Vec<Record>)>,
+    /// Every input ended on its own: the rows after the last checkpoint are the
+    /// transforms' final flush, written at the finish.
+    inputs_ended: bool,
     /// Records not written yet.
     buffer: Vec<Record>,
 }
@@ -176,7 +189,7 @@ impl SqlSink {
         )
         .map_err(|e| ComponentError::Other(format!("cannot write to {}: {e}", self.target)))?;
         tracing::debug!(table = %self.table, sql = %plan.sql(1).0, "sql sink plan");
-        self.plan = Some(plan);
+        self.plan = Some(Arc::new(plan));
         Ok(())
     }
 
@@ -290,12 +303,20 @@ impl SqlSink {
 impl Sink for SqlSink {
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
         // Kept in the buffer until written: taken without a copy when no other reader has it.
-        let shard = batch.shard().number();
+        let shard = batch.shard().clone();
         let mut batch = batch.into_records();
         if let Some(field) = self.partition_field {
             for r in &mut batch {
-                r.set(field, Value::Int(i64::from(shard)));
+                r.set(field, Value::Int(i64::from(shard.number())));
             }
+        }
+        if self.transactional().is_some() {
+            // Written in the checkpoint's transaction, with the positions it covers.
+            match self.pending.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, rows)) => rows.extend(batch),
+                None => self.pending.push((shard, batch)),
+            }
+            return Ok(());
         }
         let arrived = batch.len();
         if arrived > 0 {
@@ -320,7 +341,39 @@ impl Sink for SqlSink {
     }
 
     async fn checkpoint(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
-        self.flush_all(cx).await
+        let Some(prepared) = self.transactional() else {
+            return self.flush_all(cx).await;
+        };
+        for (shard, mut rows) in std::mem::take(&mut self.pending) {
+            dedup_by_key(&mut rows, &self.key_fields);
+            let Some(first) = rows.first() else {
+                continue;
+            };
+            self.connect().await?;
+            self.plan(first).await?;
+            let Some(plan) = self.plan.clone() else {
+                continue;
+            };
+            prepared.add(Rows {
+                plan,
+                shard,
+                rows,
+                dead_letter: cx.dead_letter.clone(),
+                what: self.what(),
+            });
+        }
+        Ok(())
+    }
+
+    fn revoked(&mut self, partition: &Arc<PartitionId>) {
+        // Built since the last checkpoint from a partition that another process resumes
+        // from that checkpoint: not written.
+        self.pending
+            .retain(|(shard, _)| shard.partition() != Some(partition));
+    }
+
+    fn inputs_ended(&mut self) {
+        self.inputs_ended = true;
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -328,13 +381,26 @@ impl Sink for SqlSink {
     }
 
     async fn tick(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
-        if self.batching.is_due() {
+        let transactional = self.transactional.as_ref().is_some_and(|t| t.is_some());
+        if !transactional && self.batching.is_due() {
             self.flush_all(cx).await?;
         }
         Ok(())
     }
 
     async fn finish(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        let unsaved = std::mem::take(&mut self.pending);
+        if self.inputs_ended {
+            // What the transforms emit at the end of their input (open windows and groups
+            // closed), after the last checkpoint, which nothing follows: written here.
+            for (_, rows) in unsaved {
+                self.buffer.extend(rows);
+            }
+        } else if !unsaved.is_empty() {
+            // After the last checkpoint: the next run reads them again and writes them then.
+            let rows: usize = unsaved.iter().map(|(_, rows)| rows.len()).sum();
+            tracing::debug!(table = %self.table, rows, "rows after the last checkpoint not written");
+        }
         self.flush_all(cx).await?;
         // An empty run still connects, so the migrations are applied and errors show.
         self.connect().await?;
@@ -342,6 +408,23 @@ impl Sink for SqlSink {
             conn.db.close().await;
         }
         Ok(())
+    }
+}
+
+impl SqlSink {
+    /// The checkpoint store's prepared rows when this sink writes in its transactions.
+    fn transactional(&mut self) -> Option<Arc<Prepared>> {
+        let dialect = self.dialect;
+        let url = &self.url;
+        self.transactional
+            .get_or_insert_with(|| {
+                let store = crate::state::for_url(url).filter(|_| dialect == Dialect::Postgres);
+                if store.is_some() {
+                    tracing::info!(table = %redact(url), "rows commit with the checkpoints (exactly once)");
+                }
+                store
+            })
+            .clone()
     }
 }
 

@@ -35,6 +35,11 @@ impl Alignment {
         }
     }
 
+    /// How many inputs it aligns.
+    pub fn inputs(&self) -> usize {
+        self.barrier.len()
+    }
+
     fn input_of(m: &Message) -> Option<usize> {
         match m {
             Message::Batch { input, .. }

@@ -11,10 +11,10 @@
 //! by themselves. Without a directory (a pipeline with no `[checkpoint]` table whose sources
 //! want acknowledgements), checkpoints only acknowledge: nothing is written.
 
+use super::Keep;
 use ecomflow_core::PartitionId;
-use ecomflow_core::checkpoint::{Checkpoint, PartitionCheckpoint, PartitionStore, Report};
+use ecomflow_core::checkpoint::{Checkpoint, Held, PartitionCheckpoint, PartitionStore, Report};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
@@ -39,23 +39,23 @@ pub struct Coordination {
 }
 
 /// Starts the coordinator for the components in `participants` (paths, the dead-letter
-/// output's among them), asking for a checkpoint every `interval` and writing completed ones
-/// to `dir` (none: acknowledgements only).
+/// output's among them), asking for a checkpoint every `interval` and keeping completed ones
+/// in `keep`; partitions assigned resume from `store`.
 pub fn start(
-    dir: Option<PathBuf>,
+    keep: Keep,
     interval: std::time::Duration,
     restored: Checkpoint,
     participants: BTreeSet<String>,
+    store: PartitionStore,
 ) -> (Coordination, tokio::task::JoinHandle<Result<(), String>>) {
     let requested = Arc::new(AtomicU64::new(restored.id));
     let asked = Arc::new(tokio::sync::Notify::new());
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let (wanted_tx, wanted) = mpsc::unbounded_channel();
     let (completed_tx, completed) = watch::channel(restored.id);
-    let store = PartitionStore::new(restored.clone());
     let task = tokio::spawn(coordinate(
         Coordinator {
-            dir,
+            keep,
             requested: requested.clone(),
             asked: asked.clone(),
             participants,
@@ -90,14 +90,14 @@ struct Pending {
     reported: BTreeSet<String>,
     sources: BTreeMap<String, serde_json::Value>,
     transforms: BTreeMap<String, serde_json::Value>,
-    /// Positions of the partitions the sources hold.
-    partitions: Vec<(Arc<PartitionId>, serde_json::Value)>,
+    /// The partitions the sources hold.
+    partitions: Vec<Held>,
     /// Transforms' states of partitions: (partition, transform path, state).
     partition_states: Vec<(Arc<PartitionId>, String, serde_json::Value)>,
 }
 
 struct Coordinator {
-    dir: Option<PathBuf>,
+    keep: Keep,
     requested: Arc<AtomicU64>,
     asked: Arc<tokio::sync::Notify>,
     participants: BTreeSet<String>,
@@ -128,7 +128,7 @@ async fn coordinate(
             Some(()) = wanted.recv() => c.begin_or_queue(true),
             report = reports.recv() => {
                 let Some(report) = report else { return Ok(()) };
-                c.take(report)?;
+                c.take(report).await?;
             }
         }
     }
@@ -158,7 +158,7 @@ impl Coordinator {
         }
     }
 
-    fn take(&mut self, report: Report) -> Result<(), String> {
+    async fn take(&mut self, report: Report) -> Result<(), String> {
         match report {
             Report::Source {
                 id,
@@ -198,32 +198,43 @@ impl Coordinator {
                 self.ended.insert(component.to_string());
             }
         }
-        self.complete_ready()
+        self.complete_ready().await
     }
 
     /// Completes the oldest pending checkpoint once every component (the dead-letter output
     /// included) has reported it or ended.
-    fn complete_ready(&mut self) -> Result<(), String> {
+    async fn complete_ready(&mut self) -> Result<(), String> {
+        loop {
+            if !self.complete_oldest().await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Completes the oldest pending checkpoint if it is ready; true when one was completed
+    /// (the next may be ready too).
+    async fn complete_oldest(&mut self) -> Result<bool, String> {
         let Some((&id, p)) = self.pending.iter().next() else {
-            return Ok(());
+            return Ok(false);
         };
         let all = self
             .participants
             .iter()
             .all(|c| p.reported.contains(c) || self.ended.contains(c));
         if all && !p.sources.is_empty() {
-            self.complete(id)
+            self.complete(id).await?;
+            Ok(true)
         } else {
             if all {
                 // Every source had ended before it: nothing to resume from.
                 self.pending.remove(&id);
                 self.over(id);
             }
-            Ok(())
+            Ok(false)
         }
     }
 
-    fn complete(&mut self, id: u64) -> Result<(), String> {
+    async fn complete(&mut self, id: u64) -> Result<(), String> {
         let Some(p) = self.pending.remove(&id) else {
             return Ok(());
         };
@@ -234,15 +245,20 @@ impl Coordinator {
         // A partition a source holds now gets what was built from it up to this checkpoint;
         // the others keep what they had (their owner, or this process before, made it
         // durable).
+        let held: Vec<(Arc<PartitionId>, Option<i64>)> = p
+            .partitions
+            .iter()
+            .map(|h| (h.partition.clone(), h.claim))
+            .collect();
         let mut fresh: BTreeMap<Arc<PartitionId>, PartitionCheckpoint> = p
             .partitions
             .into_iter()
-            .map(|(partition, position)| {
+            .map(|h| {
                 let kept = PartitionCheckpoint {
-                    position,
+                    position: h.position,
                     transforms: BTreeMap::new(),
                 };
-                (partition, kept)
+                (h.partition, kept)
             })
             .collect();
         for (partition, component, state) in p.partition_states {
@@ -256,16 +272,25 @@ impl Coordinator {
                 .or_default()
                 .insert(partition.key(), kept);
         }
-        if let Some(dir) = &self.dir {
-            super::save(&next, dir)
-                .map_err(|e| format!("cannot write checkpoint {id} to {}: {e}", dir.display()))?;
+        for lost in self.keep.commit(&next, &held).await? {
+            // Claimed by another process since the barrier: what this process built from it
+            // was not kept; the other process resumes it from what was committed before.
+            tracing::warn!(
+                checkpoint = id,
+                partition = %ecomflow_core::Shard::Partition(lost.clone()),
+                "the partition belongs to another process now: this process's work on it \
+                 since the last checkpoint is dropped"
+            );
+            if let Some(source) = next.partitions.get_mut(&*lost.source) {
+                source.remove(&lost.key());
+            }
         }
         self.store.set(next.clone());
         self.last = next;
         let _ = self.completed.send(id);
         tracing::debug!(checkpoint = id, "checkpoint complete");
         self.over(id);
-        self.complete_ready()
+        Ok(())
     }
 }
 

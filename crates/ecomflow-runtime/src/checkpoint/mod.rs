@@ -4,8 +4,10 @@
 
 mod alignment;
 mod coordinator;
+mod keep;
 mod store;
 
 pub use alignment::{Alignment, Step};
 pub use coordinator::{ended, start};
+pub use keep::Keep;
 pub use store::{load, save};

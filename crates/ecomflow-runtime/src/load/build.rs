@@ -175,6 +175,9 @@ fn rebuilder(
     }))
 }
 
+use ecomflow_core::checkpoint::CheckpointConfig;
+use ecomflow_core::shared_store::StorePlugin;
+
 /// Reads the `[checkpoint]` table.
 pub(super) fn checkpoint_config(
     file: &SourceFile,
@@ -190,8 +193,37 @@ pub(super) fn checkpoint_config(
         ));
         return None;
     };
-    match ecomflow_core::registry::deserialize_config(Spanned::new(span.clone(), t)) {
-        Ok(c) => Some(c),
+    match ecomflow_core::registry::deserialize_config::<CheckpointConfig>(Spanned::new(
+        span.clone(),
+        t,
+    )) {
+        Ok(c) => {
+            let problem = match c.url() {
+                Some(url) if StorePlugin::for_url(url).is_none() => Some(format!(
+                    "`checkpoint.url` must be a database a checkpoint store is linked in for: \
+                     {}",
+                    StorePlugin::schemes()
+                        .iter()
+                        .map(|s| format!("`{s}://...`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Some(_) => None,
+                None if c.dir.is_none() => Some(
+                    "`[checkpoint]` needs `dir` (a directory) or `url` (a PostgreSQL database)"
+                        .to_string(),
+                ),
+                None => None,
+            };
+            match problem {
+                Some(message) => {
+                    diags
+                        .push(Diagnostic::at(file, Some(span), message).in_component("checkpoint"));
+                    None
+                }
+                None => Some(c),
+            }
+        }
         Err(e) => {
             let message = match &e.field {
                 Some(field) => format!("`checkpoint.{field}`: {}", e.message),

@@ -198,7 +198,7 @@ pub(super) fn apply_overrides<'i>(
     dead_letter: &mut Option<Declared<'i>>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    for o in overrides {
+    for o in overrides.iter().filter(|o| o.table != CHECKPOINT) {
         let target = if o.table == DEAD_LETTER {
             dead_letter.as_mut()
         } else {
@@ -214,28 +214,58 @@ pub(super) fn apply_overrides<'i>(
             continue;
         };
         let span = d.key_span.clone();
-        let mut table = d.table.get_mut();
-        let Some((last, parents)) = o.path.split_last() else {
-            continue;
-        };
-        for p in parents {
-            let entry = table
-                .entry(Spanned::new(span.clone(), Cow::Owned(p.clone())))
-                .or_insert_with(|| Spanned::new(span.clone(), DeValue::Table(DeTable::new())));
-            match entry.get_mut() {
-                DeValue::Table(t) => table = t,
-                _ => {
-                    diags.push(Diagnostic::general(
-                        format!("--set {}", o.arg),
-                        format!("`{p}` is not a table"),
-                    ));
-                    return;
-                }
+        set_option(d.table.get_mut(), span, o, diags);
+    }
+}
+
+/// Applies the `--set checkpoint.<option>` overrides to the `[checkpoint]` table, making
+/// one when the files have none.
+pub(super) fn apply_checkpoint_overrides<'i>(
+    overrides: &[Override<'i>],
+    checkpoint: &mut Option<Spanned<DeValue<'i>>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for o in overrides.iter().filter(|o| o.table == CHECKPOINT) {
+        let value =
+            checkpoint.get_or_insert_with(|| Spanned::new(0..0, DeValue::Table(DeTable::new())));
+        let span = value.span();
+        match value.get_mut() {
+            DeValue::Table(t) => set_option(t, span, o, diags),
+            _ => diags.push(Diagnostic::general(
+                format!("--set {}", o.arg),
+                "`checkpoint` is not a table",
+            )),
+        }
+    }
+}
+
+/// Sets the option `o` names in `table`, making the tables on its path.
+fn set_option<'i>(
+    mut table: &mut DeTable<'i>,
+    span: Range<usize>,
+    o: &Override<'i>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some((last, parents)) = o.path.split_last() else {
+        return;
+    };
+    for p in parents {
+        let entry = table
+            .entry(Spanned::new(span.clone(), Cow::Owned(p.clone())))
+            .or_insert_with(|| Spanned::new(span.clone(), DeValue::Table(DeTable::new())));
+        match entry.get_mut() {
+            DeValue::Table(t) => table = t,
+            _ => {
+                diags.push(Diagnostic::general(
+                    format!("--set {}", o.arg),
+                    format!("`{p}` is not a table"),
+                ));
+                return;
             }
         }
-        table.insert(
-            Spanned::new(span.clone(), Cow::Owned(last.clone())),
-            Spanned::new(span, o.value.clone()),
-        );
     }
+    table.insert(
+        Spanned::new(span.clone(), Cow::Owned(last.clone())),
+        Spanned::new(span, o.value.clone()),
+    );
 }

@@ -27,6 +27,8 @@ use toml::de::{DeTable, DeValue};
 
 /// The id and table of the pipeline's dead-letter output.
 pub const DEAD_LETTER: &str = "dead_letter";
+/// The `[checkpoint]` table.
+pub const CHECKPOINT: &str = "checkpoint";
 /// Where dead letters go when the pipeline does not say.
 pub const DEFAULT_DEAD_LETTER_PATH: &str = "dead-letter.jsonl";
 
@@ -89,8 +91,8 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
         }
         let mut root = root.into_inner();
         interpolate_table(&mut root, file, options.env, &mut diags);
-        if let Some(table) = root.remove("checkpoint") {
-            checkpoint = checkpoint_config(file, table, &mut diags);
+        if let Some(table) = root.remove(CHECKPOINT) {
+            checkpoint = Some((index, table));
         }
         declare(
             index,
@@ -105,6 +107,15 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
         diags.push(Diagnostic::general("ecomflow", "no pipeline file given"));
     }
     apply_overrides(&overrides, &mut declared, &mut dead_letter, &mut diags);
+    let (checkpoint_file, mut checkpoint_table) = match checkpoint {
+        Some((file, table)) => (file, Some(table)),
+        None => (0, None),
+    };
+    apply_checkpoint_overrides(&overrides, &mut checkpoint_table, &mut diags);
+    let checkpoint = checkpoint_table.and_then(|table| {
+        let file = files.get(checkpoint_file)?;
+        checkpoint_config(file, table, &mut diags)
+    });
 
     let mut nodes = Vec::new();
     let mut built = Vec::new();

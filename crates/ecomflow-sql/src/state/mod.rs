@@ -1,0 +1,174 @@
+//! The `postgres` checkpoint store (`[checkpoint] url = "postgres://..."`): checkpoints of
+//! every process of a pipeline in one database, so a Kafka partition's position and state
+//! move with the partition. A process claims a partition when the group assigns it (a new
+//! epoch, which fences the previous owner) and commits its checkpoints in one transaction
+//! with the rows that `sql` sinks on the same database prepared for them.
+
+mod claims;
+mod commit;
+mod prepared;
+mod schema;
+
+pub use prepared::{Prepared, Rows, for_url};
+
+use claims::Claims;
+use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::checkpoint::{Checkpoint, PartitionCheckpoint};
+use ecomflow_core::shared_store::{Opening, SharedStore, StoreOptions, StorePlugin};
+use ecomflow_core::{ComponentError, PartitionId, RetryPolicy};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long connecting, claiming and committing are tried again while the database cannot
+/// be reached.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// The store of one pipeline (`name`) in one database.
+struct PostgresStore {
+    pool: PgPool,
+    url: String,
+    /// The URL without password, for messages.
+    target: String,
+    name: String,
+    claims: Claims,
+    /// This process's epoch of each partition it claimed.
+    epochs: Mutex<HashMap<PartitionId, i64>>,
+    /// The rows sinks on this database prepared for the checkpoint under way.
+    prepared: Arc<Prepared>,
+    retry: RetryPolicy,
+}
+
+fn open(options: StoreOptions) -> Opening {
+    Box::pin(async move {
+        let target = crate::url::redact(&options.url);
+        let fail = |e: sqlx::Error| {
+            crate::db::db_error(format!("cannot open the checkpoint store in {target}"), e)
+        };
+        let connect = PgConnectOptions::from_str(&options.url).map_err(fail)?;
+        let retry = RetryPolicy::new(RETRY_FOR);
+        let pool = retry
+            .run(|| async {
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(connect.clone())
+                    .await
+                    .map_err(fail)
+            })
+            .await?;
+        for statement in schema::CREATE {
+            create(&pool, statement).await.map_err(fail)?;
+        }
+        let owner = format!(
+            "{}:{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+            std::process::id()
+        );
+        let claims = Claims::start(connect, options.name.clone(), owner, RETRY_FOR)
+            .map_err(ComponentError::Other)?;
+        let store: Arc<dyn SharedStore> = Arc::new(PostgresStore {
+            prepared: prepared::register(&options.url),
+            pool,
+            url: options.url,
+            target,
+            name: options.name,
+            claims,
+            epochs: Mutex::new(HashMap::new()),
+            retry,
+        });
+        Ok(store)
+    })
+}
+
+/// Runs one `CREATE TABLE IF NOT EXISTS`: two processes creating a table at once may see a
+/// duplicate-type error from the loser, which means the table is there.
+async fn create(pool: &PgPool, statement: &str) -> Result<(), sqlx::Error> {
+    match sqlx::query(statement).execute(pool).await {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+#[async_trait]
+impl SharedStore for PostgresStore {
+    async fn load(&self) -> Result<Checkpoint, ComponentError> {
+        let row: Option<(i64, String, String)> = self
+            .retry
+            .run(|| async {
+                sqlx::query_as(schema::LOAD)
+                    .bind(&self.name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| crate::db::db_error(format!("cannot read {}", self.target), e))
+            })
+            .await?;
+        let Some((id, sources, transforms)) = row else {
+            return Ok(Checkpoint::default());
+        };
+        let unreadable =
+            |e: serde_json::Error| ComponentError::Other(format!("an unreadable checkpoint: {e}"));
+        Ok(Checkpoint {
+            id: u64::try_from(id).unwrap_or_default(),
+            sources: serde_json::from_str(&sources).map_err(unreadable)?,
+            transforms: serde_json::from_str(&transforms).map_err(unreadable)?,
+            partitions: Default::default(),
+        })
+    }
+
+    fn claim(&self, partition: &PartitionId) -> Result<Option<PartitionCheckpoint>, String> {
+        let (epoch, kept) = self.claims.claim(partition)?;
+        self.epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(partition.clone(), epoch);
+        tracing::info!(partition = %partition.key(), epoch, "partition claimed");
+        Ok(kept)
+    }
+
+    async fn commit(
+        &self,
+        checkpoint: &Checkpoint,
+        held: &[(Arc<PartitionId>, Option<i64>)],
+    ) -> Result<Vec<Arc<PartitionId>>, ComponentError> {
+        let rows = self.prepared.take();
+        let outcome = self
+            .retry
+            .run(|| async {
+                let fail = |e| crate::db::db_error(format!("cannot commit to {}", self.target), e);
+                let mut c = self.pool.acquire().await.map_err(fail)?;
+                commit::run(&mut c, &self.name, checkpoint, held, &rows)
+                    .await
+                    .map_err(fail)
+            })
+            .await?;
+        for (i, letters) in outcome.rejected {
+            if let Some(group) = rows.get(i) {
+                group.dead_letter.send(letters).await;
+            }
+        }
+        Ok(outcome.fenced)
+    }
+
+    fn claim_of(&self, partition: &PartitionId) -> Option<i64> {
+        let epochs = self.epochs.lock().unwrap_or_else(|p| p.into_inner());
+        epochs.get(partition).copied()
+    }
+
+    fn describe(&self) -> String {
+        format!("the checkpoint store `{}` in {}", self.name, self.target)
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        prepared::unregister(&self.url);
+    }
+}
+
+ecomflow_core::inventory::submit!(StorePlugin {
+    scheme: "postgres",
+    open,
+});

@@ -1,0 +1,249 @@
+//! Exactly once into PostgreSQL, on the real stack (`scripts/services.sh`): the flagship with
+//! the `real-stack.toml` overlay keeps its checkpoints in PostgreSQL (`checkpoint.url`), so
+//! the rows of its `sql` sinks commit in the checkpoints' transactions with the Kafka
+//! positions and the states. A table written with plain INSERTs (no key, so a row written
+//! twice stays twice) is added beside the flagship's. The pipeline is killed with SIGKILL 5
+//! times at random moments, then run to the end of the topic: the plain table holds every
+//! good transaction exactly once, and the flagship's five tables equal those of one run that
+//! was never interrupted. Without the servers this test fails.
+
+#![cfg(unix)]
+
+use common::stack::{ecomflow, elasticsearch, kafka, pipeline, postgres_dump, run, topic_end};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+/// Good transactions in the topic.
+const GOOD: i64 = 50000;
+/// SIGKILLs before the run that reads to the end, each once the run has committed something.
+const KILLS: usize = 5;
+
+/// The overlay that adds the plain-insert table.
+const PLAIN_TABLE: &str = r#"
+[sinks.every_transaction]
+type = "sql"
+inputs = ["usd"]
+url = "${DATABASE_URL}"
+table = "transactions_once"
+
+[sinks.every_transaction.columns]
+transaction_id = "transactionId"
+total_amount = "totalAmount"
+"#;
+
+/// The flagship with the plain table, reading `topic` as `group` with checkpoints in
+/// `database` (every 500 ms), to the end of the topic.
+fn flagship_args(
+    overlay: &Path,
+    topic: &str,
+    group: &str,
+    index: &str,
+    database: &str,
+) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        pipeline("ecommerce.toml"),
+        pipeline("real-stack.toml"),
+        overlay.display().to_string(),
+    ];
+    for set in [
+        format!("sources.transactions.topics=[\"{topic}\"]"),
+        format!("sources.transactions.group_id=\"{group}\""),
+        // The same member id in every run (static membership): a run started after a kill
+        // takes the dead one's partitions over at once instead of after its session timeout.
+        "sources.transactions.options={ \"session.timeout.ms\" = 6000 }".to_string(),
+        format!("sources.transactions.instance_id=\"{group}-1\""),
+        "sources.transactions.stop_at_end=true".to_string(),
+        format!("sinks.transactions_index.index=\"{index}\""),
+        format!("checkpoint.url=\"{database}\""),
+        "checkpoint.interval=\"500ms\"".to_string(),
+    ] {
+        args.push("--set".into());
+        args.push(set);
+    }
+    args
+}
+
+fn flagship_env(dir: &Path, name: &str, database: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+        ("DATABASE_URL", database.to_string()),
+        ("ELASTICSEARCH_URL", elasticsearch()),
+        (
+            "ECOMFLOW_DEAD_LETTER",
+            dir.join(format!("{name}.dead.jsonl")).display().to_string(),
+        ),
+    ]
+}
+
+fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
+    ecomflow(args, envs, dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("ecomflow starts")
+}
+
+/// A pseudo-random number in `0..n`, from `seed` (changed each call).
+fn random(seed: &mut u64, n: u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 33) % n
+}
+
+/// Rows of the plain table: (all of them, distinct transaction ids).
+async fn plain_counts(database: &str) -> (i64, i64) {
+    let pool = sqlx::PgPool::connect(database).await.expect("database");
+    let counts =
+        sqlx::query_as("SELECT count(*), count(DISTINCT transaction_id) FROM transactions_once")
+            .fetch_one(&pool)
+            .await
+            .expect("counts");
+    pool.close().await;
+    counts
+}
+
+async fn create_plain_table(database: &str) {
+    let pool = sqlx::PgPool::connect(database).await.expect("database");
+    sqlx::query(
+        "CREATE TABLE transactions_once (transaction_id TEXT, total_amount DOUBLE PRECISION)",
+    )
+    .execute(&pool)
+    .await
+    .expect("table");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_insert_table_holds_every_transaction_once_after_five_sigkills() {
+    let id = std::process::id();
+    let topic = format!("ecomflow_once_{id}");
+    let group = format!("ecomflow_once_{id}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let overlay = dir.join("plain-table.toml");
+    std::fs::write(&overlay, PLAIN_TABLE).expect("overlay");
+    let database = common::fresh_postgres_database(&format!("ecomflow_once_{id}")).await;
+    let reference = common::fresh_postgres_database(&format!("ecomflow_once_ref_{id}")).await;
+    create_plain_table(&database).await;
+    create_plain_table(&reference).await;
+
+    // The whole topic first (3 partitions, the test broker's default).
+    run(
+        &[
+            "run".to_string(),
+            pipeline("generate.toml"),
+            "--set".into(),
+            format!("sinks.kafka.topic=\"{topic}\""),
+            "--set".into(),
+            format!("sources.transactions.count={GOOD}"),
+        ],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+            (
+                "ECOMFLOW_DEAD_LETTER",
+                dir.join("generate.dead.jsonl").display().to_string(),
+            ),
+        ],
+        dir,
+    );
+    let end = topic_end(&topic);
+    assert!(end > GOOD, "the topic holds the good and the broken ones");
+
+    // Five crashes at random moments, each run resuming from the last commit.
+    let args = flagship_args(&overlay, &topic, &group, &format!("once_{id}"), &database);
+    let env = flagship_env(dir, "crashed", &database);
+    let mut seed = u64::from(id);
+    let mut schedule = Vec::new();
+    let mut committed = 0;
+    for kill in 0..KILLS {
+        let log = dir.join(format!("run{kill}.log"));
+        let mut child = spawn(&args, &env, dir, &log);
+        // A kill that matters: once this run has committed something, part-way through the
+        // next checkpoint's work (its rows are written, or prepared and not committed).
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!(
+                    "run {kill} ended ({status}) before its SIGKILL:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            let (rows, _) = plain_counts(&database).await;
+            if rows > committed {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "run {kill} commits nothing"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let first_commit = started.elapsed();
+        tokio::time::sleep(Duration::from_millis(random(&mut seed, 800))).await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("exits");
+        let (rows, distinct) = plain_counts(&database).await;
+        schedule.push(format!(
+            "run {kill}: first commit after {first_commit:?}, killed after {:?}: {rows} rows \
+             ({distinct} distinct)",
+            started.elapsed()
+        ));
+        assert_eq!(rows, distinct, "a row written twice: {schedule:?}");
+        committed = rows;
+    }
+    eprintln!("{}", schedule.join("\n"));
+    let log = dir.join("last.log");
+    let mut last = spawn(&args, &env, dir, &log);
+    let status = last.wait().expect("exits");
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // The reference: the same topic, another group, never interrupted.
+    let reference_group = format!("{group}_reference");
+    run(
+        &flagship_args(
+            &overlay,
+            &topic,
+            &reference_group,
+            &format!("once_ref_{id}"),
+            &reference,
+        ),
+        &flagship_env(dir, "reference", &reference),
+        dir,
+    );
+
+    assert_eq!(
+        plain_counts(&reference).await,
+        (GOOD, GOOD),
+        "the reference"
+    );
+    assert_eq!(
+        plain_counts(&database).await,
+        (GOOD, GOOD),
+        "every good transaction once in the plain table after {schedule:?}"
+    );
+    let expected = postgres_dump(&reference).await;
+    let crashed = postgres_dump(&database).await;
+    assert_eq!(expected.len(), crashed.len(), "row counts differ");
+    let first_difference = expected.iter().zip(&crashed).find(|(a, b)| a != b);
+    assert!(
+        first_difference.is_none(),
+        "the tables differ: {first_difference:?}"
+    );
+
+    let http = reqwest::Client::new();
+    for index in [format!("once_{id}"), format!("once_ref_{id}")] {
+        let _ = http
+            .delete(format!("{}/{index}", elasticsearch()))
+            .send()
+            .await;
+    }
+}
