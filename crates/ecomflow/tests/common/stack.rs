@@ -183,3 +183,21 @@ pub async fn postgres_dump(url: &str) -> Vec<String> {
     pool.close().await;
     all
 }
+
+/// Creates `topic` with `partitions` partitions on the test broker.
+pub async fn create_topic(topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .expect("admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics(&[new], &AdminOptions::new())
+        .await
+        .expect("create topic");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+    }
+}

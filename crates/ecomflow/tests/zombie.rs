@@ -1,0 +1,297 @@
+//! Fencing a zombie, on the real stack (`scripts/services.sh`): member A of the flagship
+//! (with the `real-stack.toml` overlay, checkpoints in PostgreSQL) is paused with SIGSTOP
+//! past its session timeout, while the topic is being written; the group gives its
+//! partitions to member B, which claims them. A is resumed with SIGCONT, with rows prepared
+//! and a checkpoint under way for partitions it no longer owns: its commit must leave them
+//! alone. A table written with plain INSERTs (no key) beside the flagship's holds every good
+//! transaction exactly once in the end, and the five tables equal those of one process that
+//! was never interrupted. Without the servers this test fails.
+
+#![cfg(unix)]
+
+use common::stack::{ecomflow, elasticsearch, kafka, pipeline, postgres_dump, run, topic_end};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+/// Good transactions the generator writes.
+const GOOD: i64 = 30000;
+/// Its pace: it writes for 15 s, through the pause.
+const RATE: i64 = 2000;
+
+/// The overlay that adds the plain-insert table.
+const PLAIN_TABLE: &str = r#"
+[sinks.every_transaction]
+type = "sql"
+inputs = ["usd"]
+url = "${DATABASE_URL}"
+table = "transactions_once"
+
+[sinks.every_transaction.columns]
+transaction_id = "transactionId"
+"#;
+
+fn member_args(
+    overlay: &Path,
+    topic: &str,
+    group: &str,
+    index: &str,
+    database: &str,
+    to_the_end: bool,
+) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        pipeline("ecommerce.toml"),
+        pipeline("real-stack.toml"),
+        overlay.display().to_string(),
+    ];
+    for set in [
+        format!("sources.transactions.topics=[\"{topic}\"]"),
+        format!("sources.transactions.group_id=\"{group}\""),
+        // A member that stops heartbeating is out of the group after 6 s.
+        "sources.transactions.options={ \"session.timeout.ms\" = 6000 }".to_string(),
+        format!("sources.transactions.stop_at_end={to_the_end}"),
+        format!("sinks.transactions_index.index=\"{index}\""),
+        format!("checkpoint.url=\"{database}\""),
+        "checkpoint.interval=\"500ms\"".to_string(),
+    ] {
+        args.push("--set".into());
+        args.push(set);
+    }
+    args
+}
+
+fn member_env(dir: &Path, member: &str, database: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+        ("DATABASE_URL", database.to_string()),
+        ("ELASTICSEARCH_URL", elasticsearch()),
+        (
+            "ECOMFLOW_DEAD_LETTER",
+            dir.join(format!("{member}.dead.jsonl"))
+                .display()
+                .to_string(),
+        ),
+        ("RUST_LOG", "info".to_string()),
+    ]
+}
+
+fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
+    ecomflow(args, envs, dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("ecomflow starts")
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+async fn create_plain_table(database: &str) {
+    let pool = sqlx::PgPool::connect(database).await.expect("database");
+    sqlx::query("CREATE TABLE transactions_once (transaction_id TEXT)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    pool.close().await;
+}
+
+async fn plain_counts(database: &str) -> (i64, i64) {
+    let pool = sqlx::PgPool::connect(database).await.expect("database");
+    let counts =
+        sqlx::query_as("SELECT count(*), count(DISTINCT transaction_id) FROM transactions_once")
+            .fetch_one(&pool)
+            .await
+            .expect("counts");
+    pool.close().await;
+    counts
+}
+
+/// The owners of the partitions committed so far (`host:pid`), one per partition, and the
+/// sum of their positions.
+async fn owners(database: &str) -> (Vec<String>, i64) {
+    let pool = sqlx::PgPool::connect(database).await.expect("database");
+    let rows: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT owner, position::text FROM ecomflow_partitions ORDER BY partition")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+    pool.close().await;
+    let sum = rows
+        .iter()
+        .filter_map(|(_, p)| p.as_deref()?.parse::<i64>().ok())
+        .sum();
+    (rows.into_iter().filter_map(|(o, _)| o).collect(), sum)
+}
+
+fn owned_by(owners: &[String], pid: u32) -> usize {
+    owners
+        .iter()
+        .filter(|o| o.ends_with(&format!(":{pid}")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost() {
+    let id = std::process::id();
+    let topic = format!("ecomflow_zombie_{id}");
+    let group = format!("ecomflow_zombie_{id}");
+    let index = format!("zombie_{id}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let overlay = dir.join("plain-table.toml");
+    std::fs::write(&overlay, PLAIN_TABLE).expect("overlay");
+    let database = common::fresh_postgres_database(&format!("ecomflow_zombie_{id}")).await;
+    let reference = common::fresh_postgres_database(&format!("ecomflow_zombie_ref_{id}")).await;
+    create_plain_table(&database).await;
+    create_plain_table(&reference).await;
+
+    let generator_log = dir.join("generate.log");
+    let mut generator = spawn(
+        &[
+            "run".to_string(),
+            pipeline("generate.toml"),
+            "--set".into(),
+            format!("sinks.kafka.topic=\"{topic}\""),
+            "--set".into(),
+            format!("sources.transactions.count={GOOD}"),
+            "--set".into(),
+            format!("sources.transactions.rate={RATE}"),
+        ],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+            (
+                "ECOMFLOW_DEAD_LETTER",
+                dir.join("generate.dead.jsonl").display().to_string(),
+            ),
+        ],
+        dir,
+        &generator_log,
+    );
+
+    // 1. A alone, until it owns and has committed every partition.
+    let args = member_args(&overlay, &topic, &group, &index, &database, false);
+    let a_log = dir.join("a.log");
+    let mut a = spawn(&args, &member_env(dir, "a", &database), dir, &a_log);
+    let started = Instant::now();
+    loop {
+        let (owners, sum) = owners(&database).await;
+        if owners.len() == 3 && owned_by(&owners, a.id()) == 3 && sum > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "A never owned the topic"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 2. A freezes mid-work; B joins and, once A's session is over, takes every partition.
+    signal(&a, "-STOP");
+    let b_log = dir.join("b.log");
+    let mut b = spawn(&args, &member_env(dir, "b", &database), dir, &b_log);
+    let started = Instant::now();
+    let mut taken_at = None;
+    loop {
+        let (owners, sum) = owners(&database).await;
+        if owned_by(&owners, b.id()) == 3 {
+            // B claimed them all; let it commit past where A stood.
+            let at = *taken_at.get_or_insert(sum);
+            if sum > at {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "B never took A's partitions over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        generator.try_wait().expect("wait").is_none(),
+        "the topic is still being written when A comes back"
+    );
+
+    // 3. A comes back: what it prepared for the lost partitions must not be committed.
+    signal(&a, "-CONT");
+
+    // 4. The topic written and committed to its end, both stop.
+    let status = generator.wait().expect("generator exits");
+    assert!(status.success());
+    let end = topic_end(&topic);
+    let started = Instant::now();
+    while owners(&database).await.1 < end {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the members did not commit the whole topic"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (name, child, log) in [("a", &mut a, &a_log), ("b", &mut b, &b_log)] {
+        signal(child, "-TERM");
+        let status = child.wait().expect("exits");
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(status.success(), "member {name}:\n{text}");
+    }
+    let a_text = std::fs::read_to_string(&a_log).unwrap_or_default();
+    assert!(
+        a_text.contains("belongs to another process now"),
+        "A's commit after SIGCONT was refused for the partitions B claimed:\n{a_text}"
+    );
+
+    // 5. A bounded run in the same group closes what is still open at the end of the input
+    //    (the last minutes' windows), as the reference does at its end.
+    run(
+        &member_args(&overlay, &topic, &group, &index, &database, true),
+        &member_env(dir, "closer", &database),
+        dir,
+    );
+
+    // 6. The reference, one process never interrupted; the same tables, each row once.
+    run(
+        &member_args(
+            &overlay,
+            &topic,
+            &format!("{group}_ref"),
+            &format!("{index}_ref"),
+            &reference,
+            true,
+        ),
+        &member_env(dir, "reference", &reference),
+        dir,
+    );
+    assert_eq!(
+        plain_counts(&reference).await,
+        (GOOD, GOOD),
+        "the reference"
+    );
+    assert_eq!(
+        plain_counts(&database).await,
+        (GOOD, GOOD),
+        "every good transaction once, whatever the zombie did"
+    );
+    let expected = postgres_dump(&reference).await;
+    let fenced = postgres_dump(&database).await;
+    let missing: Vec<&String> = expected.iter().filter(|r| !fenced.contains(r)).collect();
+    let extra: Vec<&String> = fenced.iter().filter(|r| !expected.contains(r)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && expected.len() == fenced.len(),
+        "the tables differ: only in the one-process run {missing:?}, only after the zombie \
+         {extra:?}"
+    );
+
+    let http = reqwest::Client::new();
+    for index in [index.clone(), format!("{index}_ref")] {
+        let _ = http
+            .delete(format!("{}/{index}", elasticsearch()))
+            .send()
+            .await;
+    }
+}
