@@ -59,9 +59,9 @@ fn open(options: StoreOptions) -> Opening {
                     .map_err(fail)
             })
             .await?;
-        for statement in schema::CREATE {
-            create(&pool, statement).await.map_err(fail)?;
-        }
+        retry
+            .run(|| async { create_tables(&pool).await.map_err(fail) })
+            .await?;
         let owner = format!(
             "{}:{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
@@ -83,13 +83,16 @@ fn open(options: StoreOptions) -> Opening {
     })
 }
 
-/// Runs one `CREATE TABLE IF NOT EXISTS`: two processes creating a table at once may see a
-/// duplicate-type error from the loser, which means the table is there.
-async fn create(pool: &PgPool, statement: &str) -> Result<(), sqlx::Error> {
-    match sqlx::query(statement).execute(pool).await {
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Ok(()),
-        other => other.map(|_| ()),
+/// Creates the store's tables when missing. Processes starting at once take turns (a
+/// transaction-scoped advisory lock): PostgreSQL's `IF NOT EXISTS` does not stop two
+/// concurrent creations from colliding.
+async fn create_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(schema::LOCK).execute(&mut *tx).await?;
+    for statement in schema::CREATE {
+        sqlx::query(statement).execute(&mut *tx).await?;
     }
+    tx.commit().await
 }
 
 #[async_trait]

@@ -2,8 +2,10 @@
 //! for what is not partitioned, one row per source partition for its owner's epoch, its
 //! position and the states built from it.
 
-/// Creates the tables (concurrent processes may run it at once: a race on creation is
-/// harmless, see `create`).
+/// Serialises the creation of the tables between processes (the key is arbitrary, fixed).
+pub const LOCK: &str = "SELECT pg_advisory_xact_lock(7235439016347101857)";
+
+/// Creates the tables, under [`LOCK`].
 pub const CREATE: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS ecomflow_checkpoints (
         name TEXT PRIMARY KEY,
