@@ -154,9 +154,15 @@ pub fn assert_committed_to_the_end(group: &str, topic: &str) {
 /// floating-point sums rounded to 6 decimals (the order of additions can change their last
 /// bits when several partitions interleave).
 pub async fn postgres_dump(url: &str) -> Vec<String> {
+    postgres_dump_tables(url, &super::TABLES).await
+}
+
+/// Every row of `tables` (tables or views) in the PostgreSQL database at `url`, as sorted
+/// text, table by table; floating-point values rounded as in [`postgres_dump`].
+pub async fn postgres_dump_tables(url: &str, tables: &[&str]) -> Vec<String> {
     let pool = sqlx::PgPool::connect(url).await.expect("database");
     let mut all = Vec::new();
-    for table in super::TABLES {
+    for &table in tables {
         let columns: Vec<(String, String)> = sqlx::query_as(
             "SELECT column_name::text, data_type::text FROM information_schema.columns
              WHERE table_name = $1 ORDER BY ordinal_position",
