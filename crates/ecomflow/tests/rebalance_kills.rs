@@ -32,8 +32,6 @@ use common::stack::{
     postgres_dump_tables, run, topic_end,
 };
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -66,24 +64,6 @@ const PARTIALS: [&str; 4] = [
     "sales_per_month_partials",
     "failures_per_minute_partials",
 ];
-
-/// Creates `topic` with [`PARTITIONS`] partitions, whatever the broker's default.
-async fn create_topic(topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .create()
-        .expect("admin client");
-    let created = admin
-        .create_topics(
-            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .expect("create topics");
-    for result in created {
-        result.unwrap_or_else(|(t, e)| panic!("cannot create {t}: {e}"));
-    }
-}
 
 /// Writes the [`GOOD`] transactions (and the generator's bad ones) to `topic`, to the end.
 fn write_topic(topic: &str, dir: &Path) {
@@ -496,7 +476,7 @@ async fn killed_while_the_group_rebalances_then_restarted_ends_with_the_uninterr
 
     // 1. The whole topic is written before any consumer starts: its end does not move, so
     //    every run's "end" is the same.
-    create_topic(&topic).await;
+    common::stack::create_topic(&topic, PARTITIONS).await;
     write_topic(&topic, dir);
     let end = topic_end(&topic);
     assert!(end >= GOOD as i64, "the topic holds every good transaction");
