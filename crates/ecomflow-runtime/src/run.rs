@@ -99,6 +99,18 @@ pub async fn run(
         Some((c, t)) => (Some(c), Some(t)),
         None => (None, None),
     };
+    // A checkpoint that cannot be kept stops the run (with its error, below): going on
+    // without checkpoints would hold every source's progress back for good.
+    let coordinator_task = coordinator_task.map(|task| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let result = task.await;
+            if !matches!(result, Ok(Ok(()))) {
+                shutdown.cancel();
+            }
+            result
+        })
+    });
     // Sources stop when the run is asked to; with checkpoints, a last checkpoint is asked
     // for first, so a restart resumes exactly where this run stopped.
     let stop_sources = CancellationToken::new();
@@ -306,9 +318,9 @@ pub async fn run(
     }
     if let Some(task) = coordinator_task {
         match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(("checkpoint".into(), e)),
-            Err(e) => failures.push(("checkpoint".into(), panic_message(e))),
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => failures.push(("checkpoint".into(), e)),
+            Ok(Err(e)) | Err(e) => failures.push(("checkpoint".into(), panic_message(e))),
         }
     }
     match dl_task.await {

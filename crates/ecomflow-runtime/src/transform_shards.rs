@@ -142,3 +142,115 @@ impl Instances {
         (self.whole.transform.snapshot(), partitions)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecomflow_core::{Batch, Emitter};
+
+    /// Counts the records it saw; its state is the count.
+    #[derive(Default)]
+    struct Count(u64);
+
+    impl Transform for Count {
+        fn process(&mut self, batch: Batch, _out: &mut Emitter) {
+            self.0 += batch.len() as u64;
+        }
+        fn snapshot(&self) -> Option<serde_json::Value> {
+            Some(serde_json::json!(self.0))
+        }
+        fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+            self.0 = state.as_u64().ok_or("not a count")?;
+            Ok(())
+        }
+    }
+
+    fn partition(number: i32) -> Arc<PartitionId> {
+        Arc::new(PartitionId {
+            source: "sources.s".into(),
+            topic: "t".into(),
+            number,
+        })
+    }
+
+    fn instances(inputs: usize) -> Instances {
+        let rebuild: Rebuild = Arc::new(|| Ok(Box::new(Count::default()) as Box<dyn Transform>));
+        Instances::new(
+            Box::new(Count::default()),
+            vec![true; inputs],
+            Some(rebuild),
+        )
+    }
+
+    fn count(instances: &mut Instances, shard: &Shard) -> Option<serde_json::Value> {
+        instances.get(shard)?.transform.snapshot()
+    }
+
+    #[test]
+    fn each_partition_resumes_its_own_state_and_keeps_apart() {
+        let mut i = instances(1);
+        let (p0, p1) = (partition(0), partition(1));
+        assert!(matches!(
+            i.assign(0, &p0, Some(&serde_json::json!(7))),
+            Ok(Assigned::New)
+        ));
+        assert!(matches!(i.assign(0, &p1, None), Ok(Assigned::New)));
+        let (s0, s1) = (Shard::Partition(p0.clone()), Shard::Partition(p1.clone()));
+        let mut out = Emitter::default();
+        if let Some(instance) = i.get(&s1) {
+            instance
+                .transform
+                .process(vec![Default::default(); 3], &mut out);
+        }
+        assert_eq!(count(&mut i, &s0), Some(serde_json::json!(7)), "restored");
+        assert_eq!(
+            count(&mut i, &s1),
+            Some(serde_json::json!(3)),
+            "its own records"
+        );
+        assert_eq!(count(&mut i, &Shard::Whole), Some(serde_json::json!(0)));
+        let (whole, partitions) = i.snapshot();
+        assert_eq!(whole, Some(serde_json::json!(0)));
+        let mut partitions: Vec<(i32, serde_json::Value)> =
+            partitions.into_iter().map(|(p, s)| (p.number, s)).collect();
+        partitions.sort_by_key(|(n, _)| *n);
+        assert_eq!(
+            partitions,
+            [(0, serde_json::json!(7)), (1, serde_json::json!(3))]
+        );
+        assert!(matches!(
+            i.assign(0, &p0, Some(&serde_json::json!(99))),
+            Ok(Assigned::Known)
+        ));
+        assert_eq!(
+            count(&mut i, &s0),
+            Some(serde_json::json!(7)),
+            "not restored twice"
+        );
+    }
+
+    #[test]
+    fn a_partition_goes_once_every_input_that_assigned_it_revoked_it() {
+        let mut i = instances(2);
+        let p = partition(4);
+        assert!(matches!(i.assign(0, &p, None), Ok(Assigned::New)));
+        assert!(matches!(i.assign(1, &p, None), Ok(Assigned::Known)));
+        assert!(!i.revoke(0, &p), "input 1 still holds it");
+        assert!(i.get(&Shard::Partition(p.clone())).is_some());
+        assert!(i.revoke(1, &p), "dropped with what it built");
+        assert!(i.get(&Shard::Partition(p.clone())).is_none());
+        assert!(!i.revoke(1, &p), "already gone");
+    }
+
+    #[test]
+    fn a_state_that_does_not_restore_is_an_error() {
+        let mut i = instances(1);
+        let e = i.assign(0, &partition(0), Some(&serde_json::json!("x")));
+        assert!(matches!(e, Err(ref m) if m == "not a count"));
+        let mut fixed = Instances::new(Box::new(Count::default()), vec![true], None);
+        assert!(
+            fixed.assign(0, &partition(0), None).is_err(),
+            "cannot rebuild"
+        );
+    }
+}

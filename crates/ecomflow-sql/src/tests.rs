@@ -555,3 +555,57 @@ async fn the_project_migrations_create_the_flagship_tables_in_sqlite() {
         assert_eq!(n, 0, "{table} exists");
     }
 }
+
+#[tokio::test]
+async fn the_partition_column_keeps_one_partial_row_per_partition() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("out.db");
+    exec(
+        &db,
+        "CREATE TABLE partials (day TEXT, source_partition INTEGER NOT NULL, total REAL,
+         PRIMARY KEY (day, source_partition))",
+    )
+    .await;
+    let options = r#"key = ["day", "source_partition"]
+partition_column = "source_partition""#;
+    let mut s = sink(&db, "partials", options);
+    let (cx, mut dead) = sink_context();
+    let partition = |number| {
+        ecomflow_core::PartitionId {
+            source: "sources.t".into(),
+            topic: "orders".into(),
+            number,
+        }
+        .shard()
+    };
+    let day = |total: f64| vec![record(json!({"day": "2025-02-01", "total": total}))];
+    // Partition 1's total replaces its own row, never partition 0's.
+    for (shard, total) in [
+        (partition(0), 10.0),
+        (partition(1), 4.0),
+        (partition(1), 5.0),
+    ] {
+        let batch = Incoming::in_shard(shard, std::sync::Arc::new(day(total)));
+        s.write(batch, &cx).await.expect("writes");
+    }
+    s.write(Incoming::from(day(1.0)), &cx)
+        .await
+        .expect("writes");
+    s.finish(&cx).await.expect("finishes");
+    assert!(dead_letters(&mut dead).is_empty());
+    let got = rows(
+        &db,
+        "SELECT day, source_partition, total FROM partials ORDER BY source_partition",
+    )
+    .await;
+    assert_eq!(
+        got,
+        [json!(["2025-02-01", 0, 1.0]), json!(["2025-02-01", 1, 5.0])],
+        "the whole shard writes partition 0"
+    );
+    let e = build_error(build_sink(
+        "sql",
+        "url = \"sqlite::memory:\"\ntable = \"t\"\npartition_column = \"p\"\ncolumns = { p = \"x\" }",
+    ));
+    assert!(e.contains("`p` is in `columns` too"), "{e}");
+}

@@ -1,9 +1,9 @@
 //! Fencing a zombie, on the real stack (`scripts/services.sh`): member A of the flagship
 //! (with the `real-stack.toml` overlay, checkpoints in PostgreSQL) is paused with SIGSTOP
 //! past its session timeout, while the topic is being written; the group gives its
-//! partitions to member B, which claims them. A is resumed with SIGCONT, with rows prepared
-//! and a checkpoint under way for partitions it no longer owns: its commit must leave them
-//! alone. A table written with plain INSERTs (no key) beside the flagship's holds every good
+//! partitions to member B, which claims them once the server has ended A's transaction. A
+//! is frozen in the middle of a commit and resumed with SIGCONT, with rows prepared for
+//! partitions it no longer owns: its commit must leave them alone. A table written with plain INSERTs (no key) beside the flagship's holds every good
 //! transaction exactly once in the end, and the five tables equal those of one process that
 //! was never interrupted. Without the servers this test fails.
 
@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 mod common;
 
 /// Good transactions the generator writes.
-const GOOD: i64 = 30000;
-/// Its pace: it writes for 15 s, through the pause.
+const GOOD: i64 = 50000;
+/// Its pace: it writes for 25 s, through the pause (A's session timeout, the end of its
+/// transaction by the server, B's claims).
 const RATE: i64 = 2000;
 
 /// The overlay that adds the plain-insert table.
@@ -131,6 +132,33 @@ async fn owners(database: &str) -> (Vec<String>, i64) {
     (rows.into_iter().filter_map(|(o, _)| o).collect(), sum)
 }
 
+/// Sends SIGSTOP to `member` while it is inside a commit's transaction on `database`.
+async fn freeze_in_a_commit(member: &Child, database: &str) {
+    let pool = sqlx::PgPool::connect(database).await.expect("database");
+    let started = Instant::now();
+    loop {
+        let (committing,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND xact_start IS NOT NULL AND state IN ('active', 'idle in transaction')
+               AND query NOT ILIKE '%pg_stat_activity%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("activity");
+        if committing > 0 {
+            signal(member, "-STOP");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "A never seen in a commit"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    pool.close().await;
+}
+
 fn owned_by(owners: &[String], pid: u32) -> usize {
     owners
         .iter()
@@ -193,8 +221,10 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // 2. A freezes mid-work; B joins and, once A's session is over, takes every partition.
-    signal(&a, "-STOP");
+    // 2. A freezes in the middle of a commit (its transaction holds its partitions' rows); B
+    //    joins and, once A's session is over and the server has ended A's transaction
+    //    (idle_in_transaction_session_timeout), claims every partition.
+    freeze_in_a_commit(&a, &database).await;
     let b_log = dir.join("b.log");
     let mut b = spawn(&args, &member_env(dir, "b", &database), dir, &b_log);
     let started = Instant::now();
@@ -228,10 +258,21 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
     let end = topic_end(&topic);
     let started = Instant::now();
     while owners(&database).await.1 < end {
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the members did not commit the whole topic"
-        );
+        if started.elapsed() > Duration::from_secs(90) {
+            let tail = |log: &Path| {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            };
+            panic!(
+                "the members did not commit the whole topic ({end}): {:?}\nA (pid {}):\n{}\nB (pid {}):\n{}",
+                owners(&database).await,
+                a.id(),
+                tail(&a_log),
+                b.id(),
+                tail(&b_log)
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for (name, child, log) in [("a", &mut a, &a_log), ("b", &mut b, &b_log)] {

@@ -300,3 +300,82 @@ pub fn ended(reports: &Option<mpsc::UnboundedSender<Report>>, component: Arc<str
         let _ = r.send(Report::Ended { component });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn partition(number: i32) -> Arc<PartitionId> {
+        Arc::new(PartitionId {
+            source: "sources.s".into(),
+            topic: "t".into(),
+            number,
+        })
+    }
+
+    fn kept(position: i64, state: i64) -> PartitionCheckpoint {
+        PartitionCheckpoint {
+            position: json!(position),
+            transforms: BTreeMap::from([("transforms.x".to_string(), json!(state))]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partition_held_now_is_replaced_and_the_others_keep_what_they_had() {
+        let mut restored = Checkpoint::default();
+        restored.partitions.insert(
+            "sources.s".into(),
+            BTreeMap::from([
+                ("t/0".to_string(), kept(5, 1)),
+                ("t/1".to_string(), kept(9, 4)),
+            ]),
+        );
+        let store = PartitionStore::new(restored.clone());
+        let participants = BTreeSet::from(["sources.s".to_string(), "transforms.x".to_string()]);
+        let (c, task) = start(
+            Keep::Nothing,
+            std::time::Duration::from_secs(3600),
+            restored,
+            participants,
+            store.clone(),
+        );
+        let mut completed = c.completed.clone();
+        let held = |number, position| ecomflow_core::checkpoint::Held {
+            partition: partition(number),
+            position: json!(position),
+            claim: None,
+        };
+        // Partition 0 held now (read on to 6), and a partition 2 new since; 1 went elsewhere.
+        let _ = c.reports.send(Report::Source {
+            id: 1,
+            component: "sources.s".into(),
+            position: json!({}),
+            partitions: vec![held(0, 6), held(2, 3)],
+        });
+        let _ = c.reports.send(Report::Transform {
+            id: 1,
+            component: "transforms.x".into(),
+            state: None,
+            partitions: vec![(partition(0), json!(2)), (partition(1), json!(100))],
+        });
+        completed.wait_for(|id| *id >= 1).await.expect("completes");
+        let latest = store.latest();
+        assert_eq!(latest.partition(&partition(0)), Some(&kept(6, 2)));
+        assert_eq!(
+            latest.partition(&partition(1)),
+            Some(&kept(9, 4)),
+            "not held at the barrier: what it had, not a state reported for it"
+        );
+        let fresh = latest.partition(&partition(2)).expect("kept");
+        assert_eq!(fresh.position, json!(3));
+        assert!(fresh.transforms.is_empty(), "nothing built from it yet");
+        let _ = c.reports.send(Report::Ended {
+            component: "sources.s".into(),
+        });
+        let _ = c.reports.send(Report::Ended {
+            component: "transforms.x".into(),
+        });
+        task.await.expect("no panic").expect("ends");
+    }
+}

@@ -26,6 +26,9 @@ use std::time::Duration;
 /// be reached.
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
+/// The longest a commit's transaction may wait for its process between statements.
+const IDLE_IN_COMMIT: &str = "10s";
+
 /// The store of one pipeline (`name`) in one database.
 struct PostgresStore {
     pool: PgPool,
@@ -47,7 +50,12 @@ fn open(options: StoreOptions) -> Opening {
         let fail = |e: sqlx::Error| {
             crate::db::db_error(format!("cannot open the checkpoint store in {target}"), e)
         };
-        let connect = PgConnectOptions::from_str(&options.url).map_err(fail)?;
+        // A process frozen in a commit (a pause, SIGSTOP) holds the locks of its partitions'
+        // rows: the server ends its transaction after this long, so the member the group
+        // gave them to can claim them, and the frozen one's commit fails when it wakes.
+        let connect = PgConnectOptions::from_str(&options.url)
+            .map_err(fail)?
+            .options([("idle_in_transaction_session_timeout", IDLE_IN_COMMIT)]);
         let retry = RetryPolicy::new(RETRY_FOR);
         let pool = retry
             .run(|| async {
