@@ -607,5 +607,5 @@ partition_column = "source_partition""#;
         "sql",
         "url = \"sqlite::memory:\"\ntable = \"t\"\npartition_column = \"p\"\ncolumns = { p = \"x\" }",
     ));
-    assert!(e.contains("`p` is in `columns` too"), "{e}");
+    assert!(e.message.contains("`p` is in `columns` too"), "{e:?}");
 }
