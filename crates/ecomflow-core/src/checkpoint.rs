@@ -1,15 +1,13 @@
 //! Checkpoints as components see them: the `[checkpoint]` table, what a completed checkpoint
-//! holds, what components report, and a source's link to the coordinator. The runtime owns the
-//! rest (when checkpoints are taken, barrier alignment, the store).
+//! holds and what components report. A source's link to the coordinator is in
+//! `source_checkpoints.rs`, where partitions resume from in `partition_store.rs`; the runtime
+//! owns the rest (when checkpoints are taken, barrier alignment, where they are kept).
 
 use crate::shard::PartitionId;
-use crate::shared_store::SharedStore;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
 
 /// The `[checkpoint]` table of a pipeline.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -97,84 +95,6 @@ impl Checkpoint {
     }
 }
 
-/// Where a partition's position and states come from when it is assigned: the newest
-/// completed checkpoint of this process (kept in a directory), or a store shared by every
-/// process of the pipeline, which the partition is claimed in. The coordinator replaces the
-/// former as checkpoints complete.
-#[derive(Clone, Default)]
-pub struct PartitionStore {
-    latest: Arc<std::sync::RwLock<Arc<Checkpoint>>>,
-    shared: Option<Arc<dyn SharedStore>>,
-    /// Components that start afresh (`--reset-state`): what was kept for them is left out.
-    reset: Arc<BTreeSet<String>>,
-}
-
-impl std::fmt::Debug for PartitionStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionStore")
-            .field("shared", &self.shared.as_ref().map(|s| s.describe()))
-            .finish()
-    }
-}
-
-impl PartitionStore {
-    /// A store holding `checkpoint`.
-    pub fn new(checkpoint: Checkpoint) -> PartitionStore {
-        PartitionStore {
-            latest: Arc::new(std::sync::RwLock::new(Arc::new(checkpoint))),
-            ..PartitionStore::default()
-        }
-    }
-
-    /// A store whose partitions are claimed in `shared`, leaving out what was kept for the
-    /// components in `reset`.
-    pub fn shared(shared: Arc<dyn SharedStore>, reset: BTreeSet<String>) -> PartitionStore {
-        PartitionStore {
-            shared: Some(shared),
-            reset: Arc::new(reset),
-            ..PartitionStore::default()
-        }
-    }
-
-    /// The newest completed checkpoint of this process.
-    pub fn latest(&self) -> Arc<Checkpoint> {
-        match self.latest.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Takes `partition` for this process (it was just assigned) and returns what was kept
-    /// for it. Blocking with a shared store (a database round trip).
-    pub fn claim(&self, partition: &PartitionId) -> Result<Option<PartitionCheckpoint>, String> {
-        let kept = match &self.shared {
-            Some(shared) => shared.claim(partition)?,
-            None => self.latest().partition(partition).cloned(),
-        };
-        if self.reset.contains(&*partition.source) {
-            return Ok(None);
-        }
-        Ok(kept.map(|mut k| {
-            k.transforms.retain(|path, _| !self.reset.contains(path));
-            k
-        }))
-    }
-
-    /// This process's claim on `partition` now, with a shared store.
-    pub fn claim_of(&self, partition: &PartitionId) -> Option<i64> {
-        self.shared.as_ref()?.claim_of(partition)
-    }
-
-    /// Makes `checkpoint` the newest completed one of this process.
-    pub fn set(&self, checkpoint: Checkpoint) {
-        let new = Arc::new(checkpoint);
-        match self.latest.write() {
-            Ok(mut c) => *c = new,
-            Err(poisoned) => *poisoned.into_inner() = new,
-        }
-    }
-}
-
 /// A partition a source held at a checkpoint's barrier.
 #[derive(Debug, Clone)]
 pub struct Held {
@@ -225,81 +145,4 @@ pub enum Report {
         /// Its path.
         component: Arc<str>,
     },
-}
-
-/// A source's link to the checkpoint coordinator.
-pub struct SourceCheckpoints {
-    /// The newest checkpoint asked for.
-    pub requested: Arc<AtomicU64>,
-    /// Woken when a checkpoint is asked for.
-    pub asked: Arc<tokio::sync::Notify>,
-    /// The newest checkpoint this source has taken part in.
-    pub taken: AtomicU64,
-    /// Where reports go.
-    pub reports: mpsc::UnboundedSender<Report>,
-    /// Asks the coordinator for a checkpoint as soon as the one under way (if any) is done.
-    /// Only the coordinator decides which checkpoint comes when.
-    pub wanted: mpsc::UnboundedSender<()>,
-    /// The position kept by the last completed checkpoint.
-    pub restored: Option<serde_json::Value>,
-    /// The newest completed checkpoint.
-    pub completed: watch::Receiver<u64>,
-    /// What the newest completed checkpoint keeps for each partition.
-    pub store: PartitionStore,
-}
-
-impl SourceCheckpoints {
-    /// True when a checkpoint this source has not taken part in is asked for.
-    pub fn due(&self) -> bool {
-        self.requested.load(Ordering::Acquire) > self.taken.load(Ordering::Acquire)
-    }
-
-    /// Waits until a checkpoint this source has not taken part in is asked for.
-    pub async fn wait_due(&self) {
-        loop {
-            let asked = self.asked.notified();
-            tokio::pin!(asked);
-            asked.as_mut().enable();
-            if self.due() {
-                return;
-            }
-            asked.await;
-        }
-    }
-
-    /// Asks for a checkpoint and waits until one this source has not taken part in is due
-    /// (at once when one already is). Returns early if the coordinator has stopped.
-    pub async fn want(&self) {
-        let mut completed = self.completed.clone();
-        if !self.due() && self.wanted.send(()).is_err() {
-            return;
-        }
-        loop {
-            let asked = self.asked.notified();
-            tokio::pin!(asked);
-            asked.as_mut().enable();
-            if self.due() {
-                return;
-            }
-            tokio::select! {
-                _ = asked => {}
-                changed = completed.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Claims the due checkpoint's id, if one is due.
-    pub fn take(&self) -> Option<u64> {
-        let id = self.requested.load(Ordering::Acquire);
-        (id > self.taken.swap(id, Ordering::AcqRel)).then_some(id)
-    }
-
-    /// Sends a report to the coordinator (which outlives every component).
-    pub fn report(&self, report: Report) {
-        let _ = self.reports.send(report);
-    }
 }

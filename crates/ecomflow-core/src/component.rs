@@ -306,7 +306,7 @@ pub struct SourceContext {
     /// Reads event time and tracks the watermark, when the source has an `event_time` table.
     pub event_time: Option<std::sync::Mutex<EventTimeTracker>>,
     /// Checkpointing, when the pipeline has a `[checkpoint]` table.
-    pub checkpoints: Option<crate::checkpoint::SourceCheckpoints>,
+    pub checkpoints: Option<crate::source_checkpoints::SourceCheckpoints>,
 }
 
 impl SourceContext {
@@ -419,7 +419,7 @@ impl SourceContext {
 
     /// What the newest completed checkpoint keeps for each partition (`None` without
     /// checkpoints), to resume a partition from when it is assigned.
-    pub fn partition_store(&self) -> Option<crate::checkpoint::PartitionStore> {
+    pub fn partition_store(&self) -> Option<crate::partition_store::PartitionStore> {
         Some(self.checkpoints.as_ref()?.store.clone())
     }
 

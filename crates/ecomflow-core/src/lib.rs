@@ -14,11 +14,13 @@ pub mod event_time;
 pub mod expr;
 pub mod field;
 pub mod json;
+pub mod partition_store;
 pub mod record;
 pub mod registry;
 pub mod retry;
 pub mod shard;
 pub mod shared_store;
+pub mod source_checkpoints;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

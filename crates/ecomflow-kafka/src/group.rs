@@ -3,7 +3,7 @@
 use crate::client;
 use crate::offsets::{Offsets, TopicPartition};
 use ecomflow_core::PartitionId;
-use ecomflow_core::checkpoint::PartitionStore;
+use ecomflow_core::partition_store::PartitionStore;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};

@@ -1,8 +1,8 @@
 //! Test helpers: plugins built from TOML through the registry, real channels, and a real broker (`ECOMFLOW_TEST_KAFKA`).
 
 use ecomflow_core::CancellationToken;
-use ecomflow_core::checkpoint::SourceCheckpoints;
 use ecomflow_core::component::DeadLetterOutput;
+use ecomflow_core::source_checkpoints::SourceCheckpoints;
 use ecomflow_core::{
     Batch, BuildError, Counters, DeadLetter, Field, Kind, Message, Output, Record, Sink, Source,
     SourceContext, Value,
@@ -363,7 +363,7 @@ pub fn start_restored(
         wanted,
         restored: Some(serde_json::json!({})),
         completed,
-        store: ecomflow_core::checkpoint::PartitionStore::new(checkpoint),
+        store: ecomflow_core::partition_store::PartitionStore::new(checkpoint),
     };
     start_with(source, Duration::ZERO, Some(checkpoints))
 }

@@ -37,6 +37,10 @@ impl std::fmt::Display for InputRef {
     }
 }
 
+/// Builds a fresh instance of a transform, from the options it was declared with (one per
+/// source partition).
+pub type Rebuild = std::sync::Arc<dyn Fn() -> Result<Box<dyn Transform>, String> + Send + Sync>;
+
 /// A built component, ready to run.
 pub enum Built {
     /// A source.
@@ -62,7 +66,7 @@ pub struct Component {
     /// Where a source's records keep their event time, if they have one.
     pub event_time: Option<EventTimeConfig>,
     /// How to build another instance of a transform (one per source partition).
-    pub rebuild: Option<crate::transform_shards::Rebuild>,
+    pub rebuild: Option<Rebuild>,
 }
 
 impl Component {

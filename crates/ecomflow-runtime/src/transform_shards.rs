@@ -4,13 +4,11 @@
 //! revoked. Each instance has its own watermark, so one partition never closes another's
 //! buckets, and a partition's state can move to another process with the partition.
 
+use crate::pipeline::Rebuild;
 use crate::watermarks::Watermarks;
 use ecomflow_core::{PartitionId, Shard, Transform};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Builds a fresh instance of the transform, from the options it was declared with.
-pub type Rebuild = Arc<dyn Fn() -> Result<Box<dyn Transform>, String> + Send + Sync>;
 
 /// One instance and the watermark of its inputs.
 pub(crate) struct Instance {

@@ -72,7 +72,9 @@ fn is_sqlite_busy(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.parse::<i32>().is_ok_and(|c| c & 0xff == 5)))
 }
 
-/// Whether `e` means the database could not be reached (worth retrying the same batch).
+/// Whether `e` means the database could not be reached (worth retrying the same batch): the
+/// connection failed, the server is shutting down or starting (57P0x), or it ended the
+/// session (25P03: a transaction left idle too long, as when the process was frozen).
 pub fn is_connection_error(e: &sqlx::Error) -> bool {
     matches!(
         e,
@@ -81,7 +83,7 @@ pub fn is_connection_error(e: &sqlx::Error) -> bool {
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed
-    ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03"))
+    ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "25P03"))
 }
 
 /// Whether a batch that failed with `e` is worth retrying row by row: only when the database

@@ -13,7 +13,8 @@
 
 use super::Keep;
 use ecomflow_core::PartitionId;
-use ecomflow_core::checkpoint::{Checkpoint, Held, PartitionCheckpoint, PartitionStore, Report};
+use ecomflow_core::checkpoint::{Checkpoint, Held, PartitionCheckpoint, Report};
+use ecomflow_core::partition_store::PartitionStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -164,7 +164,7 @@ fn rebuilder(
     build: ecomflow_core::registry::BuildFn<dyn ecomflow_core::Transform>,
     config: &ConfigTable<'_>,
     cx: &BuildContext,
-) -> Option<crate::transform_shards::Rebuild> {
+) -> Option<crate::pipeline::Rebuild> {
     let owned: toml::Table =
         serde::Deserialize::deserialize(toml::de::Deserializer::from(config.clone())).ok()?;
     let text = toml::to_string(&owned).ok()?;

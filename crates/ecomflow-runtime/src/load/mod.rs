@@ -159,7 +159,7 @@ pub(super) struct Parts {
     pub(super) plugin: &'static Plugin,
     pub(super) built: Built,
     pub(super) event_time: Option<EventTimeConfig>,
-    pub(super) rebuild: Option<crate::transform_shards::Rebuild>,
+    pub(super) rebuild: Option<crate::pipeline::Rebuild>,
 }
 
 pub(super) fn component(node: Node<'_>, parts: Parts) -> Component {
