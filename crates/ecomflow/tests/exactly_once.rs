@@ -9,30 +9,18 @@
 
 #![cfg(unix)]
 
-use common::stack::{ecomflow, elasticsearch, kafka, pipeline, postgres_dump, run, topic_end};
+use common::stack::{elasticsearch, kafka, pipeline, postgres_dump, run, topic_end};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+
+use common::processes::spawn;
 
 /// Good transactions in the topic.
 const GOOD: i64 = 50000;
 /// SIGKILLs before the run that reads to the end, each once the run has committed something.
 const KILLS: usize = 5;
-
-/// The overlay that adds the plain-insert table.
-const PLAIN_TABLE: &str = r#"
-[sinks.every_transaction]
-type = "sql"
-inputs = ["usd"]
-url = "${DATABASE_URL}"
-table = "transactions_once"
-
-[sinks.every_transaction.columns]
-transaction_id = "transactionId"
-total_amount = "totalAmount"
-"#;
 
 /// The flagship with the plain table, reading `topic` as `group` with checkpoints in
 /// `database` (every 500 ms), to the end of the topic.
@@ -79,43 +67,12 @@ fn flagship_env(dir: &Path, name: &str, database: &str) -> Vec<(&'static str, St
     ]
 }
 
-fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
-    ecomflow(args, envs, dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("ecomflow starts")
-}
-
 /// A pseudo-random number in `0..n`, from `seed` (changed each call).
 fn random(seed: &mut u64, n: u64) -> u64 {
     *seed = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
     (*seed >> 33) % n
-}
-
-/// Rows of the plain table: (all of them, distinct transaction ids).
-async fn plain_counts(database: &str) -> (i64, i64) {
-    let pool = sqlx::PgPool::connect(database).await.expect("database");
-    let counts =
-        sqlx::query_as("SELECT count(*), count(DISTINCT transaction_id) FROM transactions_once")
-            .fetch_one(&pool)
-            .await
-            .expect("counts");
-    pool.close().await;
-    counts
-}
-
-async fn create_plain_table(database: &str) {
-    let pool = sqlx::PgPool::connect(database).await.expect("database");
-    sqlx::query(
-        "CREATE TABLE transactions_once (transaction_id TEXT, total_amount DOUBLE PRECISION)",
-    )
-    .execute(&pool)
-    .await
-    .expect("table");
-    pool.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,11 +83,11 @@ async fn a_plain_insert_table_holds_every_transaction_once_after_five_sigkills()
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     let overlay = dir.join("plain-table.toml");
-    std::fs::write(&overlay, PLAIN_TABLE).expect("overlay");
+    std::fs::write(&overlay, common::plain_table::OVERLAY).expect("overlay");
     let database = common::fresh_postgres_database(&format!("ecomflow_once_{id}")).await;
     let reference = common::fresh_postgres_database(&format!("ecomflow_once_ref_{id}")).await;
-    create_plain_table(&database).await;
-    create_plain_table(&reference).await;
+    common::plain_table::create(&database).await;
+    common::plain_table::create(&reference).await;
 
     // The whole topic first (3 partitions, the test broker's default).
     run(
@@ -173,7 +130,7 @@ async fn a_plain_insert_table_holds_every_transaction_once_after_five_sigkills()
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
-            let (rows, _) = plain_counts(&database).await;
+            let (rows, _) = common::plain_table::counts(&database).await;
             if rows > committed {
                 break;
             }
@@ -187,7 +144,7 @@ async fn a_plain_insert_table_holds_every_transaction_once_after_five_sigkills()
         tokio::time::sleep(Duration::from_millis(random(&mut seed, 800))).await;
         child.kill().expect("SIGKILL");
         child.wait().expect("exits");
-        let (rows, distinct) = plain_counts(&database).await;
+        let (rows, distinct) = common::plain_table::counts(&database).await;
         schedule.push(format!(
             "run {kill}: first commit after {first_commit:?}, killed after {:?}: {rows} rows \
              ({distinct} distinct)",
@@ -221,12 +178,12 @@ async fn a_plain_insert_table_holds_every_transaction_once_after_five_sigkills()
     );
 
     assert_eq!(
-        plain_counts(&reference).await,
+        common::plain_table::counts(&reference).await,
         (GOOD, GOOD),
         "the reference"
     );
     assert_eq!(
-        plain_counts(&database).await,
+        common::plain_table::counts(&database).await,
         (GOOD, GOOD),
         "every good transaction once in the plain table after {schedule:?}"
     );

@@ -10,14 +10,16 @@
 #![cfg(unix)]
 
 use common::stack::{
-    assert_committed_to_the_end, ecomflow, elasticsearch, es_count, kafka, pipeline, postgres_dump,
+    assert_committed_to_the_end, elasticsearch, es_count, kafka, pipeline, postgres_dump,
     rewind_group, run, topic_end,
 };
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 mod common;
+
+use common::processes::{signal, spawn};
 
 /// Good transactions the generator writes.
 const GOOD: u64 = 30000;
@@ -64,15 +66,6 @@ fn flagship_env(dir: &Path, name: &str, database: &str) -> Vec<(&'static str, St
     ]
 }
 
-/// Starts `ecomflow` in the background, its standard error going to `log`.
-fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
-    ecomflow(args, envs, dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("ecomflow starts")
-}
-
 /// How many messages of the topic the completed checkpoint in `state` holds (the sum of the
 /// Kafka source's next offsets), if there is one.
 fn checkpointed_messages(state: &Path) -> Option<i64> {
@@ -103,14 +96,6 @@ fn wait_for_checkpoint_beyond(state: &Path, than: i64, child: &mut Child, log: &
         assert!(Instant::now() < deadline, "no checkpoint beyond {than}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
 }
 
 fn still_writing(generator: &mut Child) -> bool {

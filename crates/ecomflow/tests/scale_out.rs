@@ -12,14 +12,13 @@
 
 #![cfg(unix)]
 
-use common::stack::{
-    create_topic, ecomflow, elasticsearch, kafka, pipeline, postgres_dump, run, topic_end,
-};
+use common::stack::{create_topic, elasticsearch, kafka, pipeline, postgres_dump, run, topic_end};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+
+use common::processes::{signal, spawn};
 
 /// Good transactions the generator writes.
 const GOOD: u64 = 30000;
@@ -72,22 +71,6 @@ fn dead_letters(dir: &Path, member: &str) -> String {
     dir.join(format!("{member}.dead.jsonl"))
         .display()
         .to_string()
-}
-
-fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
-    ecomflow(args, envs, dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("ecomflow starts")
-}
-
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
 }
 
 /// The sum of the committed positions of every partition in the checkpoint store, and how

@@ -9,30 +9,20 @@
 
 #![cfg(unix)]
 
-use common::stack::{ecomflow, elasticsearch, kafka, pipeline, postgres_dump, run, topic_end};
+use common::stack::{elasticsearch, kafka, pipeline, postgres_dump, run, topic_end};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 mod common;
+
+use common::processes::{signal, spawn};
 
 /// Good transactions the generator writes.
 const GOOD: i64 = 50000;
 /// Its pace: it writes for 25 s, through the pause (A's session timeout, the end of its
 /// transaction by the server, B's claims).
 const RATE: i64 = 2000;
-
-/// The overlay that adds the plain-insert table.
-const PLAIN_TABLE: &str = r#"
-[sinks.every_transaction]
-type = "sql"
-inputs = ["usd"]
-url = "${DATABASE_URL}"
-table = "transactions_once"
-
-[sinks.every_transaction.columns]
-transaction_id = "transactionId"
-"#;
 
 fn member_args(
     overlay: &Path,
@@ -77,42 +67,6 @@ fn member_env(dir: &Path, member: &str, database: &str) -> Vec<(&'static str, St
         ),
         ("RUST_LOG", "info".to_string()),
     ]
-}
-
-fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
-    ecomflow(args, envs, dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("ecomflow starts")
-}
-
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-}
-
-async fn create_plain_table(database: &str) {
-    let pool = sqlx::PgPool::connect(database).await.expect("database");
-    sqlx::query("CREATE TABLE transactions_once (transaction_id TEXT)")
-        .execute(&pool)
-        .await
-        .expect("table");
-    pool.close().await;
-}
-
-async fn plain_counts(database: &str) -> (i64, i64) {
-    let pool = sqlx::PgPool::connect(database).await.expect("database");
-    let counts =
-        sqlx::query_as("SELECT count(*), count(DISTINCT transaction_id) FROM transactions_once")
-            .fetch_one(&pool)
-            .await
-            .expect("counts");
-    pool.close().await;
-    counts
 }
 
 /// The owners of the partitions committed so far (`host:pid`), one per partition, and the
@@ -175,11 +129,11 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     let overlay = dir.join("plain-table.toml");
-    std::fs::write(&overlay, PLAIN_TABLE).expect("overlay");
+    std::fs::write(&overlay, common::plain_table::OVERLAY).expect("overlay");
     let database = common::fresh_postgres_database(&format!("ecomflow_zombie_{id}")).await;
     let reference = common::fresh_postgres_database(&format!("ecomflow_zombie_ref_{id}")).await;
-    create_plain_table(&database).await;
-    create_plain_table(&reference).await;
+    common::plain_table::create(&database).await;
+    common::plain_table::create(&reference).await;
 
     let generator_log = dir.join("generate.log");
     let mut generator = spawn(
@@ -304,12 +258,12 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
         dir,
     );
     assert_eq!(
-        plain_counts(&reference).await,
+        common::plain_table::counts(&reference).await,
         (GOOD, GOOD),
         "the reference"
     );
     assert_eq!(
-        plain_counts(&database).await,
+        common::plain_table::counts(&database).await,
         (GOOD, GOOD),
         "every good transaction once, whatever the zombie did"
     );

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
+pub mod plain_table;
+pub mod processes;
 pub mod stack;
 
 /// The flagship's tables.
