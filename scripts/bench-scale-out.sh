@@ -91,8 +91,10 @@ echo "== $n transactions (+1% broken) -> topic $id ($partitions partitions)"
 create_topic "$id" "$partitions"
 (cd "$work" && KAFKA_BOOTSTRAP_SERVERS="$ECOMFLOW_TEST_KAFKA" ECOMFLOW_DEAD_LETTER="$work/generate.dead.jsonl" \
   "$bin" run "$root/pipelines/generate.toml" --set "sinks.kafka.topic=\"$id\"" \
-  --set "sources.transactions.count=$n" >/dev/null 2>&1)
-messages=$((n + n / 100))
+  --set "sources.transactions.count=$n" >/dev/null 2>"$work/generate.log")
+# The messages in the topic: what the kafka sink wrote (good ones and the broken ones).
+messages=$(awk '$1 == "sinks.kafka" { print $3 }' "$work/generate.log")
+echo "   $messages messages"
 
 echo
 echo "== 1. throughput: processes started together, checkpoints in PostgreSQL, no Elasticsearch"

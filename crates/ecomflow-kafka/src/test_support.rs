@@ -338,6 +338,16 @@ pub fn start_restored(
     source: Box<dyn Source>,
     positions: &[(&str, i32, serde_json::Value)],
 ) -> Running {
+    start_restored_from(source, serde_json::json!({}), positions)
+}
+
+/// Like [`start_restored`], with `whole` as what the checkpoint kept for the source itself
+/// (`{}` since partitions keep their own positions).
+pub fn start_restored_from(
+    source: Box<dyn Source>,
+    whole: serde_json::Value,
+    positions: &[(&str, i32, serde_json::Value)],
+) -> Running {
     let (reports, _) = mpsc::unbounded_channel();
     let (wanted, _) = mpsc::unbounded_channel();
     let (_, completed) = tokio::sync::watch::channel(0);
@@ -361,7 +371,7 @@ pub fn start_restored(
         taken: Default::default(),
         reports,
         wanted,
-        restored: Some(serde_json::json!({})),
+        restored: Some(whole),
         completed,
         store: ecomflow_core::partition_store::PartitionStore::new(checkpoint),
     };

@@ -415,6 +415,23 @@ async fn a_corrupt_checkpoint_position_fails_the_source_clearly() {
 }
 
 #[tokio::test]
+async fn a_checkpoint_with_one_state_for_every_partition_is_refused() {
+    let topic = unique("old_checkpoint");
+    create_topic(&topic, 1, &[]).await;
+    let options = source_options(&[&topic], &unique("group"), "stop_at_end = true");
+    // How checkpoints kept the source before each partition kept its own position.
+    let old = json!([[&topic, 0, 10]]);
+    let running = start_restored_from(build_source(&options).expect("builds"), old, &[]);
+    let result = tokio::time::timeout(PATIENCE, running.task)
+        .await
+        .expect("ends")
+        .expect("no panic");
+    let e = result.expect_err("refuses the checkpoint").to_string();
+    assert!(e.contains("kept one state for all partitions"), "{e}");
+    assert!(e.contains("--reset-state sources.test"), "{e}");
+}
+
+#[tokio::test]
 async fn shutdown_is_prompt_sends_what_was_read_and_commits_it() {
     let topic = unique("shutdown");
     create_topic(&topic, 3, &[]).await;

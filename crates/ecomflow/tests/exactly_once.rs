@@ -189,12 +189,7 @@ async fn a_plain_insert_table_holds_every_transaction_once_after_five_sigkills()
     );
     let expected = postgres_dump(&reference).await;
     let crashed = postgres_dump(&database).await;
-    assert_eq!(expected.len(), crashed.len(), "row counts differ");
-    let first_difference = expected.iter().zip(&crashed).find(|(a, b)| a != b);
-    assert!(
-        first_difference.is_none(),
-        "the tables differ: {first_difference:?}"
-    );
+    common::assert_same_rows(&expected, &crashed, "after the crashes");
 
     let http = reqwest::Client::new();
     for index in [format!("once_{id}"), format!("once_ref_{id}")] {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::processes::{signal, spawn};
+use common::processes::{signal, spawn, spawn_generator};
 
 /// Good transactions the generator writes.
 const GOOD: u64 = 30000;
@@ -118,28 +118,7 @@ async fn stopped_and_crashed_mid_stream_then_restarted_ends_with_the_uninterrupt
         common::fresh_postgres_database(&format!("ecomflow_restart_ref_{id}")).await;
 
     // 1. The generator writes the topic at its pace, all through the first two runs.
-    let generator_log = dir.join("generate.log");
-    let mut generator = spawn(
-        &[
-            "run".to_string(),
-            pipeline("generate.toml"),
-            "--set".into(),
-            format!("sinks.kafka.topic=\"{topic}\""),
-            "--set".into(),
-            format!("sources.transactions.count={GOOD}"),
-            "--set".into(),
-            format!("sources.transactions.rate={RATE}"),
-        ],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
-            (
-                "ECOMFLOW_DEAD_LETTER",
-                dir.join("generate.dead.jsonl").display().to_string(),
-            ),
-        ],
-        dir,
-        &generator_log,
-    );
+    let (mut generator, generator_log) = spawn_generator(&topic, GOOD, RATE, dir);
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while topic_end(&topic) == 0 {
@@ -226,12 +205,7 @@ async fn stopped_and_crashed_mid_stream_then_restarted_ends_with_the_uninterrupt
         transactions as u64, GOOD,
         "the reference holds every good one"
     );
-    assert_eq!(reference.len(), restarted.len(), "row counts differ");
-    let first_difference = reference.iter().zip(&restarted).find(|(a, b)| a != b);
-    assert!(
-        first_difference.is_none(),
-        "the tables differ: {first_difference:?}"
-    );
+    common::assert_same_rows(&reference, &restarted, "after the crashes");
     assert_eq!(es_count(&index).await, Some(GOOD));
     assert_eq!(es_count(&reference_index).await, Some(GOOD));
     assert_committed_to_the_end(&group, &topic);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::processes::{signal, spawn};
+use common::processes::{signal, spawn, spawn_generator};
 
 /// Good transactions the generator writes.
 const GOOD: u64 = 30000;
@@ -116,25 +116,7 @@ async fn three_processes_with_a_crash_give_the_tables_of_one() {
     create_topic(&topic, PARTITIONS).await;
 
     // 1. The generator writes the topic at its pace while the members share it.
-    let generator_log = dir.join("generate.log");
-    let mut generator = spawn(
-        &[
-            "run".to_string(),
-            pipeline("generate.toml"),
-            "--set".into(),
-            format!("sinks.kafka.topic=\"{topic}\""),
-            "--set".into(),
-            format!("sources.transactions.count={GOOD}"),
-            "--set".into(),
-            format!("sources.transactions.rate={RATE}"),
-        ],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
-            ("ECOMFLOW_DEAD_LETTER", dead_letters(dir, "generate")),
-        ],
-        dir,
-        &generator_log,
-    );
+    let (mut generator, generator_log) = spawn_generator(&topic, GOOD, RATE, dir);
 
     // 2. Three members.
     let mut members = Vec::new();
@@ -228,13 +210,7 @@ async fn three_processes_with_a_crash_give_the_tables_of_one() {
         transactions as u64, GOOD,
         "the reference holds every good one"
     );
-    let missing: Vec<&String> = expected.iter().filter(|r| !shared.contains(r)).collect();
-    let extra: Vec<&String> = shared.iter().filter(|r| !expected.contains(r)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && expected.len() == shared.len(),
-        "the tables differ: only in the one-process run {missing:?}, only with several \
-         processes {extra:?}"
-    );
+    common::assert_same_rows(&expected, &shared, "with several processes");
     let reference_late = late_letters(&[dead_letters(dir, "reference")]);
     let members_late = late_letters(&["a", "b", "c", "d"].map(|m| dead_letters(dir, m)));
     let extra: Vec<&String> = members_late

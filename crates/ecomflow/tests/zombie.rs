@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::processes::{signal, spawn};
+use common::processes::{signal, spawn, spawn_generator};
 
 /// Good transactions the generator writes.
 const GOOD: i64 = 50000;
@@ -135,28 +135,7 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
     common::plain_table::create(&database).await;
     common::plain_table::create(&reference).await;
 
-    let generator_log = dir.join("generate.log");
-    let mut generator = spawn(
-        &[
-            "run".to_string(),
-            pipeline("generate.toml"),
-            "--set".into(),
-            format!("sinks.kafka.topic=\"{topic}\""),
-            "--set".into(),
-            format!("sources.transactions.count={GOOD}"),
-            "--set".into(),
-            format!("sources.transactions.rate={RATE}"),
-        ],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
-            (
-                "ECOMFLOW_DEAD_LETTER",
-                dir.join("generate.dead.jsonl").display().to_string(),
-            ),
-        ],
-        dir,
-        &generator_log,
-    );
+    let (mut generator, generator_log) = spawn_generator(&topic, GOOD as u64, RATE as u64, dir);
 
     // 1. A alone, until it owns and has committed every partition.
     let args = member_args(&overlay, &topic, &group, &index, &database, false);
@@ -208,7 +187,11 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
 
     // 4. The topic written and committed to its end, both stop.
     let status = generator.wait().expect("generator exits");
-    assert!(status.success());
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&generator_log).unwrap_or_default()
+    );
     let end = topic_end(&topic);
     let started = Instant::now();
     while owners(&database).await.1 < end {
@@ -269,13 +252,7 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
     );
     let expected = postgres_dump(&reference).await;
     let fenced = postgres_dump(&database).await;
-    let missing: Vec<&String> = expected.iter().filter(|r| !fenced.contains(r)).collect();
-    let extra: Vec<&String> = fenced.iter().filter(|r| !expected.contains(r)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && expected.len() == fenced.len(),
-        "the tables differ: only in the one-process run {missing:?}, only after the zombie \
-         {extra:?}"
-    );
+    common::assert_same_rows(&expected, &fenced, "after the zombie");
 
     // The refusal happened (a log line says so), so the tables above prove it harmless.
     let a_text = std::fs::read_to_string(&a_log).unwrap_or_default();

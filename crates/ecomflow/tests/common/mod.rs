@@ -61,3 +61,30 @@ pub async fn fresh_postgres_database(name: &str) -> String {
     let at = server.rfind('/').expect("a database in the URL");
     format!("{}/{name}", &server[..at])
 }
+
+/// Asserts that two table dumps hold the same rows, naming the rows only one of them has
+/// (at most 5 of each).
+pub fn assert_same_rows(expected: &[String], got: &[String], what: &str) {
+    let (mut expected, mut got) = (expected.to_vec(), got.to_vec());
+    expected.sort();
+    got.sort();
+    if expected == got {
+        return;
+    }
+    let only_expected: Vec<&String> = expected
+        .iter()
+        .filter(|r| got.binary_search(r).is_err())
+        .take(5)
+        .collect();
+    let only_got: Vec<&String> = got
+        .iter()
+        .filter(|r| expected.binary_search(r).is_err())
+        .take(5)
+        .collect();
+    panic!(
+        "the tables differ ({} rows against {}): only in the reference {only_expected:?}, only {what} \
+         {only_got:?}",
+        expected.len(),
+        got.len()
+    );
+}

@@ -1,8 +1,8 @@
 //! Running ecomflow as a separate process that a test stops, kills or freezes: started with
 //! its standard error in a log file, signalled with `kill`.
 
-use super::stack::ecomflow;
-use std::path::Path;
+use super::stack::{ecomflow, kafka, pipeline};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// `ecomflow` with `args` and `envs` in `dir`, running in the background, its standard error
@@ -22,4 +22,30 @@ pub fn signal(child: &Child, name: &str) {
         .status()
         .expect("kill");
     assert!(sent.success());
+}
+
+/// `generate.toml` writing `count` good transactions to `topic`, `rate` per second (0: as
+/// fast as it can), in the background; its log is `dir/generate.log`.
+pub fn spawn_generator(topic: &str, count: u64, rate: u64, dir: &Path) -> (Child, PathBuf) {
+    let mut args = vec![
+        "run".to_string(),
+        pipeline("generate.toml"),
+        "--set".into(),
+        format!("sinks.kafka.topic=\"{topic}\""),
+        "--set".into(),
+        format!("sources.transactions.count={count}"),
+    ];
+    if rate > 0 {
+        args.push("--set".into());
+        args.push(format!("sources.transactions.rate={rate}"));
+    }
+    let envs = [
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+        (
+            "ECOMFLOW_DEAD_LETTER",
+            dir.join("generate.dead.jsonl").display().to_string(),
+        ),
+    ];
+    let log = dir.join("generate.log");
+    (spawn(&args, &envs, dir, &log), log)
 }
