@@ -307,6 +307,8 @@ pub struct SourceContext {
     pub event_time: Option<std::sync::Mutex<EventTimeTracker>>,
     /// Checkpointing, when the pipeline has a `[checkpoint]` table.
     pub checkpoints: Option<crate::source_checkpoints::SourceCheckpoints>,
+    /// What this source shows while it runs (metrics, readiness, partitions).
+    pub telemetry: Arc<crate::telemetry::ComponentTelemetry>,
 }
 
 impl SourceContext {
@@ -473,6 +475,8 @@ impl SourceContext {
         self.output.send_in(&shard, batch).await?;
         Counters::add(&self.counters.sent, n);
         if let Some(at) = watermark {
+            self.telemetry
+                .update_partition(&partition.key(), |p| p.watermark = Some(at));
             self.output.send_watermark_in(&shard, at).await;
         }
         Ok(())
@@ -493,6 +497,11 @@ impl SourceContext {
     /// to watch, for example to commit that checkpoint's offsets.
     pub fn completed_checkpoints(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         Some(self.checkpoints.as_ref()?.completed.clone())
+    }
+
+    /// Counts `n` bytes read (message payloads, lines), for the metrics.
+    pub fn read_bytes(&self, n: usize) {
+        Counters::add(&self.telemetry.bytes_read, n);
     }
 
     /// Dead-letters what the source read but cannot send on (an undecodable line or message,
@@ -526,6 +535,7 @@ impl SourceContext {
         self.output.send(batch).await?;
         Counters::add(&self.counters.sent, n);
         if let Some(at) = watermark {
+            self.telemetry.set_watermark(at);
             self.output.send_watermark(at).await;
         }
         Ok(())
@@ -544,6 +554,13 @@ pub trait Source: Send {
     /// keep no state and write no file.
     fn acknowledged_every(&self) -> Option<std::time::Duration> {
         None
+    }
+
+    /// Whether the source is ready as soon as it starts; one that must first be given
+    /// something (a Kafka group member, its partitions) says false and sets itself ready
+    /// through [`SourceContext::telemetry`] once it has it.
+    fn ready_at_start(&self) -> bool {
+        true
     }
 }
 
@@ -648,6 +665,8 @@ pub trait Transform: Send {
 pub struct SinkContext {
     /// Where records it cannot write go.
     pub dead_letter: DeadLetterOutput,
+    /// What this sink shows while it runs (metrics, readiness).
+    pub telemetry: Arc<crate::telemetry::ComponentTelemetry>,
 }
 
 /// The records a sink gets in one call: shared with the other readers of the same output,
@@ -711,6 +730,12 @@ impl From<&[Record]> for Incoming {
 /// A component that writes records out of the pipeline.
 #[async_trait::async_trait]
 pub trait Sink: Send {
+    /// Called once before the first batch: connect, so that the sink is ready (for the
+    /// readiness check) before records come. Failing here stops the run.
+    async fn open(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
     /// Writes one batch. An error stops the run; per-record problems go to dead letters. A
     /// sink that only reads the records uses [`Incoming::records`]; one that keeps them
     /// takes them with [`Incoming::into_records`].

@@ -21,6 +21,7 @@ pub mod retry;
 pub mod shard;
 pub mod shared_store;
 pub mod source_checkpoints;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
@@ -47,5 +48,6 @@ pub use record::{Batch, Record};
 pub use registry::{BuildContext, Kind, Plugin, SinkPlugin, SourcePlugin, TransformPlugin};
 pub use retry::{RetryPolicy, Retrying};
 pub use shard::{PartitionId, Shard};
+pub use telemetry::ComponentTelemetry;
 pub use tokio_util::sync::CancellationToken;
 pub use value::Value;

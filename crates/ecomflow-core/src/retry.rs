@@ -63,6 +63,7 @@ impl RetryPolicy {
             policy: *self,
             first_failure: None,
             retries: 0,
+            outage: None,
         }
     }
 
@@ -90,6 +91,17 @@ pub struct Retrying {
     /// When the first attempt failed.
     first_failure: Option<Instant>,
     retries: u32,
+    /// The component in an outage while these attempts fail (not ready, its retries
+    /// counted), when they run in a component's task.
+    outage: Option<std::sync::Arc<crate::telemetry::ComponentTelemetry>>,
+}
+
+impl Drop for Retrying {
+    fn drop(&mut self) {
+        if let Some(t) = self.outage.take() {
+            t.outage_over();
+        }
+    }
 }
 
 impl Retrying {
@@ -118,6 +130,12 @@ impl Retrying {
             return false;
         }
         let pause = self.policy.pause(self.retries).min(left);
+        if self.retries == 0 {
+            self.outage = crate::telemetry::current();
+        }
+        if let Some(t) = &self.outage {
+            t.retrying(self.retries == 0, why.to_string());
+        }
         self.retries += 1;
         tracing::warn!(
             retry = self.retries,

@@ -159,6 +159,12 @@ pub fn source_context() -> (SourceContext, SourceHarness) {
         counters: counters.clone(),
         event_time: None,
         checkpoints: None,
+        telemetry: Arc::new(crate::telemetry::ComponentTelemetry::new(
+            "sources.test".into(),
+            crate::Kind::Source,
+            "test",
+            counters.clone(),
+        )),
     };
     (
         cx,
@@ -204,6 +210,7 @@ pub fn sink_context() -> (SinkContext, LetterReceiver) {
     let counters = Arc::new(Counters::default());
     let cx = SinkContext {
         dead_letter: DeadLetterOutput::new("sinks.test".into(), 0, dead_tx, counters),
+        telemetry: crate::telemetry::ComponentTelemetry::detached("sinks.test", crate::Kind::Sink),
     };
     (cx, LetterReceiver(dead_rx))
 }

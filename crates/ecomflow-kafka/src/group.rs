@@ -2,13 +2,14 @@
 
 use crate::client;
 use crate::offsets::{Offsets, TopicPartition};
-use ecomflow_core::PartitionId;
+use ecomflow_core::{ComponentTelemetry, PartitionId};
 use ecomflow_core::partition_store::PartitionStore;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,11 +62,28 @@ pub struct GroupContext {
     pub store: Option<PartitionStore>,
     /// The source's path, which names its partitions in checkpoints.
     pub source: Arc<str>,
+    /// What the source shows: its partitions owned, their consumer lag, its readiness.
+    pub telemetry: Arc<ComponentTelemetry>,
 }
 
 impl ClientContext for GroupContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         client::log(level, facility, message);
+    }
+
+    /// Every `statistics.interval.ms`: the consumer lag of each partition this member reads.
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (number, p) in &t.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
+                if *number >= 0 && p.consumer_lag >= 0 {
+                    self.telemetry
+                        .update_partition(&format!("{topic}/{number}"), |shown| {
+                            shown.lag = Some(p.consumer_lag)
+                        });
+                }
+            }
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -138,6 +156,10 @@ impl GroupContext {
             _ => consumer.assign(list),
         };
         self.warn_on_failure("cannot take the assigned partitions", assigned_now);
+        for (tp, _) in &assigned {
+            self.show(tp, true);
+        }
+        self.telemetry.set_ready(true);
         self.group.lock().changes.push(Change::Assigned(assigned));
     }
 
@@ -164,7 +186,21 @@ impl GroupContext {
             _ => consumer.unassign(),
         };
         self.warn_on_failure("cannot give the revoked partitions up", unassigned);
+        for tp in &revoked {
+            self.show(tp, false);
+        }
         self.group.lock().changes.push(Change::Revoked(revoked));
+    }
+
+    /// Shows whether this member owns `tp` now (its lag is no longer this member's to show).
+    fn show(&self, tp: &TopicPartition, owned: bool) {
+        self.telemetry
+            .update_partition(&format!("{}/{}", tp.topic, tp.partition), |shown| {
+                shown.owned = owned;
+                if !owned {
+                    shown.lag = None;
+                }
+            });
     }
 
     fn warn_on_failure(&self, doing: &str, result: KafkaResult<()>) {

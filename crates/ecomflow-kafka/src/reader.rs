@@ -9,7 +9,7 @@ use ecomflow_core::PartitionId;
 use ecomflow_core::component::Closed;
 use ecomflow_core::json::JsonDecoder;
 use ecomflow_core::partition_store::PartitionStore;
-use ecomflow_core::{Batch, ComponentError, Payload, SourceContext};
+use ecomflow_core::{Batch, ComponentError, ComponentTelemetry, Payload, SourceContext};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -88,6 +88,8 @@ struct Pending {
     next: Option<i64>,
     /// When the oldest message still waiting was read.
     since: Option<Instant>,
+    /// Payload bytes of the messages waiting (counted when they are sent).
+    bytes: usize,
 }
 
 impl Pending {
@@ -123,18 +125,21 @@ pub struct Reader {
 impl Reader {
     /// Creates the consumer and joins the group (which happens in the background). With a
     /// checkpoint `store`, each partition assigned resumes from what it keeps for it, and
-    /// offsets are committed only for completed checkpoints; `source` is the source's path.
+    /// offsets are committed only for completed checkpoints; `telemetry` is the source's
+    /// (its path names its partitions).
     pub fn start(
         settings: Settings,
         store: Option<PartitionStore>,
-        source: Arc<str>,
+        telemetry: Arc<ComponentTelemetry>,
     ) -> Result<Reader, ComponentError> {
         let group = SharedGroup::default();
+        let source = telemetry.path.clone();
         let context = GroupContext {
             group: group.clone(),
             group_id: settings.group_id.clone(),
             store,
             source: source.clone(),
+            telemetry,
         };
         let consumer: StreamConsumer<GroupContext> =
             settings
@@ -263,6 +268,7 @@ impl Reader {
         let i = self.pending_index(message.topic(), message.partition());
         let offset = message.offset();
         let p = &mut self.pending[i];
+        p.bytes += message.payload_len();
         let problem = match message.payload() {
             Some(bytes) if !bytes.is_empty() => match self.decoder.decode(bytes) {
                 Ok(record) => {
@@ -328,6 +334,7 @@ impl Reader {
             dead: Vec::new(),
             next: None,
             since: None,
+            bytes: 0,
         });
         self.pending.len() - 1
     }
@@ -348,6 +355,7 @@ impl Reader {
         let records = std::mem::replace(&mut p.records, Vec::with_capacity(capacity));
         let dead = std::mem::take(&mut p.dead);
         p.since = None;
+        cx.read_bytes(std::mem::take(&mut p.bytes));
         let (tp, slot, next) = (p.tp.clone(), p.slot, p.next);
         let partition = p.partition.clone();
         cx.reject(dead).await;

@@ -180,6 +180,10 @@ impl SourcePlugin for KafkaSourcePlugin {
                 "options",
             ));
         }
+        // librdkafka's statistics give each partition's consumer lag, for the metrics.
+        if !cfg.options.contains_key("statistics.interval.ms") {
+            settings.push(Setting::new("statistics.interval.ms", "1000", "options"));
+        }
         if !instance_id.is_empty() {
             settings.push(Setting::new(
                 "group.instance.id",
@@ -238,7 +242,7 @@ impl Source for KafkaSource {
             }
         }
         let checkpointing = cx.completed_checkpoints().is_some();
-        let mut reader = Reader::start(self.0, cx.partition_store(), cx.path().clone())?;
+        let mut reader = Reader::start(self.0, cx.partition_store(), cx.telemetry.clone())?;
         let read = reader.read(&cx).await;
         if !matches!(read, Ok(Ending::Closed)) {
             // Nothing reads the output any more when this fails: what is left stays
@@ -259,6 +263,11 @@ impl Source for KafkaSource {
 
     fn acknowledged_every(&self) -> Option<Duration> {
         Some(self.0.commit_interval)
+    }
+
+    /// Not ready until the group gives this member its partitions.
+    fn ready_at_start(&self) -> bool {
+        false
     }
 }
 

@@ -391,6 +391,12 @@ fn start_with(
         output: Output::new(vec![(tx, 0)]),
         dead_letter: DeadLetterOutput::new("sources.test".into(), 0, dead_tx, counters.clone()),
         shutdown: shutdown.clone(),
+        telemetry: Arc::new(ecomflow_core::ComponentTelemetry::new(
+            "sources.test".into(),
+            ecomflow_core::Kind::Source,
+            "kafka",
+            counters.clone(),
+        )),
         counters,
         event_time: None,
         checkpoints,

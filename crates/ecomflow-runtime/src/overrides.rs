@@ -9,9 +9,9 @@ use toml::de::DeValue;
 pub struct Override<'a> {
     /// The argument as given, for messages.
     pub arg: &'a str,
-    /// `sources`, `transforms`, `sinks`, `dead_letter` or `checkpoint`.
+    /// `sources`, `transforms`, `sinks`, `dead_letter`, `checkpoint` or `http`.
     pub table: String,
-    /// The component id (empty for `dead_letter` and `checkpoint`).
+    /// The component id (empty for `dead_letter`, `checkpoint` and `http`).
     pub id: String,
     /// The option path inside the component; never empty.
     pub path: Vec<String>,
@@ -34,7 +34,7 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
         };
         let parts: Vec<&str> = path.trim().split('.').collect();
         let (table, id, rest) = match parts.as_slice() {
-            [t @ ("dead_letter" | "checkpoint"), rest @ ..] if !rest.is_empty() => (*t, "", rest),
+            [t @ ("dead_letter" | "checkpoint" | "http"), rest @ ..] if !rest.is_empty() => (*t, "", rest),
             [t @ ("sources" | "transforms" | "sinks"), id, rest @ ..] if !rest.is_empty() => {
                 (*t, *id, rest)
             }
@@ -42,8 +42,8 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
                 diags.push(
                     Diagnostic::general(location, format!("`{path}` is not an option path"))
                         .with_hint(Some(
-                            "write <sources|transforms|sinks>.<id>.<option>, dead_letter.<option> \
-                             or checkpoint.<option>",
+                            "write <sources|transforms|sinks>.<id>.<option>, dead_letter.<option>, \
+                             checkpoint.<option> or http.<option>",
                         )),
                 );
                 continue;

@@ -20,7 +20,11 @@ use ecomflow_core::checkpoint::Checkpoint;
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::partition_store::PartitionStore;
 use ecomflow_core::source_checkpoints::SourceCheckpoints;
-use ecomflow_core::{Counters, EventTimeTracker, Message, Output, SinkContext, SourceContext};
+use crate::telemetry::{RunState, RunTelemetry};
+use ecomflow_core::telemetry::scope;
+use ecomflow_core::{
+    ComponentTelemetry, EventTimeTracker, Message, Output, SinkContext, SourceContext,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -37,11 +41,37 @@ pub async fn run(
     pipeline: Pipeline,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, RunFailure> {
+    let telemetry = RunTelemetry::new(&pipeline);
+    run_observed(pipeline, shutdown, telemetry).await
+}
+
+/// [`run`], showing what it does in `telemetry` (made by [`RunTelemetry::new`] from the same
+/// pipeline) while it runs.
+pub async fn run_observed(
+    pipeline: Pipeline,
+    shutdown: CancellationToken,
+    telemetry: Arc<RunTelemetry>,
+) -> Result<RunSummary, RunFailure> {
+    let result = run_with(pipeline, shutdown, &telemetry).await;
+    telemetry.set_state(if result.is_ok() {
+        RunState::Finished
+    } else {
+        RunState::Failed
+    });
+    result
+}
+
+async fn run_with(
+    pipeline: Pipeline,
+    shutdown: CancellationToken,
+    telemetry: &Arc<RunTelemetry>,
+) -> Result<RunSummary, RunFailure> {
     let Pipeline {
         components,
         dead_letter,
         checkpoint,
         reset_state,
+        ..
     } = pipeline;
     let fail_early = |failures: Vec<(String, String)>| RunFailure {
         failures,
@@ -93,6 +123,7 @@ pub async fn run(
                 restored,
                 participants,
                 store,
+                telemetry.clone(),
             ))
         }
         None => None,
@@ -135,6 +166,7 @@ pub async fn run(
     let mut receivers = HashMap::new();
     for c in components.iter().filter(|c| !c.inputs.is_empty()) {
         let (tx, rx) = mpsc::channel::<Message>(CHANNEL_BATCHES);
+        telemetry.watch_input(c.path().into(), tx.downgrade());
         senders.insert(c.id.clone(), tx);
         receivers.insert(c.id.clone(), rx);
     }
@@ -164,8 +196,8 @@ pub async fn run(
     // Which components' outputs carry event time: their watermark holds back from the start.
     let timed = carrying_event_time(&components);
     let mut outputs = Vec::new();
-    for c in &components {
-        counters.push((c.path(), Arc::new(Counters::default())));
+    for (c, t) in components.iter().zip(&telemetry.components) {
+        counters.push((c.path(), t.clone()));
         let named: Vec<(&'static str, Output)> = c
             .plugin
             .outputs
@@ -175,14 +207,15 @@ pub async fn run(
         outputs.push((output_of(&c.id, None), named));
     }
     drop(senders);
-    for (from, ((c, (path, count)), (out, named))) in components
+    for (from, ((c, (path, shown)), (out, named))) in components
         .into_iter()
         .zip(&counters)
         .zip(outputs)
         .enumerate()
     {
         let path: Arc<str> = path.as_str().into();
-        let count = count.clone();
+        let count = shown.counters.clone();
+        let shown = shown.clone();
         let dead_letter = DeadLetterOutput::new(path.clone(), from, dl_tx.clone(), count.clone());
         let Component {
             id,
@@ -210,6 +243,7 @@ pub async fn run(
                     store: c.store.clone(),
                 });
                 let stopped = stop_sources.clone();
+                shown.set_ready(source.ready_at_start());
                 let cx = SourceContext {
                     output: out.clone(),
                     dead_letter,
@@ -217,10 +251,11 @@ pub async fn run(
                     counters: count,
                     event_time: tracker,
                     checkpoints,
+                    telemetry: shown.clone(),
                 };
                 let component = path.clone();
                 let letters = cx.dead_letter.clone();
-                tasks.spawn(async move {
+                tasks.spawn(scope(shown, async move {
                     let result = source.run(cx).await;
                     letters.send_end().await;
                     // The source has ended: nothing earlier will come from it. A source
@@ -231,7 +266,7 @@ pub async fn run(
                     }
                     ended(&reports, component);
                     result
-                })
+                }))
             }
             Built::Transform(mut transform) => {
                 if let Some(state) = coordination
@@ -268,21 +303,20 @@ pub async fn run(
                     reports,
                     component: path.clone(),
                     keep_state,
+                    telemetry: shown.clone(),
                 };
-                tasks.spawn(run_transform(instances, rx, io))
+                tasks.spawn(scope(shown, run_transform(instances, rx, io)))
             }
             Built::Sink(sink) => {
                 let rx = receivers.remove(&id);
-                let cx = SinkContext { dead_letter };
+                let cx = SinkContext {
+                    dead_letter,
+                    telemetry: shown.clone(),
+                };
                 let alignment = Alignment::new(inputs.len());
-                tasks.spawn(run_sink(
-                    sink,
-                    rx,
-                    cx,
-                    count,
-                    alignment,
-                    reports,
-                    path.clone(),
+                tasks.spawn(scope(
+                    shown,
+                    run_sink(sink, rx, cx, count, alignment, reports, path.clone()),
                 ))
             }
         };
@@ -296,16 +330,24 @@ pub async fn run(
     }
 
     let dl_path = dead_letter.id.clone();
-    let dl_count = Arc::new(Counters::default());
+    let dl_shown = telemetry
+        .components
+        .last()
+        .cloned()
+        .unwrap_or_else(|| ComponentTelemetry::detached(&dl_path, dead_letter.kind));
     let dl_reports = coordination.as_ref().map(|c| c.reports.clone());
     drop(coordination);
-    let dl_task = tokio::spawn(run_dead_letter(
-        dead_letter,
-        dl_rx,
-        dl_count.clone(),
-        senders_of_letters,
-        dl_reports,
+    let dl_task = tokio::spawn(scope(
+        dl_shown.clone(),
+        run_dead_letter(
+            dead_letter,
+            dl_rx,
+            dl_shown.clone(),
+            senders_of_letters,
+            dl_reports,
+        ),
     ));
+    telemetry.set_state(RunState::Running);
 
     let mut failures = Vec::new();
     while let Some(done) = tasks.join_next_with_id().await {
@@ -331,10 +373,11 @@ pub async fn run(
         Err(e) => failures.push((dl_path.clone(), panic_message(e))),
     }
 
-    counters.push((dl_path, dl_count));
+    counters.push((dl_path, dl_shown));
     let summary = RunSummary {
         components: counters
             .into_iter()
+            .map(|(path, shown)| (path, shown.counters.clone()))
             .map(|(path, c)| ComponentSummary {
                 path,
                 received: c.received.load(Ordering::Relaxed),

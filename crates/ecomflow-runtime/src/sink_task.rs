@@ -6,7 +6,8 @@ use crate::pipeline::{Built, Component};
 use ecomflow_core::checkpoint::Report;
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::{
-    Batch, ComponentError, Counters, DeadLetter, Incoming, Message, Sink, SinkContext,
+    Batch, ComponentError, ComponentTelemetry, Counters, DeadLetter, Incoming, Message, Sink,
+    SinkContext,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -21,6 +22,9 @@ pub(crate) async fn run_sink(
     component: Arc<str>,
 ) -> Result<(), ComponentError> {
     let mut ticker = sink.tick_interval().map(crate::ticker::every);
+    cx.telemetry.set_ready(false);
+    sink.open(&cx).await?;
+    cx.telemetry.set_ready(true);
     if let Some(mut rx) = rx {
         let mut ended_inputs = Vec::new();
         let mut replay = std::collections::VecDeque::new();
@@ -58,7 +62,9 @@ pub(crate) async fn run_sink(
                 Step::Handle(Message::Batch { batch, shard, .. }) => {
                     let n = batch.len();
                     Counters::add(&count.received, n);
+                    let started = std::time::Instant::now();
                     sink.write(Incoming::in_shard(shard, batch), &cx).await?;
+                    cx.telemetry.wrote_batch(started.elapsed());
                     Counters::add(&count.sent, n);
                 }
                 Step::Handle(Message::Revoke { partition, .. }) => sink.revoked(&partition),
@@ -86,7 +92,7 @@ pub(crate) async fn run_sink(
 pub(crate) async fn run_dead_letter(
     component: Component,
     mut rx: mpsc::Receiver<DeadLetterMessage>,
-    count: Arc<Counters>,
+    telemetry: Arc<ComponentTelemetry>,
     senders: usize,
     reports: Option<mpsc::UnboundedSender<Report>>,
 ) -> Result<(), ComponentError> {
@@ -97,9 +103,14 @@ pub(crate) async fn run_dead_letter(
     };
     // Dead letters of the dead-letter sink itself have nowhere else to go: they are counted.
     let (own_tx, _) = mpsc::channel(1);
+    let count = telemetry.counters.clone();
     let cx = SinkContext {
         dead_letter: DeadLetterOutput::new(component.id.as_str().into(), 0, own_tx, count.clone()),
+        telemetry,
     };
+    cx.telemetry.set_ready(false);
+    sink.open(&cx).await?;
+    cx.telemetry.set_ready(true);
     let component_id: Arc<str> = component.id.as_str().into();
     let mut barriers = vec![0u64; senders];
     let mut ended_senders = vec![false; senders];
@@ -155,7 +166,9 @@ async fn write_letters(
     let batch: Batch = letters.iter().map(DeadLetter::to_record).collect();
     let n = batch.len();
     Counters::add(&count.received, n);
+    let started = std::time::Instant::now();
     sink.write(batch.into(), cx).await?;
+    cx.telemetry.wrote_batch(started.elapsed());
     Counters::add(&count.sent, n);
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::checkpoint::{Alignment, Step, ended};
 use crate::transform_shards::{Assigned, Instances};
 use ecomflow_core::checkpoint::Report;
 use ecomflow_core::component::DeadLetterOutput;
-use ecomflow_core::{ComponentError, Counters, Emitter, Message, Output, Shard};
+use ecomflow_core::{ComponentError, ComponentTelemetry, Counters, Emitter, Message, Output, Shard};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
@@ -22,6 +22,8 @@ pub(crate) struct TransformIo {
     pub(crate) component: Arc<str>,
     /// Checkpoints keep state (a `[checkpoint]` table), rather than only acknowledge.
     pub(crate) keep_state: bool,
+    /// What the transform shows while it runs.
+    pub(crate) telemetry: Arc<ComponentTelemetry>,
 }
 
 pub(crate) async fn run_transform(
@@ -177,6 +179,12 @@ pub(crate) async fn run_transform(
 }
 
 async fn send_watermark(io: &TransformIo, shard: &Shard, at: i64) {
+    match shard {
+        Shard::Whole => io.telemetry.set_watermark(at),
+        Shard::Partition(p) => io
+            .telemetry
+            .update_partition(&p.key(), |p| p.watermark = Some(at)),
+    }
     io.out.send_watermark_in(shard, at).await;
     for (_, o) in &io.named {
         o.send_watermark_in(shard, at).await;

@@ -301,6 +301,12 @@ impl SqlSink {
 
 #[async_trait]
 impl Sink for SqlSink {
+    /// Connects (and applies the migrations) before the first batch, so the sink is ready
+    /// once the database answers.
+    async fn open(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        self.connect().await
+    }
+
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
         // Kept in the buffer until written: taken without a copy when no other reader has it.
         let shard = batch.shard().clone();

@@ -1,11 +1,10 @@
 //! The `ecomflow` command line: run, validate, list, graph.
 
-use crate::list;
+use crate::{list, run_command};
 use clap::{Parser, Subcommand, ValueEnum};
 use ecomflow_runtime::{Diagnostics, GraphFormat, LoadOptions, Pipeline};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
 
 /// Exit code for a pipeline that fails validation (sysexits EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -103,7 +102,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
                 p.reset_state = reset_state.into_iter().collect();
-                run(p, threads)
+                run_command::run(p, threads)
             }
             Err(d) => config_error(&d),
         },
@@ -166,79 +165,4 @@ fn load(files: &[PathBuf], sets: &[String]) -> Result<Pipeline, Diagnostics> {
 fn config_error(d: &Diagnostics) -> ExitCode {
     eprintln!("{d}");
     ExitCode::from(EXIT_CONFIG)
-}
-
-fn run(pipeline: Pipeline, threads: Option<usize>) -> ExitCode {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = threads {
-        builder.worker_threads(n.max(1));
-    }
-    let runtime = match builder.enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        let started = std::time::Instant::now();
-        let result = ecomflow_runtime::run(pipeline, shutdown).await;
-        let secs = started.elapsed().as_secs_f64();
-        match result {
-            Ok(summary) => {
-                eprint!("{summary}");
-                eprintln!("finished in {secs:.2}s");
-                ExitCode::SUCCESS
-            }
-            Err(failure) => {
-                eprint!("{}", failure.summary);
-                eprintln!("error: the pipeline stopped after {secs:.2}s:\n{failure}");
-                ExitCode::FAILURE
-            }
-        }
-    });
-    // A blocking read (stdin) cannot be cancelled; everything that was read is written by
-    // now, so do not wait for it.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    code
-}
-
-/// Cancels `shutdown` on the first SIGINT or SIGTERM (the pipeline drains), and exits at once
-/// on the second.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let mut signals = 0;
-    loop {
-        wait_for_signal().await;
-        signals += 1;
-        if signals == 1 {
-            tracing::info!("stopping: draining what was read (signal again to exit at once)");
-            shutdown.cancel();
-        } else {
-            eprintln!("second signal: exiting without draining");
-            std::process::exit(130);
-        }
-    }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod list;
 mod plugins;
+mod run_command;
 
 pub use ecomflow_core as core;
 pub use ecomflow_runtime as runtime;

@@ -12,12 +12,14 @@
 //! want acknowledgements), checkpoints only acknowledge: nothing is written.
 
 use super::Keep;
+use crate::telemetry::{CheckpointRecord, RunTelemetry, now_millis};
 use ecomflow_core::PartitionId;
 use ecomflow_core::checkpoint::{Checkpoint, Held, PartitionCheckpoint, Report};
 use ecomflow_core::partition_store::PartitionStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 /// The coordinator's handles, shared with the components.
@@ -48,6 +50,7 @@ pub fn start(
     restored: Checkpoint,
     participants: BTreeSet<String>,
     store: PartitionStore,
+    telemetry: Arc<RunTelemetry>,
 ) -> (Coordination, tokio::task::JoinHandle<Result<(), String>>) {
     let requested = Arc::new(AtomicU64::new(restored.id));
     let asked = Arc::new(tokio::sync::Notify::new());
@@ -67,6 +70,8 @@ pub fn start(
             store: store.clone(),
             in_flight: None,
             again: false,
+            asked_at: Instant::now(),
+            telemetry,
         },
         reports,
         wanted,
@@ -111,6 +116,10 @@ struct Coordinator {
     in_flight: Option<u64>,
     /// Another checkpoint was wanted while one was under way: ask for it once that is done.
     again: bool,
+    /// When the checkpoint under way was asked for.
+    asked_at: Instant,
+    /// Where completed checkpoints and failures are shown.
+    telemetry: Arc<RunTelemetry>,
 }
 
 async fn coordinate(
@@ -146,6 +155,7 @@ impl Coordinator {
         }
         let id = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
         self.in_flight = Some(id);
+        self.asked_at = Instant::now();
         self.asked.notify_waiters();
     }
 
@@ -273,7 +283,11 @@ impl Coordinator {
                 .or_default()
                 .insert(partition.key(), kept);
         }
-        for lost in self.keep.commit(&next, &held).await? {
+        let committed = self.keep.commit(&next, &held).await;
+        if committed.is_err() {
+            self.telemetry.checkpoints.failed();
+        }
+        for lost in committed? {
             // Claimed by another process since the barrier: what this process built from it
             // was not kept; the other process resumes it from what was committed before.
             tracing::warn!(
@@ -286,6 +300,12 @@ impl Coordinator {
                 source.remove(&lost.key());
             }
         }
+        self.telemetry.checkpoints.completed(CheckpointRecord {
+            id,
+            completed_at: now_millis(),
+            duration: self.asked_at.elapsed(),
+            size: serde_json::to_vec(&next).map_or(0, |v| v.len() as u64),
+        });
         self.store.set(next.clone());
         self.last = next;
         let _ = self.completed.send(id);
@@ -334,12 +354,14 @@ mod tests {
         );
         let store = PartitionStore::new(restored.clone());
         let participants = BTreeSet::from(["sources.s".to_string(), "transforms.x".to_string()]);
+        let telemetry = RunTelemetry::detached();
         let (c, task) = start(
             Keep::Nothing,
             std::time::Duration::from_secs(3600),
             restored,
             participants,
             store.clone(),
+            telemetry.clone(),
         );
         let mut completed = c.completed.clone();
         let held = |number, position| ecomflow_core::checkpoint::Held {
@@ -361,6 +383,9 @@ mod tests {
             partitions: vec![(partition(0), json!(2)), (partition(1), json!(100))],
         });
         completed.wait_for(|id| *id >= 1).await.expect("completes");
+        let shown = telemetry.checkpoints.last().expect("shown");
+        assert_eq!(shown.id, 1);
+        assert!(shown.size > 0, "the size of what it kept: {shown:?}");
         let latest = store.latest();
         assert_eq!(latest.partition(&partition(0)), Some(&kept(6, 2)));
         assert_eq!(

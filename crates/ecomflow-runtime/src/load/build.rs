@@ -178,60 +178,64 @@ fn rebuilder(
 use ecomflow_core::checkpoint::CheckpointConfig;
 use ecomflow_core::shared_store::StorePlugin;
 
-/// Reads the `[checkpoint]` table.
+/// Reads the `[checkpoint]` table, checking that it says where checkpoints go.
 pub(super) fn checkpoint_config(
     file: &SourceFile,
     value: Spanned<DeValue<'_>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ecomflow_core::checkpoint::CheckpointConfig> {
     let span = value.span();
+    let c: CheckpointConfig = top_table(file, CHECKPOINT, value, diags)?;
+    let problem = match c.url() {
+        Some(url) if StorePlugin::for_url(url).is_none() => Some(format!(
+            "`checkpoint.url` must be a database a checkpoint store is linked in for: {}",
+            StorePlugin::schemes()
+                .iter()
+                .map(|s| format!("`{s}://...`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some(_) => None,
+        None if c.dir.is_none() => Some(
+            "`[checkpoint]` needs `dir` (a directory) or `url` (a PostgreSQL database)"
+                .to_string(),
+        ),
+        None => None,
+    };
+    match problem {
+        Some(message) => {
+            diags.push(Diagnostic::at(file, Some(span), message).in_component(CHECKPOINT));
+            None
+        }
+        None => Some(c),
+    }
+}
+
+/// Reads the top-level table `name` (`checkpoint`, `http`) as a `T`, every error located.
+pub(super) fn top_table<T: serde::de::DeserializeOwned>(
+    file: &SourceFile,
+    name: &str,
+    value: Spanned<DeValue<'_>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    let span = value.span();
     let DeValue::Table(t) = value.into_inner() else {
         diags.push(Diagnostic::at(
             file,
             Some(span),
-            "`checkpoint` must be a table",
+            format!("`{name}` must be a table"),
         ));
         return None;
     };
-    match ecomflow_core::registry::deserialize_config::<CheckpointConfig>(Spanned::new(
-        span.clone(),
-        t,
-    )) {
-        Ok(c) => {
-            let problem = match c.url() {
-                Some(url) if StorePlugin::for_url(url).is_none() => Some(format!(
-                    "`checkpoint.url` must be a database a checkpoint store is linked in for: \
-                     {}",
-                    StorePlugin::schemes()
-                        .iter()
-                        .map(|s| format!("`{s}://...`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-                Some(_) => None,
-                None if c.dir.is_none() => Some(
-                    "`[checkpoint]` needs `dir` (a directory) or `url` (a PostgreSQL database)"
-                        .to_string(),
-                ),
-                None => None,
-            };
-            match problem {
-                Some(message) => {
-                    diags
-                        .push(Diagnostic::at(file, Some(span), message).in_component("checkpoint"));
-                    None
-                }
-                None => Some(c),
-            }
-        }
+    match ecomflow_core::registry::deserialize_config::<T>(Spanned::new(span.clone(), t)) {
+        Ok(c) => Some(c),
         Err(e) => {
             let message = match &e.field {
-                Some(field) => format!("`checkpoint.{field}`: {}", e.message),
+                Some(field) => format!("`{name}.{field}`: {}", e.message),
                 None => e.message.clone(),
             };
             diags.push(
-                Diagnostic::at(file, e.span.clone().or(Some(span)), message)
-                    .in_component("checkpoint"),
+                Diagnostic::at(file, e.span.clone().or(Some(span)), message).in_component(name),
             );
             None
         }

@@ -76,7 +76,7 @@ pub(super) fn declare<'i>(
                 continue;
             }
             other => {
-                let known = ["sources", "transforms", "sinks", DEAD_LETTER, "checkpoint"];
+                let known = ["sources", "transforms", "sinks", DEAD_LETTER, CHECKPOINT, HTTP];
                 diags.push(
                     Diagnostic::at(file, Some(key_span), format!("unknown table `{other}`"))
                         .with_hint(Some(did_you_mean(other, &known, "expected one of"))),
@@ -198,7 +198,10 @@ pub(super) fn apply_overrides<'i>(
     dead_letter: &mut Option<Declared<'i>>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    for o in overrides.iter().filter(|o| o.table != CHECKPOINT) {
+    for o in overrides
+        .iter()
+        .filter(|o| o.table != CHECKPOINT && o.table != HTTP)
+    {
         let target = if o.table == DEAD_LETTER {
             dead_letter.as_mut()
         } else {
@@ -218,22 +221,23 @@ pub(super) fn apply_overrides<'i>(
     }
 }
 
-/// Applies the `--set checkpoint.<option>` overrides to the `[checkpoint]` table, making
-/// one when the files have none.
-pub(super) fn apply_checkpoint_overrides<'i>(
+/// Applies the `--set <name>.<option>` overrides to the top-level table `name`
+/// (`checkpoint`, `http`), making one when the files have none.
+pub(super) fn apply_table_overrides<'i>(
     overrides: &[Override<'i>],
-    checkpoint: &mut Option<Spanned<DeValue<'i>>>,
+    name: &str,
+    table: &mut Option<Spanned<DeValue<'i>>>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    for o in overrides.iter().filter(|o| o.table == CHECKPOINT) {
+    for o in overrides.iter().filter(|o| o.table == name) {
         let value =
-            checkpoint.get_or_insert_with(|| Spanned::new(0..0, DeValue::Table(DeTable::new())));
+            table.get_or_insert_with(|| Spanned::new(0..0, DeValue::Table(DeTable::new())));
         let span = value.span();
         match value.get_mut() {
             DeValue::Table(t) => set_option(t, span, o, diags),
             _ => diags.push(Diagnostic::general(
                 format!("--set {}", o.arg),
-                "`checkpoint` is not a table",
+                format!("`{name}` is not a table"),
             )),
         }
     }

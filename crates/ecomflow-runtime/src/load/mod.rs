@@ -14,6 +14,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, closest};
 use crate::graph_check::{Node, check_graph};
 use crate::interpolate::interpolate;
 use crate::overrides::{Override, parse_overrides};
+use crate::http_config::HttpConfig;
 use crate::pipeline::{Built, Component, InputRef, Pipeline};
 use build::*;
 use declare::*;
@@ -29,6 +30,8 @@ use toml::de::{DeTable, DeValue};
 pub const DEAD_LETTER: &str = "dead_letter";
 /// The `[checkpoint]` table.
 pub const CHECKPOINT: &str = "checkpoint";
+/// The `[http]` table.
+pub const HTTP: &str = "http";
 /// Where dead letters go when the pipeline does not say.
 pub const DEFAULT_DEAD_LETTER_PATH: &str = "dead-letter.jsonl";
 
@@ -77,6 +80,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
     let mut declared = Vec::new();
     let mut dead_letter = None;
     let mut checkpoint = None;
+    let mut http = None;
     for (index, file) in files.iter().enumerate() {
         let (root, errors) = DeTable::parse_recoverable(&file.text);
         if !errors.is_empty() {
@@ -93,6 +97,9 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
         interpolate_table(&mut root, file, options.env, &mut diags);
         if let Some(table) = root.remove(CHECKPOINT) {
             checkpoint = Some((index, table));
+        }
+        if let Some(table) = root.remove(HTTP) {
+            http = Some((index, table));
         }
         declare(
             index,
@@ -111,11 +118,23 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
         Some((file, table)) => (file, Some(table)),
         None => (0, None),
     };
-    apply_checkpoint_overrides(&overrides, &mut checkpoint_table, &mut diags);
+    apply_table_overrides(&overrides, CHECKPOINT, &mut checkpoint_table, &mut diags);
     let checkpoint = checkpoint_table.and_then(|table| {
         let file = files.get(checkpoint_file)?;
         checkpoint_config(file, table, &mut diags)
     });
+    let (http_file, mut http_table) = match http {
+        Some((file, table)) => (file, Some(table)),
+        None => (0, None),
+    };
+    apply_table_overrides(&overrides, HTTP, &mut http_table, &mut diags);
+    let http = match http_table {
+        Some(table) => files
+            .get(http_file)
+            .and_then(|file| top_table(file, HTTP, table, &mut diags))
+            .unwrap_or_default(),
+        None => HttpConfig::default(),
+    };
 
     let mut nodes = Vec::new();
     let mut built = Vec::new();
@@ -145,6 +164,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             components,
             dead_letter,
             checkpoint,
+            http,
             reset_state: Default::default(),
         }),
         _ => Err(Diagnostics(vec![Diagnostic::general(

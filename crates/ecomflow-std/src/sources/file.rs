@@ -162,6 +162,7 @@ impl Source for FileSource {
             };
             let n =
                 read.map_err(|e| ComponentError::io(format!("cannot read {}", pending.name), e))?;
+            cx.read_bytes(n);
             if n == 0 {
                 // End of input: the last line may lack its newline.
                 let last = std::mem::take(&mut buf);

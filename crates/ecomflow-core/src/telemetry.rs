@@ -1,0 +1,234 @@
+//! What a running component shows of itself while it runs: its counters, the bytes it read,
+//! its sink writes, its retries and whether it is ready, its watermarks and, per source
+//! partition, the consumer lag and whether this process owns it. The runtime makes one per
+//! component; the HTTP server's metrics, health and dashboard and the terminal's live view
+//! read them.
+//!
+//! Everything is updated per batch (or per retry, per rebalance), never per record. The
+//! component's task runs inside [`scope`], so code deep in a plugin (a retry loop) finds
+//! its component with [`current`].
+
+use crate::component::Counters;
+use crate::registry::Kind;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use prometheus_client::metrics::histogram::Histogram;
+
+/// The upper bounds (seconds) of the sink write latency histogram: 1 ms to about 16 s.
+pub fn write_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15)
+}
+
+/// No watermark yet.
+const NONE: i64 = i64::MIN;
+
+/// What one source partition shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionTelemetry {
+    /// The partition's watermark (milliseconds since the epoch), once it has one.
+    pub watermark: Option<i64>,
+    /// Messages in the partition not read yet (Kafka: high watermark minus position).
+    pub lag: Option<i64>,
+    /// Whether this process owns the partition now (a Kafka group member's assignment).
+    pub owned: bool,
+}
+
+/// The live figures of one component.
+pub struct ComponentTelemetry {
+    /// Its path, such as `transforms.paid`.
+    pub path: Arc<str>,
+    /// Source, transform or sink.
+    pub kind: Kind,
+    /// The plugin's `type`.
+    pub plugin: &'static str,
+    /// Records received, sent, dead-lettered and dropped (the end-of-run table).
+    pub counters: Arc<Counters>,
+    /// Bytes a source read (message payloads, file lines).
+    pub bytes_read: AtomicU64,
+    /// Batches a sink was given to write.
+    pub batches: AtomicU64,
+    /// How long a sink took for each batch (seconds).
+    pub write_seconds: Histogram,
+    /// Pauses taken before trying again what failed (every retry of every operation).
+    pub retries: AtomicU64,
+    /// Operations failing and being retried now: the component is in an outage.
+    outages: AtomicU32,
+    /// What the last failure that is being retried said.
+    last_failure: Mutex<String>,
+    /// Whether it is ready: a sink has connected, a Kafka source has its assignment.
+    ready: AtomicBool,
+    /// The lowest watermark it has sent on (milliseconds since the epoch).
+    watermark: AtomicI64,
+    /// Per source partition (`topic/number`), what it shows.
+    partitions: Mutex<BTreeMap<String, PartitionTelemetry>>,
+}
+
+impl ComponentTelemetry {
+    /// The figures of a component that has done nothing yet, ready.
+    pub fn new(path: Arc<str>, kind: Kind, plugin: &'static str, counters: Arc<Counters>) -> Self {
+        ComponentTelemetry {
+            path,
+            kind,
+            plugin,
+            counters,
+            bytes_read: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            write_seconds: Histogram::new(write_buckets()),
+            retries: AtomicU64::new(0),
+            outages: AtomicU32::new(0),
+            last_failure: Mutex::new(String::new()),
+            ready: AtomicBool::new(true),
+            watermark: AtomicI64::new(NONE),
+            partitions: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Figures for a component in a test.
+    pub fn detached(path: &str, kind: Kind) -> Arc<Self> {
+        Arc::new(Self::new(
+            path.into(),
+            kind,
+            "test",
+            Arc::new(Counters::default()),
+        ))
+    }
+
+    /// Says whether the component is ready (a sink that has not connected yet is not).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Why the component is not ready, or `None` when it is.
+    pub fn not_ready(&self) -> Option<String> {
+        if self.outages.load(Ordering::Relaxed) > 0 {
+            let why = self.last_failure.lock().map(|w| w.clone()).unwrap_or_default();
+            return Some(format!("retrying: {why}"));
+        }
+        if !self.ready.load(Ordering::Relaxed) {
+            return Some(match self.kind {
+                Kind::Source => "waiting for its partitions".into(),
+                _ => "not connected yet".into(),
+            });
+        }
+        None
+    }
+
+    /// An operation failed for `why` and will be tried again.
+    pub fn retrying(&self, first: bool, why: String) {
+        if first {
+            self.outages.fetch_add(1, Ordering::Relaxed);
+        }
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut w) = self.last_failure.lock() {
+            *w = why;
+        }
+    }
+
+    /// An operation that was being retried is over (it succeeded, or gave up).
+    pub fn outage_over(&self) {
+        let _ = self
+            .outages
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// A sink wrote one batch in `took`.
+    pub fn wrote_batch(&self, took: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.write_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The component's watermark moved to `at`.
+    pub fn set_watermark(&self, at: i64) {
+        self.watermark.store(at, Ordering::Relaxed);
+    }
+
+    /// The component's watermark, once it has one.
+    pub fn watermark(&self) -> Option<i64> {
+        Some(self.watermark.load(Ordering::Relaxed)).filter(|w| *w != NONE)
+    }
+
+    /// The lowest watermark of the component and of its partitions, once one has one.
+    pub fn low_watermark(&self) -> Option<i64> {
+        let partitions = self.partitions();
+        let of_partitions = partitions.values().filter_map(|p| p.watermark).min();
+        match (self.watermark(), of_partitions) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Changes what partition `key` (`topic/number`) shows.
+    pub fn update_partition(&self, key: &str, change: impl FnOnce(&mut PartitionTelemetry)) {
+        if let Ok(mut partitions) = self.partitions.lock() {
+            match partitions.get_mut(key) {
+                Some(p) => change(p),
+                None => change(partitions.entry(key.to_string()).or_default()),
+            }
+        }
+    }
+
+    /// What every partition shows, by `topic/number`.
+    pub fn partitions(&self) -> BTreeMap<String, PartitionTelemetry> {
+        self.partitions.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for ComponentTelemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentTelemetry")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<ComponentTelemetry>;
+}
+
+/// Runs `future` as component `telemetry`'s task: [`current`] inside it finds it.
+pub async fn scope<F: std::future::Future>(telemetry: Arc<ComponentTelemetry>, future: F) -> F::Output {
+    CURRENT.scope(telemetry, future).await
+}
+
+/// The component whose task this is, when it runs inside [`scope`].
+pub fn current() -> Option<Arc<ComponentTelemetry>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_makes_it_not_ready_until_every_retried_operation_is_over() {
+        let t = ComponentTelemetry::detached("sinks.db", Kind::Sink);
+        assert_eq!(t.not_ready(), None);
+        t.retrying(true, "cannot connect".into());
+        t.retrying(false, "cannot connect again".into());
+        t.retrying(true, "another operation fails".into());
+        assert_eq!(t.retries.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            t.not_ready().as_deref(),
+            Some("retrying: another operation fails")
+        );
+        t.outage_over();
+        assert!(t.not_ready().is_some(), "one operation still fails");
+        t.outage_over();
+        assert_eq!(t.not_ready(), None);
+        t.outage_over();
+        assert_eq!(t.not_ready(), None, "never below zero");
+        t.set_ready(false);
+        assert_eq!(t.not_ready().as_deref(), Some("not connected yet"));
+    }
+
+    #[tokio::test]
+    async fn a_task_in_scope_finds_its_component() {
+        let t = ComponentTelemetry::detached("sources.in", Kind::Source);
+        assert!(current().is_none());
+        let found = scope(t.clone(), async { current() }).await;
+        assert_eq!(found.map(|f| f.path.clone()), Some(t.path.clone()));
+    }
+}
