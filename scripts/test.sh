@@ -18,6 +18,10 @@ echo "== services (real PostgreSQL, Kafka and Elasticsearch)"
 scripts/services.sh start postgres kafka elasticsearch
 eval "$(scripts/services.sh env)"
 
+echo "== test tools (Python's prometheus_client, the reference parser of scrapes)"
+scripts/test-tools.sh
+export ECOMFLOW_TEST_PYTHON="$PWD/target/test-tools/python/bin/python"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -104,7 +104,11 @@ impl ComponentTelemetry {
     /// Why the component is not ready, or `None` when it is.
     pub fn not_ready(&self) -> Option<String> {
         if self.outages.load(Ordering::Relaxed) > 0 {
-            let why = self.last_failure.lock().map(|w| w.clone()).unwrap_or_default();
+            let why = self
+                .last_failure
+                .lock()
+                .map(|w| w.clone())
+                .unwrap_or_default();
             return Some(format!("retrying: {why}"));
         }
         if !self.ready.load(Ordering::Relaxed) {
@@ -172,7 +176,10 @@ impl ComponentTelemetry {
 
     /// What every partition shows, by `topic/number`.
     pub fn partitions(&self) -> BTreeMap<String, PartitionTelemetry> {
-        self.partitions.lock().map(|p| p.clone()).unwrap_or_default()
+        self.partitions
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -189,7 +196,10 @@ tokio::task_local! {
 }
 
 /// Runs `future` as component `telemetry`'s task: [`current`] inside it finds it.
-pub async fn scope<F: std::future::Future>(telemetry: Arc<ComponentTelemetry>, future: F) -> F::Output {
+pub async fn scope<F: std::future::Future>(
+    telemetry: Arc<ComponentTelemetry>,
+    future: F,
+) -> F::Output {
     CURRENT.scope(telemetry, future).await
 }
 

@@ -2,14 +2,14 @@
 
 use crate::client;
 use crate::offsets::{Offsets, TopicPartition};
-use ecomflow_core::{ComponentTelemetry, PartitionId};
 use ecomflow_core::partition_store::PartitionStore;
+use ecomflow_core::{ComponentTelemetry, PartitionId};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};

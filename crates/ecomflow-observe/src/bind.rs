@@ -11,7 +11,9 @@ pub const PORTS_TRIED: u16 = 100;
 /// 0 lets the system choose.
 pub async fn listen(address: &str, port: u16) -> Result<TcpListener, String> {
     let ip: IpAddr = address.parse().map_err(|_| {
-        format!("`http.address` must be an IP address such as 127.0.0.1 or 0.0.0.0, not {address:?}")
+        format!(
+            "`http.address` must be an IP address such as 127.0.0.1 or 0.0.0.0, not {address:?}"
+        )
     })?;
     let last = if port == 0 {
         0
@@ -48,7 +50,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_address_that_is_not_one_is_refused_with_the_option_named() {
-        let e = listen("localhost:80", 0).await.expect_err("not an IP address");
+        let e = listen("localhost:80", 0)
+            .await
+            .expect_err("not an IP address");
         assert!(e.contains("`http.address`"), "{e}");
     }
 }

@@ -25,5 +25,5 @@ pub use http_config::HttpConfig;
 pub use load::{LoadOptions, load};
 pub use pipeline::{Built, Component, InputRef, Pipeline};
 pub use run::{run, run_observed};
-pub use telemetry::{RunState, RunTelemetry};
 pub use summary::{ComponentSummary, RunFailure, RunSummary};
+pub use telemetry::{RunState, RunTelemetry};

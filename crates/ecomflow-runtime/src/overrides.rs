@@ -34,7 +34,9 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
         };
         let parts: Vec<&str> = path.trim().split('.').collect();
         let (table, id, rest) = match parts.as_slice() {
-            [t @ ("dead_letter" | "checkpoint" | "http"), rest @ ..] if !rest.is_empty() => (*t, "", rest),
+            [t @ ("dead_letter" | "checkpoint" | "http"), rest @ ..] if !rest.is_empty() => {
+                (*t, "", rest)
+            }
             [t @ ("sources" | "transforms" | "sinks"), id, rest @ ..] if !rest.is_empty() => {
                 (*t, *id, rest)
             }

@@ -13,6 +13,7 @@ use crate::checkpoint::{self as coordination, Alignment, Keep, ended};
 use crate::pipeline::{Built, Component, Pipeline};
 use crate::sink_task::{run_dead_letter, run_sink};
 use crate::summary::{ComponentSummary, RunFailure, RunSummary};
+use crate::telemetry::{RunState, RunTelemetry};
 use crate::transform_shards::Instances;
 use crate::transform_task::{TransformIo, run_transform};
 use crate::watermarks::carrying_event_time;
@@ -20,7 +21,6 @@ use ecomflow_core::checkpoint::Checkpoint;
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::partition_store::PartitionStore;
 use ecomflow_core::source_checkpoints::SourceCheckpoints;
-use crate::telemetry::{RunState, RunTelemetry};
 use ecomflow_core::telemetry::scope;
 use ecomflow_core::{
     ComponentTelemetry, EventTimeTracker, Message, Output, SinkContext, SourceContext,

@@ -145,7 +145,11 @@ impl RunTelemetry {
             t.set_ready(c.kind != Kind::Sink);
             Arc::new(t)
         };
-        let mut components: Vec<_> = pipeline.components.iter().map(|c| of(c, c.path())).collect();
+        let mut components: Vec<_> = pipeline
+            .components
+            .iter()
+            .map(|c| of(c, c.path()))
+            .collect();
         // The dead-letter output is named by its table, as in the end-of-run table.
         let dead_letter = &pipeline.dead_letter;
         components.push(of(dead_letter, dead_letter.id.clone()));

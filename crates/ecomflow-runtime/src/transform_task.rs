@@ -6,7 +6,9 @@ use crate::checkpoint::{Alignment, Step, ended};
 use crate::transform_shards::{Assigned, Instances};
 use ecomflow_core::checkpoint::Report;
 use ecomflow_core::component::DeadLetterOutput;
-use ecomflow_core::{ComponentError, ComponentTelemetry, Counters, Emitter, Message, Output, Shard};
+use ecomflow_core::{
+    ComponentError, ComponentTelemetry, Counters, Emitter, Message, Output, Shard,
+};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;

@@ -170,8 +170,8 @@ async fn postgres_cut_mid_run_loses_nothing() {
     let proxy = Proxy::start(&host_port(&url)).await;
     // `rows` writes every 200 ms, upserting (a batch whose commit was in flight when the
     // connection dropped is written again); `copies` first writes after 4-8 s (its age is
-    // checked every 4 s), during the outage: it has not connected yet when the database goes
-    // away.
+    // checked every 4 s), during the outage: its connection, made at the start, is gone when
+    // it first writes.
     let pipeline = generator(3000, 200)
         + &sql_sink(
             "rows",
@@ -331,4 +331,64 @@ retry_for = "3s"
         .delete(format!("{}/{index}", elasticsearch()))
         .send()
         .await;
+}
+
+/// `/ready` answers 200 once the sink has connected, 503 naming the sink while PostgreSQL is
+/// cut off (the sink retries), and 200 again once it is back; nothing is lost meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_false_while_postgres_is_cut_and_true_after() {
+    let url = common::fresh_postgres_database("ecomflow_outage_ready").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    migrations(dir.path(), &[("transactions", true)]);
+    let proxy = Proxy::start(&host_port(&url)).await;
+    let pipeline = generator(0, 200)
+        + &sql_sink(
+            "rows",
+            "transactions",
+            "key = [\"transaction_id\"]\nflush_interval = \"200ms\"",
+        )
+        + "[http]\nport = 0\n";
+    let mut child = start(
+        dir.path(),
+        &pipeline,
+        &[("DATABASE_URL", via(&url, &proxy))],
+    );
+    let served = common::http::served_url(&dir.path().join("stderr.log")).await;
+    let ready = format!("{served}ready");
+    let answer = |url: String| async move { common::http::get(&url).await };
+    until("ready", &mut child, dir.path(), || async {
+        answer(ready.clone()).await.0 == 200
+    })
+    .await;
+    proxy.cut_for(OUTAGE);
+    let cut = Instant::now();
+    until(
+        "not ready during the outage",
+        &mut child,
+        dir.path(),
+        || async { answer(ready.clone()).await.0 == 503 },
+    )
+    .await;
+    let (_, why) = answer(ready.clone()).await;
+    assert!(
+        why.contains("sinks.rows: retrying"),
+        "the reason names the sink: {why}"
+    );
+    assert!(cut.elapsed() < OUTAGE, "noticed during the outage");
+    until("ready again", &mut child, dir.path(), || async {
+        answer(ready.clone()).await.0 == 200
+    })
+    .await;
+    assert!(
+        cut.elapsed() >= OUTAGE,
+        "ready only once the database is back"
+    );
+    common::processes::signal(&child, "-TERM");
+    let (status, log) = finish(child, dir.path(), Duration::from_secs(60)).await;
+    assert!(status.success(), "{status}:\n{log}");
+    let (rows, distinct) = rows(&url, "transactions").await;
+    assert!(
+        rows > 0 && rows == distinct,
+        "{rows} rows, {distinct} transactions"
+    );
 }

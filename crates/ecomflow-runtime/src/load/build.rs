@@ -197,8 +197,7 @@ pub(super) fn checkpoint_config(
         )),
         Some(_) => None,
         None if c.dir.is_none() => Some(
-            "`[checkpoint]` needs `dir` (a directory) or `url` (a PostgreSQL database)"
-                .to_string(),
+            "`[checkpoint]` needs `dir` (a directory) or `url` (a PostgreSQL database)".to_string(),
         ),
         None => None,
     };

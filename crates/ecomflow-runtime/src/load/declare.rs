@@ -76,7 +76,14 @@ pub(super) fn declare<'i>(
                 continue;
             }
             other => {
-                let known = ["sources", "transforms", "sinks", DEAD_LETTER, CHECKPOINT, HTTP];
+                let known = [
+                    "sources",
+                    "transforms",
+                    "sinks",
+                    DEAD_LETTER,
+                    CHECKPOINT,
+                    HTTP,
+                ];
                 diags.push(
                     Diagnostic::at(file, Some(key_span), format!("unknown table `{other}`"))
                         .with_hint(Some(did_you_mean(other, &known, "expected one of"))),
@@ -230,8 +237,7 @@ pub(super) fn apply_table_overrides<'i>(
     diags: &mut Vec<Diagnostic>,
 ) {
     for o in overrides.iter().filter(|o| o.table == name) {
-        let value =
-            table.get_or_insert_with(|| Spanned::new(0..0, DeValue::Table(DeTable::new())));
+        let value = table.get_or_insert_with(|| Spanned::new(0..0, DeValue::Table(DeTable::new())));
         let span = value.span();
         match value.get_mut() {
             DeValue::Table(t) => set_option(t, span, o, diags),

@@ -12,9 +12,9 @@ mod unknown;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, closest};
 use crate::graph_check::{Node, check_graph};
+use crate::http_config::HttpConfig;
 use crate::interpolate::interpolate;
 use crate::overrides::{Override, parse_overrides};
-use crate::http_config::HttpConfig;
 use crate::pipeline::{Built, Component, InputRef, Pipeline};
 use build::*;
 use declare::*;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
+pub mod http;
 pub mod plain_table;
 pub mod processes;
 pub mod stack;
