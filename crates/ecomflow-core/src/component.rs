@@ -472,6 +472,7 @@ impl SourceContext {
         }
         let n = batch.len();
         let shard = Shard::Partition(partition.clone());
+        self.telemetry.tap.offer(&batch);
         self.output.send_in(&shard, batch).await?;
         Counters::add(&self.counters.sent, n);
         if let Some(at) = watermark {
@@ -532,6 +533,7 @@ impl SourceContext {
             self.dead_letter.send(dead).await;
         }
         let n = batch.len();
+        self.telemetry.tap.offer(&batch);
         self.output.send(batch).await?;
         Counters::add(&self.counters.sent, n);
         if let Some(at) = watermark {

@@ -28,7 +28,7 @@ const NONE: i64 = i64::MIN;
 /// What one source partition shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionTelemetry {
-    /// The partition's watermark (milliseconds since the epoch), once it has one.
+    /// The partition's watermark (event time, microseconds since the epoch), once it has one.
     pub watermark: Option<i64>,
     /// Messages in the partition not read yet (Kafka: high watermark minus position).
     pub lag: Option<i64>,
@@ -60,10 +60,82 @@ pub struct ComponentTelemetry {
     last_failure: Mutex<String>,
     /// Whether it is ready: a sink has connected, a Kafka source has its assignment.
     ready: AtomicBool,
-    /// The lowest watermark it has sent on (milliseconds since the epoch).
+    /// The lowest watermark it has sent on (event time, microseconds since the epoch).
     watermark: AtomicI64,
     /// Per source partition (`topic/number`), what it shows.
     partitions: Mutex<BTreeMap<String, PartitionTelemetry>>,
+    /// What it shows on the dashboard besides its figures (a `dashboard` sink's chart).
+    exhibit: Mutex<Option<Arc<dyn Exhibit>>>,
+    /// Samples of the records leaving its default output, for the tap.
+    pub tap: Arc<Tap>,
+}
+
+/// Something a component shows on the dashboard besides its figures: a chart, say.
+pub trait Exhibit: Send + Sync {
+    /// What it shows now, as JSON for the dashboard.
+    fn snapshot(&self) -> serde_json::Value;
+}
+
+/// Records a component sends on, sampled for whoever watches (the tap): costs one atomic
+/// load per batch while nobody does.
+pub struct Tap {
+    watchers: std::sync::atomic::AtomicUsize,
+    samples: tokio::sync::broadcast::Sender<Arc<Vec<serde_json::Value>>>,
+}
+
+/// Records of one batch a tap takes at most: a tap shows samples, never the whole stream.
+pub const TAP_PER_BATCH: usize = 16;
+
+impl Default for Tap {
+    fn default() -> Self {
+        Tap {
+            watchers: std::sync::atomic::AtomicUsize::new(0),
+            samples: tokio::sync::broadcast::channel(64).0,
+        }
+    }
+}
+
+impl Tap {
+    /// Whether anyone watches.
+    pub fn is_watched(&self) -> bool {
+        self.watchers.load(Ordering::Relaxed) > 0
+    }
+
+    /// Offers a batch being sent on: while someone watches, its first records go to them
+    /// (a watcher too slow for them misses some; the pipeline never waits).
+    pub fn offer(&self, batch: &[crate::Record]) {
+        if !self.is_watched() || batch.is_empty() {
+            return;
+        }
+        let sample = batch
+            .iter()
+            .take(TAP_PER_BATCH)
+            .map(crate::Record::to_json)
+            .collect();
+        let _ = self.samples.send(Arc::new(sample));
+    }
+
+    /// Starts watching; the watch ends when the [`TapWatch`] is dropped.
+    pub fn watch(self: &Arc<Self>) -> TapWatch {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        TapWatch {
+            samples: self.samples.subscribe(),
+            tap: self.clone(),
+        }
+    }
+}
+
+/// One watcher of a [`Tap`].
+pub struct TapWatch {
+    /// The samples, batch by batch.
+    pub samples: tokio::sync::broadcast::Receiver<Arc<Vec<serde_json::Value>>>,
+    tap: Arc<Tap>,
+}
+
+impl Drop for TapWatch {
+    fn drop(&mut self) {
+        self.tap.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ComponentTelemetry {
@@ -83,6 +155,8 @@ impl ComponentTelemetry {
             ready: AtomicBool::new(true),
             watermark: AtomicI64::new(NONE),
             partitions: Mutex::new(BTreeMap::new()),
+            exhibit: Mutex::new(None),
+            tap: Arc::new(Tap::default()),
         }
     }
 
@@ -144,7 +218,7 @@ impl ComponentTelemetry {
         self.write_seconds.observe(took.as_secs_f64());
     }
 
-    /// The component's watermark moved to `at`.
+    /// The component's watermark moved to `at` (microseconds since the epoch).
     pub fn set_watermark(&self, at: i64) {
         self.watermark.store(at, Ordering::Relaxed);
     }
@@ -162,6 +236,18 @@ impl ComponentTelemetry {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Shows `exhibit` on the dashboard (a `dashboard` sink's chart).
+    pub fn set_exhibit(&self, exhibit: Arc<dyn Exhibit>) {
+        if let Ok(mut e) = self.exhibit.lock() {
+            *e = Some(exhibit);
+        }
+    }
+
+    /// What the component shows on the dashboard besides its figures.
+    pub fn exhibit(&self) -> Option<Arc<dyn Exhibit>> {
+        self.exhibit.lock().ok()?.clone()
     }
 
     /// Changes what partition `key` (`topic/number`) shows.

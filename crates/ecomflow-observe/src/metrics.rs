@@ -17,6 +17,11 @@ use std::fmt::Error;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// Now, in microseconds since the epoch (the unit of event time).
+fn now_micros() -> i64 {
+    now_millis().saturating_mul(1000)
+}
+
 /// The `Content-Type` of what [`render`] returns.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -252,14 +257,14 @@ impl RunCollector {
             .iter()
             .filter_map(|c| Some((*c, c.low_watermark()?)))
             .collect();
-        let now = now_millis();
+        let now = now_micros();
         family(
             e,
             "ecomflow_watermark_seconds",
             "The lowest watermark a component sent on (seconds since the epoch).",
             MetricType::Gauge,
             &timed,
-            |(c, w), m| ConstGauge::new(*w as f64 / 1000.0).encode(m.encode_family(&labels(c))?),
+            |(c, w), m| ConstGauge::new(*w as f64 / 1e6).encode(m.encode_family(&labels(c))?),
         )?;
         family(
             e,
@@ -268,7 +273,7 @@ impl RunCollector {
             MetricType::Gauge,
             &timed,
             |(c, w), m| {
-                ConstGauge::new(now.saturating_sub(*w) as f64 / 1000.0)
+                ConstGauge::new(now.saturating_sub(*w) as f64 / 1e6)
                     .encode(m.encode_family(&labels(c))?)
             },
         )
@@ -284,7 +289,7 @@ impl RunCollector {
             .iter()
             .flat_map(|c| c.partitions().into_iter().map(move |(key, p)| (*c, key, p)))
             .collect();
-        let now = now_millis();
+        let now = now_micros();
         family(
             e,
             "ecomflow_partition_watermark_seconds",
@@ -292,7 +297,7 @@ impl RunCollector {
             MetricType::Gauge,
             rows.iter().filter(|r| r.2.watermark.is_some()),
             |(c, key, p), m| {
-                partition_gauge(m, c, key, p.watermark.unwrap_or_default() as f64 / 1000.0)
+                partition_gauge(m, c, key, p.watermark.unwrap_or_default() as f64 / 1e6)
             },
         )?;
         family(
@@ -306,7 +311,7 @@ impl RunCollector {
                     m,
                     c,
                     key,
-                    now.saturating_sub(p.watermark.unwrap_or(now)) as f64 / 1000.0,
+                    now.saturating_sub(p.watermark.unwrap_or(now)) as f64 / 1e6,
                 )
             },
         )?;

@@ -200,6 +200,7 @@ async fn forward(emitter: &mut Emitter, io: &TransformIo, shard: &Shard) {
         .fetch_add(emitter.take_dropped(), Ordering::Relaxed);
     // A closed output means its readers failed; the run is already stopping with their error.
     Counters::add(&io.count.sent, records.len());
+    io.telemetry.tap.offer(&records);
     let _ = io.out.send_in(shard, records).await;
     for (port, batch) in ports {
         match io.named.iter().find(|(p, _)| *p == port) {
