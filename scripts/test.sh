@@ -18,9 +18,11 @@ echo "== services (real PostgreSQL, Kafka and Elasticsearch)"
 scripts/services.sh start postgres kafka elasticsearch
 eval "$(scripts/services.sh env)"
 
-echo "== test tools (Python's prometheus_client, the reference parser of scrapes)"
+echo "== test tools (Python's prometheus_client, the reference parser of scrapes; Chromium and"
+echo "   playwright-core, for the dashboard's browser test)"
 scripts/test-tools.sh
 export ECOMFLOW_TEST_PYTHON="$PWD/target/test-tools/python/bin/python"
+export ECOMFLOW_TEST_NODE_MODULES="$PWD/target/test-tools/node/node_modules"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,8 +1,10 @@
 //! Helpers shared by the end-to-end tests: the flagship's tables dumped as text, and fresh
-//! databases on the PostgreSQL test server; `stack` for the other real servers.
+//! databases on the PostgreSQL test server; `stack` for the other real servers, `browser`
+//! for looking at the dashboard in a real browser.
 
 #![allow(dead_code)] // each test binary uses part of this
 
+pub mod browser;
 pub mod http;
 pub mod plain_table;
 pub mod processes;
