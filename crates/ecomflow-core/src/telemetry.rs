@@ -48,6 +48,10 @@ pub struct ComponentTelemetry {
     pub counters: Arc<Counters>,
     /// Bytes a source read (message payloads, file lines).
     pub bytes_read: AtomicU64,
+    /// Records a bounded source will send in all (0: unknown or endless).
+    pub expected_records: AtomicU64,
+    /// Bytes a bounded source will read in all, a file's size (0: unknown or endless).
+    pub expected_bytes: AtomicU64,
     /// Batches a sink was given to write.
     pub batches: AtomicU64,
     /// How long a sink took for each batch (seconds).
@@ -147,6 +151,8 @@ impl ComponentTelemetry {
             plugin,
             counters,
             bytes_read: AtomicU64::new(0),
+            expected_records: AtomicU64::new(0),
+            expected_bytes: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             write_seconds: Histogram::new(write_buckets()),
             retries: AtomicU64::new(0),
