@@ -69,21 +69,21 @@ impl LiveView {
 }
 
 async fn draw(bars: MultiProgress, run: Arc<RunTelemetry>, stop: CancellationToken) {
-    let progress: Vec<(Arc<ComponentTelemetry>, ProgressBar)> = run
-        .components
-        .iter()
-        .filter(|c| c.kind == Kind::Source)
-        .filter_map(|c| {
-            let bar = bounded_bar(c)?;
-            Some((c.clone(), bars.add(bar)))
-        })
-        .collect();
     let summary = bars.add(ProgressBar::new_spinner());
     summary.set_style(
         ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
+    // A source says how much it will read once it runs: its bar comes then.
+    let mut progress: Vec<(Arc<ComponentTelemetry>, ProgressBar)> = Vec::new();
     let mut rates = Rates::default();
     loop {
+        for c in run.components.iter().filter(|c| c.kind == Kind::Source) {
+            if progress.iter().all(|(p, _)| !Arc::ptr_eq(p, c))
+                && let Some(bar) = bounded_bar(c)
+            {
+                progress.push((c.clone(), bars.insert_before(&summary, bar)));
+            }
+        }
         for (c, bar) in &progress {
             bar.set_position(done(c).min(bar.length().unwrap_or(u64::MAX)));
         }
