@@ -7,30 +7,11 @@ use crate::record::{Batch, Record};
 use crate::shard::{PartitionId, Shard};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Counts kept per component, read for the end-of-run summary and metrics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Records received from inputs.
-    pub received: AtomicU64,
-    /// Records sent to outputs (sources and transforms) or written (sinks).
-    pub sent: AtomicU64,
-    /// Records sent to the dead-letter output.
-    pub dead_lettered: AtomicU64,
-    /// Records dropped on purpose (late records a transform was told to drop).
-    pub dropped: AtomicU64,
-}
-
-impl Counters {
-    /// Adds `n` to a counter.
-    pub fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-    }
-}
+pub use crate::telemetry::Counters;
 
 /// What moves through the channels between components.
 #[derive(Debug)]

@@ -14,6 +14,7 @@ pub mod event_time;
 pub mod expr;
 pub mod field;
 pub mod json;
+pub mod kind;
 pub mod partition_store;
 pub mod record;
 pub mod registry;

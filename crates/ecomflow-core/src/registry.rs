@@ -3,6 +3,7 @@
 
 use crate::component::{Sink, Source, Transform};
 use crate::error::BuildError;
+pub use crate::kind::Kind;
 use serde::de::DeserializeOwned;
 
 /// One component's options as parsed from the pipeline file, with positions, minus `type`
@@ -17,37 +18,6 @@ pub struct BuildContext {
     /// The directory of the pipeline file that declares it, for options that name files
     /// shipped beside the pipeline (such as the SQL sink's `migrations`).
     pub base_dir: std::path::PathBuf,
-}
-
-/// The kind of a component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    /// Produces records (`[sources.<id>]`).
-    Source,
-    /// Turns records into records (`[transforms.<id>]`).
-    Transform,
-    /// Writes records out (`[sinks.<id>]`).
-    Sink,
-}
-
-impl Kind {
-    /// The table name in pipeline files: `sources`, `transforms` or `sinks`.
-    pub fn table(self) -> &'static str {
-        match self {
-            Kind::Source => "sources",
-            Kind::Transform => "transforms",
-            Kind::Sink => "sinks",
-        }
-    }
-
-    /// The singular noun: `source`, `transform` or `sink`.
-    pub fn noun(self) -> &'static str {
-        match self {
-            Kind::Source => "source",
-            Kind::Transform => "transform",
-            Kind::Sink => "sink",
-        }
-    }
 }
 
 /// A source plugin: its options type and how to build it from them.

@@ -8,8 +8,7 @@
 //! component's task runs inside [`scope`], so code deep in a plugin (a retry loop) finds
 //! its component with [`current`].
 
-use crate::component::Counters;
-use crate::registry::Kind;
+use crate::kind::Kind;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,26 @@ pub use prometheus_client::metrics::histogram::Histogram;
 /// The upper bounds (seconds) of the sink write latency histogram: 1 ms to about 16 s.
 pub fn write_buckets() -> impl Iterator<Item = f64> {
     prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15)
+}
+
+/// Counts kept per component, read for the end-of-run summary and metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Records received from inputs.
+    pub received: AtomicU64,
+    /// Records sent to outputs (sources and transforms) or written (sinks).
+    pub sent: AtomicU64,
+    /// Records sent to the dead-letter output.
+    pub dead_lettered: AtomicU64,
+    /// Records dropped on purpose (late records a transform was told to drop).
+    pub dropped: AtomicU64,
+}
+
+impl Counters {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }
 
 /// No watermark yet.
@@ -48,6 +67,10 @@ pub struct ComponentTelemetry {
     pub counters: Arc<Counters>,
     /// Bytes a source read (message payloads, file lines).
     pub bytes_read: AtomicU64,
+    /// Records a bounded source will send in all (0: unknown or endless).
+    pub expected_records: AtomicU64,
+    /// Bytes a bounded source will read in all, a file's size (0: unknown or endless).
+    pub expected_bytes: AtomicU64,
     /// Batches a sink was given to write.
     pub batches: AtomicU64,
     /// How long a sink took for each batch (seconds).
@@ -147,6 +170,8 @@ impl ComponentTelemetry {
             plugin,
             counters,
             bytes_read: AtomicU64::new(0),
+            expected_records: AtomicU64::new(0),
+            expected_bytes: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             write_seconds: Histogram::new(write_buckets()),
             retries: AtomicU64::new(0),

@@ -190,6 +190,12 @@ impl ElasticsearchSink {
 
 #[async_trait]
 impl Sink for ElasticsearchSink {
+    /// Makes the client (and stores the index template) before the first batch, so the sink
+    /// is ready once Elasticsearch has answered.
+    async fn open(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        self.connect().await
+    }
+
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
         let batch = batch.records();
         self.accept(batch, cx).await

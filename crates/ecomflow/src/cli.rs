@@ -1,6 +1,6 @@
-//! The `ecomflow` command line: run, validate, list, graph.
+//! The `ecomflow` command line: run, validate, list, graph, tap.
 
-use crate::{list, run_command};
+use crate::{list, run_command, tap_command};
 use clap::{Parser, Subcommand, ValueEnum};
 use ecomflow_runtime::{Diagnostics, GraphFormat, LoadOptions, Pipeline};
 use std::path::PathBuf;
@@ -38,6 +38,22 @@ enum Command {
         /// checkpoint that cannot be restored: the error names the component.
         #[arg(long = "reset-state", value_name = "COMPONENT")]
         reset_state: Vec<String>,
+        /// No live view on the terminal (the end-of-run table is still printed).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print samples of the records leaving a component of a running pipeline, as JSON lines.
+    Tap {
+        /// Where the run serves (it prints it when it starts): http://127.0.0.1:8640/
+        url: String,
+        /// The component whose output to watch: transforms.paid
+        component: String,
+        /// Records a second at most (the pipeline never waits for the tap).
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<u64>,
     },
     /// Check pipeline files offline and report every problem (exit 78 when invalid).
     Validate {
@@ -91,6 +107,7 @@ pub fn main() -> ExitCode {
             sets,
             threads,
             reset_state,
+            quiet,
         } => match load(&files, &sets) {
             Ok(mut p) => {
                 let known: Vec<String> = p.components.iter().map(|c| c.path()).collect();
@@ -102,7 +119,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
                 p.reset_state = reset_state.into_iter().collect();
-                run_command::run(p, threads)
+                run_command::run(p, threads, quiet)
             }
             Err(d) => config_error(&d),
         },
@@ -122,6 +139,12 @@ pub fn main() -> ExitCode {
             }
             Err(d) => config_error(&d),
         },
+        Command::Tap {
+            url,
+            component,
+            rate,
+            limit,
+        } => tap_command::tap(&url, &component, rate, limit),
         Command::List { format } => {
             match format {
                 ListFormat::Text => print!("{}", list::render_text()),
@@ -152,7 +175,8 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::live_view::LogWriter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -5,8 +5,10 @@
 
 pub mod cli;
 pub mod list;
+mod live_view;
 mod plugins;
 mod run_command;
+mod tap_command;
 
 pub use ecomflow_core as core;
 pub use ecomflow_runtime as runtime;

@@ -1,6 +1,7 @@
 //! `ecomflow run`: the runtime, the HTTP server beside the pipeline, the signals that stop
 //! it, and the end-of-run table.
 
+use crate::live_view::LiveView;
 use ecomflow_core::retry::shown;
 use ecomflow_observe::Server;
 use ecomflow_runtime::{HttpConfig, Pipeline, RunTelemetry};
@@ -9,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Runs `pipeline` on `threads` worker threads, serving its figures over HTTP while it runs,
-/// and prints the end-of-run table.
-pub fn run(pipeline: Pipeline, threads: Option<usize>) -> ExitCode {
+/// Runs `pipeline` on `threads` worker threads, serving its figures over HTTP and showing
+/// them on the terminal (unless `quiet`) while it runs, and prints the end-of-run table.
+pub fn run(pipeline: Pipeline, threads: Option<usize>, quiet: bool) -> ExitCode {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
         builder.worker_threads(n.max(1));
@@ -29,8 +30,12 @@ pub fn run(pipeline: Pipeline, threads: Option<usize>) -> ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let server = serve(&http, &telemetry).await;
+        let view = LiveView::start(telemetry.clone(), quiet);
         let started = std::time::Instant::now();
         let result = ecomflow_runtime::run_observed(pipeline, shutdown, telemetry).await;
+        if let Some(view) = view {
+            view.finish().await;
+        }
         let secs = started.elapsed().as_secs_f64();
         let code = match result {
             Ok(summary) => {

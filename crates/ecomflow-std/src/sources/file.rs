@@ -130,6 +130,13 @@ impl Source for FileSource {
                     .await
                     .map_err(|e| ComponentError::io(format!("cannot seek in {}", self.path), e))?;
             }
+            // What this run will read, for the live progress.
+            if let Ok(meta) = file.metadata().await {
+                cx.telemetry.expected_bytes.store(
+                    meta.len().saturating_sub(consumed),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
             (self.path.clone(), Box::new(file))
         };
         let mut pending = Pending {

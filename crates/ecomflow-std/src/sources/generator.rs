@@ -202,6 +202,12 @@ impl Source for GeneratorSource {
         };
         let mut generator = Generator::new(seed, self.fields, self.clock, self.bad_ratio);
         let mut produced: u64 = 0;
+        // What this run will send, for the live progress (what a restart skips is not sent).
+        let made_before = restored.map_or(0, |(_, made)| made);
+        cx.telemetry.expected_records.store(
+            self.count.saturating_sub(made_before),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if let Some((_, made)) = restored {
             // Replay the random draws of what was already made, without sending it.
             let (mut skipped, mut dead) = (Vec::new(), Vec::new());
