@@ -76,12 +76,13 @@ function byValue(a, b) {
   return String(a).localeCompare(String(b));
 }
 
-// A round upper bound for an axis.
+// A round upper bound for an axis of four equal, round steps.
 function niceMax(max) {
   if (!(max > 0)) return 1;
-  const step = Math.pow(10, Math.floor(Math.log10(max)));
-  for (const f of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (f * step >= max) return f * step;
-  return 10 * step;
+  const rough = max / 4;
+  const unit = Math.pow(10, Math.floor(Math.log10(rough)));
+  for (const f of [1, 2, 2.5, 5, 10]) if (f * unit >= rough) return 4 * f * unit;
+  return 40 * unit;
 }
 
 // ---- the graph ------------------------------------------------------------------------
@@ -176,11 +177,15 @@ function drawGraph(pipeline, status) {
     const rate = seen.rates.get(component.path) || 0;
     const total = kind === "source" ? live.received : kind === "sink" || kind === "dead" ? live.sent : live.sent;
     g.append(svg("text", { class: "rate", x: 10, y: 36 }, `${compact(rate)}/s · ${compact(total)} total`));
-    const notes = [];
-    if (live.dead_lettered > 0) notes.push(`${compact(live.dead_lettered)} dead letters`);
-    if (live.dropped > 0) notes.push(`${compact(live.dropped)} dropped`);
-    if (live.not_ready) notes.push("not ready");
-    if (notes.length) g.append(svg("text", { class: "letters", x: 10, y: 53 }, notes.join(" · ")));
+    const notes = svg("text", { x: 10, y: 53 });
+    const note = (cls, text) => {
+      if (notes.childNodes.length) notes.append(svg("tspan", { class: "dropped" }, " · "));
+      notes.append(svg("tspan", { class: cls }, text));
+    };
+    if (live.dead_lettered > 0) note("letters", `${compact(live.dead_lettered)} dead letters`);
+    if (live.dropped > 0) note("dropped", `${compact(live.dropped)} dropped`);
+    if (live.not_ready) note("letters", "not ready");
+    if (notes.childNodes.length) g.append(notes);
     graph.append(g);
   }
 }
@@ -405,7 +410,10 @@ function drawHeader(pipeline, status) {
     span.append(html("b", {}, value));
     facts.append(span);
   };
-  fact("running for", spanText(status.now_ms - pipeline.started_ms));
+  // After the run, how long it ran (the time of the last refresh that saw it running).
+  if (status.state === "running" || status.state === "starting") seen.lastRunning = status.now_ms;
+  const ran = (seen.lastRunning || status.now_ms) - pipeline.started_ms;
+  fact(status.state === "running" || status.state === "starting" ? "running for" : "ran for", spanText(ran));
   fact("read", whole(read));
   fact("now", `${compact(rate)}/s`);
   fact("dead letters", whole(letters ? letters.received : 0));
