@@ -10,6 +10,7 @@
 
 use ecomflow_elasticsearch as _;
 use ecomflow_kafka as _;
+use ecomflow_observe as _;
 use ecomflow_sql as _;
 use ecomflow_std as _;
 
