@@ -2,8 +2,10 @@
 //! runtime: `cargo bench -p ecomflow --bench throughput`. `BENCH_EVENTS` sets the number of
 //! transactions (default 1,000,000).
 //!
-//! Measures: the JSON decoder alone; generator -> blackhole; and JSON lines of seed
-//! transactions -> parse -> validate -> filter -> map (USD) -> blackhole.
+//! Measures: the JSON decoder alone; generator -> blackhole; JSON lines of seed
+//! transactions -> parse -> validate -> filter -> map (USD) -> blackhole; the flagship's
+//! whole analytics; and, as the yardstick, the same sums written by hand (`kernel.rs`): the
+//! last line prints how many times the kernel's time the analytics take.
 
 use ecomflow_core::json::JsonDecoder;
 use ecomflow_runtime::{LoadOptions, load, run};
@@ -12,6 +14,8 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use ecomflow_std as _;
+
+mod kernel;
 
 const RATES: &str = r#"
 [transforms.usd.lookups.usd_per_unit]
@@ -110,9 +114,39 @@ fn main() {
          [dead_letter]\ntype = \"blackhole\"\n",
         data.display().to_string()
     );
+    let mut analytics = None;
     bench("file -> the flagship's analytics -> blackhole", n, || {
-        time_pipeline(dir.path(), &flagship_transforms)
+        let secs = time_pipeline(dir.path(), &flagship_transforms);
+        analytics = Some(secs);
+        secs
     });
+
+    // The yardstick: the same sums by hand, on the same file, reading it included.
+    let rates: std::collections::HashMap<&str, f64> = RATES
+        .lines()
+        .filter_map(|l| l.split_once(" = "))
+        .filter_map(|(k, v)| Some((k.trim(), v.trim().parse().ok()?)))
+        .collect();
+    let mut by_hand = None;
+    bench(
+        "the same sums by hand (sonic-rs, 5 fields, 3 sums)",
+        n,
+        || {
+            let started = Instant::now();
+            let bytes = std::fs::read(&data).expect("generated data");
+            let groups = kernel::sums(&bytes, &rates);
+            assert!(groups > 0, "the kernel summed something");
+            let secs = started.elapsed().as_secs_f64();
+            by_hand = Some(secs);
+            secs
+        },
+    );
+    if let (Some(a), Some(k)) = (analytics, by_hand) {
+        println!(
+            "the flagship's analytics take {:.2}x the hand-written kernel's time (goal: 2x)",
+            a / k
+        );
+    }
 }
 
 const SCHEMA: &str = r#"fields = { transactionId = "string", productId = "string", productName = "string", productCategory = "string", productPrice = "number", productQuantity = "integer", productBrand = "string", currency = "string", customerId = "string", transactionDate = "string", paymentMethod = "string", paymentStatus = "string", totalAmount = "number" }

@@ -105,6 +105,18 @@ impl FixedWindows {
         }
     }
 
+    /// Calls `f` on every window that ends at or before `until`, by its end: only those,
+    /// however many are open.
+    pub fn for_each_ended(&mut self, until: i64, mut f: impl FnMut(&GroupKey, &mut WindowState)) {
+        for ids in self.by_end.range(..=until).map(|(_, ids)| ids) {
+            for id in ids {
+                if let Some(w) = self.windows.get_mut(id) {
+                    f(&id.0, w);
+                }
+            }
+        }
+    }
+
     /// Drops the windows that end at or before `horizon`.
     pub fn expire(&mut self, horizon: i64) {
         let ended: Vec<i64> = self.by_end.range(..=horizon).map(|(e, _)| *e).collect();

@@ -258,6 +258,9 @@ impl Window {
             }
         };
         match &mut self.assigner {
+            // Only the windows ended by then can be emitted: looked up by their end, not
+            // by visiting every open window after each batch.
+            Assigner::Fixed(f) if until != i64::MAX => f.for_each_ended(until, visit),
             Assigner::Fixed(f) => f.for_each(visit),
             Assigner::Session(s) => s.for_each(visit),
         }
