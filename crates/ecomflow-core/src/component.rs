@@ -428,6 +428,7 @@ impl SourceContext {
         {
             t.forget(slot);
         }
+        self.telemetry.forget_watermark(&partition.key());
         self.output.send_revoke(partition).await;
     }
 

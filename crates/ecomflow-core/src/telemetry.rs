@@ -285,6 +285,26 @@ impl ComponentTelemetry {
         }
     }
 
+    /// Changes what partition `key` shows, if it is shown and owned here (what librdkafka's
+    /// statistics say of a partition another member owns is not this process's to show).
+    pub fn update_owned_partition(&self, key: &str, change: impl FnOnce(&mut PartitionTelemetry)) {
+        if let Ok(mut partitions) = self.partitions.lock()
+            && let Some(p) = partitions.get_mut(key).filter(|p| p.owned)
+        {
+            change(p);
+        }
+    }
+
+    /// Partition `key` went elsewhere: its watermark no longer holds this component's back.
+    pub fn forget_watermark(&self, key: &str) {
+        if let Ok(mut partitions) = self.partitions.lock() {
+            if let Some(p) = partitions.get_mut(key) {
+                p.watermark = None;
+            }
+            partitions.retain(|_, p| p.owned || p.watermark.is_some() || p.lag.is_some());
+        }
+    }
+
     /// What every partition shows, by `topic/number`.
     pub fn partitions(&self) -> BTreeMap<String, PartitionTelemetry> {
         self.partitions

@@ -75,10 +75,11 @@ impl ClientContext for GroupContext {
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in &statistics.topics {
             for (number, p) in &t.partitions {
-                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown; a
+                // partition not owned here is another member's to show.
                 if *number >= 0 && p.consumer_lag >= 0 {
                     self.telemetry
-                        .update_partition(&format!("{topic}/{number}"), |shown| {
+                        .update_owned_partition(&format!("{topic}/{number}"), |shown| {
                             shown.lag = Some(p.consumer_lag)
                         });
                 }

@@ -26,7 +26,7 @@ pub struct Server {
 
 /// Starts serving `telemetry` as `config` says, or says why it cannot.
 pub async fn start(config: &HttpConfig, telemetry: Arc<RunTelemetry>) -> Result<Server, String> {
-    let listener = bind::listen(&config.address, config.port).await?;
+    let listener = bind::listen(config.address, config.port).await?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot tell the port listened on: {e}"))?;

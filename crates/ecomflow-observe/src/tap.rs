@@ -3,22 +3,31 @@
 //! (`/api/tap/<component>`, for a browser) or JSON lines (`?format=jsonl`, for
 //! `ecomflow tap`). A tap never slows the pipeline: the component offers a few records of a
 //! batch only while someone watches, a watcher that falls behind misses samples, and the
-//! rate limit drops the rest here.
+//! rate limit drops the rest here. The watch ends when the client goes away (its stream is
+//! dropped) or the run ends.
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use ecomflow_core::Kind;
 use ecomflow_core::telemetry::TapWatch;
-use ecomflow_runtime::RunTelemetry;
+use ecomflow_runtime::{RunState, RunTelemetry};
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
+use serde_json::Value;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 /// Records a second a tap sends unless asked otherwise.
 pub const DEFAULT_RATE: f64 = 10.0;
+
+/// How often a tap with nothing to send looks whether the run has ended.
+const LOOK: Duration = Duration::from_millis(500);
 
 /// The query of a tap request.
 #[derive(Debug, Deserialize)]
@@ -31,93 +40,115 @@ pub struct TapQuery {
 
 /// `GET /api/tap/<component>`.
 pub fn tap(run: &Arc<RunTelemetry>, component: &str, query: TapQuery) -> Response {
+    let refuse = |code, text: String| (code, text).into_response();
     let Some(c) = run.component(component) else {
-        let known: Vec<&str> = run.components.iter().map(|c| &*c.path).collect();
-        return (
+        let known: Vec<&str> = run
+            .components
+            .iter()
+            .filter(|c| c.kind != Kind::Sink)
+            .map(|c| &*c.path)
+            .collect();
+        return refuse(
             StatusCode::NOT_FOUND,
             format!(
-                "no component `{component}` (the pipeline has {})\n",
+                "no component `{component}` to tap (the pipeline has {})\n",
                 known.join(", ")
             ),
-        )
-            .into_response();
+        );
     };
+    if c.kind == Kind::Sink {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("`{component}` is a sink: it sends nothing on; tap what it reads\n"),
+        );
+    }
     let rate = query.rate.unwrap_or(DEFAULT_RATE);
     if !rate.is_finite() || rate < 0.0 {
-        return (
+        return refuse(
             StatusCode::BAD_REQUEST,
-            "rate must be 0 or more records a second\n",
-        )
-            .into_response();
+            "rate must be 0 or more records a second\n".into(),
+        );
     }
-    let records = limited(c.tap.watch(), rate);
-    match query.format.as_deref() {
-        Some("jsonl") => {
-            let lines = futures_lines(records);
-            Response::builder()
-                .header(header::CONTENT_TYPE, "application/x-ndjson")
-                .body(Body::from_stream(lines))
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    let jsonl = match query.format.as_deref() {
+        None | Some("sse") => false,
+        Some("jsonl") => true,
+        Some(other) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("format must be `sse` or `jsonl`, not `{other}`\n"),
+            );
         }
-        None | Some("sse") => {
-            let events = tokio_stream::StreamExt::map(records, |r| {
-                Ok::<_, Infallible>(Event::default().data(r.to_string()))
-            });
-            Sse::new(events)
-                .keep_alive(KeepAlive::default())
-                .into_response()
-        }
-        Some(other) => (
-            StatusCode::BAD_REQUEST,
-            format!("format must be `sse` or `jsonl`, not `{other}`\n"),
-        )
-            .into_response(),
+    };
+    // At rate 0 nothing is watched: the component is not asked for samples at all.
+    let watch = (rate > 0.0).then(|| c.tap.watch());
+    let records = limited(watch, rate, run.clone());
+    if jsonl {
+        let lines = records.map(|r| Ok::<_, Infallible>(format!("{r}\n")));
+        Response::builder()
+            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .body(Body::from_stream(lines))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    } else {
+        let events = records.map(|r| Ok::<_, Infallible>(Event::default().data(r.to_string())));
+        Sse::new(events)
+            .keep_alive(KeepAlive::default())
+            .into_response()
     }
+}
+
+/// What a tap holds while it streams.
+struct Limited {
+    watch: Option<TapWatch>,
+    run: Arc<RunTelemetry>,
+    ready: VecDeque<Value>,
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
 }
 
 /// The records a watch gets, at most `rate` a second (a token bucket holding one second's
-/// worth).
-fn limited(mut watch: TapWatch, rate: f64) -> impl tokio_stream::Stream<Item = serde_json::Value> {
-    async_stream_records(move |tx| async move {
-        let cap = rate.max(1.0);
-        let mut tokens = rate.min(cap);
-        let mut refilled = Instant::now();
+/// worth), until the run ends; dropping the stream ends the watch.
+fn limited(
+    watch: Option<TapWatch>,
+    rate: f64,
+    run: Arc<RunTelemetry>,
+) -> impl Stream<Item = Value> {
+    let state = Limited {
+        watch,
+        run,
+        ready: VecDeque::new(),
+        rate,
+        tokens: rate.min(rate.max(1.0)),
+        refilled: Instant::now(),
+    };
+    stream::unfold(state, |mut s| async move {
         loop {
-            let batch = match watch.samples.recv().await {
-                Ok(batch) => batch,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
+            if let Some(record) = s.ready.pop_front() {
+                return Some((record, s));
+            }
+            if matches!(s.run.state(), RunState::Finished | RunState::Failed) {
+                return None;
+            }
+            let Some(watch) = s.watch.as_mut() else {
+                tokio::time::sleep(LOOK).await;
+                continue;
+            };
+            let batch = match tokio::time::timeout(LOOK, watch.samples.recv()).await {
+                Err(_) | Ok(Err(RecvError::Lagged(_))) => continue,
+                Ok(Err(RecvError::Closed)) => return None,
+                Ok(Ok(batch)) => batch,
             };
             let now = Instant::now();
-            tokens = (tokens + rate * (now - refilled).as_secs_f64()).min(cap);
-            refilled = now;
+            let cap = s.rate.max(1.0);
+            s.tokens = (s.tokens + s.rate * (now - s.refilled).as_secs_f64()).min(cap);
+            s.refilled = now;
             for record in batch.iter() {
-                if tokens < 1.0 {
+                if s.tokens < 1.0 {
                     break;
                 }
-                tokens -= 1.0;
-                if tx.send(record.clone()).await.is_err() {
-                    return;
-                }
+                s.tokens -= 1.0;
+                s.ready.push_back(record.clone());
             }
         }
     })
-}
-
-/// A stream of what `produce` sends into its channel (it stops when the reader goes away).
-fn async_stream_records<F, Fut>(produce: F) -> impl tokio_stream::Stream<Item = serde_json::Value>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<serde_json::Value>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(produce(tx));
-    tokio_stream::wrappers::ReceiverStream::new(rx)
-}
-
-/// Each record as a JSON line.
-fn futures_lines(
-    records: impl tokio_stream::Stream<Item = serde_json::Value> + Send + 'static,
-) -> impl tokio_stream::Stream<Item = Result<String, Infallible>> + Send + 'static {
-    tokio_stream::StreamExt::map(records, |r| Ok(format!("{r}\n")))
 }

@@ -2,6 +2,7 @@
 //! tap and dashboard.
 
 use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// The port tried first when the pipeline does not say.
@@ -15,10 +16,11 @@ pub struct HttpConfig {
     /// dashboard at all.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// The address to listen on. The default answers this machine only; `0.0.0.0` answers
-    /// every network (in a container, say).
+    /// The IP address to listen on. The default answers this machine only; `0.0.0.0`
+    /// answers every network (in a container, say). The tap shows record contents to whoever
+    /// can reach it: there is no authentication.
     #[serde(default = "loopback")]
-    pub address: String,
+    pub address: IpAddr,
     /// The port tried first. When it is taken (another run, say) the next ones are tried, up
     /// to `port + 99`, and the one used is printed. `0` lets the system choose one.
     #[serde(default = "default_port")]
@@ -46,8 +48,8 @@ fn yes() -> bool {
     true
 }
 
-fn loopback() -> String {
-    "127.0.0.1".into()
+fn loopback() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
 }
 
 fn default_port() -> u16 {

@@ -52,6 +52,17 @@ pub async fn run_observed(
     shutdown: CancellationToken,
     telemetry: Arc<RunTelemetry>,
 ) -> Result<RunSummary, RunFailure> {
+    // One figure per component and the dead-letter output, in file order.
+    if telemetry.components.len() != pipeline.components.len() + 1 {
+        telemetry.set_state(RunState::Failed);
+        return Err(RunFailure {
+            failures: vec![(
+                "ecomflow".into(),
+                "the run's telemetry was made for another pipeline".into(),
+            )],
+            summary: RunSummary::default(),
+        });
+    }
     let result = run_with(pipeline, shutdown, &telemetry).await;
     telemetry.set_state(if result.is_ok() {
         RunState::Finished

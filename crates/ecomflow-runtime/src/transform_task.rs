@@ -153,6 +153,7 @@ pub(crate) async fn run_transform(
                 }
             }
             Step::Handle(Message::Revoke { input, partition }) => {
+                io.telemetry.forget_watermark(&partition.key());
                 if instances.revoke(input, &partition) {
                     io.out.send_revoke(&partition).await;
                     for (_, o) in &io.named {

@@ -28,11 +28,13 @@ pub fn run(pipeline: Pipeline, threads: Option<usize>, quiet: bool) -> ExitCode 
     let telemetry = RunTelemetry::new(&pipeline);
     let code = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
         let server = serve(&http, &telemetry).await;
         let view = LiveView::start(telemetry.clone(), quiet);
         let started = std::time::Instant::now();
         let result = ecomflow_runtime::run_observed(pipeline, shutdown, telemetry).await;
+        // The run is over: a signal from now on ends the linger, not a drain.
+        signals.abort();
         if let Some(view) = view {
             view.finish().await;
         }

@@ -1,5 +1,5 @@
 //! A Kafka source on the real broker (`scripts/services.sh`) shows what it reads: `/ready`
-//! says 200 only once the group has given it its partitions, the scrape has each of the
+//! says 503 while no broker answers (no partitions), 200 once the group has assigned them, the scrape has each of the
 //! topic's partitions as owned with its consumer lag (librdkafka's statistics), and the lag
 //! falls to 0 once the topic is read; the bytes it read are counted. Without the broker this
 //! test fails.
@@ -16,22 +16,19 @@ mod common;
 const PARTITIONS: i32 = 3;
 const GOOD: u64 = 3000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ready_once_assigned_and_each_partition_shows_its_lag() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let topic = format!("ecomflow-metrics-{}", std::process::id());
-    create_topic(&topic, PARTITIONS).await;
-    let (mut generator, _) = spawn_generator(&topic, GOOD, 0, dir.path());
-    assert!(
-        generator.wait().expect("generator").success(),
-        "the topic is written"
-    );
-
+/// Reads `topic` in group `topic` from `servers`, serving on a free port: the process and
+/// where it serves.
+async fn start(
+    dir: &std::path::Path,
+    name: &str,
+    servers: &str,
+    topic: &str,
+) -> (std::process::Child, String) {
     let pipeline = format!(
         r#"
 [sources.transactions]
 type = "kafka"
-bootstrap_servers = "{}"
+bootstrap_servers = "{servers}"
 topics = ["{topic}"]
 group_id = "{topic}"
 
@@ -44,35 +41,58 @@ type = "blackhole"
 
 [http]
 port = 0
-"#,
-        kafka()
+"#
     );
-    std::fs::write(dir.path().join("pipeline.toml"), pipeline).expect("pipeline");
-    let log = dir.path().join("stderr.log");
-    let mut run = spawn(
-        &["run".into(), "pipeline.toml".into()],
-        &[],
-        dir.path(),
-        &log,
-    );
+    let file = format!("{name}.toml");
+    std::fs::write(dir.join(&file), pipeline).expect("pipeline");
+    let log = dir.join(format!("{name}.log"));
+    let child = spawn(&["run".into(), file], &[], dir, &log);
     let url = served_url(&log).await;
+    (child, url)
+}
 
-    // Until the group assigns the partitions, the source holds readiness back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_once_assigned_and_each_partition_shows_its_lag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = format!("ecomflow-metrics-{}", std::process::id());
+    create_topic(&topic, PARTITIONS).await;
+    let (mut generator, _) = spawn_generator(&topic, GOOD, 0, dir.path());
+    assert!(
+        generator.wait().expect("generator").success(),
+        "the topic is written"
+    );
+
+    // A member whose broker never answers gets no partitions: never ready, and it says why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let nowhere = closed.local_addr().expect("bound").to_string();
+    drop(closed);
+    let (mut lonely, url) = start(dir.path(), "lonely", &nowhere, &topic).await;
+    for _ in 0..10 {
+        let (code, body) = get(&format!("{url}ready")).await;
+        assert_eq!(code, 503, "no assignment, not ready: {body}");
+        assert!(
+            body.contains("sources.transactions: waiting for its partitions"),
+            "{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = lonely.kill();
+    let _ = lonely.wait();
+
+    // With the broker, ready once the group has assigned the partitions.
+    let (mut run, url) = start(dir.path(), "member", &kafka(), &topic).await;
     let started = Instant::now();
-    let mut waited_for_partitions = false;
     loop {
         let (code, body) = get(&format!("{url}ready")).await;
         if code == 200 {
             break;
         }
-        waited_for_partitions |= body.contains("sources.transactions: waiting for its partitions");
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "never ready: {body}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(waited_for_partitions, "not ready before the assignment");
 
     // Every partition owned, and its lag down to 0 once everything is read.
     let started = Instant::now();

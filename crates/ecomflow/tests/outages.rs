@@ -362,14 +362,20 @@ async fn ready_is_false_while_postgres_is_cut_and_true_after() {
     .await;
     proxy.cut_for(OUTAGE);
     let cut = Instant::now();
+    let reason = std::sync::Mutex::new(String::new());
     until(
         "not ready during the outage",
         &mut child,
         dir.path(),
-        || async { answer(ready.clone()).await.0 == 503 },
+        || async {
+            let (code, body) = answer(ready.clone()).await;
+            *reason.lock().expect("reason") = body;
+            code == 503
+        },
     )
     .await;
-    let (_, why) = answer(ready.clone()).await;
+    // The reason the 503 itself gave.
+    let why = reason.lock().expect("reason").clone();
     assert!(
         why.contains("sinks.rows: retrying"),
         "the reason names the sink: {why}"

@@ -80,12 +80,35 @@ async fn the_tap_prints_records_of_the_component_asked_for_and_none_at_rate_zero
         }
     }
 
+    // 2,000 transactions a second, a third of them paid: the limit keeps the tap to 5 a
+    // second (its bucket holds one second's worth).
+    let (records, _, _) = tap(
+        &[&url, "transforms.paid", "--rate", "5"],
+        dir.path(),
+        Duration::from_secs(3),
+    );
+    assert!(
+        (5..=5 * 3 + 5).contains(&records.len()),
+        "about 5 a second for 3 s: {}",
+        records.len()
+    );
+
     let (records, _, _) = tap(
         &[&url, "transforms.paid", "--rate", "0"],
         dir.path(),
         Duration::from_secs(3),
     );
     assert!(records.is_empty(), "rate 0 prints nothing: {records:?}");
+
+    let (_, ok, err) = tap(
+        &[&url, "sinks.transactions_table"],
+        dir.path(),
+        Duration::from_secs(10),
+    );
+    assert!(
+        !ok && err.contains("is a sink"),
+        "a sink sends nothing on: {err}"
+    );
 
     let (_, ok, err) = tap(
         &[&url, "transforms.nope"],

@@ -14,6 +14,8 @@ pub struct Chart {
     config: DashboardConfig,
     /// The fields that name a point (empty: every record is a new one).
     key: Vec<Field>,
+    /// The fields shown of each record, by name (empty: a table of every field).
+    shown: Vec<(String, Field)>,
     keep: usize,
     points: Mutex<Points>,
 }
@@ -37,9 +39,20 @@ impl Chart {
             ChartKind::Table => 20,
             _ => 1000,
         });
+        let shown: Vec<&String> = match config.chart {
+            ChartKind::Table => config.columns.iter().collect(),
+            _ => [&config.x, &config.y, &config.series]
+                .into_iter()
+                .flatten()
+                .collect(),
+        };
         Chart {
             title,
             key: key.iter().map(|k| Field::new(k)).collect(),
+            shown: shown
+                .into_iter()
+                .map(|n| (n.clone(), Field::new(n)))
+                .collect(),
             keep,
             config,
             points: Mutex::new(Points::default()),
@@ -63,6 +76,9 @@ impl Chart {
                     .collect();
                 Value::Array(values).to_string()
             };
+            // A point updated moves to the end: `keep` drops the ones updated longest ago,
+            // and a table's newest rows are the last ones.
+            points.by_key.shift_remove(&key);
             points.by_key.insert(key, self.row(record));
             if points.by_key.len() > self.keep {
                 points.by_key.shift_remove_index(0);
@@ -70,20 +86,16 @@ impl Chart {
         }
     }
 
-    /// What the dashboard shows of `record`: the chart's fields, or a table's columns.
+    /// What the dashboard shows of `record`: the chart's fields, or a table's columns (only
+    /// those are read).
     fn row(&self, record: &Record) -> Value {
-        let all = record.to_json();
-        let wanted: Vec<&String> = match self.config.chart {
-            ChartKind::Table if self.config.columns.is_empty() => return all,
-            ChartKind::Table => self.config.columns.iter().collect(),
-            _ => [&self.config.x, &self.config.y, &self.config.series]
-                .into_iter()
-                .flatten()
-                .collect(),
-        };
-        let mut row = serde_json::Map::new();
-        for name in wanted {
-            row.insert(name.clone(), all.get(name).cloned().unwrap_or(Value::Null));
+        if self.shown.is_empty() {
+            return record.to_json();
+        }
+        let mut row = serde_json::Map::with_capacity(self.shown.len());
+        for (name, field) in &self.shown {
+            let value = record.get(*field).map_or(Value::Null, |v| v.to_json());
+            row.insert(name.clone(), value);
         }
         Value::Object(row)
     }
@@ -141,11 +153,31 @@ mod tests {
         assert_eq!(
             shown["points"],
             json!([
-                {"day": "2025-01-31", "total": 12.5, "category": "books"},
                 {"day": "2025-01-31", "total": 5.0, "category": "toys"},
-            ])
+                {"day": "2025-01-31", "total": 12.5, "category": "books"},
+            ]),
+            "one point per key, the one updated last at the end"
         );
         assert_eq!(shown["chart"], "bar");
+    }
+
+    #[test]
+    fn keep_drops_the_point_updated_longest_ago() {
+        let chart = Chart::new(
+            "days".into(),
+            config("chart = \"line\"\nx = \"day\"\ny = \"total\"\nkeep = 2"),
+        );
+        chart.add(&[
+            record(json!({"day": "d1", "total": 1.0})),
+            record(json!({"day": "d2", "total": 2.0})),
+            record(json!({"day": "d1", "total": 3.0})),
+            record(json!({"day": "d3", "total": 4.0})),
+        ]);
+        assert_eq!(
+            chart.snapshot()["points"],
+            json!([{"day": "d1", "total": 3.0}, {"day": "d3", "total": 4.0}]),
+            "d2 went: d1 was updated after it"
+        );
     }
 
     #[test]
