@@ -727,3 +727,32 @@ fn a_source_position_that_does_not_read_back_stops_the_start_instead_of_reading_
         2
     );
 }
+
+#[test]
+fn a_bad_http_table_is_refused_at_validation_with_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "[sources.t]\ntype = \"generator\"\ncount = 5\n\n[sinks.o]\ntype = \"blackhole\"\ninputs = [\"t\"]\n\n[http]\naddress = \"localhost\"\nprot = 1\n",
+    )
+    .expect("write");
+    let out = ecomflow()
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("p.toml:10:") && err.contains("`http.address`"),
+        "{err}"
+    );
+
+    let out = ecomflow()
+        .args(["validate", "--set", "http.port=70000"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+}
