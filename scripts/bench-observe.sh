@@ -23,21 +23,7 @@ CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --quiet -p ecomf
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-cat >"$work/generate.toml" <<EOF
-[sources.g]
-type = "generator"
-count = $n
-seed = 1
-
-[sinks.f]
-type = "file"
-inputs = ["g"]
-path = "$work/transactions.jsonl"
-
-[dead_letter]
-type = "blackhole"
-EOF
-"$bin" run "$work/generate.toml" --quiet --set http.enabled=false 2>/dev/null
+scripts/generate-transactions.sh "$n" "$work/transactions.jsonl"
 
 {
   echo '[sources.transactions]'

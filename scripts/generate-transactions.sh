@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Writes N seed transactions (the generator, seed 1, 1% bad ones on top) to FILE as JSON
+# lines, with the release build of ecomflow; the benchmarks' input.
+#
+#   scripts/generate-transactions.sh N FILE
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="$1"
+file="$(realpath -m "$2")"
+pipeline="$(mktemp --suffix=.toml)"
+trap 'rm -f "$pipeline"' EXIT
+cat >"$pipeline" <<TOML
+[sources.g]
+type = "generator"
+count = $n
+seed = 1
+
+[sinks.f]
+type = "file"
+inputs = ["g"]
+path = "$file"
+
+[dead_letter]
+type = "blackhole"
+TOML
+target/release/ecomflow run "$pipeline" --quiet --set http.enabled=false 2>/dev/null
