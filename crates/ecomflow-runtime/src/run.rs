@@ -202,13 +202,11 @@ async fn run_with(
     let (dl_tx, dl_rx) = mpsc::channel::<DeadLetterMessage>(CHANNEL_BATCHES * 8);
     let mut tasks = JoinSet::new();
     let mut names = HashMap::new();
-    let mut counters = Vec::new();
 
     // Which components' outputs carry event time: their watermark holds back from the start.
     let timed = carrying_event_time(&components);
     let mut outputs = Vec::new();
-    for (c, t) in components.iter().zip(&telemetry.components) {
-        counters.push((c.path(), t.clone()));
+    for c in &components {
         let named: Vec<(&'static str, Output)> = c
             .plugin
             .outputs
@@ -218,13 +216,13 @@ async fn run_with(
         outputs.push((output_of(&c.id, None), named));
     }
     drop(senders);
-    for (from, ((c, (path, shown)), (out, named))) in components
+    for (from, ((c, shown), (out, named))) in components
         .into_iter()
-        .zip(&counters)
+        .zip(&telemetry.components)
         .zip(outputs)
         .enumerate()
     {
-        let path: Arc<str> = path.as_str().into();
+        let path = shown.path.clone();
         let count = shown.counters.clone();
         let shown = shown.clone();
         let dead_letter = DeadLetterOutput::new(path.clone(), from, dl_tx.clone(), count.clone());
@@ -384,17 +382,17 @@ async fn run_with(
         Err(e) => failures.push((dl_path.clone(), panic_message(e))),
     }
 
-    counters.push((dl_path, dl_shown));
+    // The end-of-run table: the same counters the metrics show.
     let summary = RunSummary {
-        components: counters
-            .into_iter()
-            .map(|(path, shown)| (path, shown.counters.clone()))
-            .map(|(path, c)| ComponentSummary {
-                path,
-                received: c.received.load(Ordering::Relaxed),
-                sent: c.sent.load(Ordering::Relaxed),
-                dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
-                dropped: c.dropped.load(Ordering::Relaxed),
+        components: telemetry
+            .components
+            .iter()
+            .map(|shown| ComponentSummary {
+                path: shown.path.to_string(),
+                received: shown.counters.received.load(Ordering::Relaxed),
+                sent: shown.counters.sent.load(Ordering::Relaxed),
+                dead_lettered: shown.counters.dead_lettered.load(Ordering::Relaxed),
+                dropped: shown.counters.dropped.load(Ordering::Relaxed),
             })
             .collect(),
     };

@@ -22,9 +22,7 @@ pub(crate) async fn run_sink(
     component: Arc<str>,
 ) -> Result<(), ComponentError> {
     let mut ticker = sink.tick_interval().map(crate::ticker::every);
-    cx.telemetry.set_ready(false);
-    sink.open(&cx).await?;
-    cx.telemetry.set_ready(true);
+    open(&mut sink, &cx).await?;
     if let Some(mut rx) = rx {
         let mut ended_inputs = Vec::new();
         let mut replay = std::collections::VecDeque::new();
@@ -60,12 +58,7 @@ pub(crate) async fn run_sink(
                     replay = held;
                 }
                 Step::Handle(Message::Batch { batch, shard, .. }) => {
-                    let n = batch.len();
-                    Counters::add(&count.received, n);
-                    let started = std::time::Instant::now();
-                    sink.write(Incoming::in_shard(shard, batch), &cx).await?;
-                    cx.telemetry.wrote_batch(started.elapsed());
-                    Counters::add(&count.sent, n);
+                    write(&mut sink, &cx, &count, Incoming::in_shard(shard, batch)).await?;
                 }
                 Step::Handle(Message::Revoke { partition, .. }) => sink.revoked(&partition),
                 Step::Handle(Message::End { input }) => {
@@ -108,9 +101,7 @@ pub(crate) async fn run_dead_letter(
         dead_letter: DeadLetterOutput::new(component.id.as_str().into(), 0, own_tx, count.clone()),
         telemetry,
     };
-    cx.telemetry.set_ready(false);
-    sink.open(&cx).await?;
-    cx.telemetry.set_ready(true);
+    open(&mut sink, &cx).await?;
     let component_id: Arc<str> = component.id.as_str().into();
     let mut barriers = vec![0u64; senders];
     let mut ended_senders = vec![false; senders];
@@ -164,10 +155,28 @@ async fn write_letters(
     letters: Vec<DeadLetter>,
 ) -> Result<(), ComponentError> {
     let batch: Batch = letters.iter().map(DeadLetter::to_record).collect();
+    write(sink, cx, count, batch.into()).await
+}
+
+/// Opens `sink` (it connects): it is not ready until then.
+async fn open(sink: &mut Box<dyn Sink>, cx: &SinkContext) -> Result<(), ComponentError> {
+    cx.telemetry.set_ready(false);
+    sink.open(cx).await?;
+    cx.telemetry.set_ready(true);
+    Ok(())
+}
+
+/// Writes one batch to `sink`, counted and timed.
+async fn write(
+    sink: &mut Box<dyn Sink>,
+    cx: &SinkContext,
+    count: &Counters,
+    batch: Incoming,
+) -> Result<(), ComponentError> {
     let n = batch.len();
     Counters::add(&count.received, n);
     let started = std::time::Instant::now();
-    sink.write(batch.into(), cx).await?;
+    sink.write(batch, cx).await?;
     cx.telemetry.wrote_batch(started.elapsed());
     Counters::add(&count.sent, n);
     Ok(())

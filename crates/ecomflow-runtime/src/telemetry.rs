@@ -175,21 +175,18 @@ impl RunTelemetry {
                 })
             })
             .collect();
-        Arc::new(RunTelemetry {
-            components,
-            edges,
-            checkpoints: CheckpointStats::default(),
-            started: SystemTime::now(),
-            inputs: Mutex::new(Vec::new()),
-            state: AtomicU8::new(RunState::Starting as u8),
-        })
+        Self::of(components, edges)
     }
 
     /// The figures of a run with no components (for tests of one part).
     pub fn detached() -> Arc<RunTelemetry> {
+        Self::of(Vec::new(), Vec::new())
+    }
+
+    fn of(components: Vec<Arc<ComponentTelemetry>>, edges: Vec<Edge>) -> Arc<RunTelemetry> {
         Arc::new(RunTelemetry {
-            components: Vec::new(),
-            edges: Vec::new(),
+            components,
+            edges,
             checkpoints: CheckpointStats::default(),
             started: SystemTime::now(),
             inputs: Mutex::new(Vec::new()),

@@ -9,7 +9,7 @@
 use common::browser::{self, Report};
 use common::http::{get, served_url};
 use common::processes::{signal, spawn};
-use common::stack::pipeline;
+use common::stack::flagship_run;
 use serde_json::Value;
 use sqlx::sqlite::SqlitePoolOptions;
 use std::collections::BTreeMap;
@@ -277,18 +277,11 @@ async fn the_dashboard_in_a_browser_shows_the_graph_and_the_tables_of_the_run() 
     let _ = std::fs::remove_file(&screenshot);
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("stderr.log");
-    let args: Vec<String> = [
-        "run",
-        &pipeline("ecommerce.toml"),
-        "--set",
+    let args = flagship_run(&[
         "sources.transactions.count=20000",
-        "--set",
         "http.port=0",
-        "--set",
         "http.linger=\"120s\"",
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let run = Running(Some(spawn(&args, &[], dir.path(), &log)));
     let url = served_url(&log).await;
 

@@ -5,7 +5,7 @@
 
 use common::http::{get, parse_metrics, served_url, value_of};
 use common::processes::{signal, spawn};
-use common::stack::pipeline;
+use common::stack::flagship_run;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -33,20 +33,12 @@ async fn scrapes_parse_and_the_last_one_equals_the_end_of_run_table() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("stderr.log");
     // About 4 s of transactions, so that scrapes land mid-run.
-    let args: Vec<String> = [
-        "run",
-        &pipeline("ecommerce.toml"),
-        "--set",
+    let args = flagship_run(&[
         "sources.transactions.count=40000",
-        "--set",
         "sources.transactions.rate=10000",
-        "--set",
         "http.port=0",
-        "--set",
         "http.linger=\"60s\"",
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let mut child = spawn(&args, &[], dir.path(), &log);
     let url = served_url(&log).await;
 

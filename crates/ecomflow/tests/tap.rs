@@ -5,7 +5,7 @@
 
 use common::http::served_url;
 use common::processes::{signal, spawn};
-use common::stack::{ecomflow, pipeline};
+use common::stack::{ecomflow, flagship_run};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -13,18 +13,11 @@ mod common;
 
 /// The flagship, endless at a steady rate, serving on a free port.
 fn start(dir: &std::path::Path) -> Child {
-    let args: Vec<String> = [
-        "run",
-        &pipeline("ecommerce.toml"),
-        "--set",
+    let args = flagship_run(&[
         "sources.transactions.count=0",
-        "--set",
         "sources.transactions.rate=2000",
-        "--set",
         "http.port=0",
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     spawn(&args, &[], dir, &dir.join("stderr.log"))
 }
 

@@ -33,6 +33,16 @@ pub fn pipeline(name: &str) -> String {
     path.to_str().expect("utf8").to_string()
 }
 
+/// `run` of the flagship with `--set` of each of `sets`.
+pub fn flagship_run(sets: &[&str]) -> Vec<String> {
+    let mut args = vec!["run".to_string(), pipeline("ecommerce.toml")];
+    for set in sets {
+        args.push("--set".into());
+        args.push(set.to_string());
+    }
+    args
+}
+
 /// `ecomflow` with `args` and `envs`, in `dir`.
 pub fn ecomflow<S: AsRef<OsStr>>(args: &[S], envs: &[(&str, String)], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
