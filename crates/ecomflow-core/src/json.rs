@@ -30,15 +30,24 @@ impl JsonDecoder {
     /// Decodes one JSON object. Anything else (an array, a number, broken JSON, trailing
     /// bytes) is an error that says what and where.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Record, DecodeError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
+        // One check of the whole payload, so no string inside needs its own.
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| DecodeError(format!("not UTF-8 at byte {}", e.valid_up_to())))?;
+        let mut de = sonic_rs::Deserializer::from_str(text);
         let record = RecordSeed {
             shape: &mut self.shape,
         }
         .deserialize(&mut de)
-        .map_err(|e| DecodeError(e.to_string()))?;
-        de.end().map_err(|e| DecodeError(e.to_string()))?;
+        .map_err(sonic_error)?;
+        de.end().map_err(sonic_error)?;
         Ok(record)
     }
+}
+
+/// sonic-rs's message without the excerpt of the payload it appends on further lines.
+fn sonic_error(e: sonic_rs::Error) -> DecodeError {
+    let message = e.to_string();
+    DecodeError(message.lines().next().unwrap_or_default().to_string())
 }
 
 /// Appends `record` as one line of JSON (with a trailing newline) to `out`.
@@ -67,7 +76,8 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
-        let mut record = Record::with_capacity(self.shape.len().max(4));
+        // Room for the fields that maps usually add, so they need not move the record.
+        let mut record = Record::with_capacity(self.shape.len() + 4);
         let mut i = 0;
         while let Some(key) = map.next_key_seed(KeySeed {
             shape: &mut *self.shape,
@@ -163,5 +173,91 @@ mod tests {
         assert!(e.to_string().contains("a JSON object"), "{e}");
         let e = d.decode(br#"{"a":1} x"#).expect_err("trailing");
         assert!(e.to_string().contains("trailing"), "{e}");
+    }
+
+    /// The decoder accepts exactly what serde_json accepts, and decodes it to the same values.
+    #[test]
+    fn agrees_with_serde_json_on_edge_cases() {
+        let cases: &[&[u8]] = &[
+            br#"{"a":"\u00e9\n\"x\\ \ud83d\ude00"}"#,
+            br#"{"a":-0.0,"b":0.1,"c":1.7976931348623157e308,"d":5e-324,"e":2.2250738585072011e-308}"#,
+            br#"{"a":123456789012345678901234567890,"b":18446744073709551615,"c":-9223372036854775808}"#,
+            br#"{"a":9223372036854775808,"b":1E2,"c":1e-2,"d":0,"e":-1}"#,
+            br#"{"a":1,"a":2}"#,
+            br#" { "a" : [1, {"b": [null, true]}] , "c": {} } "#,
+            b"{}",
+            b"{\"a\":1}\r\n",
+            br#"{"a":1e400}"#,
+            br#"{"a":-1e400}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":.5}"#,
+            br#"{"a":NaN}"#,
+            br#"{"a":Infinity}"#,
+            br#"{"a":"\ud800"}"#,
+            br#"{"a":"\x"}"#,
+            b"{\"a\":\"x\ty\"}",
+            b"{\"a\":\"\xff\"}",
+            b"{\"\xc3\":1}",
+            br#"{"a" 1}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":1}{"b":2}"#,
+            br#"{"a":tru}"#,
+            br#""a""#,
+            b"",
+            b"   ",
+            br#"{"a":1"#,
+        ];
+        for case in cases {
+            let want = serde_json::from_slice::<serde_json::Value>(case);
+            let got = JsonDecoder::new().decode(case);
+            let shown = String::from_utf8_lossy(case);
+            match (want, got) {
+                (Ok(serde_json::Value::Object(want)), Ok(got)) => {
+                    // Through `Value`, as every decoded field is (a u64 beyond i64 is a float).
+                    let want = want
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::from_json(v).to_json()));
+                    let want = serde_json::Value::Object(want.collect());
+                    assert_eq!(got.to_json(), want, "{shown}");
+                }
+                (Ok(serde_json::Value::Object(want)), Err(e)) => {
+                    panic!("{shown}: refused ({e}), serde_json gives {want:?}")
+                }
+                (_, Ok(got)) => panic!("{shown}: accepted as {got:?}, serde_json refuses it"),
+                (_, Err(_)) => {}
+            }
+        }
+    }
+
+    /// Nesting is refused beyond serde_json's limit, with the reason. (On a big stack: a
+    /// debug build of sonic-rs takes tens of kilobytes per level; a release build decodes
+    /// 127 levels within 64 KiB.)
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused() {
+        // The record's object is a level: a field holds 126 more, as serde_json allows.
+        let line =
+            |depth: usize| format!("{{\"deep\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
+        let (deepest, too_deep) = (
+            line(crate::value::MAX_NESTING - 2),
+            line(crate::value::MAX_NESTING - 1),
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&deepest).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&too_deep).is_err());
+        let results = std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || {
+                let mut d = JsonDecoder::new();
+                (
+                    d.decode(deepest.as_bytes()).map(|r| r.len()),
+                    d.decode(too_deep.as_bytes()),
+                )
+            })
+            .expect("thread")
+            .join()
+            .expect("no panic");
+        assert_eq!(results.0.expect("within the limit"), 1);
+        let e = results.1.expect_err("too deep");
+        assert!(e.to_string().contains("deeper than 128"), "{e}");
     }
 }

@@ -505,6 +505,17 @@ fn rand_seed() -> u64 {
 
 #[test]
 fn decoding_any_line_never_panics_and_round_trips() {
+    // A debug build of sonic-rs takes tens of kilobytes of stack per nesting level (a release
+    // build, under 0.5 KiB), more than a test thread has for the deepest lines.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(decode_any_line)
+        .expect("thread")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+}
+
+fn decode_any_line() {
     let (config, seed) = config("decoding_any_line_never_panics_and_round_trips", CASES);
     let decoded = AtomicUsize::new(0);
     let started = Instant::now();

@@ -10,7 +10,6 @@ use crate::value::Value;
 use minijinja::machinery::ast;
 use minijinja::value::Value as ExprValue;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// A compiled native expression tree.
 #[derive(Debug)]
@@ -26,7 +25,7 @@ pub enum Node {
     /// A constant.
     Const(Value),
     /// `table[key]` on a constant table of scalars.
-    Lookup(HashMap<String, Value>, Box<Node>),
+    Lookup(foldhash::HashMap<String, Value>, Box<Node>),
     /// `not x`.
     Not(Box<Node>),
     /// `-x`.
@@ -122,7 +121,7 @@ fn node(e: &ast::Expr<'_>, constants: &[(String, ExprValue)]) -> Option<Node> {
                     Value::Nested(_) => None,
                     scalar => Some((k.clone(), scalar)),
                 })
-                .collect::<Option<HashMap<_, _>>>()?;
+                .collect::<Option<foldhash::HashMap<_, _>>>()?;
             Node::Lookup(map, Box::new(node(&g.subscript_expr, constants)?))
         }
         ast::Expr::Filter(f) if matches!(f.name, "timestamp" | "date") && f.args.is_empty() => {

@@ -23,6 +23,11 @@ pub enum KeyPart {
 /// A whole group key: one part per key field.
 pub type GroupKey = Box<[KeyPart]>;
 
+/// A map keyed by group keys, hashed with foldhash: keys come from the input, and the
+/// standard library's SipHash costs several times as much per key. foldhash is seeded per
+/// process, so keys chosen to collide cannot be written in advance.
+pub type KeyMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 impl KeyPart {
     /// The key part of a field value; arrays and objects cannot be keys.
     pub fn of(value: &Value) -> Result<KeyPart, String> {

@@ -8,5 +8,5 @@ mod rejected;
 
 pub use accumulator::Accumulator;
 pub use function::{Aggregation, parse_aggregations};
-pub use group_key::{GroupKey, KeyPart};
+pub use group_key::{GroupKey, KeyMap, KeyPart};
 pub use rejected::{LateRecords, Rejected};

@@ -180,7 +180,7 @@ impl Source for FileSource {
                 break;
             }
             let mut start = 0;
-            while let Some(end) = buf[start..].iter().position(|&b| b == b'\n') {
+            while let Some(end) = memchr::memchr(b'\n', &buf[start..]) {
                 pending.line(&buf[start..start + end]);
                 start += end + 1;
                 consumed += end as u64 + 1;

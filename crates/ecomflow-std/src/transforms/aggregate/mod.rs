@@ -8,7 +8,7 @@
 mod calendar;
 
 use crate::aggregation::{
-    Accumulator, Aggregation, GroupKey, KeyPart, LateRecords, Rejected, parse_aggregations,
+    Accumulator, Aggregation, GroupKey, KeyMap, KeyPart, LateRecords, Rejected, parse_aggregations,
 };
 use calendar::{Calendar, TimeKey};
 use ecomflow_core::{
@@ -17,7 +17,7 @@ use ecomflow_core::{
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Options of the `aggregate` transform.
@@ -108,7 +108,7 @@ impl TransformPlugin for AggregatePlugin {
             lateness_us: i64::try_from(cfg.allowed_lateness.as_micros()).unwrap_or(i64::MAX),
             emit_interval: cfg.emit_interval,
             late: cfg.late,
-            groups: HashMap::new(),
+            groups: KeyMap::default(),
             by_end: BTreeMap::new(),
             dirty: Vec::new(),
             watermark: i64::MIN,
@@ -139,7 +139,7 @@ struct Aggregate {
     lateness_us: i64,
     emit_interval: Duration,
     late: LateRecords,
-    groups: HashMap<GroupKey, Group>,
+    groups: KeyMap<GroupKey, Group>,
     /// Groups with a time bucket, by the bucket's end.
     by_end: BTreeMap<i64, Vec<GroupKey>>,
     /// Groups changed since their last row, in the order they changed.

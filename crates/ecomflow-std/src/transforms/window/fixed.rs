@@ -1,17 +1,30 @@
 //! Tumbling and hopping windows: fixed-length windows starting every `hop` (tumbling
 //! windows are hopping windows whose hop is their size), aligned to 1970-01-01 UTC.
+//!
+//! Each key is stored once and shared by its windows, so a record looks its windows up by
+//! its borrowed key parts and allocates nothing unless it opens a window.
 
 use super::WindowState;
-use crate::aggregation::{Accumulator, GroupKey};
-use std::collections::{BTreeMap, HashMap};
+use crate::aggregation::{Accumulator, GroupKey, KeyMap, KeyPart};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A group key shared by the index of windows by end.
+type SharedKey = Arc<[KeyPart]>;
+
+/// The open windows of one key, by start.
+struct KeyWindows {
+    key: SharedKey,
+    by_start: foldhash::HashMap<i64, WindowState>,
+}
 
 /// The open fixed windows of every key.
 pub struct FixedWindows {
     size: i64,
     hop: i64,
-    windows: HashMap<(GroupKey, i64), WindowState>,
+    windows: KeyMap<SharedKey, KeyWindows>,
     /// Window (key, start) by end, to close and drop them in order.
-    by_end: BTreeMap<i64, Vec<(GroupKey, i64)>>,
+    by_end: BTreeMap<i64, Vec<(SharedKey, i64)>>,
 }
 
 impl FixedWindows {
@@ -20,7 +33,7 @@ impl FixedWindows {
         FixedWindows {
             size,
             hop,
-            windows: HashMap::new(),
+            windows: KeyMap::default(),
             by_end: BTreeMap::new(),
         }
     }
@@ -40,47 +53,62 @@ impl FixedWindows {
     /// refuses one of those windows, nothing is applied to any and its reason is returned.
     pub fn add(
         &mut self,
-        key: GroupKey,
+        key: &[KeyPart],
         t: i64,
         closed_before: i64,
         empty: &[Accumulator],
         fits: impl Fn(&WindowState) -> Result<(), String>,
         mut add: impl FnMut(&mut WindowState),
     ) -> Result<usize, String> {
-        for (start, _) in self.spans(t, closed_before) {
-            if let Some(w) = self.windows.get(&(key.clone(), start)) {
-                fits(w)?;
+        let spans = self.spans(t, closed_before);
+        if let Some(open) = self.windows.get(key) {
+            for (start, _) in self.spans(t, closed_before) {
+                if let Some(w) = open.by_start.get(&start) {
+                    fits(w)?;
+                }
             }
         }
+        let open = match self.windows.get_mut(key) {
+            Some(open) => open,
+            None => {
+                let shared: SharedKey = key.into();
+                self.windows.entry(shared.clone()).or_insert(KeyWindows {
+                    key: shared,
+                    by_start: foldhash::HashMap::default(),
+                })
+            }
+        };
         let mut applied = 0;
-        for (start, end) in self.spans(t, closed_before) {
-            let window = match self.windows.get_mut(&(key.clone(), start)) {
-                Some(w) => w,
-                None => {
-                    self.by_end
-                        .entry(end)
-                        .or_default()
-                        .push((key.clone(), start));
-                    self.windows
-                        .entry((key.clone(), start))
-                        .or_insert(WindowState {
-                            start,
-                            end,
-                            accumulators: empty.into(),
-                            dirty: false,
-                        })
+        for (start, end) in spans {
+            let window = open.by_start.entry(start).or_insert_with(|| {
+                self.by_end
+                    .entry(end)
+                    .or_default()
+                    .push((open.key.clone(), start));
+                WindowState {
+                    start,
+                    end,
+                    accumulators: empty.into(),
+                    dirty: false,
                 }
-            };
+            });
             add(window);
             applied += 1;
+        }
+        if open.by_start.is_empty() {
+            // Every window of the record had closed: the key keeps no entry of its own.
+            self.windows.remove(key);
         }
         Ok(applied)
     }
 
     /// The open windows, for a checkpoint.
     pub fn snapshot(&self) -> serde_json::Value {
-        let windows: Vec<(&GroupKey, &WindowState)> =
-            self.windows.iter().map(|((k, _), w)| (k, w)).collect();
+        let windows: Vec<(&[KeyPart], &WindowState)> = self
+            .windows
+            .values()
+            .flat_map(|open| open.by_start.values().map(|w| (&*open.key, w)))
+            .collect();
         serde_json::to_value(windows).unwrap_or_default()
     }
 
@@ -89,29 +117,42 @@ impl FixedWindows {
         let windows: Vec<(GroupKey, WindowState)> =
             serde_json::from_value(state).map_err(|e| e.to_string())?;
         for (key, w) in windows {
+            let open = self
+                .windows
+                .entry(SharedKey::from(key))
+                .or_insert_with_key(|key| KeyWindows {
+                    key: key.clone(),
+                    by_start: foldhash::HashMap::default(),
+                });
             self.by_end
                 .entry(w.end)
                 .or_default()
-                .push((key.clone(), w.start));
-            self.windows.insert((key, w.start), w);
+                .push((open.key.clone(), w.start));
+            open.by_start.insert(w.start, w);
         }
         Ok(())
     }
 
     /// Calls `f` on every window.
-    pub fn for_each(&mut self, mut f: impl FnMut(&GroupKey, &mut WindowState)) {
-        for ((key, _), w) in self.windows.iter_mut() {
-            f(key, w);
+    pub fn for_each(&mut self, mut f: impl FnMut(&[KeyPart], &mut WindowState)) {
+        for open in self.windows.values_mut() {
+            for w in open.by_start.values_mut() {
+                f(&open.key, w);
+            }
         }
     }
 
-    /// Calls `f` on every window that ends at or before `until`, by its end: only those,
-    /// however many are open.
-    pub fn for_each_ended(&mut self, until: i64, mut f: impl FnMut(&GroupKey, &mut WindowState)) {
+    /// Calls `f` on every window that ends at or before `until`, by its end (in the order
+    /// the windows opened, within one end): only those, however many are open.
+    pub fn for_each_ended(&mut self, until: i64, mut f: impl FnMut(&[KeyPart], &mut WindowState)) {
         for ids in self.by_end.range(..=until).map(|(_, ids)| ids) {
-            for id in ids {
-                if let Some(w) = self.windows.get_mut(id) {
-                    f(&id.0, w);
+            for (key, start) in ids {
+                if let Some(w) = self
+                    .windows
+                    .get_mut(&**key)
+                    .and_then(|open| open.by_start.get_mut(start))
+                {
+                    f(key, w);
                 }
             }
         }
@@ -121,8 +162,13 @@ impl FixedWindows {
     pub fn expire(&mut self, horizon: i64) {
         let ended: Vec<i64> = self.by_end.range(..=horizon).map(|(e, _)| *e).collect();
         for end in ended {
-            for id in self.by_end.remove(&end).unwrap_or_default() {
-                self.windows.remove(&id);
+            for (key, start) in self.by_end.remove(&end).unwrap_or_default() {
+                if let Some(open) = self.windows.get_mut(&*key) {
+                    open.by_start.remove(&start);
+                    if open.by_start.is_empty() {
+                        self.windows.remove(&*key);
+                    }
+                }
             }
         }
     }

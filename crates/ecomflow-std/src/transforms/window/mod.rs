@@ -9,7 +9,7 @@ mod fixed;
 mod session;
 
 use crate::aggregation::{
-    Accumulator, Aggregation, GroupKey, KeyPart, LateRecords, Rejected, parse_aggregations,
+    Accumulator, Aggregation, KeyPart, LateRecords, Rejected, parse_aggregations,
 };
 use ecomflow_core::{
     Batch, BuildContext, BuildError, Emitter, Field, Plugin, Record, Transform, TransformPlugin,
@@ -139,6 +139,7 @@ impl TransformPlugin for WindowPlugin {
                 start: Field::new("window_start"),
                 end: Field::new("window_end"),
             },
+            scratch: Vec::new(),
         }))
     }
 }
@@ -176,6 +177,8 @@ struct Window {
     late: LateRecords,
     watermark: i64,
     fields: OutputFields,
+    /// The key parts of the record being added.
+    scratch: Vec<KeyPart>,
 }
 
 impl Window {
@@ -183,7 +186,8 @@ impl Window {
         let t = record
             .time()
             .ok_or("the record has no event time: set `event_time` on the source that reads it")?;
-        let mut key = Vec::with_capacity(self.keys.len());
+        let key = &mut self.scratch;
+        key.clear();
         for (output, field) in &self.keys {
             match record.get(*field) {
                 Some(v) => {
@@ -214,7 +218,7 @@ impl Window {
                 .zip(aggregations)
                 .try_for_each(|(acc, a)| acc.admits(a, record))
         };
-        let key = key.into_boxed_slice();
+        let key = &self.scratch[..];
         let applied = match &mut self.assigner {
             Assigner::Fixed(f) => f.add(key, t, closed_before, &self.empty, fits, add),
             Assigner::Session(s) => s.add(key, t, closed_before, &self.empty, fits, add),
@@ -228,7 +232,53 @@ impl Window {
         Ok(())
     }
 
-    fn row(&self, key: &GroupKey, w: &WindowState) -> Record {
+    /// Emits the rows of changed windows that end by `until` (all changed ones for
+    /// `i64::MAX`), in the order of their ends and starts.
+    fn emit(&mut self, until: i64, out: &mut Emitter) {
+        let mut rows = Vec::new();
+        let shape = RowShape {
+            keys: &self.keys,
+            aggregations: &self.aggregations,
+            fields: &self.fields,
+        };
+        let visit = |key: &[KeyPart], w: &mut WindowState| {
+            if w.dirty && w.end <= until {
+                w.dirty = false;
+                rows.push((w.end, w.start, shape.row(key, w)));
+            }
+        };
+        match &mut self.assigner {
+            // Only the windows ended by then can be emitted: looked up by their end, not
+            // by visiting every open window after each batch.
+            Assigner::Fixed(f) if until != i64::MAX => f.for_each_ended(until, visit),
+            Assigner::Fixed(f) => f.for_each(visit),
+            Assigner::Session(s) => s.for_each(visit),
+        }
+        // Stable, and linear on the rows of ended windows, which come in order already.
+        rows.sort_by_key(|(end, start, _)| (*end, *start));
+        for (_, _, row) in rows {
+            out.emit(row);
+        }
+    }
+
+    fn expire(&mut self) {
+        let horizon = self.watermark.saturating_sub(self.lateness_us);
+        match &mut self.assigner {
+            Assigner::Fixed(f) => f.expire(horizon),
+            Assigner::Session(s) => s.expire(horizon),
+        }
+    }
+}
+
+/// What a window's row is made of.
+struct RowShape<'a> {
+    keys: &'a [(Field, Field)],
+    aggregations: &'a [Aggregation],
+    fields: &'a OutputFields,
+}
+
+impl RowShape<'_> {
+    fn row(&self, key: &[KeyPart], w: &WindowState) -> Record {
         let mut r = Record::with_capacity(self.keys.len() + 2 + self.aggregations.len());
         for ((output, _), part) in self.keys.iter().zip(key.iter()) {
             r.push(*output, part.value());
@@ -245,37 +295,6 @@ impl Window {
         }
         r.set_time(w.end - 1);
         r
-    }
-
-    /// Emits the rows of changed windows that end by `until` (all changed ones for
-    /// `i64::MAX`), then drops windows past their lateness.
-    fn emit(&mut self, until: i64, out: &mut Emitter) {
-        let mut rows = Vec::new();
-        let visit = |key: &GroupKey, w: &mut WindowState| {
-            if w.dirty && w.end <= until {
-                w.dirty = false;
-                rows.push((key.clone(), w.clone()));
-            }
-        };
-        match &mut self.assigner {
-            // Only the windows ended by then can be emitted: looked up by their end, not
-            // by visiting every open window after each batch.
-            Assigner::Fixed(f) if until != i64::MAX => f.for_each_ended(until, visit),
-            Assigner::Fixed(f) => f.for_each(visit),
-            Assigner::Session(s) => s.for_each(visit),
-        }
-        rows.sort_by_key(|(_, w)| (w.end, w.start));
-        for (key, w) in rows {
-            out.emit(self.row(&key, &w));
-        }
-    }
-
-    fn expire(&mut self) {
-        let horizon = self.watermark.saturating_sub(self.lateness_us);
-        match &mut self.assigner {
-            Assigner::Fixed(f) => f.expire(horizon),
-            Assigner::Session(s) => s.expire(horizon),
-        }
     }
 }
 

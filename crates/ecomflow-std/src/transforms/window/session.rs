@@ -2,13 +2,12 @@
 //! ends `gap` after its last record. A record between two sessions merges them.
 
 use super::WindowState;
-use crate::aggregation::{Accumulator, GroupKey};
-use std::collections::HashMap;
+use crate::aggregation::{Accumulator, GroupKey, KeyMap, KeyPart};
 
 /// The open sessions of every key, each sorted by start.
 pub struct Sessions {
     gap: i64,
-    sessions: HashMap<GroupKey, Vec<WindowState>>,
+    sessions: KeyMap<GroupKey, Vec<WindowState>>,
 }
 
 impl Sessions {
@@ -16,7 +15,7 @@ impl Sessions {
     pub fn new(gap: i64) -> Sessions {
         Sessions {
             gap,
-            sessions: HashMap::new(),
+            sessions: KeyMap::default(),
         }
     }
 
@@ -25,7 +24,7 @@ impl Sessions {
     /// at or before `closed_before`, 1 otherwise.
     pub fn add(
         &mut self,
-        key: GroupKey,
+        key: &[KeyPart],
         t: i64,
         closed_before: i64,
         empty: &[Accumulator],
@@ -33,7 +32,10 @@ impl Sessions {
         mut add: impl FnMut(&mut WindowState),
     ) -> Result<usize, String> {
         let gap = self.gap;
-        let list = self.sessions.entry(key).or_default();
+        let list = match self.sessions.get_mut(key) {
+            Some(list) => list,
+            None => self.sessions.entry(key.into()).or_default(),
+        };
         // Sessions this record touches: [start, end) overlapping [t, t + gap).
         let touching: Vec<usize> = (0..list.len())
             .filter(|&i| list[i].start < t.saturating_add(gap) && t < list[i].end)
@@ -108,7 +110,7 @@ impl Sessions {
     }
 
     /// Calls `f` on every session.
-    pub fn for_each(&mut self, mut f: impl FnMut(&GroupKey, &mut WindowState)) {
+    pub fn for_each(&mut self, mut f: impl FnMut(&[KeyPart], &mut WindowState)) {
         for (key, list) in self.sessions.iter_mut() {
             for w in list {
                 f(key, w);
