@@ -105,7 +105,7 @@ impl Expr {
     /// infinity, a NaN) is an error: no table, index or checkpoint may hold one.
     pub fn eval(&self, record: &Record) -> Result<Value, ExprError> {
         let value = match self.native.as_ref().and_then(|n| n.eval(record)) {
-            Some(v) => v.into_owned(),
+            Some(v) => v,
             None => self.eval_minijinja(record).map(|v| Value::from_expr(&v))?,
         };
         match value {
@@ -121,12 +121,7 @@ impl Expr {
     /// Evaluates against `record` and takes the result's truth (Jinja rules: empty, zero,
     /// none and false are false).
     pub fn is_true(&self, record: &Record) -> Result<bool, ExprError> {
-        if let Some(t) = self
-            .native
-            .as_ref()
-            .and_then(|n| n.eval(record))
-            .and_then(|v| native::truthy(&v))
-        {
+        if let Some(t) = self.native.as_ref().and_then(|n| n.is_true(record)) {
             return Ok(t);
         }
         self.eval_minijinja(record).map(|v| v.is_true())
@@ -455,6 +450,14 @@ mod native_agrees_with_minijinja {
         "q | round",
         "rates[c] * 2",
         "b == true",
+        "(event_time | date) == '2025-07-19'",
+        "not s",
+        "s == b",
+        "q / 0",
+        "a and s",
+        "b or c",
+        "rates[s]",
+        "-(q * 2) < a",
     ];
 
     #[test]

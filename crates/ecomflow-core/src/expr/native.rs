@@ -9,13 +9,13 @@ use crate::record::Record;
 use crate::value::Value;
 use minijinja::machinery::ast;
 use minijinja::value::Value as ExprValue;
-use std::borrow::Cow;
+use std::sync::atomic::{self, AtomicUsize};
 
 /// A compiled native expression tree.
 #[derive(Debug)]
 pub enum Node {
-    /// A record field.
-    Field(Field),
+    /// A record field, and where it was in the last record.
+    Field(Field, AtomicUsize),
     /// The record's event time (microseconds).
     EventTime,
     /// `x | timestamp`: microseconds as `YYYY-MM-DD HH:MM:SS.ffffff` (UTC).
@@ -76,7 +76,7 @@ fn node(e: &ast::Expr<'_>, constants: &[(String, ExprValue)]) -> Option<Node> {
         ast::Expr::Var(v) => match constants.iter().find(|(n, _)| n == v.id) {
             Some((_, c)) => Node::Const(scalar(c)?),
             None if v.id == super::EVENT_TIME => Node::EventTime,
-            None => Node::Field(Field::new(v.id)),
+            None => Node::Field(Field::new(v.id), AtomicUsize::new(0)),
         },
         ast::Expr::Const(c) => Node::Const(scalar(&c.value)?),
         ast::Expr::UnaryOp(u) => {
@@ -166,102 +166,179 @@ pub fn truthy(v: &Value) -> Option<bool> {
     })
 }
 
+/// A value met while evaluating: scalars by value, strings and nested values borrowed from
+/// the record or the expression, so that evaluating allocates nothing.
+#[derive(Clone, Copy)]
+enum Scalar<'r> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'r str),
+    Nested(&'r Value),
+}
+
+impl<'r> Scalar<'r> {
+    fn of(v: &'r Value) -> Scalar<'r> {
+        match v {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Int(i) => Scalar::Int(*i),
+            Value::Float(f) => Scalar::Float(*f),
+            Value::Str(s) => Scalar::Str(s),
+            Value::Nested(_) => Scalar::Nested(v),
+        }
+    }
+
+    /// Jinja truth; `None` for nested values.
+    fn truthy(self) -> Option<bool> {
+        Some(match self {
+            Scalar::Null => false,
+            Scalar::Bool(b) => b,
+            Scalar::Int(i) => i != 0,
+            Scalar::Float(f) => f != 0.0,
+            Scalar::Str(s) => !s.is_empty(),
+            Scalar::Nested(_) => return None,
+        })
+    }
+
+    fn as_f64(self) -> Option<f64> {
+        match self {
+            Scalar::Int(i) => Some(i as f64),
+            Scalar::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Scalar::Null => Value::Null,
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Int(i) => Value::Int(i),
+            Scalar::Float(f) => Value::Float(f),
+            Scalar::Str(s) => Value::from(s),
+            Scalar::Nested(v) => v.clone(),
+        }
+    }
+}
+
 impl Node {
     /// Evaluates against `record`, or `None` when minijinja must decide.
-    pub fn eval<'r>(&'r self, record: &'r Record) -> Option<Cow<'r, Value>> {
-        Some(match self {
-            Node::Field(f) => Cow::Borrowed(record.get(*f)?),
-            Node::EventTime => Cow::Owned(Value::Int(record.time()?)),
+    pub fn eval(&self, record: &Record) -> Option<Value> {
+        match self {
             Node::Timestamp(x) => {
-                let Value::Int(us) = *x.eval(record)? else {
+                let Scalar::Int(us) = x.scalar(record)? else {
                     return None;
                 };
                 let mut s = String::with_capacity(26);
                 crate::time::write_timestamp(us, &mut s);
-                Cow::Owned(Value::from(s))
+                Some(Value::from(s))
             }
             Node::Date(x) => {
-                let Value::Int(us) = *x.eval(record)? else {
+                let Scalar::Int(us) = x.scalar(record)? else {
                     return None;
                 };
                 let mut s = String::with_capacity(10);
                 crate::time::write_date(us.div_euclid(crate::time::US_PER_DAY), &mut s);
-                Cow::Owned(Value::from(s))
+                Some(Value::from(s))
             }
-            Node::Const(c) => Cow::Borrowed(c),
+            _ => self.scalar(record).map(Scalar::into_value),
+        }
+    }
+
+    /// The truth of the result for `record`, or `None` when minijinja must decide.
+    pub fn is_true(&self, record: &Record) -> Option<bool> {
+        match self {
+            Node::Timestamp(_) | Node::Date(_) => truthy(&self.eval(record)?),
+            _ => self.scalar(record)?.truthy(),
+        }
+    }
+
+    /// Evaluates without allocating. A date or timestamp inside a larger expression (its
+    /// string would need one) is left to minijinja.
+    fn scalar<'r>(&'r self, record: &'r Record) -> Option<Scalar<'r>> {
+        Some(match self {
+            Node::Field(f, hint) => {
+                let mut at = hint.load(atomic::Ordering::Relaxed);
+                let value = record.get_hinted(*f, &mut at)?;
+                hint.store(at, atomic::Ordering::Relaxed);
+                Scalar::of(value)
+            }
+            Node::EventTime => Scalar::Int(record.time()?),
+            Node::Timestamp(_) | Node::Date(_) => return None,
+            Node::Const(c) => Scalar::of(c),
             Node::Lookup(table, key) => {
-                let key = key.eval(record)?;
-                Cow::Borrowed(table.get(key.as_str()?)?)
+                let Scalar::Str(key) = key.scalar(record)? else {
+                    return None;
+                };
+                Scalar::of(table.get(key)?)
             }
-            Node::Not(x) => Cow::Owned(Value::Bool(!truthy(x.eval(record)?.as_ref())?)),
-            Node::Neg(x) => Cow::Owned(match &*x.eval(record)? {
-                Value::Int(i) => Value::Int(i.checked_neg()?),
-                Value::Float(f) => Value::Float(-f),
+            Node::Not(x) => Scalar::Bool(!x.scalar(record)?.truthy()?),
+            Node::Neg(x) => match x.scalar(record)? {
+                Scalar::Int(i) => Scalar::Int(i.checked_neg()?),
+                Scalar::Float(f) => Scalar::Float(-f),
                 _ => return None,
-            }),
-            Node::Round(x, precision) => match &*x.eval(record)? {
-                Value::Int(i) => Cow::Owned(Value::Int(*i)),
-                Value::Float(f) => {
+            },
+            Node::Round(x, precision) => match x.scalar(record)? {
+                Scalar::Int(i) => Scalar::Int(i),
+                Scalar::Float(f) => {
                     let scale = 10f64.powi(*precision);
-                    Cow::Owned(Value::Float((scale * f).round() / scale))
+                    Scalar::Float((scale * f).round() / scale)
                 }
                 _ => return None,
             },
             Node::Bin(Op::And, l, r) => {
-                let left = l.eval(record)?;
-                if truthy(&left)? {
-                    r.eval(record)?
+                let left = l.scalar(record)?;
+                if left.truthy()? {
+                    r.scalar(record)?
                 } else {
                     left
                 }
             }
             Node::Bin(Op::Or, l, r) => {
-                let left = l.eval(record)?;
-                if truthy(&left)? {
+                let left = l.scalar(record)?;
+                if left.truthy()? {
                     left
                 } else {
-                    r.eval(record)?
+                    r.scalar(record)?
                 }
             }
-            Node::Bin(op, l, r) => {
-                let (a, b) = (l.eval(record)?, r.eval(record)?);
-                Cow::Owned(binary(*op, a.as_ref(), b.as_ref())?)
-            }
+            Node::Bin(op, l, r) => binary(*op, l.scalar(record)?, r.scalar(record)?)?,
         })
     }
 }
 
-fn binary(op: Op, a: &Value, b: &Value) -> Option<Value> {
+fn binary<'r>(op: Op, a: Scalar<'r>, b: Scalar<'r>) -> Option<Scalar<'r>> {
     use std::cmp::Ordering;
     let order = match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+        (Scalar::Int(x), Scalar::Int(y)) => Some(x.cmp(&y)),
+        (Scalar::Int(_) | Scalar::Float(_), Scalar::Int(_) | Scalar::Float(_)) => {
             a.as_f64()?.partial_cmp(&b.as_f64()?)
         }
         _ => None,
     };
     let equal = match (a, b) {
-        (Value::Str(x), Value::Str(y)) => Some(x == y),
-        (Value::Bool(x), Value::Bool(y)) => Some(x == y),
-        (Value::Null, Value::Null) => Some(true),
+        (Scalar::Str(x), Scalar::Str(y)) => Some(x == y),
+        (Scalar::Bool(x), Scalar::Bool(y)) => Some(x == y),
+        (Scalar::Null, Scalar::Null) => Some(true),
         _ => order.map(|o| o == Ordering::Equal),
     };
     Some(match op {
-        Op::Eq => Value::Bool(equal?),
-        Op::Ne => Value::Bool(!equal?),
-        Op::Lt => Value::Bool(order? == Ordering::Less),
-        Op::Lte => Value::Bool(order? != Ordering::Greater),
-        Op::Gt => Value::Bool(order? == Ordering::Greater),
-        Op::Gte => Value::Bool(order? != Ordering::Less),
+        Op::Eq => Scalar::Bool(equal?),
+        Op::Ne => Scalar::Bool(!equal?),
+        Op::Lt => Scalar::Bool(order? == Ordering::Less),
+        Op::Lte => Scalar::Bool(order? != Ordering::Greater),
+        Op::Gt => Scalar::Bool(order? == Ordering::Greater),
+        Op::Gte => Scalar::Bool(order? != Ordering::Less),
         Op::Add | Op::Sub | Op::Mul => match (a, b) {
-            (Value::Int(x), Value::Int(y)) => Value::Int(match op {
-                Op::Add => x.checked_add(*y)?,
-                Op::Sub => x.checked_sub(*y)?,
-                _ => x.checked_mul(*y)?,
+            (Scalar::Int(x), Scalar::Int(y)) => Scalar::Int(match op {
+                Op::Add => x.checked_add(y)?,
+                Op::Sub => x.checked_sub(y)?,
+                _ => x.checked_mul(y)?,
             }),
-            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            (Scalar::Int(_) | Scalar::Float(_), Scalar::Int(_) | Scalar::Float(_)) => {
                 let (x, y) = (a.as_f64()?, b.as_f64()?);
-                Value::Float(match op {
+                Scalar::Float(match op {
                     Op::Add => x + y,
                     Op::Sub => x - y,
                     _ => x * y,
@@ -270,8 +347,8 @@ fn binary(op: Op, a: &Value, b: &Value) -> Option<Value> {
             _ => return None,
         },
         Op::Div => match (a, b) {
-            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-                Value::Float(a.as_f64()? / b.as_f64()?)
+            (Scalar::Int(_) | Scalar::Float(_), Scalar::Int(_) | Scalar::Float(_)) => {
+                Scalar::Float(a.as_f64()? / b.as_f64()?)
             }
             _ => return None,
         },

@@ -122,7 +122,7 @@ impl TransformPlugin for ValidatePlugin {
             fields: cfg
                 .fields
                 .iter()
-                .map(|(name, ty)| (Field::new(name), *ty))
+                .map(|(name, ty)| (Field::new(name), *ty, 0))
                 .collect(),
             unknown: cfg.unknown_fields,
             scratch: Vec::new(),
@@ -131,7 +131,8 @@ impl TransformPlugin for ValidatePlugin {
 }
 
 struct Validate {
-    fields: Vec<(Field, FieldType)>,
+    /// Each field, its type, and where it was in the last record.
+    fields: Vec<(Field, FieldType, usize)>,
     /// Named conditions on the values, checked once the types are right.
     checks: Vec<(String, Expr)>,
     unknown: UnknownFields,
@@ -143,8 +144,9 @@ impl Validate {
     /// What is wrong with `record`, or None when nothing is.
     fn problems(&mut self, record: &Record) -> Option<String> {
         let mut reason = String::new();
-        for (field, ty) in &self.fields {
-            match record.get(*field) {
+        for (field, ty, hint) in &mut self.fields {
+            let field = *field;
+            match record.get_hinted(field, hint) {
                 None => problem(&mut reason, format_args!("missing field `{field}`")),
                 Some(v) if !ty.accepts(v) => problem(
                     &mut reason,
@@ -163,7 +165,7 @@ impl Validate {
                 record
                     .iter()
                     .map(|(f, _)| f)
-                    .filter(|f| !self.fields.iter().any(|(known, _)| known == f)),
+                    .filter(|f| !self.fields.iter().any(|(known, _, _)| known == f)),
             );
             if self.unknown == UnknownFields::Reject {
                 for f in &self.scratch {
