@@ -13,8 +13,13 @@ use std::fmt;
 /// Decodes JSON objects into records, one decoder per source task.
 #[derive(Default)]
 pub struct JsonDecoder {
-    shape: Vec<(Box<str>, Field)>,
+    shape: Vec<ShapeKey>,
 }
+
+/// One key of the remembered key order: its name, its field, and whether the field is the
+/// first of its name in that order (true unless the input repeats a key). A record's keys so
+/// far are always among the keys before it, so a first one is appended without a search.
+type ShapeKey = (Box<str>, Field, bool);
 
 /// Why a payload could not be decoded, with the position in it.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +63,7 @@ pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
 }
 
 struct RecordSeed<'a> {
-    shape: &'a mut Vec<(Box<str>, Field)>,
+    shape: &'a mut Vec<ShapeKey>,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
@@ -85,7 +90,8 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
         })? {
             let value: Value = map.next_value()?;
             match key {
-                Key::Field(field) => record.set(field, value),
+                Key::Field(field, true) => record.push(field, value),
+                Key::Field(field, false) => record.set(field, value),
                 Key::Rest(name) => record.push_rest(name, value),
             }
             i += 1;
@@ -95,14 +101,15 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     }
 }
 
-/// A decoded key: an interned field, or a name beyond the interning bounds.
+/// A decoded key: an interned field (and whether it is new to the record), or a name beyond
+/// the interning bounds.
 enum Key {
-    Field(Field),
+    Field(Field, bool),
     Rest(String),
 }
 
 struct KeySeed<'a> {
-    shape: &'a mut Vec<(Box<str>, Field)>,
+    shape: &'a mut Vec<ShapeKey>,
     index: usize,
 }
 
@@ -121,18 +128,19 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-        if let Some((name, field)) = self.shape.get(self.index)
+        if let Some((name, field, first)) = self.shape.get(self.index)
             && **name == *key
         {
-            return Ok(Key::Field(*field));
+            return Ok(Key::Field(*field, *first));
         }
         self.shape.truncate(self.index);
         // Keys from input are interned only within bounds (see `Field::bounded`).
         let Some(field) = Field::bounded(key) else {
             return Ok(Key::Rest(key.to_string()));
         };
-        self.shape.push((key.into(), field));
-        Ok(Key::Field(field))
+        let first = !self.shape.iter().any(|(_, f, _)| *f == field);
+        self.shape.push((key.into(), field, first));
+        Ok(Key::Field(field, first))
     }
 }
 
@@ -208,12 +216,27 @@ mod tests {
             b"   ",
             br#"{"a":1"#,
         ];
-        for case in cases {
+        let mut shared = JsonDecoder::new();
+        let twice = cases.iter().flat_map(|c| [(c, true), (c, false)]);
+        let repeats: &[&[u8]] = &[
+            br#"{"a":1,"b":2}"#,
+            br#"{"a":1,"a":2}"#,
+            br#"{"b":1,"a":2,"b":3}"#,
+            br#"{"a":1,"b":2,"a":3,"b":4,"c":5}"#,
+            br#"{"a":1,"b":2,"c":3}"#,
+        ];
+        for (case, fresh) in twice.chain(repeats.iter().cycle().take(15).map(|c| (c, false))) {
             let want = serde_json::from_slice::<serde_json::Value>(case);
-            let got = JsonDecoder::new().decode(case);
+            let got = if fresh {
+                JsonDecoder::new().decode(case)
+            } else {
+                shared.decode(case)
+            };
             let shown = String::from_utf8_lossy(case);
             match (want, got) {
                 (Ok(serde_json::Value::Object(want)), Ok(got)) => {
+                    // A repeated key is one field, as in serde_json's object.
+                    assert_eq!(got.len(), want.len(), "{shown}");
                     // Through `Value`, as every decoded field is (a u64 beyond i64 is a float).
                     let want = want
                         .into_iter()
