@@ -310,26 +310,26 @@ impl Node {
 
 fn binary<'r>(op: Op, a: Scalar<'r>, b: Scalar<'r>) -> Option<Scalar<'r>> {
     use std::cmp::Ordering;
-    let order = match (a, b) {
+    let order = || match (a, b) {
         (Scalar::Int(x), Scalar::Int(y)) => Some(x.cmp(&y)),
         (Scalar::Int(_) | Scalar::Float(_), Scalar::Int(_) | Scalar::Float(_)) => {
             a.as_f64()?.partial_cmp(&b.as_f64()?)
         }
         _ => None,
     };
-    let equal = match (a, b) {
+    let equal = || match (a, b) {
         (Scalar::Str(x), Scalar::Str(y)) => Some(x == y),
         (Scalar::Bool(x), Scalar::Bool(y)) => Some(x == y),
         (Scalar::Null, Scalar::Null) => Some(true),
-        _ => order.map(|o| o == Ordering::Equal),
+        _ => order().map(|o| o == Ordering::Equal),
     };
     Some(match op {
-        Op::Eq => Scalar::Bool(equal?),
-        Op::Ne => Scalar::Bool(!equal?),
-        Op::Lt => Scalar::Bool(order? == Ordering::Less),
-        Op::Lte => Scalar::Bool(order? != Ordering::Greater),
-        Op::Gt => Scalar::Bool(order? == Ordering::Greater),
-        Op::Gte => Scalar::Bool(order? != Ordering::Less),
+        Op::Eq => Scalar::Bool(equal()?),
+        Op::Ne => Scalar::Bool(!equal()?),
+        Op::Lt => Scalar::Bool(order()? == Ordering::Less),
+        Op::Lte => Scalar::Bool(order()? != Ordering::Greater),
+        Op::Gt => Scalar::Bool(order()? == Ordering::Greater),
+        Op::Gte => Scalar::Bool(order()? != Ordering::Less),
         Op::Add | Op::Sub | Op::Mul => match (a, b) {
             (Scalar::Int(x), Scalar::Int(y)) => Scalar::Int(match op {
                 Op::Add => x.checked_add(y)?,
