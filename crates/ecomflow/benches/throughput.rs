@@ -17,10 +17,6 @@ use ecomflow_std as _;
 
 mod kernel;
 
-/// The allocator the `ecomflow` binary runs with (both sides of the yardstick use it).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const RATES: &str = r#"
 [transforms.usd.lookups.usd_per_unit]
 USD = 1.0
