@@ -172,6 +172,23 @@ mod tests {
         assert_eq!(again.len(), 2);
     }
 
+    /// The reasons dead letters carry for the usual broken payloads.
+    #[test]
+    fn broken_payloads_are_explained() {
+        let mut d = JsonDecoder::new();
+        for (payload, want) in [
+            (&b"{\"a\":"[..], "EOF while parsing"),
+            (b"[1,2]", "expected a JSON object"),
+            (b"not json", "at line 1 column "),
+            (b"{\"a\":1} x", "trailing"),
+            (b"{\"a\":\"\xff\"}", "not UTF-8 at byte 6"),
+        ] {
+            let e = d.decode(payload).expect_err("broken").to_string();
+            assert!(e.starts_with("invalid JSON: ") && e.contains(want), "{e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
     #[test]
     fn errors_name_the_problem_and_position() {
         let mut d = JsonDecoder::new();
