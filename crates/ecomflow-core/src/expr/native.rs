@@ -154,18 +154,6 @@ fn scalar(v: &ExprValue) -> Option<Value> {
     }
 }
 
-/// Jinja truth of a scalar; `None` for nested values.
-pub fn truthy(v: &Value) -> Option<bool> {
-    Some(match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Int(i) => *i != 0,
-        Value::Float(f) => *f != 0.0,
-        Value::Str(s) => !s.is_empty(),
-        Value::Nested(_) => return None,
-    })
-}
-
 /// A value met while evaluating: scalars by value, strings and nested values borrowed from
 /// the record or the expression, so that evaluating allocates nothing.
 #[derive(Clone, Copy)]
@@ -249,7 +237,7 @@ impl Node {
     /// The truth of the result for `record`, or `None` when minijinja must decide.
     pub fn is_true(&self, record: &Record) -> Option<bool> {
         match self {
-            Node::Timestamp(_) | Node::Date(_) => truthy(&self.eval(record)?),
+            Node::Timestamp(_) | Node::Date(_) => Scalar::of(&self.eval(record)?).truthy(),
             _ => self.scalar(record)?.truthy(),
         }
     }
