@@ -1,5 +1,7 @@
 //! When a sink writes its buffer: as soon as it holds a full batch, and once its oldest
 //! record has waited the flush interval (checked when records arrive and on the sink's timer).
+//! While its previous write still runs, a sink may let a full buffer grow to a larger batch:
+//! one write of many records costs a database less than many writes of few.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +10,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Batching {
     batch_size: usize,
+    /// The most records one write takes when the buffer gathered while the previous write
+    /// ran; `batch_size` when it never grows.
+    max_batch_size: usize,
     flush_interval: Duration,
     /// When the oldest buffered record arrived; `None` when the buffer is empty.
     oldest: Option<Instant>,
@@ -18,14 +23,35 @@ impl Batching {
     pub fn new(batch_size: usize, flush_interval: Duration) -> Batching {
         Batching {
             batch_size,
+            max_batch_size: batch_size,
             flush_interval,
             oldest: None,
+        }
+    }
+
+    /// The same rule, letting a full buffer grow to `max_batch_size` records (at least the
+    /// batch size) while the previous write runs.
+    pub fn growing_to(self, max_batch_size: usize) -> Batching {
+        Batching {
+            max_batch_size: max_batch_size.max(self.batch_size),
+            ..self
         }
     }
 
     /// Records per batch.
     pub fn batch_size(&self) -> usize {
         self.batch_size
+    }
+
+    /// The most records one write takes.
+    pub fn max_batch_size(&self) -> usize {
+        self.max_batch_size
+    }
+
+    /// Whether a buffer of `len` records is written now: it holds a full batch, and either
+    /// no write is `running` or it has grown to the largest batch.
+    pub fn should_write(&self, len: usize, running: bool) -> bool {
+        self.is_full(len) && (!running || len >= self.max_batch_size)
     }
 
     /// The longest a record waits; also the sink's tick interval.
@@ -85,6 +111,24 @@ mod tests {
         assert!(b.is_due());
         b.emptied();
         assert!(!b.is_due());
+    }
+
+    #[test]
+    fn a_buffer_gathers_while_a_write_runs_up_to_the_largest_batch() {
+        let b = Batching::new(10, Duration::from_secs(1)).growing_to(30);
+        assert_eq!(b.max_batch_size(), 30);
+        assert!(!b.should_write(9, false), "not full");
+        assert!(b.should_write(10, false), "full, no write running");
+        assert!(!b.should_write(10, true), "full, a write running: gather");
+        assert!(!b.should_write(29, true));
+        assert!(b.should_write(30, true), "the largest batch");
+        let never = Batching::new(10, Duration::from_secs(1));
+        assert!(
+            never.should_write(10, true),
+            "without growth a full batch is written"
+        );
+        let smaller = Batching::new(10, Duration::from_secs(1)).growing_to(5);
+        assert_eq!(smaller.max_batch_size(), 10, "never below the batch size");
     }
 
     #[test]

@@ -42,6 +42,14 @@ pub struct SqlConfig {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
     pub batch_size: usize,
+    /// The most rows one transaction takes. A transaction runs while the sink goes on taking
+    /// records; a full buffer gathers until it ends, up to this size, so a busy sink commits
+    /// fewer, larger transactions (a commit writes every page the transaction touched, and
+    /// upserts on random keys touch a page per row). At least `batch_size`; default 20000,
+    /// or `batch_size` when that is larger.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_batch_size: Option<usize>,
     /// The longest a row waits in the buffer before it is written, such as `1s` or `500ms`
     /// (checked whenever records arrive, and at the end of the run).
     #[serde(
@@ -77,6 +85,9 @@ fn default_batch_size() -> usize {
     1000
 }
 
+/// The largest transaction of a sink that is behind, unless `max_batch_size` says.
+const DEFAULT_MAX_BATCH_SIZE: usize = 20_000;
+
 fn default_flush_interval() -> Duration {
     Duration::from_secs(1)
 }
@@ -90,6 +101,12 @@ fn default_retry_for() -> Duration {
 }
 
 impl SqlConfig {
+    /// The most rows one transaction takes (see `max_batch_size`).
+    pub fn largest_batch(&self) -> usize {
+        self.max_batch_size
+            .unwrap_or(DEFAULT_MAX_BATCH_SIZE.max(self.batch_size))
+    }
+
     /// Checks the options without touching the database and returns the URL's dialect.
     pub fn check(&self) -> Result<Dialect, BuildError> {
         let dialect = crate::url::dialect_of(&self.url).map_err(|e| BuildError::field("url", e))?;
@@ -108,6 +125,18 @@ impl SqlConfig {
                 "batch_size",
                 "batch_size must be at least 1",
             ));
+        }
+        if let Some(max) = self.max_batch_size
+            && max < self.batch_size
+        {
+            return Err(BuildError::field(
+                "max_batch_size",
+                format!(
+                    "max_batch_size ({max}) is smaller than batch_size ({})",
+                    self.batch_size
+                ),
+            )
+            .with_hint("a transaction of a sink that is behind takes at least a full batch"));
         }
         if self.max_connections == 0 {
             return Err(BuildError::field(

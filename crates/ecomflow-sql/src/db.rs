@@ -20,6 +20,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An open pool.
+#[derive(Clone)]
 pub enum Db {
     /// SQLite, with the canonical path of its file when it is one (shared by every sink of
     /// the process that writes that file; see `sqlite_files`), `None` in memory.

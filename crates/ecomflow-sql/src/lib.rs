@@ -3,6 +3,9 @@
 //! The URL picks the database (`sqlite:` or `postgres:`). Records are buffered and written
 //! when `batch_size` rows are waiting or the oldest has waited `flush_interval`, each batch in
 //! one transaction of multi-row INSERTs (or upserts on `key`, de-duplicated within the batch).
+//! A transaction runs beside the sink, which goes on taking records: those gathered by its
+//! end (up to `max_batch_size` rows) make the next one, so a busy sink commits fewer, larger
+//! transactions.
 //! The connection opens and the `migrations` are applied at the first write, never at build
 //! time, so `ecomflow validate` runs offline. A row the database rejects goes to the
 //! dead-letter output with the database's message. While the database cannot be reached
@@ -26,6 +29,7 @@ mod test_support;
 mod tests;
 mod url;
 mod value_bind;
+mod write;
 
 pub use config::SqlConfig;
 pub use sink::SqlPlugin;

@@ -1,23 +1,24 @@
 //! The `sql` sink: buffers records, and writes them by size or age in one transaction per
-//! batch, dead-lettering the rows the database rejects.
+//! batch (see `write`), one transaction at a time while the next batch gathers.
 
 use crate::config::SqlConfig;
-use crate::db::{self, Connected, Db, Failure, Statement, db_error};
+use crate::db::{Connected, Db, db_error};
 use crate::dedup::dedup_by_key;
 use crate::dialect::{Dialect, quote_table};
 use crate::migrations;
 use crate::plan::Plan;
 use crate::state::{Prepared, Rows};
 use crate::url::redact;
-use crate::value_bind::Bound;
+use crate::write::Writer;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batching, BuildContext, BuildError, ComponentError, Field, Incoming, PartitionId, Payload,
-    Plugin, Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
+    Batching, BuildContext, BuildError, ComponentError, Field, Incoming, PartitionId, Plugin,
+    Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// Registers the `sql` sink.
 pub struct SqlPlugin;
@@ -52,6 +53,8 @@ impl SinkPlugin for SqlPlugin {
             )
             .with_hint("the path is relative to the pipeline file"));
         }
+        let batching =
+            Batching::new(cfg.batch_size, cfg.flush_interval).growing_to(cfg.largest_batch());
         Ok(Box::new(SqlSink {
             dialect,
             target: redact(&cfg.url),
@@ -61,7 +64,7 @@ impl SinkPlugin for SqlPlugin {
             key_fields,
             columns,
             partition_field,
-            batching: Batching::new(cfg.batch_size, cfg.flush_interval),
+            batching,
             migrations,
             max_connections: cfg.max_connections,
             retry: RetryPolicy::new(cfg.retry_for),
@@ -71,6 +74,8 @@ impl SinkPlugin for SqlPlugin {
             pending: Vec::new(),
             inputs_ended: false,
             buffer: Vec::new(),
+            writer: None,
+            in_flight: None,
         }))
     }
 }
@@ -109,6 +114,10 @@ struct SqlSink {
     inputs_ended: bool,
     /// Records not written yet.
     buffer: Vec<Record>,
+    /// What writes the rows, made at the first write.
+    writer: Option<Arc<Writer>>,
+    /// The transaction running beside the sink, if any.
+    in_flight: Option<JoinHandle<Result<(), ComponentError>>>,
 }
 
 impl SqlSink {
@@ -193,13 +202,30 @@ impl SqlSink {
         Ok(())
     }
 
-    /// Writes `rows` (at most one batch) in one transaction. When the database rejects the
-    /// batch, writes the rows one by one and dead-letters those it rejects.
-    async fn write_rows(
+    /// Waits for the transaction in flight, and returns its failure.
+    async fn wait_in_flight(&mut self) -> Result<(), ComponentError> {
+        let Some(running) = self.in_flight.take() else {
+            return Ok(());
+        };
+        running.await.map_err(|e| {
+            ComponentError::Other(format!("the write to {} failed: {e}", self.what()))
+        })?
+    }
+
+    /// Whether a transaction is still running.
+    fn writing(&self) -> bool {
+        self.in_flight.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Starts writing `rows` (at most the largest batch) in one transaction, once the one in
+    /// flight has ended: the sink goes on taking records meanwhile, and those gathered by
+    /// then make the next transaction.
+    async fn start_write(
         &mut self,
         rows: Vec<Record>,
         cx: &SinkContext,
     ) -> Result<(), ComponentError> {
+        self.wait_in_flight().await?;
         let Some(first) = rows.first() else {
             return Ok(());
         };
@@ -210,77 +236,22 @@ impl SqlSink {
                 "the sql sink is not connected".into(),
             ));
         };
-        let width = plan.width();
-        let mut dead: Vec<(String, Payload)> = Vec::new();
-        let mut kept: Vec<&Record> = Vec::with_capacity(rows.len());
-        let mut values: Vec<Bound<'_>> = Vec::with_capacity(rows.len() * width);
-        for r in &rows {
-            match plan.bind_row(r, &mut values) {
-                Ok(()) => kept.push(r),
-                Err(reason) => dead.push((reason, Payload::Record(r.clone()))),
-            }
-        }
-        let chunks: Vec<&[Bound<'_>]> = values.chunks(plan.rows_per_statement() * width).collect();
-        let texts: Vec<_> = chunks.iter().map(|c| plan.sql(c.len() / width)).collect();
-        let statements: Vec<Statement<'_>> = chunks
-            .iter()
-            .zip(&texts)
-            .map(|(values, (sql, persistent))| Statement {
-                sql,
-                values,
-                persistent: *persistent,
+        let what = self.what();
+        let writer = self
+            .writer
+            .get_or_insert_with(|| {
+                Arc::new(Writer {
+                    db: conn.db.clone(),
+                    plan: plan.clone(),
+                    retry: self.retry,
+                    what,
+                })
             })
-            .collect();
-        let mut result = Ok(());
-        if !statements.is_empty() {
-            // A lost connection rolls the transaction back: retry the batch, pausing longer
-            // each time, until the database answers or `retry_for` has passed.
-            let mut retrying = self.retry.start();
-            loop {
-                result = conn.db.insert_in_transaction(&statements).await;
-                match result {
-                    Err(e) if db::is_connection_error(&e) => {
-                        let e = db_error(format!("cannot write to {}", self.what()), e);
-                        if let Err(e) = retrying.failed(e).await {
-                            cx.dead_letter.send(dead).await;
-                            return Err(e);
-                        }
-                    }
-                    _ => break,
-                }
-            }
-        }
-        if let Err(e) = result {
-            if !db::is_database_error(&e) {
-                cx.dead_letter.send(dead).await;
-                return Err(db_error(format!("cannot write to {}", self.what()), e));
-            }
-            tracing::debug!(
-                table = %self.table,
-                error = %e,
-                rows = kept.len(),
-                "batch rejected; writing its rows one by one"
-            );
-            let (one, _) = plan.sql(1);
-            for (r, values) in kept.iter().zip(values.chunks(width)) {
-                let s = Statement {
-                    sql: &one,
-                    values,
-                    persistent: true,
-                };
-                let Err(e) = conn.db.insert(&s).await else {
-                    continue;
-                };
-                match db::classify(self.dialect, &e) {
-                    Failure::Rejected(reason) => dead.push((reason, Payload::Record((*r).clone()))),
-                    Failure::Fatal => {
-                        cx.dead_letter.send(dead).await;
-                        return Err(db_error(format!("cannot write to {}", self.what()), e));
-                    }
-                }
-            }
-        }
-        cx.dead_letter.send(dead).await;
+            .clone();
+        let dead_letter = cx.dead_letter.clone();
+        self.in_flight = Some(tokio::spawn(async move {
+            writer.write(rows, &dead_letter).await
+        }));
         Ok(())
     }
 
@@ -290,12 +261,12 @@ impl SqlSink {
         while !self.buffer.is_empty() {
             let rest = self
                 .buffer
-                .split_off(self.batching.batch_size().min(self.buffer.len()));
+                .split_off(self.batching.max_batch_size().min(self.buffer.len()));
             let rows = std::mem::replace(&mut self.buffer, rest);
-            self.write_rows(rows, cx).await?;
+            self.start_write(rows, cx).await?;
         }
         self.batching.emptied();
-        Ok(())
+        self.wait_in_flight().await
     }
 }
 
@@ -328,12 +299,19 @@ impl Sink for SqlSink {
         if arrived > 0 {
             self.batching.added(arrived);
             self.buffer.extend(batch);
-            if self.batching.is_full(self.buffer.len()) {
+            // While a transaction runs, a full buffer gathers up to the largest batch.
+            if self
+                .batching
+                .should_write(self.buffer.len(), self.writing())
+            {
                 dedup_by_key(&mut self.buffer, &self.key_fields);
                 while self.batching.is_full(self.buffer.len()) {
-                    let rest = self.buffer.split_off(self.batching.batch_size());
+                    // Whole batches: the rest waits for its batch, its age or the end.
+                    let size = self.batching.batch_size();
+                    let take = self.batching.max_batch_size().min(self.buffer.len()) / size * size;
+                    let rest = self.buffer.split_off(take);
                     let rows = std::mem::replace(&mut self.buffer, rest);
-                    self.write_rows(rows, cx).await?;
+                    self.start_write(rows, cx).await?;
                 }
                 self.batching
                     .full_batches_written(self.buffer.len(), arrived);

@@ -10,6 +10,7 @@ use crate::test_support::{
 use ecomflow_core::Incoming;
 use ecomflow_core::{Kind, Payload, Plugin, Sink};
 use serde_json::json;
+use sqlx::Connection;
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,6 +25,24 @@ const SALES: &str = "CREATE TABLE sales_per_category (
     category TEXT NOT NULL,
     total_sales REAL NOT NULL,
     PRIMARY KEY (transaction_date, category))";
+
+/// The rows of `table` once a transaction running beside the sink has ended: the count
+/// after it has stayed the same for 200 ms (or after 5 s).
+async fn settled_count(db: &Path, table: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table}");
+    let mut last = count(db, &sql).await;
+    let mut steady = 0;
+    for _ in 0..250 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = count(db, &sql).await;
+        steady = if now == last { steady + 1 } else { 0 };
+        last = now;
+        if steady == 10 && now > 0 {
+            break;
+        }
+    }
+    last
+}
 
 fn sale(day: &str, category: &str, total: f64) -> ecomflow_core::Record {
     record(json!({"transaction_date": day, "category": category, "total_sales": total}))
@@ -363,9 +382,59 @@ async fn full_batches_are_written_as_they_fill() {
     let four: Vec<_> = (2..=5).map(|id| record(json!({"id": id}))).collect();
     s.write(Incoming::from(four), &cx).await.expect("writes");
     // Five records, batches of two: two written, the fifth waits for its batch or the end.
-    assert_eq!(count(&db, "SELECT count(*) FROM events").await, 4);
+    assert_eq!(settled_count(&db, "events").await, 4);
     s.finish(&cx).await.expect("finishes");
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 5);
+}
+
+#[tokio::test]
+async fn rows_gather_while_a_transaction_runs_and_make_the_next_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("out.db");
+    exec(&db, "CREATE TABLE events (id INTEGER PRIMARY KEY)").await;
+    let options = "batch_size = 2\nmax_batch_size = 6\nflush_interval = \"1h\"";
+    let mut s = sink(&db, "events", options);
+    let (cx, _dead) = sink_context();
+    s.open(&cx).await.expect("connects");
+    let ids = |from: i64, to: i64| -> Vec<_> {
+        (from..=to).map(|id| record(json!({"id": id}))).collect()
+    };
+    // Another connection holds the write lock: the sink's first transaction waits for it.
+    let mut other = sqlx::SqliteConnection::connect(&sqlite_url(&db))
+        .await
+        .expect("connects");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("locks");
+    s.write(Incoming::from(ids(1, 2)), &cx)
+        .await
+        .expect("a full batch starts a transaction and returns");
+    s.write(Incoming::from(ids(3, 5)), &cx)
+        .await
+        .expect("the next rows gather while it waits");
+    sqlx::query("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("unlocks");
+    let written = || count(&db, "SELECT count(*) FROM events");
+    assert_eq!(
+        settled_count(&db, "events").await,
+        2,
+        "the first transaction has its batch; the rows gathered wait for the next write"
+    );
+    s.write(Incoming::from(ids(6, 6)), &cx)
+        .await
+        .expect("writes");
+    s.checkpoint(&cx)
+        .await
+        .expect("a checkpoint waits for the writes");
+    assert_eq!(
+        written().await,
+        6,
+        "the gathered rows made one more transaction"
+    );
+    s.finish(&cx).await.expect("finishes");
 }
 
 #[tokio::test]
@@ -396,6 +465,17 @@ fn bad_options_are_build_errors() {
     assert_eq!(e.field.as_deref(), Some("url"));
     assert!(e.message.contains("unknown database `mysql`"), "{e}");
     assert!(!e.message.contains("secret"), "{e}");
+
+    let e = build_error(build_sink(
+        "sql",
+        "url = \"sqlite::memory:\"\ntable = \"t\"\nbatch_size = 500\nmax_batch_size = 100",
+    ));
+    assert_eq!(e.field.as_deref(), Some("max_batch_size"));
+    assert!(
+        e.message
+            .contains("max_batch_size (100) is smaller than batch_size (500)"),
+        "{e}"
+    );
 
     let e = build_error(build_sink("sql", "url = \"shop.db\"\ntable = \"t\""));
     assert_eq!(e.field.as_deref(), Some("url"));
