@@ -2,9 +2,9 @@
 # The embedded flagship against SQLite's own time for the same rows (issue 11's sink goal):
 # N generated transactions read from a file by the whole flagship (its analytics and its five
 # SQLite tables, `--threads 2`), against scripts/sqlite_reference.py upserting exactly the
-# rows the flagship's sql sinks received (captured in a first run with file sinks in their
-# place) through Python's sqlite3 in one transaction. Prints each one's median over RUNS
-# (default 3) and the ratio.
+# rows the flagship's sql sinks received (captured by scripts/capture-sql-rows.sh in a first
+# run with file sinks in their place) through Python's sqlite3 in one transaction. Prints
+# each one's median over RUNS (default 3) and the ratio.
 #
 #   scripts/bench-sqlite.sh [N]          # N defaults to 1,000,000
 set -euo pipefail
@@ -12,31 +12,11 @@ cd "$(dirname "$0")/.."
 
 n="${1:-1000000}"
 runs="${RUNS:-3}"
-CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --quiet -p ecomflow
 bin="$PWD/target/release/ecomflow"
 flagship="$PWD/pipelines/ecommerce.toml"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-scripts/generate-transactions.sh "$n" "$work/transactions.jsonl"
-
-# The flagship reading the file instead of generating.
-printf '%s\n' \
-  '[sources.transactions]' 'replace = true' 'type = "file"' \
-  "path = \"$work/transactions.jsonl\"" '' \
-  '[sources.transactions.event_time]' 'field = "transactionDate"' 'format = "seed"' \
-  'max_out_of_orderness = "5m"' 'max_future = "1d"' >"$work/from-file.toml"
-
-# Its sql sinks replaced by files of what they receive.
-mkdir -p "$work/captured"
-for sink in transactions_table:usd sales_per_category_table:sales_per_category \
-  sales_per_day_table:sales_per_day sales_per_month_table:sales_per_month \
-  payment_alerts_table:payment_alerts; do
-  name="${sink%%:*}"
-  printf '%s\n' "[sinks.$name]" 'replace = true' 'type = "file"' \
-    "inputs = [\"${sink##*:}\"]" "path = \"$work/captured/$name.jsonl\"" ''
-done >"$work/capture.toml"
-(cd "$work" && "$bin" run "$flagship" "$work/from-file.toml" "$work/capture.toml" --quiet \
-  --set http.enabled=false 2>"$work/capture.log")
+scripts/capture-sql-rows.sh "$work" "$n"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 : >"$work/ecomflow.times"

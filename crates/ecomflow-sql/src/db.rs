@@ -1,6 +1,7 @@
 //! The connection pool of either database: connecting, reading a table's columns, running
 //! INSERT statements, and telling a rejected row from a lost connection.
 
+use crate::copy::CopySql;
 use crate::dialect::{BindKind, Cast, Dialect, split_table};
 use crate::sqlite_files;
 use crate::value_bind::{Bound, bind};
@@ -316,6 +317,24 @@ impl Db {
             Db::Sqlite(pool, _) => run!(pool, Sqlite),
             Db::Postgres(pool) => run!(pool, Postgres),
         }
+    }
+
+    /// Writes `values` (rows of `width` values) by `copy`, in one transaction. PostgreSQL
+    /// only: SQLite has no COPY.
+    pub async fn copy_in_transaction(
+        &self,
+        copy: &CopySql,
+        values: &[Bound<'_>],
+        width: usize,
+    ) -> Result<(), sqlx::Error> {
+        let Db::Postgres(pool) = self else {
+            return Err(sqlx::Error::Configuration(
+                "COPY is PostgreSQL's; this is SQLite".into(),
+            ));
+        };
+        let mut tx = pool.begin().await?;
+        copy.write(&mut tx, values, width).await?;
+        tx.commit().await
     }
 
     /// Runs one statement on its own.

@@ -24,6 +24,40 @@ pub enum Cast {
     UtcTimestamp,
 }
 
+impl Cast {
+    /// The PostgreSQL expression converting `expr` (a placeholder or a column).
+    pub fn apply(&self, expr: &str) -> String {
+        match self {
+            Cast::None => expr.to_string(),
+            Cast::To(t) => format!("{expr}::{t}"),
+            Cast::UtcTimestamp => format!("({expr}::timestamptz AT TIME ZONE 'UTC')"),
+        }
+    }
+}
+
+/// ` ON CONFLICT (key) DO UPDATE SET` every other column to the new row's value (`DO
+/// NOTHING` when every column is in the key); empty without a key.
+pub fn conflict_clause(columns: &[ColumnSql], key: &[String]) -> String {
+    if key.is_empty() {
+        return String::new();
+    }
+    let key_names: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| !key.contains(&c.name))
+        .map(|c| {
+            let q = quote_ident(&c.name);
+            format!("{q} = excluded.{q}")
+        })
+        .collect();
+    let action = if updates.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("DO UPDATE SET {}", updates.join(", "))
+    };
+    format!(" ON CONFLICT ({}) {action}", key_names.join(", "))
+}
+
 /// How values are bound for one column (see `value_bind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindKind {
@@ -123,37 +157,14 @@ impl Dialect {
             }
             sql.push(')');
         }
-        if !key.is_empty() {
-            let key_names: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
-            sql.push_str(" ON CONFLICT (");
-            sql.push_str(&key_names.join(", "));
-            sql.push(')');
-            let updates: Vec<String> = columns
-                .iter()
-                .filter(|c| !key.contains(&c.name))
-                .map(|c| {
-                    let q = quote_ident(&c.name);
-                    format!("{q} = excluded.{q}")
-                })
-                .collect();
-            if updates.is_empty() {
-                sql.push_str(" DO NOTHING");
-            } else {
-                sql.push_str(" DO UPDATE SET ");
-                sql.push_str(&updates.join(", "));
-            }
-        }
+        sql.push_str(&conflict_clause(columns, key));
         sql
     }
 
     fn push_placeholder(self, sql: &mut String, n: usize, cast: &Cast) {
-        match (self, cast) {
-            (Dialect::Sqlite, _) => sql.push('?'),
-            (Dialect::Postgres, Cast::None) => sql.push_str(&format!("${n}")),
-            (Dialect::Postgres, Cast::To(t)) => sql.push_str(&format!("${n}::{t}")),
-            (Dialect::Postgres, Cast::UtcTimestamp) => {
-                sql.push_str(&format!("(${n}::timestamptz AT TIME ZONE 'UTC')"));
-            }
+        match self {
+            Dialect::Sqlite => sql.push('?'),
+            Dialect::Postgres => sql.push_str(&cast.apply(&format!("${n}"))),
         }
     }
 

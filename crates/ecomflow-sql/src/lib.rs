@@ -2,7 +2,9 @@
 //!
 //! The URL picks the database (`sqlite:` or `postgres:`). Records are buffered and written
 //! when `batch_size` rows are waiting or the oldest has waited `flush_interval`, each batch in
-//! one transaction of multi-row INSERTs (or upserts on `key`, de-duplicated within the batch).
+//! one transaction (upserts on `key`, de-duplicated within the batch): into SQLite by
+//! multi-row INSERTs, into PostgreSQL by binary COPY into a staging table and one INSERT ...
+//! SELECT.
 //! A transaction runs beside the sink, which goes on taking records: those gathered by its
 //! end (up to `max_batch_size` rows) make the next one, so a busy sink commits fewer, larger
 //! transactions.
@@ -13,6 +15,7 @@
 //! (ecomflow-core's retry policy); then, or at once for other failures, the run stops.
 
 mod config;
+mod copy;
 mod db;
 mod dedup;
 mod dialect;

@@ -1,6 +1,7 @@
 //! The write plan, fixed at the first write: which columns get which fields, how each is
-//! bound, and the INSERT text for the statement sizes that recur.
+//! bound, the INSERT text for the statement sizes that recur, and PostgreSQL's COPY path.
 
+use crate::copy::CopySql;
 use crate::db::TableColumn;
 use crate::dialect::{BindKind, ColumnSql, Dialect, quote_table};
 use crate::value_bind::{Bound, convert};
@@ -27,6 +28,8 @@ pub struct Plan {
     rows_per_statement: usize,
     full_sql: String,
     one_sql: String,
+    /// PostgreSQL's bulk path (COPY into a staging table, then one INSERT ... SELECT).
+    copy: Option<CopySql>,
 }
 
 impl Plan {
@@ -83,6 +86,9 @@ impl Plan {
         let rows_per_statement = dialect.rows_per_statement(columns.len(), batch_size);
         let full_sql = dialect.insert_sql(table, &sql_columns, key, rows_per_statement);
         let one_sql = dialect.insert_sql(table, &sql_columns, key, 1);
+        let kinds: Vec<BindKind> = columns.iter().map(|c| c.kind).collect();
+        let copy =
+            (dialect == Dialect::Postgres).then(|| CopySql::new(table, &sql_columns, &kinds, key));
         Ok(Plan {
             dialect,
             table: table.to_string(),
@@ -92,6 +98,7 @@ impl Plan {
             rows_per_statement,
             full_sql,
             one_sql,
+            copy,
         })
     }
 
@@ -103,6 +110,11 @@ impl Plan {
     /// Rows per statement.
     pub fn rows_per_statement(&self) -> usize {
         self.rows_per_statement
+    }
+
+    /// PostgreSQL's bulk path; `None` for SQLite, which writes multi-row INSERTs.
+    pub fn copy_sql(&self) -> Option<&CopySql> {
+        self.copy.as_ref()
     }
 
     /// Appends the values of `record` to `values`, or says which field does not convert (and

@@ -181,7 +181,7 @@ async fn rows_postgres_rejects_are_dead_lettered_and_the_rest_written() {
     let (url, pool) = fresh_database().await;
     sqlx::raw_sql(
         "CREATE TABLE sales_per_day (transaction_date DATE PRIMARY KEY,
-         total_sales DOUBLE PRECISION NOT NULL CHECK (total_sales >= 0), n INTEGER)",
+         total_sales DOUBLE PRECISION NOT NULL CHECK (total_sales >= 0), n INTEGER, note TEXT)",
     )
     .execute(&pool)
     .await
@@ -192,12 +192,19 @@ async fn rows_postgres_rejects_are_dead_lettered_and_the_rest_written() {
     let not_a_date = record(json!({"transaction_date": "2025-13-45", "total_sales": 1.0, "n": 1}));
     let not_a_number =
         record(json!({"transaction_date": "2025-01-04", "total_sales": 1.0, "n": "ten"}));
+    // PostgreSQL's text cannot hold a NUL character.
+    let nul =
+        record(json!({"transaction_date": "2025-01-03", "total_sales": 1.0, "note": "a\u{0}b"}));
     s.write(
         Incoming::from(vec![
-            record(json!({"transaction_date": "2025-01-01", "total_sales": 1.5, "n": 1})),
+            // The first record names the columns written (`columns` is not set).
+            record(
+                json!({"transaction_date": "2025-01-01", "total_sales": 1.5, "n": 1, "note": "ok"}),
+            ),
             negative.clone(),
             not_a_date.clone(),
             not_a_number.clone(),
+            nul.clone(),
             record(json!({"transaction_date": "2025-01-05", "total_sales": 5.0, "n": 2})),
         ]),
         &cx,
@@ -225,6 +232,7 @@ async fn rows_postgres_rejects_are_dead_lettered_and_the_rest_written() {
         payloads,
         [
             &Payload::Record(negative),
+            &Payload::Record(nul),
             &Payload::Record(not_a_number),
             &Payload::Record(not_a_date)
         ]
@@ -234,11 +242,12 @@ async fn rows_postgres_rejects_are_dead_lettered_and_the_rest_written() {
         "{}",
         letters[0].reason
     );
-    assert!(letters[1].reason.contains("ten"), "{}", letters[1].reason);
+    assert!(letters[1].reason.contains("0x00"), "{}", letters[1].reason);
+    assert!(letters[2].reason.contains("ten"), "{}", letters[2].reason);
     assert!(
-        letters[2].reason.contains("2025-13-45"),
+        letters[3].reason.contains("2025-13-45"),
         "{}",
-        letters[2].reason
+        letters[3].reason
     );
 }
 

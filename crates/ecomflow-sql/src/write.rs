@@ -40,24 +40,13 @@ impl Writer {
                 Err(reason) => dead.push((reason, Payload::Record(r.clone()))),
             }
         }
-        let chunks: Vec<&[Bound<'_>]> = values.chunks(plan.rows_per_statement() * width).collect();
-        let texts: Vec<_> = chunks.iter().map(|c| plan.sql(c.len() / width)).collect();
-        let statements: Vec<Statement<'_>> = chunks
-            .iter()
-            .zip(&texts)
-            .map(|(values, (sql, persistent))| Statement {
-                sql,
-                values,
-                persistent: *persistent,
-            })
-            .collect();
         let mut result = Ok(());
-        if !statements.is_empty() {
+        if !values.is_empty() {
             // A lost connection rolls the transaction back: retry the batch, pausing longer
             // each time, until the database answers or `retry_for` has passed.
             let mut retrying = self.retry.start();
             loop {
-                result = self.db.insert_in_transaction(&statements).await;
+                result = self.write_batch(&values).await;
                 match result {
                     Err(e) if db::is_connection_error(&e) => {
                         let e = db_error(format!("cannot write to {}", self.what), e);
@@ -102,5 +91,27 @@ impl Writer {
         }
         dead_letter.send(dead).await;
         Ok(())
+    }
+
+    /// Writes the bound `values` in one transaction: by COPY into PostgreSQL, by multi-row
+    /// INSERTs into SQLite.
+    async fn write_batch(&self, values: &[Bound<'_>]) -> Result<(), sqlx::Error> {
+        let plan = &self.plan;
+        let width = plan.width();
+        if let Some(copy) = plan.copy_sql() {
+            return self.db.copy_in_transaction(copy, values, width).await;
+        }
+        let chunks: Vec<&[Bound<'_>]> = values.chunks(plan.rows_per_statement() * width).collect();
+        let texts: Vec<_> = chunks.iter().map(|c| plan.sql(c.len() / width)).collect();
+        let statements: Vec<Statement<'_>> = chunks
+            .iter()
+            .zip(&texts)
+            .map(|(values, (sql, persistent))| Statement {
+                sql,
+                values,
+                persistent: *persistent,
+            })
+            .collect();
+        self.db.insert_in_transaction(&statements).await
     }
 }

@@ -101,11 +101,15 @@ async fn write(tx: &mut PgConnection, group: &Rows) -> Result<Vec<(String, Paylo
     }
     savepoint(tx, "SAVEPOINT ecomflow_rows").await?;
     let mut failed = None;
-    for chunk in values.chunks(plan.rows_per_statement() * width) {
-        let (sql, persistent) = plan.sql(chunk.len() / width);
-        if let Err(e) = execute(tx, &sql, persistent, chunk).await {
-            failed = Some(e);
-            break;
+    if let Some(copy) = plan.copy_sql() {
+        failed = copy.write(tx, &values, width).await.err();
+    } else {
+        for chunk in values.chunks(plan.rows_per_statement() * width) {
+            let (sql, persistent) = plan.sql(chunk.len() / width);
+            if let Err(e) = execute(tx, &sql, persistent, chunk).await {
+                failed = Some(e);
+                break;
+            }
         }
     }
     match failed {
