@@ -4,7 +4,8 @@
 use ecomflow_core::json::{JsonDecoder, encode_line};
 use ecomflow_core::{Field, Record, Value};
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Range;
 
 /// The longest `_id` Elasticsearch accepts, in bytes.
@@ -17,6 +18,9 @@ pub struct Buffer {
     pub body: Vec<u8>,
     /// Where each document's two lines are in `body`.
     pub docs: Vec<Range<usize>>,
+    /// A hash of each document's `_id`, when it has one (so two requests in flight never
+    /// hold the same document).
+    ids: Vec<Option<u64>>,
 }
 
 impl Buffer {
@@ -28,6 +32,11 @@ impl Buffer {
             None => None,
         };
         let start = self.body.len();
+        self.ids.push(id.as_ref().map(|id| {
+            let mut h = DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish()
+        }));
         match id {
             Some(id) => {
                 self.body.extend_from_slice(br#"{"index":{"_id":"#);
@@ -72,6 +81,27 @@ impl Buffer {
         out
     }
 
+    /// The hashes of the documents' ids.
+    pub fn id_hashes(&self) -> HashSet<u64> {
+        self.ids.iter().flatten().copied().collect()
+    }
+
+    /// Takes the first `n` documents out, as a buffer of their own.
+    pub fn split_front(&mut self, n: usize) -> Buffer {
+        let n = n.min(self.docs.len());
+        if n == self.docs.len() {
+            return std::mem::take(self);
+        }
+        let cut = self.docs.get(n).map_or(self.body.len(), |next| next.start);
+        let front = Buffer {
+            body: self.body[..cut].to_vec(),
+            docs: self.docs[..n].to_vec(),
+            ids: self.ids[..n].to_vec(),
+        };
+        self.drain_front(n);
+        front
+    }
+
     /// Drops the first `n` documents, keeping the rest.
     pub fn drain_front(&mut self, n: usize) {
         let n = n.min(self.docs.len());
@@ -82,6 +112,7 @@ impl Buffer {
         };
         self.body.drain(..cut);
         self.docs.drain(..n);
+        self.ids.drain(..n);
         for r in &mut self.docs {
             *r = r.start - cut..r.end - cut;
         }
@@ -108,6 +139,7 @@ impl Buffer {
     pub fn clear(&mut self) {
         self.body.clear();
         self.docs.clear();
+        self.ids.clear();
     }
 }
 
@@ -297,6 +329,31 @@ mod tests {
         assert_eq!(b.record(0), record(json!({ "id": 3, "v": "x" })));
         b.drain_front(2);
         assert!(b.is_empty() && b.body.is_empty());
+    }
+
+    #[test]
+    fn the_front_splits_off_with_its_ids() {
+        let mut b = buffer(5);
+        let (front_bytes, rest_bytes) = (b.slice(0..2).to_vec(), b.slice(2..5).to_vec());
+        let front = b.split_front(2);
+        assert_eq!(front.len(), 2);
+        assert_eq!(front.slice(0..2), front_bytes.as_slice());
+        assert_eq!(b.slice(0..3), rest_bytes.as_slice());
+        assert_eq!(front.id_hashes().len(), 2);
+        assert!(front.id_hashes().is_disjoint(&b.id_hashes()));
+        let again = buffer(1).id_hashes();
+        assert!(
+            again.is_subset(&front.id_hashes()),
+            "the same id, the same hash"
+        );
+        let all = b.split_front(10);
+        assert_eq!(all.len(), 3);
+        assert!(b.is_empty() && b.body.is_empty());
+        let mut no_id = Buffer::default();
+        no_id
+            .push(&record(json!({ "a": 1 })), None)
+            .expect("pushed");
+        assert!(no_id.id_hashes().is_empty());
     }
 
     #[test]

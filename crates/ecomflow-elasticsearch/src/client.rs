@@ -34,16 +34,19 @@ enum Attempt {
 }
 
 impl Client {
-    /// A client for `index` at `url` (no I/O: the first request connects).
+    /// A client for `index` at `url`, gzip-compressing request bodies when `compression` (no
+    /// I/O: the first request connects).
     pub fn new(
         url: &Url,
         index: &str,
         credentials: Option<(String, String)>,
         timeout: Duration,
+        compression: bool,
     ) -> Result<Client, ComponentError> {
         let what = format!("index `{index}` at {}", redact(url));
-        let mut builder =
-            TransportBuilder::new(SingleNodeConnectionPool::new(url.clone())).timeout(timeout);
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url.clone()))
+            .timeout(timeout)
+            .request_body_compression(compression);
         if let Some((user, password)) = credentials {
             builder = builder.auth(Credentials::Basic(user, password));
         }

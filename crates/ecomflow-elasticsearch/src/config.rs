@@ -30,6 +30,17 @@ pub struct ElasticsearchConfig {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
     pub batch_size: usize,
+    /// How many `_bulk` requests may be in flight at once: the sink goes on taking and
+    /// batching records while they run. A document is never in two requests in flight, so a
+    /// later version of it cannot be overtaken by an earlier one.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1))]
+    pub concurrency: usize,
+    /// Send request bodies gzip-compressed (`Content-Encoding: gzip`): about a tenth of the
+    /// bytes on the network for the CPU of compressing them, worth it when Elasticsearch is
+    /// across a network rather than on the same machine.
+    #[serde(default)]
+    pub compression: bool,
     /// The longest a document waits in the buffer before it is sent, such as `1s` or
     /// `500ms` (checked whenever records arrive, on a timer, and at the end of the run).
     #[serde(
@@ -41,7 +52,8 @@ pub struct ElasticsearchConfig {
     /// How long a request is tried again, with growing pauses, while Elasticsearch cannot
     /// take it (unreachable, or answering 429 or a 5xx status), and likewise storing the
     /// `template` at start and a document rejected with 429 or a 5xx status. Meanwhile the
-    /// sink waits, and so does the pipeline upstream. Then a request stops the run with its
+    /// sink goes on batching until every `concurrency` place is taken, then waits, and so
+    /// does the pipeline upstream (a checkpoint waits for every request). Then a request stops the run with its
     /// error, a document goes to the dead-letter output with its reason. Other errors (such
     /// as 400 or 401) are not retried.
     #[serde(
@@ -75,6 +87,10 @@ pub struct ElasticsearchConfig {
 
 fn default_batch_size() -> usize {
     1000
+}
+
+fn default_concurrency() -> usize {
+    2
 }
 
 fn default_flush_interval() -> Duration {
@@ -116,6 +132,12 @@ impl ElasticsearchConfig {
             return Err(BuildError::field("template", "template is empty").with_hint(
                 "name a file such as \"elasticsearch/transactions-template.json\", or leave the \
                  option out",
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(BuildError::field(
+                "concurrency",
+                "concurrency must be at least 1",
             ));
         }
         if self.batch_size == 0 {
@@ -180,6 +202,8 @@ mod tests {
         assert_eq!(props["retry_for"]["default"], "1m");
         assert_eq!(props["retry_backoff"]["default"], "200ms");
         assert_eq!(props["request_timeout"]["default"], "1m");
+        assert_eq!(props["concurrency"]["default"], 2);
+        assert_eq!(props["compression"]["default"], false);
         assert_eq!(schema["required"], serde_json::json!(["url", "index"]));
     }
 
@@ -194,6 +218,10 @@ mod tests {
             (
                 "url = \"http://h:9200\"\nindex = \"t\"\nbatch_size = 0",
                 "batch_size",
+            ),
+            (
+                "url = \"http://h:9200\"\nindex = \"t\"\nconcurrency = 0",
+                "concurrency",
             ),
             (
                 "url = \"http://h:9200\"\nindex = \"t\"\nid_field = \"\"",

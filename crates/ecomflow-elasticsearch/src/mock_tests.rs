@@ -247,10 +247,10 @@ async fn a_request_that_keeps_failing_stops_the_run() {
     let (cx, _dead) = sink_context();
     let mut sink =
         build(&options(&mock.url, "retry_for = \"50ms\"\nbatch_size = 2")).expect("builds");
-    let e = sink
-        .write(Incoming::from(records(2)), &cx)
+    sink.write(Incoming::from(records(2)), &cx)
         .await
-        .expect_err("fails");
+        .expect("the request runs beside the sink");
+    let e = sink.checkpoint(&cx).await.expect_err("fails");
     let message = e.to_string();
     assert!(mock.bulks().len() >= 2, "retried");
     assert!(
@@ -334,4 +334,58 @@ async fn a_template_that_is_not_json_is_named_in_the_error() {
     let mut sink = build_sink_in("elasticsearch", &opts, dir.path()).expect("builds");
     let e = sink.finish(&cx).await.expect_err("fails");
     assert!(e.to_string().contains("t.json is not JSON"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_run_side_by_side_but_never_two_with_the_same_document() {
+    // Each `_bulk` answer takes 200 ms; the log says when each request began and ended.
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let kept = log.clone();
+    let mock = Mock::start(move |_, request| {
+        if !request.path.contains("/_bulk") {
+            return (200, json!({}));
+        }
+        let ids: Vec<&str> = request
+            .body
+            .lines()
+            .step_by(2)
+            .filter_map(|l| l.split('"').nth(5))
+            .collect();
+        let name = ids.join(",");
+        kept.lock().expect("log").push(format!("begin {name}"));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        kept.lock().expect("log").push(format!("end {name}"));
+        bulk_answer(&vec![201; ids.len()])
+    })
+    .await;
+    let (cx, dead) = sink_context();
+    let mut sink = build(&options(
+        &mock.url,
+        "batch_size = 1\nconcurrency = 3\nflush_interval = \"1h\"",
+    ))
+    .expect("builds");
+    let all = records(2);
+    // tx-0000, tx-0001, then tx-0000 again: three places, yet the third waits for the first.
+    for r in [&all[0], &all[1], &all[0]] {
+        sink.write(Incoming::from(vec![r.clone()]), &cx)
+            .await
+            .expect("written");
+    }
+    sink.finish(&cx).await.expect("finished");
+    let log = log.lock().expect("log").clone();
+    let at = |event: &str| log.iter().position(|e| e == event).expect(event);
+    let second_begin = log
+        .iter()
+        .rposition(|e| e == "begin tx-0000")
+        .expect("again");
+    assert!(
+        at("begin tx-0001") < at("end tx-0000"),
+        "two requests in flight at once: {log:?}"
+    );
+    assert!(
+        second_begin > at("end tx-0000"),
+        "the same document waits for its earlier request: {log:?}"
+    );
+    assert_eq!(log.len(), 6, "{log:?}");
+    drop(dead);
 }

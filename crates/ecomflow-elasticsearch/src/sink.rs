@@ -1,17 +1,18 @@
-//! The `elasticsearch` sink: buffers documents, sends them with `_bulk` by size or age, retries
-//! the ones Elasticsearch could not take yet and dead-letters the ones it rejects.
+//! The `elasticsearch` sink: buffers documents and sends them with `_bulk` by size or age, up
+//! to `concurrency` requests at a time (see `send` for the retries and dead letters).
 
-use crate::bulk::{Buffer, Outcome, outcomes};
+use crate::bulk::Buffer;
 use crate::client::Client;
 use crate::config::ElasticsearchConfig;
+use crate::send::Sender;
 use ecomflow_core::async_trait::async_trait;
-use ecomflow_core::retry::shown;
 use ecomflow_core::{
-    Batching, BuildContext, BuildError, ComponentError, Field, Incoming, Payload, Plugin, Record,
-    RetryPolicy, Sink, SinkContext, SinkPlugin,
+    Batching, BuildContext, BuildError, ComponentError, Field, InFlight, Incoming, Payload, Plugin,
+    Record, RetryPolicy, Sink, SinkContext, SinkPlugin,
 };
 use elasticsearch::http::Url;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Registers the `elasticsearch` sink.
@@ -30,10 +31,12 @@ impl SinkPlugin for ElasticsearchPlugin {
             template: cfg.template.map(|t| cx.base_dir.join(t)),
             credentials: cfg.username.zip(cfg.password),
             timeout: cfg.request_timeout,
+            compression: cfg.compression,
             retry: RetryPolicy::new(cfg.retry_for).with_first_pause(cfg.retry_backoff),
             batching: Batching::new(cfg.batch_size, cfg.flush_interval),
             client: None,
             buffer: Buffer::default(),
+            in_flight: InFlight::new(cfg.concurrency),
         }))
     }
 }
@@ -45,14 +48,18 @@ struct ElasticsearchSink {
     template: Option<PathBuf>,
     credentials: Option<(String, String)>,
     timeout: Duration,
+    /// Whether request bodies are sent gzip-compressed.
+    compression: bool,
     /// How requests, the template and rejected documents are tried again.
     retry: RetryPolicy,
     /// When the buffer is sent: by size and by age.
     batching: Batching,
     /// Made at the first write (or at finish), once the template is stored.
-    client: Option<Client>,
+    client: Option<Arc<Client>>,
     /// Documents not sent yet.
     buffer: Buffer,
+    /// The requests running beside the sink.
+    in_flight: InFlight,
 }
 
 impl ElasticsearchSink {
@@ -63,88 +70,42 @@ impl ElasticsearchSink {
             return Ok(());
         }
         let credentials = self.credentials.clone();
-        let client = Client::new(&self.url, &self.index, credentials, self.timeout)?;
+        let client = Client::new(
+            &self.url,
+            &self.index,
+            credentials,
+            self.timeout,
+            self.compression,
+        )?;
         if let Some(template) = &self.template {
             self.retry.run(|| client.put_template(template)).await?;
         }
-        self.client = Some(client);
+        self.client = Some(Arc::new(client));
         Ok(())
     }
 
-    /// Sends the first `n` buffered documents and drops them from the buffer. Returns when
-    /// each is stored or dead-lettered: a request that fails transiently is sent again, and
-    /// documents rejected with 429 or a 5xx status are sent again (alone), with growing
-    /// pauses for up to `retry_for`; then the request's error stops the run, and the
-    /// documents still rejected are dead-lettered.
+    /// Starts sending the first `n` buffered documents beside the sink (taking them out of
+    /// the buffer), once a place among the `concurrency` requests in flight is free and no
+    /// request in flight holds one of their ids; returns an earlier request's failure.
     async fn send(&mut self, n: usize, cx: &SinkContext) -> Result<(), ComponentError> {
         if n == 0 {
             return Ok(());
         }
         self.connect().await?;
-        let mut dead: Vec<(String, Payload)> = Vec::new();
-        let result = self.send_docs(n, &mut dead).await;
-        cx.dead_letter.send(dead).await;
-        result?;
-        self.buffer.drain_front(n);
-        Ok(())
-    }
-
-    async fn send_docs(
-        &self,
-        n: usize,
-        dead: &mut Vec<(String, Payload)>,
-    ) -> Result<(), ComponentError> {
         let Some(client) = &self.client else {
             return Err(ComponentError::Other(
                 "the elasticsearch sink is not connected".into(),
             ));
         };
-        let mut pending: Vec<usize> = (0..n).collect();
-        let mut retrying = self.retry.start();
-        loop {
-            let sent = if pending.len() == n {
-                client.bulk(self.buffer.slice(0..n)).await
-            } else {
-                client.bulk(&self.buffer.select(&pending)).await
-            };
-            let response = match sent {
-                Ok(response) => response,
-                Err(e) => {
-                    retrying.failed(e).await?;
-                    continue;
-                }
-            };
-            let results = outcomes(&response, pending.len())
-                .map_err(|e| ComponentError::Other(format!("{}: {e}", client.what())))?;
-            let mut again = Vec::new();
-            for (&p, outcome) in pending.iter().zip(results) {
-                match outcome {
-                    Outcome::Done => {}
-                    Outcome::Retry(reason) => again.push((p, reason)),
-                    Outcome::Failed(reason) => {
-                        dead.push((reason, Payload::Record(self.buffer.record(p))));
-                    }
-                }
-            }
-            let Some((_, first_reason)) = again.first() else {
-                return Ok(());
-            };
-            let why = format!(
-                "{} of {} documents not taken by {} yet ({first_reason})",
-                again.len(),
-                pending.len(),
-                client.what()
-            );
-            if !retrying.wait(&why).await {
-                let after = shown(retrying.retry_for());
-                for (p, reason) in again {
-                    let reason = format!("{reason} (still rejected after retrying for {after})");
-                    dead.push((reason, Payload::Record(self.buffer.record(p))));
-                }
-                return Ok(());
-            }
-            pending = again.into_iter().map(|(p, _)| p).collect();
-        }
+        let sender = Sender {
+            client: client.clone(),
+            retry: self.retry,
+        };
+        let batch = self.buffer.split_front(n);
+        let ids = batch.id_hashes();
+        let dead_letter = cx.dead_letter.clone();
+        let request = async move { sender.send(batch, &dead_letter).await };
+        self.in_flight.start(ids, request).await
     }
 
     /// Buffers `records` and sends every full batch.
@@ -176,7 +137,7 @@ impl ElasticsearchSink {
         Ok(())
     }
 
-    /// Sends every buffered document.
+    /// Sends every buffered document, and waits until every request has ended.
     async fn flush_all(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
         while !self.buffer.is_empty() {
             self.send(self.batching.batch_size().min(self.buffer.len()), cx)
@@ -184,7 +145,7 @@ impl ElasticsearchSink {
         }
         self.buffer.clear();
         self.batching.emptied();
-        Ok(())
+        self.in_flight.wait_all().await
     }
 }
 

@@ -197,6 +197,24 @@ async fn a_document_the_mapping_rejects_is_dead_lettered_with_the_reason() {
 }
 
 #[tokio::test]
+async fn compressed_bodies_are_indexed() {
+    let index = unique_index("gzip");
+    let (cx, mut dead) = sink_context();
+    let mut sink = build(&options(&index, "compression = true\nbatch_size = 4")).expect("builds");
+    let records: Vec<_> = (0..10)
+        .map(|i| transaction(i, "2025-07-19T12:34:56.123456+0000"))
+        .collect();
+    sink.write(Incoming::from(records), &cx)
+        .await
+        .expect("written");
+    sink.finish(&cx).await.expect("finished");
+    assert!(dead_letters(&mut dead).is_empty());
+    let expected: Vec<String> = (0..10).map(|i| format!("tx-{i:04}")).collect();
+    assert_eq!(ids(&index).await, expected);
+    cleanup(&index).await;
+}
+
+#[tokio::test]
 async fn full_batches_are_sent_before_finish() {
     let index = unique_index("size");
     let (cx, _dead) = sink_context();
@@ -212,7 +230,16 @@ async fn full_batches_are_sent_before_finish() {
     sink.write(Incoming::from(records[8..].to_vec()), &cx)
         .await
         .expect("written");
-    assert_eq!(count(&index).await, 20, "two full batches are sent, 5 wait");
+    // The two requests run beside the sink: their documents show once they end.
+    let mut sent = 0;
+    for _ in 0..100 {
+        sent = count(&index).await;
+        if sent >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent, 20, "two full batches are sent, 5 wait");
     sink.finish(&cx).await.expect("finished");
     assert_eq!(count(&index).await, 25);
     cleanup(&index).await;
@@ -264,11 +291,14 @@ async fn a_refused_connection_fails_after_retry_for() {
     );
     let mut sink = build(&opts).expect("builds without connecting");
     let started = Instant::now();
+    sink.write(
+        Incoming::from(vec![transaction(0, "2025-07-19T12:34:56.123456+0000")]),
+        &cx,
+    )
+    .await
+    .expect("the request runs beside the sink");
     let e = sink
-        .write(
-            Incoming::from(vec![transaction(0, "2025-07-19T12:34:56.123456+0000")]),
-            &cx,
-        )
+        .checkpoint(&cx)
         .await
         .expect_err("nothing listens on port 1");
     let message = e.to_string();
@@ -312,11 +342,15 @@ async fn outages_at_start_and_mid_run_are_waited_out() {
     sink.write(Incoming::from(records[..10].to_vec()), &cx)
         .await
         .expect("the template and the first batches once Elasticsearch is up");
+    sink.checkpoint(&cx).await.expect("the batches are stored");
     assert!(started.elapsed() >= outage, "{:?}", started.elapsed());
     assert_eq!(count(&index).await, 10);
     proxy.cut_for(outage);
     let cut = Instant::now();
     sink.write(Incoming::from(records[10..].to_vec()), &cx)
+        .await
+        .expect("the requests run beside the sink");
+    sink.checkpoint(&cx)
         .await
         .expect("written once Elasticsearch is back");
     assert!(cut.elapsed() >= outage, "{:?}", cut.elapsed());

@@ -12,13 +12,13 @@ use crate::url::redact;
 use crate::write::Writer;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batching, BuildContext, BuildError, ComponentError, Field, Incoming, PartitionId, Plugin,
-    Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
+    Batching, BuildContext, BuildError, ComponentError, Field, InFlight, Incoming, PartitionId,
+    Plugin, Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
 };
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 
 /// Registers the `sql` sink.
 pub struct SqlPlugin;
@@ -75,7 +75,7 @@ impl SinkPlugin for SqlPlugin {
             inputs_ended: false,
             buffer: Vec::new(),
             writer: None,
-            in_flight: None,
+            in_flight: InFlight::new(1),
         }))
     }
 }
@@ -117,7 +117,7 @@ struct SqlSink {
     /// What writes the rows, made at the first write.
     writer: Option<Arc<Writer>>,
     /// The transaction running beside the sink, if any.
-    in_flight: Option<JoinHandle<Result<(), ComponentError>>>,
+    in_flight: InFlight,
 }
 
 impl SqlSink {
@@ -202,21 +202,6 @@ impl SqlSink {
         Ok(())
     }
 
-    /// Waits for the transaction in flight, and returns its failure.
-    async fn wait_in_flight(&mut self) -> Result<(), ComponentError> {
-        let Some(running) = self.in_flight.take() else {
-            return Ok(());
-        };
-        running.await.map_err(|e| {
-            ComponentError::Other(format!("the write to {} failed: {e}", self.what()))
-        })?
-    }
-
-    /// Whether a transaction is still running.
-    fn writing(&self) -> bool {
-        self.in_flight.as_ref().is_some_and(|t| !t.is_finished())
-    }
-
     /// Starts writing `rows` (at most the largest batch) in one transaction, once the one in
     /// flight has ended: the sink goes on taking records meanwhile, and those gathered by
     /// then make the next transaction.
@@ -225,7 +210,6 @@ impl SqlSink {
         rows: Vec<Record>,
         cx: &SinkContext,
     ) -> Result<(), ComponentError> {
-        self.wait_in_flight().await?;
         let Some(first) = rows.first() else {
             return Ok(());
         };
@@ -249,10 +233,9 @@ impl SqlSink {
             })
             .clone();
         let dead_letter = cx.dead_letter.clone();
-        self.in_flight = Some(tokio::spawn(async move {
-            writer.write(rows, &dead_letter).await
-        }));
-        Ok(())
+        // One transaction at a time: rows keep their order.
+        let write = async move { writer.write(rows, &dead_letter).await };
+        self.in_flight.start(HashSet::new(), write).await
     }
 
     /// Writes every buffered record.
@@ -266,7 +249,7 @@ impl SqlSink {
             self.start_write(rows, cx).await?;
         }
         self.batching.emptied();
-        self.wait_in_flight().await
+        self.in_flight.wait_all().await
     }
 }
 
@@ -302,7 +285,7 @@ impl Sink for SqlSink {
             // While a transaction runs, a full buffer gathers up to the largest batch.
             if self
                 .batching
-                .should_write(self.buffer.len(), self.writing())
+                .should_write(self.buffer.len(), self.in_flight.is_busy())
             {
                 dedup_by_key(&mut self.buffer, &self.key_fields);
                 while self.batching.is_full(self.buffer.len()) {

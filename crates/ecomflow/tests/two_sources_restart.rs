@@ -2,7 +2,8 @@
 //! slow sink (one SQLite transaction per five rows, so the pipeline runs under backpressure)
 //! and a checkpoint every 100 ms: stopped with SIGTERM and started again several times, and
 //! killed with SIGKILL once between, the job ends with exactly the tables of a run that was
-//! never interrupted.
+//! never interrupted. The same with a fast sink (no backpressure) is a known bug, ignored
+//! until it is fixed (README, "Not done yet").
 
 #![cfg(unix)]
 
@@ -25,8 +26,9 @@ CREATE TABLE per_day (day TEXT, category TEXT, total REAL, n INTEGER, PRIMARY KE
 CREATE TABLE per_minute (window_start TEXT, window_end TEXT, method TEXT, n INTEGER, PRIMARY KEY (window_start, method));
 ";
 
-/// The pipeline: `generated` (paced) and `filed` both feed every transform.
-fn pipeline(dir: &Path, checkpoints: bool) -> String {
+/// The pipeline: `generated` (paced) and `filed` both feed every transform; `rows_batch` is
+/// the `rows` sink's batching.
+fn pipeline(dir: &Path, checkpoints: bool, rows_batch: &str) -> String {
     let db = format!("sqlite://{}", dir.join("DB").display());
     let mut text = format!(
         r#"
@@ -77,7 +79,7 @@ url = "{db}"
 migrations = "migrations"
 table = "rows"
 key = ["id"]
-batch_size = 5
+{rows_batch}
 columns = {{ id = "transactionId", amount = "totalAmount", status = "paymentStatus" }}
 
 [sinks.days]
@@ -125,9 +127,10 @@ fn write_file_source(dir: &Path) {
     assert!(status.success());
 }
 
-fn run(dir: &Path, db: &str, checkpoints: bool) -> Command {
+fn run(dir: &Path, db: &str, checkpoints: bool, rows_batch: &str) -> Command {
     let file = dir.join(format!("{db}.toml"));
-    std::fs::write(&file, pipeline(dir, checkpoints).replace("DB", db)).expect("pipeline");
+    let text = pipeline(dir, checkpoints, rows_batch).replace("DB", db);
+    std::fs::write(&file, text).expect("pipeline");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
     cmd.arg("run")
         .arg(&file)
@@ -206,15 +209,36 @@ fn sent_by(log: &str, component: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {component} in:\n{log}"))
 }
 
+/// One transaction per five rows, even when more wait: the pipeline runs under backpressure.
+const SLOW_ROWS: &str = "batch_size = 5\nmax_batch_size = 5";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sources_under_backpressure_stopped_and_restarted_end_with_the_uninterrupted_tables() {
+    stopped_and_restarted_end_with_the_uninterrupted_tables(SLOW_ROWS).await;
+}
+
+/// The known bug: with a sink that keeps up, about one run in five ends with a day and a
+/// minute of the file's last records short. The checkpoint a stop takes keeps the file
+/// source at its end while the aggregate's state lacks its last records (its watermark still
+/// minutes before the file's end), so the restarted run emits the short totals over the
+/// right ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known bug: a stop's checkpoint can keep a source's end without its last records"]
+async fn two_sources_without_backpressure_stopped_and_restarted_end_with_the_uninterrupted_tables()
+{
+    for _ in 0..5 {
+        stopped_and_restarted_end_with_the_uninterrupted_tables("batch_size = 300").await;
+    }
+}
+
+async fn stopped_and_restarted_end_with_the_uninterrupted_tables(rows_batch: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("migrations")).expect("dir");
     std::fs::write(dir.path().join("migrations/0001_tables.sql"), MIGRATION).expect("write");
     write_file_source(dir.path());
 
     let log = finish(
-        run(dir.path(), "reference.db", false),
+        run(dir.path(), "reference.db", false, rows_batch),
         &dir.path().join("reference.log"),
         None,
     );
@@ -224,7 +248,7 @@ async fn two_sources_under_backpressure_stopped_and_restarted_end_with_the_unint
     // crash: what came after its last checkpoint is read again), then run to the end.
     for (stop, signal) in ["TERM", "TERM", "KILL", "TERM"].into_iter().enumerate() {
         let log = finish(
-            run(dir.path(), "restarted.db", true),
+            run(dir.path(), "restarted.db", true, rows_batch),
             &dir.path().join(format!("stop{stop}.log")),
             Some((Duration::from_millis(400 + 100 * stop as u64), signal)),
         );
@@ -239,7 +263,7 @@ async fn two_sources_under_backpressure_stopped_and_restarted_end_with_the_unint
         );
     }
     let log = finish(
-        run(dir.path(), "restarted.db", true),
+        run(dir.path(), "restarted.db", true, rows_batch),
         &dir.path().join("last.log"),
         None,
     );
