@@ -5,9 +5,10 @@ upserted the way a DBA would load them by hand.
 Reads the JSON lines each of the flagship's sql sinks received (captured by
 scripts/capture-sql-rows.sh, one file per sink, named after the sink) and writes, into
 OUT_DIR, one CSV file per table and `upsert.sql`: in one transaction, for each table, a
-staging table like it, `\\copy` of its CSV into the staging table, and one
-INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE SET every other column = excluded. Run it with
-`psql -f OUT_DIR/upsert.sql` on a database holding the tables (migrations/).
+staging table like it, `\\copy` of its CSV (one row per key, the last, as the sink leaves
+it) into the staging table, and one INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE SET
+every other column = excluded. Run it with `psql -f OUT_DIR/upsert.sql` on a database holding
+the tables (migrations/).
 
     scripts/postgres_reference.py PIPELINE.toml CAPTURE_DIR OUT_DIR
 """
@@ -56,12 +57,21 @@ def main() -> None:
         wanted = [c for c in columns if c in mapping]
         key = sink.get("key", [])
         path = out / f"{table}.csv"
+        rows = [
+            [cell(json.loads(line).get(mapping[c])) for c in wanted]
+            for line in (captured / f"{name}.jsonl").read_text().splitlines()
+            if line
+        ]
+        if key:
+            # One row per key, the last one, as the sink leaves it (one INSERT ... ON
+            # CONFLICT cannot touch a row twice).
+            at = [wanted.index(k) for k in key]
+            last = {}
+            for row in rows:
+                last[tuple(json.dumps(row[i]) for i in at)] = row
+            rows = list(last.values())
         with open(path, "w", newline="") as f:
-            writer = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)
-            for line in (captured / f"{name}.jsonl").read_text().splitlines():
-                if line:
-                    row = json.loads(line)
-                    writer.writerow([cell(row.get(mapping[c])) for c in wanted])
+            csv.writer(f, quoting=csv.QUOTE_NONNUMERIC).writerows(rows)
         others = [c for c in wanted if c not in key]
         update = ", ".join(f"{c} = excluded.{c}" for c in others)
         conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {update}" if key else ""
