@@ -99,20 +99,14 @@ async fn write(tx: &mut PgConnection, group: &Rows) -> Result<Vec<(String, Paylo
             Err(reason) => rejected.push((reason, Payload::Record(r.clone()))),
         }
     }
+    // The store commits to PostgreSQL only, whose plans always have the COPY path.
+    let Some(copy) = plan.copy_sql() else {
+        return Err(sqlx::Error::Configuration(
+            "the checkpoint store's rows go to PostgreSQL only".into(),
+        ));
+    };
     savepoint(tx, "SAVEPOINT ecomflow_rows").await?;
-    let mut failed = None;
-    if let Some(copy) = plan.copy_sql() {
-        failed = copy.write(tx, &values, width).await.err();
-    } else {
-        for chunk in values.chunks(plan.rows_per_statement() * width) {
-            let (sql, persistent) = plan.sql(chunk.len() / width);
-            if let Err(e) = execute(tx, &sql, persistent, chunk).await {
-                failed = Some(e);
-                break;
-            }
-        }
-    }
-    match failed {
+    match copy.write(tx, &values, width).await.err() {
         None => {
             savepoint(tx, "RELEASE SAVEPOINT ecomflow_rows").await?;
             return Ok(rejected);
