@@ -144,5 +144,10 @@ pub enum Report {
     Ended {
         /// Its path.
         component: Arc<str>,
+        /// It ended because every input (for a source, its input) ended, and it sent its end
+        /// on: later barriers align without it, so a checkpoint it did not report can still
+        /// complete. A component stopped for a restart (`false`) did not send its end: no
+        /// checkpoint it has not reported can complete, since its part is missing.
+        finished: bool,
     },
 }

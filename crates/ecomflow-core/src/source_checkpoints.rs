@@ -4,7 +4,7 @@
 use crate::checkpoint::Report;
 use crate::partition_store::PartitionStore;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
 
 /// A source's link to the checkpoint coordinator.
@@ -26,6 +26,13 @@ pub struct SourceCheckpoints {
     pub completed: watch::Receiver<u64>,
     /// What the newest completed checkpoint keeps for each partition.
     pub store: PartitionStore,
+    /// The checkpoint a stop of the run asked for, once the coordinator has fixed it. A
+    /// source stopped for a restart takes part in every checkpoint up to it, so that every
+    /// source stops at the same checkpoint.
+    pub stop_at: watch::Receiver<Option<u64>>,
+    /// Set when the source took its last checkpoint at its own end, not stopped: the runtime
+    /// then sends its end on, even if a stop came since.
+    pub finished: Arc<AtomicBool>,
 }
 
 impl SourceCheckpoints {
@@ -66,6 +73,37 @@ impl SourceCheckpoints {
                 changed = completed.changed() => {
                     if changed.is_err() {
                         return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// While the run stops: waits until the next checkpoint up to the one the stop asked for
+    /// is due and returns true; false once this source has taken part in that one, or when
+    /// the coordinator has stopped.
+    pub async fn wait_before_stop(&self) -> bool {
+        let mut stop_at = self.stop_at.clone();
+        let last = match stop_at.wait_for(Option::is_some).await {
+            Ok(at) => at.unwrap_or(0),
+            Err(_) => return false,
+        };
+        let mut completed = self.completed.clone();
+        loop {
+            if self.taken.load(Ordering::Acquire) >= last {
+                return false;
+            }
+            let asked = self.asked.notified();
+            tokio::pin!(asked);
+            asked.as_mut().enable();
+            if self.due() {
+                return true;
+            }
+            tokio::select! {
+                _ = asked => {}
+                changed = completed.changed() => {
+                    if changed.is_err() {
+                        return false;
                     }
                 }
             }

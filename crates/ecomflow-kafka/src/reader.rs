@@ -628,9 +628,10 @@ impl Reader {
     }
 
     /// Once reading stopped: takes part in a last checkpoint after everything sent (asking
-    /// for one when `ask`, as a run that reached its end or was stopped does), waits a while
-    /// for it to complete and commits its positions, so the group's offsets show everything
-    /// durably written.
+    /// for one when `ask`, as a run that reached its end does; a stopped run takes part in
+    /// every checkpoint up to the one every source stops at), waits a while for it to
+    /// complete and commits its positions, so the group's offsets show everything durably
+    /// written.
     pub async fn last_checkpoint(
         &mut self,
         cx: &SourceContext,
@@ -640,7 +641,9 @@ impl Reader {
             return Ok(());
         };
         let patience = tokio::time::Instant::now() + LAST_CHECKPOINT_PATIENCE;
+        let stopped = cx.shutdown.is_cancelled();
         if ask
+            && !stopped
             && tokio::time::timeout_at(patience, cx.request_checkpoint())
                 .await
                 .is_err()
@@ -651,6 +654,12 @@ impl Reader {
             );
         }
         self.checkpoint(cx).await;
+        if !stopped {
+            cx.ends_here();
+        }
+        while let Ok(true) = tokio::time::timeout_at(patience, cx.checkpoint_before_stop()).await {
+            self.checkpoint(cx).await;
+        }
         let Some(&(last, _)) = self.checkpointed.last() else {
             return Ok(());
         };

@@ -374,6 +374,8 @@ pub fn start_restored_from(
         restored: Some(whole),
         completed,
         store: ecomflow_core::partition_store::PartitionStore::new(checkpoint),
+        stop_at: tokio::sync::watch::channel(None).1,
+        finished: Arc::default(),
     };
     start_with(source, Duration::ZERO, Some(checkpoints))
 }

@@ -160,13 +160,14 @@ async fn run_with(
     let stop_sources = CancellationToken::new();
     {
         let (shutdown, stop) = (shutdown.clone(), stop_sources.clone());
-        let wanted = coordination.as_ref().map(|c| c.wanted.clone());
+        let stop_checkpoint = coordination.as_ref().map(|c| c.stop.clone());
         tokio::spawn(async move {
             shutdown.cancelled().await;
-            // The coordinator asks for it after the one under way; each source takes part in
-            // it after the last records it sends.
-            if let Some(wanted) = wanted {
-                let _ = wanted.send(());
+            // The coordinator fixes the checkpoint every source stops at (the next one);
+            // each source takes part in every checkpoint up to it, after the last records it
+            // sends.
+            if let Some(stop_checkpoint) = stop_checkpoint {
+                let _ = stop_checkpoint.send(());
             }
             stop.cancel();
         });
@@ -241,6 +242,7 @@ async fn run_with(
                     .as_ref()
                     .and_then(|config| EventTimeTracker::new(config).ok())
                     .map(std::sync::Mutex::new);
+                let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let checkpoints = coordination.as_ref().map(|c| SourceCheckpoints {
                     requested: c.requested.clone(),
                     asked: c.asked.clone(),
@@ -250,6 +252,8 @@ async fn run_with(
                     restored: c.restored.sources.get(&*path).cloned(),
                     completed: c.completed.clone(),
                     store: c.store.clone(),
+                    stop_at: c.stop_at.clone(),
+                    finished: finished.clone(),
                 });
                 let stopped = stop_sources.clone();
                 shown.set_ready(source.ready_at_start());
@@ -269,11 +273,14 @@ async fn run_with(
                     letters.send_end().await;
                     // The source has ended: nothing earlier will come from it. A source
                     // stopped for a restart has not ended: its open buckets stay open, kept by
-                    // the last checkpoint.
-                    if !(keep_state && stopped.is_cancelled()) {
+                    // the last checkpoint. One that took its last checkpoint at its own end
+                    // has ended, even if a stop came since.
+                    let finished =
+                        !(keep_state && stopped.is_cancelled()) || finished.load(Ordering::Acquire);
+                    if finished {
                         out.send_end().await;
                     }
-                    ended(&reports, component);
+                    ended(&reports, component, finished);
                     result
                 }))
             }
@@ -345,6 +352,7 @@ async fn run_with(
         .cloned()
         .unwrap_or_else(|| ComponentTelemetry::detached(&dl_path, dead_letter.kind));
     let dl_reports = coordination.as_ref().map(|c| c.reports.clone());
+    let checkpoints_failed = coordination.as_ref().map(|c| c.failed.clone());
     drop(coordination);
     let dl_task = tokio::spawn(scope(
         dl_shown.clone(),
@@ -366,6 +374,11 @@ async fn run_with(
         };
         if let Err(e) = result {
             failures.push((name.unwrap_or_else(|| "?".into()), e));
+            // No checkpoint completes without the failed component: the sources waiting to
+            // take part in the stop's do not wait for it.
+            if let Some(failed) = &checkpoints_failed {
+                failed.cancel();
+            }
             shutdown.cancel();
         }
     }

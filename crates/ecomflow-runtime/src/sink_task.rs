@@ -23,6 +23,8 @@ pub(crate) async fn run_sink(
 ) -> Result<(), ComponentError> {
     let mut ticker = sink.tick_interval().map(crate::ticker::every);
     open(&mut sink, &cx).await?;
+    // Every input ended (not stopped for a restart).
+    let mut finished = true;
     if let Some(mut rx) = rx {
         let mut ended_inputs = Vec::new();
         let mut replay = std::collections::VecDeque::new();
@@ -72,10 +74,11 @@ pub(crate) async fn run_sink(
                 Step::Handle(_) | Step::Wait => {}
             }
         }
+        finished = ended_inputs.len() == alignment.inputs();
     }
     let result = sink.finish(&cx).await;
     cx.dead_letter.send_end().await;
-    ended(&reports, component);
+    ended(&reports, component, finished);
     result
 }
 
@@ -144,7 +147,8 @@ pub(crate) async fn run_dead_letter(
         }
     }
     let result = sink.finish(&cx).await;
-    ended(&reports, component_id);
+    // Every component sends its end to the dead-letter output, stopped or not.
+    ended(&reports, component_id, true);
     result
 }
 

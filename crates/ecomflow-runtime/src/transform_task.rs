@@ -35,7 +35,7 @@ pub(crate) async fn run_transform(
 ) -> Result<(), ComponentError> {
     let Some(mut rx) = rx else {
         io.dead_letter.send_end().await;
-        ended(&io.reports, io.component.clone());
+        ended(&io.reports, io.component.clone(), true);
         return Ok(());
     };
     let mut emitter = Emitter::default();
@@ -170,14 +170,15 @@ pub(crate) async fn run_transform(
     }
     // Every input ended on its own, or the run keeps no state: the outputs end too. Inputs
     // stopped for a restart did not end, and neither do the outputs.
-    if instances.whole.watermarks.all_ended() || io.reports.is_none() {
+    let finished = instances.whole.watermarks.all_ended() || io.reports.is_none();
+    if finished {
         io.out.send_end().await;
         for (_, o) in &io.named {
             o.send_end().await;
         }
     }
     io.dead_letter.send_end().await;
-    ended(&io.reports, io.component.clone());
+    ended(&io.reports, io.component.clone(), finished);
     Ok(())
 }
 

@@ -2,8 +2,9 @@
 //! slow sink (one SQLite transaction per five rows, so the pipeline runs under backpressure)
 //! and a checkpoint every 100 ms: stopped with SIGTERM and started again several times, and
 //! killed with SIGKILL once between, the job ends with exactly the tables of a run that was
-//! never interrupted. The same with a fast sink (no backpressure) is a known bug, ignored
-//! until it is fixed (README, "Not done yet").
+//! never interrupted. The same with a fast sink (no backpressure), where the sources stop at
+//! different moments: one can take part in the checkpoint under way at the stop while the
+//! other reads on to the next.
 
 #![cfg(unix)]
 
@@ -217,16 +218,16 @@ async fn two_sources_under_backpressure_stopped_and_restarted_end_with_the_unint
     stopped_and_restarted_end_with_the_uninterrupted_tables(SLOW_ROWS).await;
 }
 
-/// The known bug: with a sink that keeps up, about one run in five ends with a day and a
-/// minute of the file's last records short. The checkpoint a stop takes keeps the file
-/// source at its end while the aggregate's state lacks its last records (its watermark still
-/// minutes before the file's end), so the restarted run emits the short totals over the
-/// right ones.
+/// Without backpressure a stop often comes while a checkpoint is under way: the generator
+/// took part in it and stopped, the file source read on and took part in the next. Before
+/// every source stopped at the same checkpoint, the transforms could not align the next one
+/// (the generator sent no barrier for it) and ended without reporting it, and it was kept
+/// with their older state beside the file's newer position: about one run in five (every
+/// run on a loaded machine) ended with a day and a minute of the file's records short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a stop's checkpoint can keep a source's end without its last records"]
 async fn two_sources_without_backpressure_stopped_and_restarted_end_with_the_uninterrupted_tables()
 {
-    for _ in 0..5 {
+    for _ in 0..3 {
         stopped_and_restarted_end_with_the_uninterrupted_tables("batch_size = 300").await;
     }
 }

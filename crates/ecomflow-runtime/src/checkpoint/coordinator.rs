@@ -8,7 +8,10 @@
 //! come from every component. When every component has reported (or ended), the checkpoint
 //! is written to its directory: a restarted pipeline resumes from it. One checkpoint is under
 //! way at a time; sources and the stop of the run ask for one through the coordinator, never
-//! by themselves. Without a directory (a pipeline with no `[checkpoint]` table whose sources
+//! by themselves. A stop fixes the checkpoint every source stops at (the next one) and every
+//! source takes part in each checkpoint up to it. A component stopped for a restart (not at
+//! the end of all its inputs) sends no end on, so a checkpoint it has not reported never
+//! completes: the restart then resumes from an earlier one. Without a directory (a pipeline with no `[checkpoint]` table whose sources
 //! want acknowledgements), checkpoints only acknowledge: nothing is written.
 
 use super::Keep;
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 /// The coordinator's handles, shared with the components.
 pub struct Coordination {
@@ -30,9 +34,15 @@ pub struct Coordination {
     pub asked: Arc<tokio::sync::Notify>,
     /// Where components report.
     pub reports: mpsc::UnboundedSender<Report>,
-    /// Asks for a checkpoint as soon as the one under way is done (sources at their end, the
-    /// stop of the run).
+    /// Asks for a checkpoint as soon as the one under way is done (sources at their end).
     pub wanted: mpsc::UnboundedSender<()>,
+    /// The run stops: fixes the checkpoint every source stops at (the next one).
+    pub stop: mpsc::UnboundedSender<()>,
+    /// The checkpoint every source stops at, once a stop has fixed it.
+    pub stop_at: watch::Receiver<Option<u64>>,
+    /// Cancelled when a component failed: the coordinator stops, since no checkpoint can
+    /// complete without the failed component, and nothing waits for one.
+    pub failed: CancellationToken,
     /// The newest completed checkpoint.
     pub completed: watch::Receiver<u64>,
     /// The checkpoint the run resumed from.
@@ -56,6 +66,9 @@ pub fn start(
     let asked = Arc::new(tokio::sync::Notify::new());
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let (wanted_tx, wanted) = mpsc::unbounded_channel();
+    let (stop_tx, stop) = mpsc::unbounded_channel();
+    let (stop_at_tx, stop_at) = watch::channel(None);
+    let failed = CancellationToken::new();
     let (completed_tx, completed) = watch::channel(restored.id);
     let task = tokio::spawn(coordinate(
         Coordinator {
@@ -64,17 +77,23 @@ pub fn start(
             asked: asked.clone(),
             participants,
             ended: BTreeSet::new(),
+            finished: BTreeSet::new(),
             pending: BTreeMap::new(),
             last: restored.clone(),
             completed: completed_tx,
             store: store.clone(),
             in_flight: None,
             again: false,
+            stop_at: stop_at_tx,
             asked_at: Instant::now(),
             telemetry,
         },
-        reports,
-        wanted,
+        Inbox {
+            reports,
+            wanted,
+            stop,
+            failed: failed.clone(),
+        },
         interval,
     ));
     (
@@ -83,6 +102,9 @@ pub fn start(
             asked,
             reports: reports_tx,
             wanted: wanted_tx,
+            stop: stop_tx,
+            stop_at,
+            failed,
             completed,
             restored,
             store,
@@ -107,7 +129,10 @@ struct Coordinator {
     requested: Arc<AtomicU64>,
     asked: Arc<tokio::sync::Notify>,
     participants: BTreeSet<String>,
+    /// The components that have ended.
     ended: BTreeSet<String>,
+    /// The components that ended with the end of all their inputs and sent their end on.
+    finished: BTreeSet<String>,
     pending: BTreeMap<u64, Pending>,
     last: Checkpoint,
     completed: watch::Sender<u64>,
@@ -116,27 +141,39 @@ struct Coordinator {
     in_flight: Option<u64>,
     /// Another checkpoint was wanted while one was under way: ask for it once that is done.
     again: bool,
+    /// The checkpoint every source stops at, once the run is stopping.
+    stop_at: watch::Sender<Option<u64>>,
     /// When the checkpoint under way was asked for.
     asked_at: Instant,
     /// Where completed checkpoints and failures are shown.
     telemetry: Arc<RunTelemetry>,
 }
 
+/// What the coordinator hears from the run.
+struct Inbox {
+    reports: mpsc::UnboundedReceiver<Report>,
+    wanted: mpsc::UnboundedReceiver<()>,
+    stop: mpsc::UnboundedReceiver<()>,
+    failed: CancellationToken,
+}
+
 async fn coordinate(
     mut c: Coordinator,
-    mut reports: mpsc::UnboundedReceiver<Report>,
-    mut wanted: mpsc::UnboundedReceiver<()>,
+    mut inbox: Inbox,
     interval: std::time::Duration,
 ) -> Result<(), String> {
     let mut ticker = crate::ticker::every(interval);
     loop {
         if c.ended.len() == c.participants.len() {
+            c.left_incomplete();
             return Ok(());
         }
         tokio::select! {
             _ = ticker.tick() => c.begin_or_queue(false),
-            Some(()) = wanted.recv() => c.begin_or_queue(true),
-            report = reports.recv() => {
+            Some(()) = inbox.wanted.recv() => c.begin_or_queue(true),
+            Some(()) = inbox.stop.recv() => c.stop(),
+            _ = inbox.failed.cancelled() => return Ok(()),
+            report = inbox.reports.recv() => {
                 let Some(report) = report else { return Ok(()) };
                 c.take(report).await?;
             }
@@ -157,6 +194,38 @@ impl Coordinator {
         self.in_flight = Some(id);
         self.asked_at = Instant::now();
         self.asked.notify_waiters();
+    }
+
+    /// The run stops: the next checkpoint is the one every source stops at (asked for now, or
+    /// once the one under way is done).
+    fn stop(&mut self) {
+        if self.stop_at.borrow().is_some() {
+            return;
+        }
+        let at = self.requested.load(Ordering::Acquire) + 1;
+        self.begin_or_queue(true);
+        self.stop_at.send_replace(Some(at));
+    }
+
+    /// Every component has ended: a checkpoint still pending could not complete, because a
+    /// component stopped before it reported it.
+    fn left_incomplete(&self) {
+        for (id, p) in &self.pending {
+            let missing: Vec<&str> = self
+                .participants
+                .iter()
+                .filter(|c| !p.reported.contains(*c) && !self.finished.contains(*c))
+                .map(String::as_str)
+                .collect();
+            tracing::warn!(
+                checkpoint = id,
+                kept = self.last.id,
+                "checkpoint {id} is not kept: {} stopped before taking part in it; a \
+                 restart resumes from checkpoint {}",
+                missing.join(", "),
+                self.last.id
+            );
+        }
     }
 
     /// The checkpoint under way is over (completed, or every source ended before it).
@@ -205,7 +274,13 @@ impl Coordinator {
                     .reported
                     .insert(component.to_string());
             }
-            Report::Ended { component } => {
+            Report::Ended {
+                component,
+                finished,
+            } => {
+                if finished {
+                    self.finished.insert(component.to_string());
+                }
                 self.ended.insert(component.to_string());
             }
         }
@@ -213,7 +288,8 @@ impl Coordinator {
     }
 
     /// Completes the oldest pending checkpoint once every component (the dead-letter output
-    /// included) has reported it or ended.
+    /// included) has reported it or finished: one stopped without reporting it leaves it
+    /// incomplete.
     async fn complete_ready(&mut self) -> Result<(), String> {
         loop {
             if !self.complete_oldest().await? {
@@ -231,7 +307,7 @@ impl Coordinator {
         let all = self
             .participants
             .iter()
-            .all(|c| p.reported.contains(c) || self.ended.contains(c));
+            .all(|c| p.reported.contains(c) || self.finished.contains(c));
         if all && !p.sources.is_empty() {
             self.complete(id).await?;
             Ok(true)
@@ -315,10 +391,14 @@ impl Coordinator {
     }
 }
 
-/// Tells the checkpoint coordinator that a component has ended.
-pub fn ended(reports: &Option<mpsc::UnboundedSender<Report>>, component: Arc<str>) {
+/// Tells the checkpoint coordinator that a component has ended: `finished` when every input
+/// ended and it sent its end on, not when it was stopped for a restart.
+pub fn ended(reports: &Option<mpsc::UnboundedSender<Report>>, component: Arc<str>, finished: bool) {
     if let Some(r) = reports {
-        let _ = r.send(Report::Ended { component });
+        let _ = r.send(Report::Ended {
+            component,
+            finished,
+        });
     }
 }
 
@@ -340,6 +420,108 @@ mod tests {
             position: json!(position),
             transforms: BTreeMap::from([("transforms.x".to_string(), json!(state))]),
         }
+    }
+
+    fn two_components() -> (Coordination, tokio::task::JoinHandle<Result<(), String>>) {
+        let participants = BTreeSet::from(["sources.s".to_string(), "transforms.x".to_string()]);
+        start(
+            Keep::Nothing,
+            std::time::Duration::from_secs(3600),
+            Checkpoint::default(),
+            participants,
+            PartitionStore::new(Checkpoint::default()),
+            RunTelemetry::detached(),
+        )
+    }
+
+    fn source_at(id: u64, position: i64) -> Report {
+        Report::Source {
+            id,
+            component: "sources.s".into(),
+            position: json!(position),
+            partitions: Vec::new(),
+        }
+    }
+
+    fn ended(component: &str, finished: bool) -> Report {
+        Report::Ended {
+            component: component.into(),
+            finished,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_a_stopped_component_did_not_report_is_not_kept() {
+        let (c, task) = two_components();
+        let _ = c.reports.send(source_at(1, 10));
+        // Stopped for a restart before barrier 1 came from all its inputs: its part of
+        // checkpoint 1 is missing, so checkpoint 1 would pair the source's position with the
+        // transform's older state.
+        let _ = c.reports.send(ended("transforms.x", false));
+        let _ = c.reports.send(ended("sources.s", false));
+        task.await.expect("no panic").expect("ends");
+        assert_eq!(*c.completed.borrow(), 0, "checkpoint 1 was completed");
+        assert_eq!(c.store.latest().id, 0);
+    }
+
+    #[tokio::test]
+    async fn a_component_that_finished_takes_part_in_no_later_checkpoint() {
+        let (c, task) = two_components();
+        let mut completed = c.completed.clone();
+        // Every input of the transform ended and it sent its end on: the source's position
+        // holds everything, so checkpoint 1 is whole without the transform.
+        let _ = c.reports.send(ended("transforms.x", true));
+        let _ = c.reports.send(source_at(1, 10));
+        completed.wait_for(|id| *id >= 1).await.expect("completes");
+        assert_eq!(c.store.latest().sources["sources.s"], json!(10));
+        let _ = c.reports.send(ended("sources.s", true));
+        task.await.expect("no panic").expect("ends");
+    }
+
+    #[tokio::test]
+    async fn a_stop_fixes_the_next_checkpoint_as_the_one_every_source_stops_at() {
+        // Nothing under way: the stop asks for checkpoint 1 at once.
+        let (c, task) = two_components();
+        let mut stop_at = c.stop_at.clone();
+        let _ = c.stop.send(());
+        let at = *stop_at.wait_for(Option::is_some).await.expect("fixed");
+        assert_eq!(at, Some(1));
+        assert_eq!(c.requested.load(Ordering::Acquire), 1);
+        task.abort();
+
+        // Checkpoint 1 under way: the stop's is 2, asked for once 1 is done.
+        let (c, task) = two_components();
+        let _ = c.wanted.send(());
+        while c.requested.load(Ordering::Acquire) < 1 {
+            tokio::task::yield_now().await;
+        }
+        let mut stop_at = c.stop_at.clone();
+        let _ = c.stop.send(());
+        let at = *stop_at.wait_for(Option::is_some).await.expect("fixed");
+        assert_eq!(at, Some(2));
+        assert_eq!(c.requested.load(Ordering::Acquire), 1, "one at a time");
+        let _ = c.reports.send(source_at(1, 10));
+        let _ = c.reports.send(Report::Transform {
+            id: 1,
+            component: "transforms.x".into(),
+            state: None,
+            partitions: Vec::new(),
+        });
+        let mut completed = c.completed.clone();
+        completed.wait_for(|id| *id >= 1).await.expect("completes");
+        while c.requested.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_failed_component_stops_the_coordinator() {
+        let (c, task) = two_components();
+        c.failed.cancel();
+        task.await
+            .expect("no panic")
+            .expect("ends without an error of its own");
     }
 
     #[tokio::test]
@@ -396,12 +578,8 @@ mod tests {
         let fresh = latest.partition(&partition(2)).expect("kept");
         assert_eq!(fresh.position, json!(3));
         assert!(fresh.transforms.is_empty(), "nothing built from it yet");
-        let _ = c.reports.send(Report::Ended {
-            component: "sources.s".into(),
-        });
-        let _ = c.reports.send(Report::Ended {
-            component: "transforms.x".into(),
-        });
+        let _ = c.reports.send(ended("sources.s", true));
+        let _ = c.reports.send(ended("transforms.x", true));
         task.await.expect("no panic").expect("ends");
     }
 }
