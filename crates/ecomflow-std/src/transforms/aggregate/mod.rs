@@ -6,11 +6,13 @@
 //! watermark passes its end plus `allowed_lateness`; records for it after that are late.
 
 mod calendar;
+mod dirty;
 
 use crate::aggregation::{
     Accumulator, Aggregation, GroupKey, KeyMap, KeyPart, LateRecords, Rejected, parse_aggregations,
 };
 use calendar::{Calendar, TimeKey};
+use dirty::Dirty;
 use ecomflow_core::{
     Batch, BuildContext, BuildError, Emitter, Field, Plugin, Record, Transform, TransformPlugin,
 };
@@ -110,7 +112,7 @@ impl TransformPlugin for AggregatePlugin {
             late: cfg.late,
             groups: KeyMap::default(),
             by_end: BTreeMap::new(),
-            dirty: Vec::new(),
+            dirty: Dirty::default(),
             watermark: i64::MIN,
             scratch: Vec::new(),
         }))
@@ -142,8 +144,8 @@ struct Aggregate {
     groups: KeyMap<GroupKey, Group>,
     /// Groups with a time bucket, by the bucket's end.
     by_end: BTreeMap<i64, Vec<GroupKey>>,
-    /// Groups changed since their last row, in the order they changed.
-    dirty: Vec<GroupKey>,
+    /// Groups changed since their last row.
+    dirty: Dirty,
     watermark: i64,
     scratch: Vec<KeyPart>,
 }
@@ -208,7 +210,8 @@ impl Aggregate {
         }
         if !group.dirty {
             group.dirty = true;
-            self.dirty.push(self.scratch.clone().into_boxed_slice());
+            self.dirty
+                .push(group.end, self.scratch.clone().into_boxed_slice());
         }
         Ok(())
     }
@@ -242,7 +245,7 @@ impl Aggregate {
     }
 
     fn emit_changed(&mut self, out: &mut Emitter) {
-        for key in std::mem::take(&mut self.dirty) {
+        for key in self.dirty.take_all() {
             self.emit_if_dirty(&key, out);
         }
     }
@@ -265,17 +268,10 @@ impl Transform for Aggregate {
     fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) {
         self.watermark = watermark;
         // Changed groups whose bucket has ended: their rows are final now (until a record
-        // within the lateness changes them again). Only changed groups are looked at.
-        let (ended, open): (Vec<GroupKey>, Vec<GroupKey>) = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .partition(|key| {
-                self.groups
-                    .get(key)
-                    .is_none_or(|g| g.end.is_some_and(|end| end <= watermark))
-            });
-        self.dirty = open;
-        for key in &ended {
-            self.emit_if_dirty(key, out);
+        // within the lateness changes them again). Only changed groups whose bucket ended
+        // are looked at, however many are open.
+        for key in self.dirty.take_ended(watermark) {
+            self.emit_if_dirty(&key, out);
         }
         // Buckets past their lateness: their state goes.
         let horizon = watermark.saturating_sub(self.lateness_us);
@@ -325,7 +321,7 @@ impl Transform for Aggregate {
                 self.by_end.entry(end).or_default().push(key.clone());
             }
             if group.dirty {
-                self.dirty.push(key.clone());
+                self.dirty.push(group.end, key.clone());
             }
             self.groups.insert(key, group);
         }

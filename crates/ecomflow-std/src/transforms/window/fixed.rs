@@ -81,9 +81,11 @@ impl FixedWindows {
         let mut applied = 0;
         for (start, end) in spans {
             let window = open.by_start.entry(start).or_insert_with(|| {
+                // Most ends hold one window (or one per key): room for one, not the
+                // four a first push makes.
                 self.by_end
                     .entry(end)
-                    .or_default()
+                    .or_insert_with(|| Vec::with_capacity(1))
                     .push((open.key.clone(), start));
                 WindowState {
                     start,
@@ -126,7 +128,7 @@ impl FixedWindows {
                 });
             self.by_end
                 .entry(w.end)
-                .or_default()
+                .or_insert_with(|| Vec::with_capacity(1))
                 .push((open.key.clone(), w.start));
             open.by_start.insert(w.start, w);
         }
