@@ -1,31 +1,25 @@
 //! The groups an aggregate changed since their last row, indexed by the end of their bucket:
 //! a watermark looks only at the groups whose bucket it passed, however many groups are
-//! still open, and rows come out in the order the groups changed.
+//! still open. Rows come out bucket by bucket, oldest first, and within a bucket in the order
+//! its groups changed.
 
 use crate::aggregation::GroupKey;
 use std::collections::BTreeMap;
 
-/// Changed groups by bucket end (groups without a bucket under `None`), each with the
-/// number of the change that made it dirty.
+/// Changed groups by bucket end; groups without a bucket under `None`.
 #[derive(Default)]
 pub(super) struct Dirty {
-    by_end: BTreeMap<Option<i64>, Vec<(u64, GroupKey)>>,
-    changes: u64,
+    by_end: BTreeMap<Option<i64>, Vec<GroupKey>>,
 }
 
 impl Dirty {
     /// Group `key`, whose bucket ends at `end` (`None`: it has no bucket), changed.
     pub(super) fn push(&mut self, end: Option<i64>, key: GroupKey) {
-        self.changes += 1;
-        self.by_end
-            .entry(end)
-            .or_default()
-            .push((self.changes, key));
+        self.by_end.entry(end).or_default().push(key);
     }
 
-    /// Takes the groups whose bucket ended at or before `watermark`, in the order they
-    /// changed.
-    pub(super) fn take_ended(&mut self, watermark: i64) -> Vec<GroupKey> {
+    /// Takes the groups whose bucket ended at or before `watermark`.
+    pub(super) fn take_ended(&mut self, watermark: i64) -> impl Iterator<Item = GroupKey> + use<> {
         let open = match watermark.checked_add(1) {
             Some(after) => self.by_end.split_off(&Some(after)),
             None => BTreeMap::new(),
@@ -35,19 +29,13 @@ impl Dirty {
         if let Some(unbucketed) = ended.remove(&None) {
             self.by_end.insert(None, unbucketed);
         }
-        in_change_order(ended)
+        ended.into_values().flatten()
     }
 
-    /// Takes every group, in the order they changed.
-    pub(super) fn take_all(&mut self) -> Vec<GroupKey> {
-        in_change_order(std::mem::take(&mut self.by_end))
+    /// Takes every group.
+    pub(super) fn take_all(&mut self) -> impl Iterator<Item = GroupKey> + use<> {
+        std::mem::take(&mut self.by_end).into_values().flatten()
     }
-}
-
-fn in_change_order(groups: BTreeMap<Option<i64>, Vec<(u64, GroupKey)>>) -> Vec<GroupKey> {
-    let mut all: Vec<(u64, GroupKey)> = groups.into_values().flatten().collect();
-    all.sort_unstable_by_key(|(change, _)| *change);
-    all.into_iter().map(|(_, key)| key).collect()
 }
 
 #[cfg(test)]
@@ -60,21 +48,21 @@ mod tests {
     }
 
     #[test]
-    fn a_watermark_takes_the_ended_buckets_in_the_order_they_changed() {
+    fn a_watermark_takes_the_ended_buckets_oldest_first() {
         let mut d = Dirty::default();
         d.push(Some(20), key(1));
         d.push(Some(10), key(2));
         d.push(None, key(3));
         d.push(Some(30), key(4));
         d.push(Some(10), key(5));
-        assert_eq!(d.take_ended(9), Vec::<GroupKey>::new());
-        assert_eq!(d.take_ended(20), [key(1), key(2), key(5)]);
+        assert_eq!(d.take_ended(9).count(), 0);
         assert_eq!(
-            d.take_ended(i64::MAX),
-            [key(4)],
-            "a bucketless group never ends"
+            d.take_ended(20).collect::<Vec<_>>(),
+            [key(2), key(5), key(1)]
         );
-        assert_eq!(d.take_all(), [key(3)]);
-        assert!(d.take_all().is_empty());
+        let last: Vec<_> = d.take_ended(i64::MAX).collect();
+        assert_eq!(last, [key(4)], "a bucketless group never ends");
+        assert_eq!(d.take_all().collect::<Vec<_>>(), [key(3)]);
+        assert_eq!(d.take_all().count(), 0);
     }
 }
