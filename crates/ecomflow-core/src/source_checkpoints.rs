@@ -57,42 +57,17 @@ impl SourceCheckpoints {
     /// Asks for a checkpoint and waits until one this source has not taken part in is due
     /// (at once when one already is). Returns early if the coordinator has stopped.
     pub async fn want(&self) {
-        let mut completed = self.completed.clone();
         if !self.due() && self.wanted.send(()).is_err() {
             return;
         }
-        loop {
-            let asked = self.asked.notified();
-            tokio::pin!(asked);
-            asked.as_mut().enable();
-            if self.due() {
-                return;
-            }
-            tokio::select! {
-                _ = asked => {}
-                changed = completed.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
+        self.wait_due_while_coordinated().await;
     }
 
-    /// While the run stops: waits until the next checkpoint up to the one the stop asked for
-    /// is due and returns true; false once this source has taken part in that one, or when
-    /// the coordinator has stopped.
-    pub async fn wait_before_stop(&self) -> bool {
-        let mut stop_at = self.stop_at.clone();
-        let last = match stop_at.wait_for(Option::is_some).await {
-            Ok(at) => at.unwrap_or(0),
-            Err(_) => return false,
-        };
+    /// Waits until a checkpoint this source has not taken part in is due: true then, false
+    /// when the coordinator has stopped (none will be).
+    async fn wait_due_while_coordinated(&self) -> bool {
         let mut completed = self.completed.clone();
         loop {
-            if self.taken.load(Ordering::Acquire) >= last {
-                return false;
-            }
             let asked = self.asked.notified();
             tokio::pin!(asked);
             asked.as_mut().enable();
@@ -108,6 +83,20 @@ impl SourceCheckpoints {
                 }
             }
         }
+    }
+
+    /// While the run stops: waits until the next checkpoint up to the one the stop asked for
+    /// is due and returns true; false once this source has taken part in that one, or when
+    /// the coordinator has stopped.
+    pub async fn wait_before_stop(&self) -> bool {
+        let mut stop_at = self.stop_at.clone();
+        let last = match stop_at.wait_for(Option::is_some).await {
+            Ok(at) => at.unwrap_or(0),
+            Err(_) => return false,
+        };
+        // Checkpoints are asked for in order, one at a time: the next one due is at most
+        // `last` until this source has taken part in `last`.
+        self.taken.load(Ordering::Acquire) < last && self.wait_due_while_coordinated().await
     }
 
     /// Claims the due checkpoint's id, if one is due.

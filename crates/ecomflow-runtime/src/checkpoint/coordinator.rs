@@ -11,8 +11,9 @@
 //! by themselves. A stop fixes the checkpoint every source stops at (the next one) and every
 //! source takes part in each checkpoint up to it. A component stopped for a restart (not at
 //! the end of all its inputs) sends no end on, so a checkpoint it has not reported never
-//! completes: the restart then resumes from an earlier one. Without a directory (a pipeline with no `[checkpoint]` table whose sources
-//! want acknowledgements), checkpoints only acknowledge: nothing is written.
+//! completes: the restart then resumes from an earlier one. Without a directory (a pipeline
+//! with no `[checkpoint]` table whose sources want acknowledgements), checkpoints only
+//! acknowledge: nothing is written.
 
 use super::Keep;
 use crate::telemetry::{CheckpointRecord, RunTelemetry, now_millis};

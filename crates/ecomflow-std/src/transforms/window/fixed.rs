@@ -27,6 +27,21 @@ pub struct FixedWindows {
     by_end: BTreeMap<i64, Vec<(SharedKey, i64)>>,
 }
 
+/// Puts window (`key`, `start`) into the index of windows by end.
+fn index_by_end(
+    by_end: &mut BTreeMap<i64, Vec<(SharedKey, i64)>>,
+    end: i64,
+    key: SharedKey,
+    start: i64,
+) {
+    // Most ends hold one window (or one per key): room for one, not the four a first push
+    // makes.
+    by_end
+        .entry(end)
+        .or_insert_with(|| Vec::with_capacity(1))
+        .push((key, start));
+}
+
 impl FixedWindows {
     /// Windows of `size` starting every `hop` (both in microseconds, both > 0).
     pub fn new(size: i64, hop: i64) -> FixedWindows {
@@ -81,12 +96,7 @@ impl FixedWindows {
         let mut applied = 0;
         for (start, end) in spans {
             let window = open.by_start.entry(start).or_insert_with(|| {
-                // Most ends hold one window (or one per key): room for one, not the
-                // four a first push makes.
-                self.by_end
-                    .entry(end)
-                    .or_insert_with(|| Vec::with_capacity(1))
-                    .push((open.key.clone(), start));
+                index_by_end(&mut self.by_end, end, open.key.clone(), start);
                 WindowState {
                     start,
                     end,
@@ -126,10 +136,7 @@ impl FixedWindows {
                     key: key.clone(),
                     by_start: foldhash::HashMap::default(),
                 });
-            self.by_end
-                .entry(w.end)
-                .or_insert_with(|| Vec::with_capacity(1))
-                .push((open.key.clone(), w.start));
+            index_by_end(&mut self.by_end, w.end, open.key.clone(), w.start);
             open.by_start.insert(w.start, w);
         }
         Ok(())
