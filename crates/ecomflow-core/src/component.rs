@@ -1,5 +1,6 @@
 //! The three kinds of component (source, transform, sink) and what the runtime hands them.
 
+use crate::channel::{InputSender, batch_bytes};
 use crate::dead_letter::{DeadLetter, Payload};
 use crate::error::ComponentError;
 use crate::event_time::EventTimeTracker;
@@ -77,7 +78,7 @@ pub enum Message {
 /// each with the position of this output among that reader's inputs.
 #[derive(Clone, Default)]
 pub struct Output {
-    senders: Vec<(mpsc::Sender<Message>, usize)>,
+    senders: Vec<(InputSender, usize)>,
 }
 
 /// Every reader of an output has gone away; the sender should stop.
@@ -88,7 +89,7 @@ pub struct Closed;
 impl Output {
     /// An output feeding `senders`, each with the reader's input position (built by the
     /// runtime).
-    pub fn new(senders: Vec<(mpsc::Sender<Message>, usize)>) -> Output {
+    pub fn new(senders: Vec<(InputSender, usize)>) -> Output {
         Output { senders }
     }
 
@@ -109,14 +110,25 @@ impl Output {
             return Ok(());
         }
         let mut delivered = false;
-        let shared = Arc::new(batch);
-        for (tx, input) in &self.senders {
+        let bytes = batch_bytes(&batch);
+        let mut shared = Some(Arc::new(batch));
+        let last = self.senders.len().saturating_sub(1);
+        for (n, (tx, input)) in self.senders.iter().enumerate() {
+            // The last reader gets the sender's own reference, so a reader that is the only
+            // one left finds the batch unshared (and takes it without a copy) even when it
+            // runs before the sender has moved on.
+            let batch = if n == last {
+                shared.take()
+            } else {
+                shared.clone()
+            };
+            let Some(batch) = batch else { break };
             let message = Message::Batch {
                 input: *input,
                 shard: shard.clone(),
-                batch: shared.clone(),
+                batch,
             };
-            delivered |= tx.send(message).await.is_ok();
+            delivered |= tx.send(message, bytes).await.is_ok();
         }
         if delivered || self.senders.is_empty() {
             Ok(())
@@ -129,7 +141,7 @@ impl Output {
     pub async fn send_barrier(&self, id: u64) {
         for (tx, input) in &self.senders {
             // A reader that has gone away takes part in no checkpoint.
-            let _ = tx.send(Message::Barrier { input: *input, id }).await;
+            let _ = tx.send(Message::Barrier { input: *input, id }, 0).await;
         }
     }
 
@@ -137,7 +149,7 @@ impl Output {
     pub async fn send_end(&self) {
         for (tx, input) in &self.senders {
             // A reader that has gone away needs no end.
-            let _ = tx.send(Message::End { input: *input }).await;
+            let _ = tx.send(Message::End { input: *input }, 0).await;
         }
     }
 
@@ -155,7 +167,7 @@ impl Output {
                 shard: shard.clone(),
                 at,
             };
-            let _ = tx.send(message).await;
+            let _ = tx.send(message, 0).await;
         }
     }
 
@@ -172,7 +184,7 @@ impl Output {
                 partition: partition.clone(),
                 states: states.clone(),
             };
-            let _ = tx.send(message).await;
+            let _ = tx.send(message, 0).await;
         }
     }
 
@@ -183,7 +195,7 @@ impl Output {
                 input: *input,
                 partition: partition.clone(),
             };
-            let _ = tx.send(message).await;
+            let _ = tx.send(message, 0).await;
         }
     }
 }

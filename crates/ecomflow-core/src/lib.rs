@@ -5,6 +5,8 @@
 //! `schemars` and `async_trait` so the versions always match the runtime's.
 
 pub mod batching;
+pub mod byte_size;
+pub mod channel;
 pub mod checkpoint;
 pub mod component;
 pub mod dead_letter;

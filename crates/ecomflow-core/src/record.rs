@@ -110,6 +110,18 @@ impl Record {
         self.fields.iter().map(|(f, v)| (*f, v))
     }
 
+    /// About how many bytes the record takes in memory: itself, its fields' room and what its
+    /// values keep on the heap. What a channel bounded in bytes counts.
+    pub fn size_in_memory(&self) -> usize {
+        std::mem::size_of::<Record>()
+            + self.fields.capacity() * std::mem::size_of::<(Field, Value)>()
+            + self
+                .fields
+                .iter()
+                .map(|(_, v)| v.heap_bytes())
+                .sum::<usize>()
+    }
+
     /// How many fields the record has.
     pub fn len(&self) -> usize {
         self.fields.len()

@@ -7,6 +7,7 @@ mod proxy;
 
 pub use proxy::Proxy;
 
+use crate::channel::InputReceiver;
 use crate::component::{DeadLetterMessage, DeadLetterOutput};
 use crate::registry::Builder;
 use crate::{
@@ -109,7 +110,7 @@ pub struct SourceHarness {
 }
 
 /// The receiving end of a source's output, yielding batches and skipping watermarks.
-pub struct BatchReceiver(mpsc::Receiver<Message>);
+pub struct BatchReceiver(InputReceiver);
 
 impl BatchReceiver {
     /// The next batch, or `None` when the source has ended.
@@ -148,7 +149,10 @@ impl LetterReceiver {
 
 /// A fresh source context and the harness to observe it.
 pub fn source_context() -> (SourceContext, SourceHarness) {
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, rx) = crate::channel::input(crate::channel::Capacity {
+        messages: 4,
+        ..Default::default()
+    });
     let (dead_tx, dead_rx) = mpsc::channel(4);
     let counters = Arc::new(Counters::default());
     let shutdown = CancellationToken::new();

@@ -25,6 +25,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// The bytes this value keeps on the heap, besides its own size: a long string's buffer,
+    /// a nested value's nodes (estimated). What a channel bounded in bytes counts.
+    #[inline]
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::Str(s) if s.is_heap_allocated() => s.capacity(),
+            Value::Nested(v) => nested_bytes(v),
+            _ => 0,
+        }
+    }
+
     /// The JSON type name, for error messages: `null`, `boolean`, `integer`, `number`, `string`,
     /// `array` or `object`.
     pub fn type_name(&self) -> &'static str {
@@ -285,6 +296,20 @@ impl<'de> Visitor<'de> for Nested {
             object.insert(key, value);
         }
         Ok(serde_json::Value::Object(object))
+    }
+}
+
+/// About what a JSON value holds in memory: each node's size, strings' and keys' bytes.
+fn nested_bytes(v: &serde_json::Value) -> usize {
+    let node = std::mem::size_of::<serde_json::Value>();
+    node + match v {
+        serde_json::Value::String(s) => s.len(),
+        serde_json::Value::Array(items) => items.iter().map(nested_bytes).sum(),
+        serde_json::Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| std::mem::size_of::<String>() + k.len() + nested_bytes(v))
+            .sum(),
+        _ => 0,
     }
 }
 

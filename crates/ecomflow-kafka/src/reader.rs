@@ -43,6 +43,8 @@ pub struct Settings {
     pub start: Start,
     /// Records per batch.
     pub batch_size: usize,
+    /// Payload bytes that send a batch however few records it holds.
+    pub max_batch_bytes: usize,
     /// The longest a record waits in a partial batch.
     pub batch_timeout: Duration,
     /// End once every assigned partition was read to its end.
@@ -289,7 +291,7 @@ impl Reader {
         }
         p.next = Some(offset + 1);
         p.since.get_or_insert_with(Instant::now);
-        let full = p.len() >= self.settings.batch_size;
+        let full = p.len() >= self.settings.batch_size || p.bytes >= self.settings.max_batch_bytes;
         let tp = &self.pending[i].tp;
         if self.settings.stop_at_end {
             self.ends.read_to(tp, offset + 1);

@@ -34,6 +34,12 @@ pub struct KafkaSourceConfig {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
     pub batch_size: usize,
+    /// A batch also goes out as soon as its messages' payloads reach this many bytes, such as
+    /// `"4 MiB"`, however few records it holds: with large messages this bounds a batch's
+    /// memory.
+    #[serde(default = "default_max_batch_bytes")]
+    #[schemars(with = "ecomflow_core::byte_size::Bytes")]
+    pub max_batch_bytes: ecomflow_core::byte_size::ByteSize,
     /// The longest a record waits in a partial batch, such as `100ms`: a batch is sent when
     /// it is full, or when its first record has waited this long.
     #[serde(
@@ -74,6 +80,10 @@ pub struct KafkaSourceConfig {
 
 fn default_batch_size() -> usize {
     1024
+}
+
+fn default_max_batch_bytes() -> ecomflow_core::byte_size::ByteSize {
+    ecomflow_core::byte_size::ByteSize::mib(4)
 }
 
 fn default_batch_timeout() -> Duration {
@@ -204,6 +214,7 @@ impl SourcePlugin for KafkaSourcePlugin {
             group_id: cfg.group_id,
             start: cfg.start,
             batch_size: cfg.batch_size,
+            max_batch_bytes: ecomflow_core::byte_size::bytes(cfg.max_batch_bytes).max(1),
             batch_timeout: cfg.batch_timeout,
             stop_at_end: cfg.stop_at_end,
             commit_interval: cfg.commit_interval,

@@ -385,7 +385,10 @@ fn start_with(
     pause: Duration,
     checkpoints: Option<SourceCheckpoints>,
 ) -> Running {
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = ecomflow_core::channel::input(ecomflow_core::channel::Capacity {
+        messages: 4,
+        ..Default::default()
+    });
     let (dead_tx, mut dead_rx) = mpsc::channel(4);
     let counters = Arc::new(Counters::default());
     let shutdown = CancellationToken::new();

@@ -55,6 +55,8 @@ pub fn status(run: &RunTelemetry) -> Value {
             "component": &*ch.component,
             "batches": ch.batches,
             "capacity": ch.capacity,
+            "bytes": ch.bytes,
+            "byte_capacity": ch.byte_capacity,
         })).collect::<Vec<_>>(),
         "checkpoints": {
             "failures": run.checkpoints.failures(),

@@ -222,6 +222,28 @@ impl Collector for RunCollector {
                     .encode(m.encode_family(&[("component", &*ch.component)])?)
             },
         )?;
+        family(
+            &mut e,
+            "ecomflow_channel_bytes",
+            "Bytes of records waiting in a component's input channel.",
+            MetricType::Gauge,
+            &channels,
+            |ch, m| {
+                ConstGauge::new(i64::try_from(ch.bytes).unwrap_or(i64::MAX))
+                    .encode(m.encode_family(&[("component", &*ch.component)])?)
+            },
+        )?;
+        family(
+            &mut e,
+            "ecomflow_channel_capacity_bytes",
+            "Bytes of records a component's input channel holds before its writers wait.",
+            MetricType::Gauge,
+            &channels,
+            |ch, m| {
+                ConstGauge::new(i64::try_from(ch.byte_capacity).unwrap_or(i64::MAX))
+                    .encode(m.encode_family(&[("component", &*ch.component)])?)
+            },
+        )?;
         single(
             &mut e,
             "ecomflow_ready",

@@ -1,6 +1,7 @@
 //! ecomflow-runtime: loads pipeline files (with every error collected and located), checks
 //! the component graph, and runs it on tokio.
 
+pub mod channels_config;
 mod checkpoint;
 pub mod diagnostic;
 pub mod graph;
@@ -19,6 +20,7 @@ pub mod transform_shards;
 mod transform_task;
 mod watermarks;
 
+pub use channels_config::ChannelsConfig;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use graph::{GraphFormat, render};
 pub use http_config::HttpConfig;

@@ -9,9 +9,9 @@ use toml::de::DeValue;
 pub struct Override<'a> {
     /// The argument as given, for messages.
     pub arg: &'a str,
-    /// `sources`, `transforms`, `sinks`, `dead_letter`, `checkpoint` or `http`.
+    /// `sources`, `transforms`, `sinks`, `dead_letter`, `checkpoint`, `http` or `channels`.
     pub table: String,
-    /// The component id (empty for `dead_letter`, `checkpoint` and `http`).
+    /// The component id (empty for `dead_letter`, `checkpoint`, `http` and `channels`).
     pub id: String,
     /// The option path inside the component; never empty.
     pub path: Vec<String>,
@@ -34,9 +34,10 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
         };
         let parts: Vec<&str> = path.trim().split('.').collect();
         let (table, id, rest) = match parts.as_slice() {
-            [t @ ("dead_letter" | "checkpoint" | "http"), rest @ ..] if !rest.is_empty() => {
-                (*t, "", rest)
-            }
+            [
+                t @ ("dead_letter" | "checkpoint" | "http" | "channels"),
+                rest @ ..,
+            ] if !rest.is_empty() => (*t, "", rest),
             [t @ ("sources" | "transforms" | "sinks"), id, rest @ ..] if !rest.is_empty() => {
                 (*t, *id, rest)
             }
@@ -45,7 +46,7 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
                     Diagnostic::general(location, format!("`{path}` is not an option path"))
                         .with_hint(Some(
                             "write <sources|transforms|sinks>.<id>.<option>, dead_letter.<option>, \
-                             checkpoint.<option> or http.<option>",
+                             checkpoint.<option>, http.<option> or channels.<option>",
                         )),
                 );
                 continue;

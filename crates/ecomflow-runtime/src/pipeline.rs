@@ -86,6 +86,8 @@ pub struct Pipeline {
     pub checkpoint: Option<ecomflow_core::checkpoint::CheckpointConfig>,
     /// Where `ecomflow run` serves metrics, health, the tap and the dashboard (`[http]`).
     pub http: crate::http_config::HttpConfig,
+    /// How much each component's input holds (`[channels]`).
+    pub channels: crate::channels_config::ChannelsConfig,
     /// Components (paths such as `transforms.sales_per_day`) that start afresh: what the last
     /// checkpoint kept for them is discarded (`ecomflow run --reset-state`).
     pub reset_state: std::collections::BTreeSet<String>,

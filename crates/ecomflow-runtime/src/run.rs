@@ -22,9 +22,7 @@ use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::partition_store::PartitionStore;
 use ecomflow_core::source_checkpoints::SourceCheckpoints;
 use ecomflow_core::telemetry::scope;
-use ecomflow_core::{
-    ComponentTelemetry, EventTimeTracker, Message, Output, SinkContext, SourceContext,
-};
+use ecomflow_core::{ComponentTelemetry, EventTimeTracker, Output, SinkContext, SourceContext};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -32,8 +30,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Batches a channel holds before its sender waits.
-const CHANNEL_BATCHES: usize = 8;
+/// Dead letters waiting before the components sending them wait.
+const DEAD_LETTER_MESSAGES: usize = 64;
 
 /// Runs `pipeline` until every source ends or `shutdown` is cancelled and everything read has
 /// been written.
@@ -82,6 +80,7 @@ async fn run_with(
         dead_letter,
         checkpoint,
         reset_state,
+        channels,
         ..
     } = pipeline;
     let fail_early = |failures: Vec<(String, String)>| RunFailure {
@@ -177,7 +176,7 @@ async fn run_with(
     let mut senders = HashMap::new();
     let mut receivers = HashMap::new();
     for c in components.iter().filter(|c| !c.inputs.is_empty()) {
-        let (tx, rx) = mpsc::channel::<Message>(CHANNEL_BATCHES);
+        let (tx, rx) = ecomflow_core::channel::input(channels.capacity());
         telemetry.watch_input(c.path().into(), tx.downgrade());
         senders.insert(c.id.clone(), tx);
         receivers.insert(c.id.clone(), rx);
@@ -200,7 +199,7 @@ async fn run_with(
     };
 
     let senders_of_letters = components.len();
-    let (dl_tx, dl_rx) = mpsc::channel::<DeadLetterMessage>(CHANNEL_BATCHES * 8);
+    let (dl_tx, dl_rx) = mpsc::channel::<DeadLetterMessage>(DEAD_LETTER_MESSAGES);
     let mut tasks = JoinSet::new();
     let mut names = HashMap::new();
 

@@ -3,6 +3,7 @@
 
 use crate::checkpoint::{Alignment, Step, ended};
 use crate::pipeline::{Built, Component};
+use ecomflow_core::channel::InputReceiver;
 use ecomflow_core::checkpoint::Report;
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::{
@@ -14,7 +15,7 @@ use tokio::sync::mpsc;
 
 pub(crate) async fn run_sink(
     mut sink: Box<dyn Sink>,
-    rx: Option<mpsc::Receiver<Message>>,
+    rx: Option<InputReceiver>,
     cx: SinkContext,
     count: Arc<Counters>,
     mut alignment: Alignment,

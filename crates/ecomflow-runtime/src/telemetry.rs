@@ -4,12 +4,12 @@
 //! the terminal's live view read it; the run fills it in.
 
 use crate::pipeline::{Component, Pipeline};
-use ecomflow_core::{ComponentTelemetry, Counters, Kind, Message};
+use ecomflow_core::channel::WeakInputSender;
+use ecomflow_core::{ComponentTelemetry, Counters, Kind};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc::WeakSender;
 
 /// Checkpoints the history keeps (the dashboard draws them).
 const HISTORY: usize = 60;
@@ -117,7 +117,7 @@ pub struct RunTelemetry {
     /// When the run was built.
     pub started: SystemTime,
     /// Each reading component's input channel (a weak handle: it does not keep it open).
-    inputs: Mutex<Vec<(Arc<str>, WeakSender<Message>)>>,
+    inputs: Mutex<Vec<(Arc<str>, WeakInputSender)>>,
     state: AtomicU8,
 }
 
@@ -130,6 +130,10 @@ pub struct ChannelFill {
     pub batches: usize,
     /// Batches it holds before its writers wait.
     pub capacity: usize,
+    /// Bytes of records waiting.
+    pub bytes: usize,
+    /// Bytes it holds before its writers wait.
+    pub byte_capacity: usize,
 }
 
 impl RunTelemetry {
@@ -228,7 +232,7 @@ impl RunTelemetry {
     }
 
     /// Watches `component`'s input channel.
-    pub(crate) fn watch_input(&self, component: Arc<str>, channel: WeakSender<Message>) {
+    pub(crate) fn watch_input(&self, component: Arc<str>, channel: WeakInputSender) {
         if let Ok(mut inputs) = self.inputs.lock() {
             inputs.push((component, channel));
         }
@@ -242,11 +246,13 @@ impl RunTelemetry {
         inputs
             .iter()
             .filter_map(|(component, weak)| {
-                let sender = weak.upgrade()?;
+                let fill = weak.fill()?;
                 Some(ChannelFill {
                     component: component.clone(),
-                    batches: sender.max_capacity() - sender.capacity(),
-                    capacity: sender.max_capacity(),
+                    batches: fill.messages,
+                    capacity: fill.message_capacity,
+                    bytes: fill.bytes,
+                    byte_capacity: fill.byte_capacity,
                 })
             })
             .collect()

@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{Alignment, Step, ended};
 use crate::transform_shards::{Assigned, Instances};
+use ecomflow_core::channel::InputReceiver;
 use ecomflow_core::checkpoint::Report;
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{
@@ -30,7 +31,7 @@ pub(crate) struct TransformIo {
 
 pub(crate) async fn run_transform(
     mut instances: Instances,
-    rx: Option<mpsc::Receiver<Message>>,
+    rx: Option<InputReceiver>,
     mut io: TransformIo,
 ) -> Result<(), ComponentError> {
     let Some(mut rx) = rx else {

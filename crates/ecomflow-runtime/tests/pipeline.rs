@@ -5,7 +5,9 @@ use ecomflow_core::{
     Sink, SinkContext, SinkPlugin, Source, SourceContext, SourcePlugin, Transform, TransformPlugin,
     Value,
 };
-use ecomflow_runtime::{GraphFormat, LoadOptions, Pipeline, load, render, run};
+use ecomflow_runtime::{
+    GraphFormat, LoadOptions, Pipeline, RunTelemetry, load, render, run, run_observed,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ struct NumbersConfig {
     /// Records per batch.
     #[serde(default = "ten")]
     batch: u64,
+    /// Bytes of padding in each record's `pad` field.
+    #[serde(default)]
+    pad: usize,
 }
 fn ten() -> u64 {
     10
@@ -47,6 +52,12 @@ impl Source for Numbers {
             while (batch.len() as u64) < self.0.batch && (self.0.count == 0 || i < self.0.count) {
                 let mut r = Record::default();
                 r.push(n, Value::Int(i as i64));
+                if self.0.pad > 0 {
+                    r.push(
+                        Field::new("pad"),
+                        Value::from("x".repeat(self.0.pad).as_str()),
+                    );
+                }
                 batch.push(r);
                 i += 1;
             }
@@ -148,6 +159,9 @@ struct CollectConfig {
     /// Fail when this n arrives.
     #[serde(default)]
     fail_on: Option<i64>,
+    /// Milliseconds each write takes.
+    #[serde(default)]
+    pause_ms: u64,
 }
 struct Collect(CollectConfig);
 impl SinkPlugin for Collect {
@@ -160,6 +174,7 @@ impl SinkPlugin for Collect {
 impl Sink for Collect {
     async fn write(&mut self, batch: Incoming, _: &SinkContext) -> Result<(), ComponentError> {
         let batch = batch.into_records();
+        tokio::time::sleep(std::time::Duration::from_millis(self.0.pause_ms)).await;
         if let Some(f) = self.0.fail_on
             && batch
                 .iter()
@@ -360,7 +375,7 @@ name = "d"
     let p = write(&dir, "broken.toml", text);
     let err = load_with(&[p], &[], &[]).expect_err("invalid");
     let expect = [
-        "broken.toml:4:1: sources.nums: unknown field `cont`, expected `count` or `batch`",
+        "broken.toml:4:1: sources.nums: unknown field `cont`, expected one of `count`, `batch`, `pad`",
         "broken.toml:6:10: sources.other: unknown source type `numbrs`",
         "did you mean `numbers`?",
         "transforms.split: input `nmus` names no component",
@@ -576,4 +591,103 @@ fn event_time_errors_are_located() {
     );
     assert!(err.contains("et.toml:9:"), "{err}");
     assert!(err.contains("sources.more: unknown field `fild`"), "{err}");
+}
+
+const LARGE_RECORDS: &str = r#"
+[sources.nums]
+type = "numbers"
+count = 0
+batch = 1
+pad = 10000
+
+[sinks.slow]
+type = "collect"
+inputs = ["nums"]
+name = "large"
+pause_ms = 20
+
+[dead_letter]
+type = "collect"
+name = "large-dead"
+
+[channels]
+batches = 100
+bytes = 30000
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_bounded_in_bytes_holds_only_a_few_large_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "large.toml", LARGE_RECORDS);
+    let pipeline = load_with(&[p], &[], &[]).expect("valid");
+    assert_eq!(pipeline.channels.capacity().bytes, 30_000);
+    let telemetry = RunTelemetry::new(&pipeline);
+    let watched = telemetry.clone();
+    let most = tokio::spawn(async move {
+        // The most batches and bytes seen waiting for the slow sink, until the run ends.
+        let mut most = (0, 0);
+        while !matches!(
+            watched.state(),
+            ecomflow_runtime::RunState::Finished | ecomflow_runtime::RunState::Failed
+        ) {
+            for fill in watched.channels() {
+                most = (most.0.max(fill.batches), most.1.max(fill.bytes));
+                assert_eq!(fill.byte_capacity, 30_000);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        most
+    });
+    let stop = CancellationToken::new();
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        stopper.cancel();
+    });
+    run_observed(pipeline, stop, telemetry).await.expect("runs");
+    let (batches, bytes) = most.await.expect("watched");
+    // Every record read arrives, but no more than two of about 10 KB wait at once, though
+    // the channel has room for 100 batches.
+    let got = numbers(&collected("large"));
+    assert!(got.len() >= 10, "{} records", got.len());
+    assert_eq!(got, (0..got.len() as i64).collect::<Vec<_>>());
+    assert!(bytes <= 30_000, "{bytes} bytes waited");
+    assert!((1..=2).contains(&batches), "{batches} batches waited");
+}
+
+#[test]
+fn a_bad_channels_table_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zero = write(
+        &dir,
+        "zero.toml",
+        &format!("{GOOD}\n[channels]\nbatches = 0\n"),
+    );
+    let e = load_with(&[zero], &[], &[("RUN", "c0")]).expect_err("refused");
+    assert!(
+        e.contains("zero.toml:") && e.contains("`channels.batches` must be at least 1"),
+        "{e}"
+    );
+    let typo = write(
+        &dir,
+        "typo.toml",
+        &format!("{GOOD}\n[channels]\nbyts = 1\n"),
+    );
+    let e = load_with(&[typo], &[], &[("RUN", "c1")]).expect_err("refused");
+    assert!(e.contains("typo.toml:") && e.contains("byts"), "{e}");
+    let good = write(&dir, "good.toml", GOOD);
+    let e = load_with(
+        std::slice::from_ref(&good),
+        &["channels.bytes=lots".to_string()],
+        &[("RUN", "c2")],
+    )
+    .expect_err("refused");
+    assert!(e.contains("channels") && e.contains("lots"), "{e}");
+    let set = load_with(
+        &[good],
+        &["channels.bytes=1 KiB".to_string()],
+        &[("RUN", "c3")],
+    )
+    .expect("a size with a unit");
+    assert_eq!(set.channels.capacity().bytes, 1024);
 }

@@ -83,6 +83,7 @@ pub(super) fn declare<'i>(
                     DEAD_LETTER,
                     CHECKPOINT,
                     HTTP,
+                    CHANNELS,
                 ];
                 diags.push(
                     Diagnostic::at(file, Some(key_span), format!("unknown table `{other}`"))
@@ -207,7 +208,7 @@ pub(super) fn apply_overrides<'i>(
 ) {
     for o in overrides
         .iter()
-        .filter(|o| o.table != CHECKPOINT && o.table != HTTP)
+        .filter(|o| ![CHECKPOINT, HTTP, CHANNELS].contains(&o.table.as_str()))
     {
         let target = if o.table == DEAD_LETTER {
             dead_letter.as_mut()

@@ -10,6 +10,7 @@ mod build;
 mod declare;
 mod unknown;
 
+use crate::channels_config::ChannelsConfig;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, closest};
 use crate::graph_check::{Node, check_graph};
 use crate::http_config::HttpConfig;
@@ -32,6 +33,8 @@ pub const DEAD_LETTER: &str = "dead_letter";
 pub const CHECKPOINT: &str = "checkpoint";
 /// The `[http]` table.
 pub const HTTP: &str = "http";
+/// The `[channels]` table.
+pub const CHANNELS: &str = "channels";
 /// Where dead letters go when the pipeline does not say.
 pub const DEFAULT_DEAD_LETTER_PATH: &str = "dead-letter.jsonl";
 
@@ -81,6 +84,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
     let mut dead_letter = None;
     let mut checkpoint = None;
     let mut http = None;
+    let mut channels = None;
     for (index, file) in files.iter().enumerate() {
         let (root, errors) = DeTable::parse_recoverable(&file.text);
         if !errors.is_empty() {
@@ -100,6 +104,9 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
         }
         if let Some(table) = root.remove(HTTP) {
             http = Some((index, table));
+        }
+        if let Some(table) = root.remove(CHANNELS) {
+            channels = Some((index, table));
         }
         declare(
             index,
@@ -135,6 +142,29 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             .unwrap_or_default(),
         None => HttpConfig::default(),
     };
+    let (channels_file, mut channels_table) = match channels {
+        Some((file, table)) => (file, Some(table)),
+        None => (0, None),
+    };
+    apply_table_overrides(&overrides, CHANNELS, &mut channels_table, &mut diags);
+    let channels = match channels_table {
+        Some(table) => {
+            let span = table.span();
+            let file = files.get(channels_file);
+            let config: Option<ChannelsConfig> =
+                file.and_then(|file| top_table(file, CHANNELS, table, &mut diags));
+            if let (Some(file), Some((option, message))) =
+                (file, config.as_ref().and_then(ChannelsConfig::problem))
+            {
+                diags.push(
+                    Diagnostic::at(file, Some(span), format!("`{CHANNELS}.{option}` {message}"))
+                        .in_component(CHANNELS),
+                );
+            }
+            config.unwrap_or_default()
+        }
+        None => ChannelsConfig::default(),
+    };
 
     let mut nodes = Vec::new();
     let mut built = Vec::new();
@@ -165,6 +195,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             dead_letter,
             checkpoint,
             http,
+            channels,
             reset_state: Default::default(),
         }),
         _ => Err(Diagnostics(vec![Diagnostic::general(

@@ -1,6 +1,7 @@
 //! The `file` source: JSON lines from a file or stdin, undecodable lines dead-lettered with their line number.
 
 use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::byte_size::{ByteSize, bytes};
 use ecomflow_core::json::JsonDecoder;
 use ecomflow_core::{
     Batch, BuildContext, BuildError, ComponentError, Payload, Plugin, Source, SourceContext,
@@ -24,6 +25,15 @@ pub struct FileSourceConfig {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
     pub batch_size: usize,
+    /// A batch also goes out as soon as its lines reach this many bytes, such as `"4 MiB"`,
+    /// however few records it holds: with long lines this bounds a batch's memory.
+    #[serde(default = "default_max_batch_bytes")]
+    #[schemars(with = "ecomflow_core::byte_size::Bytes")]
+    pub max_batch_bytes: ByteSize,
+}
+
+fn default_max_batch_bytes() -> ByteSize {
+    ByteSize::mib(4)
 }
 
 fn default_batch_size() -> usize {
@@ -49,6 +59,7 @@ impl SourcePlugin for FileSourcePlugin {
         Ok(Box::new(FileSource {
             path: cfg.path,
             batch_size: cfg.batch_size,
+            max_batch_bytes: bytes(cfg.max_batch_bytes).max(1),
         }))
     }
 }
@@ -56,6 +67,7 @@ impl SourcePlugin for FileSourcePlugin {
 struct FileSource {
     path: String,
     batch_size: usize,
+    max_batch_bytes: usize,
 }
 
 /// Where a checkpoint leaves the source: the byte after the last line sent, and that line's
@@ -72,6 +84,8 @@ struct Pending {
     decoder: JsonDecoder,
     line_no: u64,
     batch: Batch,
+    /// The bytes of the lines in `batch`.
+    bytes: usize,
     dead: Vec<(String, Payload)>,
 }
 
@@ -87,7 +101,10 @@ impl Pending {
             return;
         }
         match self.decoder.decode(line) {
-            Ok(r) => self.batch.push(r),
+            Ok(r) => {
+                self.batch.push(r);
+                self.bytes += line.len();
+            }
             Err(e) => {
                 let reason = format!("{}:{}: {e}", self.name, self.line_no);
                 self.dead.push((reason, Payload::Raw(line.to_vec())));
@@ -102,6 +119,7 @@ impl Pending {
             return true;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(capacity));
+        self.bytes = 0;
         cx.send(batch).await.is_ok()
     }
 }
@@ -144,6 +162,7 @@ impl Source for FileSource {
             decoder: JsonDecoder::new(),
             line_no: first_line,
             batch: Vec::with_capacity(self.batch_size),
+            bytes: 0,
             dead: Vec::new(),
         };
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
@@ -184,9 +203,10 @@ impl Source for FileSource {
                 pending.line(&buf[start..start + end]);
                 start += end + 1;
                 consumed += end as u64 + 1;
-                if (pending.batch.len() >= self.batch_size || pending.dead.len() >= self.batch_size)
-                    && !pending.send(&cx, self.batch_size).await
-                {
+                let full = pending.batch.len() >= self.batch_size
+                    || pending.bytes >= self.max_batch_bytes
+                    || pending.dead.len() >= self.batch_size;
+                if full && !pending.send(&cx, self.batch_size).await {
                     return Ok(());
                 }
             }
@@ -226,6 +246,27 @@ mod tests {
 
     fn options(path: &std::path::Path, extra: &str) -> String {
         format!("path = {:?}\n{extra}", path.to_str().expect("utf8 path"))
+    }
+
+    #[tokio::test]
+    async fn long_lines_make_smaller_batches() {
+        // Ten lines of about 1,000 bytes with batches of at most 2,500 bytes of lines: a
+        // batch goes out at its third line, long before its 1,024 records.
+        let line = format!("{{\"text\":\"{}\"}}\n", "x".repeat(1000));
+        let f = write_file(&line.repeat(10));
+        let source =
+            build_source("file", &options(f.path(), "max_batch_bytes = 2500")).expect("builds");
+        let (batches, dead) = run_source(source).await;
+        assert!(dead.is_empty());
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [3, 3, 3, 1]);
+        // A size with a unit reads too; nonsense is refused with the option's name.
+        assert!(build_source("file", &options(f.path(), "max_batch_bytes = \"1 MiB\"")).is_ok());
+        let e = build_error(build_source(
+            "file",
+            &options(f.path(), "max_batch_bytes = \"lots\""),
+        ));
+        assert!(e.to_string().contains("lots"), "{e}");
     }
 
     #[tokio::test]
