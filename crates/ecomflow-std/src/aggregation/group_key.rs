@@ -23,6 +23,10 @@ pub enum KeyPart {
 /// A whole group key: one part per key field.
 pub type GroupKey = Box<[KeyPart]>;
 
+/// A group key shared by the tables that index one group (its state, its bucket's list,
+/// the changed groups): a clone is a count, not a copy of the key.
+pub type SharedKey = std::sync::Arc<[KeyPart]>;
+
 /// A map keyed by group keys, hashed with foldhash: keys come from the input, and the
 /// standard library's SipHash costs several times as much per key. foldhash is seeded per
 /// process, so keys chosen to collide cannot be written in advance.

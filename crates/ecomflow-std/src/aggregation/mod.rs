@@ -8,5 +8,5 @@ mod rejected;
 
 pub use accumulator::Accumulator;
 pub use function::{Aggregation, parse_aggregations};
-pub use group_key::{GroupKey, KeyMap, KeyPart};
+pub use group_key::{GroupKey, KeyMap, KeyPart, SharedKey};
 pub use rejected::{LateRecords, Rejected};

@@ -3,23 +3,23 @@
 //! still open. Rows come out bucket by bucket, oldest first, and within a bucket in the order
 //! its groups changed.
 
-use crate::aggregation::GroupKey;
+use crate::aggregation::SharedKey;
 use std::collections::BTreeMap;
 
 /// Changed groups by bucket end; groups without a bucket under `None`.
 #[derive(Default)]
 pub(super) struct Dirty {
-    by_end: BTreeMap<Option<i64>, Vec<GroupKey>>,
+    by_end: BTreeMap<Option<i64>, Vec<SharedKey>>,
 }
 
 impl Dirty {
     /// Group `key`, whose bucket ends at `end` (`None`: it has no bucket), changed.
-    pub(super) fn push(&mut self, end: Option<i64>, key: GroupKey) {
+    pub(super) fn push(&mut self, end: Option<i64>, key: SharedKey) {
         self.by_end.entry(end).or_default().push(key);
     }
 
     /// Takes the groups whose bucket ended at or before `watermark`.
-    pub(super) fn take_ended(&mut self, watermark: i64) -> impl Iterator<Item = GroupKey> + use<> {
+    pub(super) fn take_ended(&mut self, watermark: i64) -> impl Iterator<Item = SharedKey> + use<> {
         let open = match watermark.checked_add(1) {
             Some(after) => self.by_end.split_off(&Some(after)),
             None => BTreeMap::new(),
@@ -33,7 +33,7 @@ impl Dirty {
     }
 
     /// Takes every group.
-    pub(super) fn take_all(&mut self) -> impl Iterator<Item = GroupKey> + use<> {
+    pub(super) fn take_all(&mut self) -> impl Iterator<Item = SharedKey> + use<> {
         std::mem::take(&mut self.by_end).into_values().flatten()
     }
 }
@@ -43,8 +43,8 @@ mod tests {
     use super::*;
     use crate::aggregation::KeyPart;
 
-    fn key(n: i64) -> GroupKey {
-        vec![KeyPart::Int(n)].into_boxed_slice()
+    fn key(n: i64) -> SharedKey {
+        vec![KeyPart::Int(n)].into()
     }
 
     #[test]

@@ -9,7 +9,8 @@ mod calendar;
 mod dirty;
 
 use crate::aggregation::{
-    Accumulator, Aggregation, GroupKey, KeyMap, KeyPart, LateRecords, Rejected, parse_aggregations,
+    Accumulator, Aggregation, GroupKey, KeyMap, KeyPart, LateRecords, Rejected, SharedKey,
+    parse_aggregations,
 };
 use calendar::{Calendar, TimeKey};
 use dirty::Dirty;
@@ -141,9 +142,10 @@ struct Aggregate {
     lateness_us: i64,
     emit_interval: Duration,
     late: LateRecords,
-    groups: KeyMap<GroupKey, Group>,
+    /// The open groups. Their key is shared with `by_end` and `dirty`.
+    groups: KeyMap<SharedKey, Group>,
     /// Groups with a time bucket, by the bucket's end.
-    by_end: BTreeMap<i64, Vec<GroupKey>>,
+    by_end: BTreeMap<i64, Vec<SharedKey>>,
     /// Groups changed since their last row.
     dirty: Dirty,
     watermark: i64,
@@ -185,13 +187,15 @@ impl Aggregate {
             empty.takes(a, record)?;
         }
         let (start, end) = bucket.map_or((None, None), |b| (Some(b.start), Some(b.end)));
+        let mut new_key = None;
         let group = match self.groups.get_mut(&self.scratch[..]) {
             Some(g) => g,
             None => {
-                let key: GroupKey = self.scratch.clone().into_boxed_slice();
+                let key: SharedKey = self.scratch.as_slice().into();
                 if let Some(end) = end {
                     self.by_end.entry(end).or_default().push(key.clone());
                 }
+                new_key = Some(key.clone());
                 self.groups.entry(key).or_insert(Group {
                     accumulators: self.empty.clone(),
                     start,
@@ -210,8 +214,17 @@ impl Aggregate {
         }
         if !group.dirty {
             group.dirty = true;
-            self.dirty
-                .push(group.end, self.scratch.clone().into_boxed_slice());
+            let end = group.end;
+            // The index shares the group's key (a new group's, or found again: a group
+            // changes after its row far less often than it takes records).
+            let key = new_key.or_else(|| {
+                self.groups
+                    .get_key_value(&self.scratch[..])
+                    .map(|(k, _)| k.clone())
+            });
+            if let Some(key) = key {
+                self.dirty.push(end, key);
+            }
         }
         Ok(())
     }
@@ -296,11 +309,11 @@ impl Transform for Aggregate {
         #[derive(serde::Serialize)]
         struct State<'a> {
             watermark: i64,
-            groups: Vec<(&'a GroupKey, &'a Group)>,
+            groups: Vec<(&'a [KeyPart], &'a Group)>,
         }
         serde_json::to_value(State {
             watermark: self.watermark,
-            groups: self.groups.iter().collect(),
+            groups: self.groups.iter().map(|(k, g)| (&**k, g)).collect(),
         })
         .ok()
     }
@@ -314,6 +327,7 @@ impl Transform for Aggregate {
         let state: State = serde_json::from_value(state).map_err(|e| e.to_string())?;
         self.watermark = state.watermark;
         for (key, group) in state.groups {
+            let key = SharedKey::from(key);
             if group.accumulators.len() != self.empty.len() {
                 return Err("the aggregations changed since the checkpoint".into());
             }

@@ -5,12 +5,10 @@
 //! its borrowed key parts and allocates nothing unless it opens a window.
 
 use super::WindowState;
-use crate::aggregation::{Accumulator, GroupKey, KeyMap, KeyPart};
+use crate::aggregation::{Accumulator, GroupKey, KeyMap, KeyPart, SharedKey};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// A group key shared by the index of windows by end.
-type SharedKey = Arc<[KeyPart]>;
 
 /// The open windows of one key, by start.
 struct KeyWindows {
