@@ -8,8 +8,6 @@ use super::WindowState;
 use crate::aggregation::{Accumulator, GroupKey, KeyMap, KeyPart, SharedKey};
 use std::collections::BTreeMap;
 
-/// A group key shared by the index of windows by end.
-
 /// The open windows of one key, by start.
 struct KeyWindows {
     key: SharedKey,
