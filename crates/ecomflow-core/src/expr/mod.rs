@@ -458,6 +458,14 @@ mod native_agrees_with_minijinja {
         "b or c",
         "rates[s]",
         "-(q * 2) < a",
+        "q > 0",
+        "0 < q",
+        "s == 'failed'",
+        "a - q * 2 < 0.005",
+        "a * 2 == 24.69",
+        "q - 1 != 2",
+        "c == 1",
+        "b != false",
     ];
 
     #[test]
