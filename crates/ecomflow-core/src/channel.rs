@@ -1,7 +1,7 @@
 //! A component's input: a channel bounded both in messages and in the bytes of the records
 //! waiting in it, so that large records cannot pile up gigabytes between two components.
+//! The runtime's channels carry [`crate::Message`]s; the channel itself takes any message.
 
-use crate::component::Message;
 use crate::record::Batch;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -27,29 +27,29 @@ impl Default for Capacity {
 
 /// A message and the bytes it holds in its channel, given back when it is taken out.
 #[derive(Debug)]
-struct Held {
-    message: Message,
+struct Held<M> {
+    message: M,
     _bytes: Option<OwnedSemaphorePermit>,
 }
 
 /// The sending side of an input channel (one per writer; clone it for more).
-#[derive(Debug, Clone)]
-pub struct InputSender {
-    tx: mpsc::Sender<Held>,
+#[derive(Debug)]
+pub struct InputSender<M> {
+    tx: mpsc::Sender<Held<M>>,
     bytes: Arc<Semaphore>,
     capacity: u32,
 }
 
 /// The receiving side of an input channel.
 #[derive(Debug)]
-pub struct InputReceiver {
-    rx: mpsc::Receiver<Held>,
+pub struct InputReceiver<M> {
+    rx: mpsc::Receiver<Held<M>>,
 }
 
 /// A handle on an input channel that does not keep it open (for watching how full it is).
-#[derive(Debug, Clone)]
-pub struct WeakInputSender {
-    tx: mpsc::WeakSender<Held>,
+#[derive(Debug)]
+pub struct WeakInputSender<M> {
+    tx: mpsc::WeakSender<Held<M>>,
     bytes: Arc<Semaphore>,
     capacity: u32,
 }
@@ -60,7 +60,7 @@ pub struct WeakInputSender {
 pub struct Gone;
 
 /// A new input channel of `capacity`.
-pub fn input(capacity: Capacity) -> (InputSender, InputReceiver) {
+pub fn input<M>(capacity: Capacity) -> (InputSender<M>, InputReceiver<M>) {
     let (tx, rx) = mpsc::channel(capacity.messages.max(1));
     let bytes = u32::try_from(capacity.bytes.max(1)).unwrap_or(u32::MAX);
     let sender = InputSender {
@@ -93,10 +93,31 @@ pub fn batch_bytes(batch: &Batch) -> usize {
     weighed / WEIGHED * batch.len()
 }
 
-impl InputSender {
+// Written out: derived, they would ask `M: Clone` of the message.
+impl<M> Clone for InputSender<M> {
+    fn clone(&self) -> Self {
+        InputSender {
+            tx: self.tx.clone(),
+            bytes: self.bytes.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl<M> Clone for WeakInputSender<M> {
+    fn clone(&self) -> Self {
+        WeakInputSender {
+            tx: self.tx.clone(),
+            bytes: self.bytes.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl<M> InputSender<M> {
     /// Sends `message`, first waiting until the channel has room for `bytes` more (all its
     /// room when `bytes` is more than it has: then the message goes alone).
-    pub async fn send(&self, message: Message, bytes: usize) -> Result<(), Gone> {
+    pub async fn send(&self, message: M, bytes: usize) -> Result<(), Gone> {
         let held = if bytes == 0 {
             None
         } else {
@@ -119,7 +140,7 @@ impl InputSender {
     }
 
     /// A handle that does not keep the channel open.
-    pub fn downgrade(&self) -> WeakInputSender {
+    pub fn downgrade(&self) -> WeakInputSender<M> {
         WeakInputSender {
             tx: self.tx.downgrade(),
             bytes: self.bytes.clone(),
@@ -128,10 +149,10 @@ impl InputSender {
     }
 }
 
-impl InputReceiver {
+impl<M> InputReceiver<M> {
     /// The next message, or `None` once every sender has gone. Its bytes are given back to
     /// the channel as it is taken out.
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<M> {
         self.rx.recv().await.map(|held| held.message)
     }
 
@@ -154,7 +175,7 @@ pub struct Fill {
     pub byte_capacity: usize,
 }
 
-impl WeakInputSender {
+impl<M> WeakInputSender<M> {
     /// How full the channel is, unless it has closed.
     pub fn fill(&self) -> Option<Fill> {
         let tx = self.tx.upgrade()?;
@@ -170,7 +191,7 @@ impl WeakInputSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Record, Shard, Value, field::Field};
+    use crate::{Record, Value, field::Field};
     use std::time::Duration;
 
     fn batch_of(records: usize, text: usize) -> Arc<Batch> {
@@ -186,12 +207,11 @@ mod tests {
         )
     }
 
+    /// The tests' messages: a batch, or nothing (like a watermark or an end).
+    type Message = Option<Arc<Batch>>;
+
     fn message(batch: Arc<Batch>) -> Message {
-        Message::Batch {
-            input: 0,
-            shard: Shard::Whole,
-            batch,
-        }
+        Some(batch)
     }
 
     #[test]
@@ -209,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sender_waits_while_the_bytes_waiting_fill_the_channel() {
-        let (tx, mut rx) = input(Capacity {
+        let (tx, mut rx) = input::<Message>(Capacity {
             messages: 100,
             bytes: 10_000,
         });
@@ -238,7 +258,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_larger_than_the_channel_goes_alone() {
-        let (tx, mut rx) = input(Capacity {
+        let (tx, mut rx) = input::<Message>(Capacity {
             messages: 100,
             bytes: 1000,
         });
@@ -260,12 +280,9 @@ mod tests {
             .expect("the huge batch goes into an empty channel")
             .expect("sent");
         // Messages without records never wait for bytes.
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            tx.send(Message::End { input: 0 }, 0),
-        )
-        .await
-        .expect("an end needs no bytes")
-        .expect("sent");
+        tokio::time::timeout(Duration::from_secs(5), tx.send(None, 0))
+            .await
+            .expect("an end needs no bytes")
+            .expect("sent");
     }
 }

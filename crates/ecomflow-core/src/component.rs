@@ -78,7 +78,7 @@ pub enum Message {
 /// each with the position of this output among that reader's inputs.
 #[derive(Clone, Default)]
 pub struct Output {
-    senders: Vec<(InputSender, usize)>,
+    senders: Vec<(InputSender<Message>, usize)>,
 }
 
 /// Every reader of an output has gone away; the sender should stop.
@@ -89,7 +89,7 @@ pub struct Closed;
 impl Output {
     /// An output feeding `senders`, each with the reader's input position (built by the
     /// runtime).
-    pub fn new(senders: Vec<(InputSender, usize)>) -> Output {
+    pub fn new(senders: Vec<(InputSender<Message>, usize)>) -> Output {
         Output { senders }
     }
 

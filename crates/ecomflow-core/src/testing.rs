@@ -110,7 +110,7 @@ pub struct SourceHarness {
 }
 
 /// The receiving end of a source's output, yielding batches and skipping watermarks.
-pub struct BatchReceiver(InputReceiver);
+pub struct BatchReceiver(InputReceiver<Message>);
 
 impl BatchReceiver {
     /// The next batch, or `None` when the source has ended.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 pub(crate) async fn run_sink(
     mut sink: Box<dyn Sink>,
-    rx: Option<InputReceiver>,
+    rx: Option<InputReceiver<Message>>,
     cx: SinkContext,
     count: Arc<Counters>,
     mut alignment: Alignment,

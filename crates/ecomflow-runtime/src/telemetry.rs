@@ -5,7 +5,7 @@
 
 use crate::pipeline::{Component, Pipeline};
 use ecomflow_core::channel::WeakInputSender;
-use ecomflow_core::{ComponentTelemetry, Counters, Kind};
+use ecomflow_core::{ComponentTelemetry, Counters, Kind, Message};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -117,7 +117,7 @@ pub struct RunTelemetry {
     /// When the run was built.
     pub started: SystemTime,
     /// Each reading component's input channel (a weak handle: it does not keep it open).
-    inputs: Mutex<Vec<(Arc<str>, WeakInputSender)>>,
+    inputs: Mutex<Vec<(Arc<str>, WeakInputSender<Message>)>>,
     state: AtomicU8,
 }
 
@@ -232,7 +232,7 @@ impl RunTelemetry {
     }
 
     /// Watches `component`'s input channel.
-    pub(crate) fn watch_input(&self, component: Arc<str>, channel: WeakInputSender) {
+    pub(crate) fn watch_input(&self, component: Arc<str>, channel: WeakInputSender<Message>) {
         if let Ok(mut inputs) = self.inputs.lock() {
             inputs.push((component, channel));
         }

@@ -31,7 +31,7 @@ pub(crate) struct TransformIo {
 
 pub(crate) async fn run_transform(
     mut instances: Instances,
-    rx: Option<InputReceiver>,
+    rx: Option<InputReceiver<Message>>,
     mut io: TransformIo,
 ) -> Result<(), ComponentError> {
     let Some(mut rx) = rx else {
