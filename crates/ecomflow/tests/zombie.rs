@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::processes::{signal, spawn, spawn_generator};
+use common::processes::{KillOnDrop, signal, spawn, spawn_generator};
 
 /// Good transactions the generator writes.
 const GOOD: i64 = 50000;
@@ -136,11 +136,13 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
     common::plain_table::create(&reference).await;
 
     let (mut generator, generator_log) = spawn_generator(&topic, GOOD as u64, RATE as u64, dir);
+    let mut left_running = KillOnDrop(vec![generator.id()]);
 
     // 1. A alone, until it owns and has committed every partition.
     let args = member_args(&overlay, &topic, &group, &index, &database, false);
     let a_log = dir.join("a.log");
     let mut a = spawn(&args, &member_env(dir, "a", &database), dir, &a_log);
+    left_running.0.push(a.id());
     let started = Instant::now();
     loop {
         let (owners, sum) = owners(&database).await;
@@ -160,6 +162,7 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
     freeze_in_a_commit(&a, &database).await;
     let b_log = dir.join("b.log");
     let mut b = spawn(&args, &member_env(dir, "b", &database), dir, &b_log);
+    left_running.0.push(b.id());
     let started = Instant::now();
     let mut taken_at = None;
     loop {
@@ -187,6 +190,8 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
 
     // 4. The topic written and committed to its end, both stop.
     let status = generator.wait().expect("generator exits");
+    let reaped = generator.id();
+    left_running.0.retain(|pid| *pid != reaped);
     assert!(
         status.success(),
         "{}",
@@ -212,6 +217,8 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Both are about to be stopped and reaped: nothing is left to kill.
+    left_running.0.clear();
     for (name, child, log) in [("a", &mut a, &a_log), ("b", &mut b, &b_log)] {
         signal(child, "-TERM");
         let status = child.wait().expect("exits");

@@ -15,6 +15,22 @@ pub fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -
         .expect("ecomflow starts")
 }
 
+/// Kills the processes it names when dropped, so a test that fails (a panic) leaves none
+/// running, not even one it had frozen with `-STOP`. Processes that already ended are left
+/// alone (`kill` of a reaped pid fails quietly).
+pub struct KillOnDrop(pub Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// Sends signal `name` (`-TERM`, `-KILL`, `-STOP`, `-CONT`) to `child`.
 pub fn signal(child: &Child, name: &str) {
     let sent = Command::new("kill")
