@@ -23,25 +23,19 @@ pub struct ChannelsConfig {
     pub bytes: ByteSize,
 }
 
-/// The batches an input holds by default.
-pub const DEFAULT_BATCHES: usize = 8;
-
-/// The bytes an input holds by default: about three times what 8 batches of 1,024 of the
-/// flagship's records take, so only larger records meet it.
-pub const DEFAULT_BYTES: u64 = 16 << 20;
-
+// The defaults are the channel's own (`Capacity::default`).
 fn default_batches() -> usize {
-    DEFAULT_BATCHES
+    Capacity::default().messages
 }
 
 fn default_bytes() -> ByteSize {
-    ByteSize::b(DEFAULT_BYTES)
+    ByteSize::b(Capacity::default().bytes as u64)
 }
 
 impl Default for ChannelsConfig {
     fn default() -> Self {
         ChannelsConfig {
-            batches: DEFAULT_BATCHES,
+            batches: default_batches(),
             bytes: default_bytes(),
         }
     }
