@@ -40,29 +40,9 @@ printf '%s\n' '[sinks.index]' 'replace = true' 'type = "file"' 'inputs = ["trans
   "path = \"$work/documents.jsonl\"" >"$work/capture.toml"
 "$bin" run "$work/es.toml" "$work/capture.toml" --quiet --set http.enabled=false 2>/dev/null
 
-# The same documents as bulk bodies of 1000, and a curl config sending each to the index.
-python3 - "$work/documents.jsonl" "$work/bodies" <<'PY'
-import json, sys
-from pathlib import Path
-lines = Path(sys.argv[1]).read_bytes().splitlines()
-out = Path(sys.argv[2]); out.mkdir()
-for start in range(0, len(lines), 1000):
-    body = bytearray()
-    for line in lines[start:start + 1000]:
-        body += b'{"index":{"_id":' + json.dumps(json.loads(line)["transactionId"]).encode() + b'}}\n'
-        body += line + b"\n"
-    (out / f"{start // 1000:06}.ndjson").write_bytes(body)
-PY
-curl_config() {
-  local first=1
-  for body in "$work"/bodies/*.ndjson; do
-    [ "$first" = 1 ] || echo next
-    first=0
-    printf 'url = "%s/%s/_bulk?filter_path=items.*.status,items.*.error"\n' "$es" "$1"
-    printf 'data-binary = "@%s"\nheader = "Content-Type: application/x-ndjson"\n' "$body"
-    printf 'output = "/dev/null"\nsilent\n'
-  done
-}
+# The same documents as bulk bodies of 1000, sent by curl to an index (curl_config INDEX).
+python3 scripts/elasticsearch_reference.py bodies "$work/documents.jsonl" "$work/bodies"
+curl_config() { python3 scripts/elasticsearch_reference.py config "$work/bodies" "$es" "$1"; }
 curl -s -X PUT "$es/_index_template/transactions-template" -H 'Content-Type: application/json' \
   --data-binary "@$template" >/dev/null
 
