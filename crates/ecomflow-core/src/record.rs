@@ -48,13 +48,19 @@ impl Record {
     /// The value of `field`, looked for first at position `*hint` and then everywhere; `*hint`
     /// is left where it was found. Records of one stream keep their fields in one order, so a
     /// hint kept per reader finds a field at the first look.
-    #[inline]
+    #[inline(always)]
     pub fn get_hinted(&self, field: Field, hint: &mut usize) -> Option<&Value> {
         if let Some((f, v)) = self.fields.get(*hint)
             && *f == field
         {
             return Some(v);
         }
+        self.find_hinted(field, hint)
+    }
+
+    /// `get_hinted` when the hint missed: a search, and the hint moved.
+    #[inline(never)]
+    fn find_hinted(&self, field: Field, hint: &mut usize) -> Option<&Value> {
         let at = self.fields.iter().position(|(f, _)| *f == field)?;
         *hint = at;
         Some(&self.fields[at].1)

@@ -225,28 +225,58 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// Writes day number `days` as `YYYY-MM-DD`.
 pub fn write_date(days: i64, out: &mut String) {
-    let (y, m, d) = civil_from_days(days);
-    match u32::try_from(y) {
-        // Digit by digit: `write!` costs ten times as much, and this runs once per record.
-        Ok(y) if y <= 9999 => {
-            push_digits(out, y, 4);
-            out.push('-');
-            push_digits(out, m, 2);
-            out.push('-');
-            push_digits(out, d, 2);
-        }
-        _ => {
-            use std::fmt::Write;
-            let _ = write!(out, "{y:04}-{m:02}-{d:02}");
-        }
+    let mut text = [0; 10];
+    if date_digits(days, &mut text[..]) {
+        push_ascii(out, &text);
+    } else {
+        let (y, m, d) = civil_from_days(days);
+        use std::fmt::Write;
+        let _ = write!(out, "{y:04}-{m:02}-{d:02}");
     }
 }
 
-/// Appends the last `width` decimal digits of `v`, zero-padded.
-fn push_digits(out: &mut String, v: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = v / 10u32.pow(place) % 10;
-        out.push(char::from(b'0' + digit as u8));
+/// Writes `YYYY-MM-DD` into `text` (10 bytes), digit by digit (`write!` costs ten times as
+/// much, and this runs once per record); false for a year outside 0..=9999.
+fn date_digits(days: i64, text: &mut [u8]) -> bool {
+    // Records come day after day: the last day's text is kept, per thread.
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, [u8; 10])> = const { std::cell::Cell::new((i64::MIN, [0; 10])) };
+    }
+    let (last, last_text) = LAST.get();
+    if last == days {
+        text.copy_from_slice(&last_text);
+        return true;
+    }
+    let (y, m, d) = civil_from_days(days);
+    let Ok(y) = u32::try_from(y) else {
+        return false;
+    };
+    if y > 9999 {
+        return false;
+    }
+    put_digits(&mut text[0..4], y);
+    text[4] = b'-';
+    put_digits(&mut text[5..7], m);
+    text[7] = b'-';
+    put_digits(&mut text[8..10], d);
+    let mut kept = [0; 10];
+    kept.copy_from_slice(text);
+    LAST.set((days, kept));
+    true
+}
+
+/// Fills `place` with the last `place.len()` decimal digits of `v`, zero-padded.
+fn put_digits(place: &mut [u8], mut v: u32) {
+    for digit in place.iter_mut().rev() {
+        *digit = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// Appends ASCII bytes (digits and separators) to `out` in one step.
+fn push_ascii(out: &mut String, text: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(text) {
+        out.push_str(text);
     }
 }
 
@@ -254,17 +284,18 @@ fn push_digits(out: &mut String, v: u32, width: u32) {
 pub fn write_timestamp(us: i64, out: &mut String) {
     let days = us.div_euclid(US_PER_DAY);
     let in_day = us.rem_euclid(US_PER_DAY);
-    write_date(days, out);
+    let mut text = *b"0000-00-00 00:00:00.000000";
+    let whole = date_digits(days, &mut text[..10]);
+    if !whole {
+        write_date(days, out);
+    }
     // `in_day` is below 86,400,000,000, so every part fits in a u32.
     let secs = (in_day / 1_000_000) as u32;
-    out.push(' ');
-    push_digits(out, secs / 3600, 2);
-    out.push(':');
-    push_digits(out, secs / 60 % 60, 2);
-    out.push(':');
-    push_digits(out, secs % 60, 2);
-    out.push('.');
-    push_digits(out, (in_day % 1_000_000) as u32, 6);
+    put_digits(&mut text[11..13], secs / 3600);
+    put_digits(&mut text[14..16], secs / 60 % 60);
+    put_digits(&mut text[17..19], secs % 60);
+    put_digits(&mut text[20..26], (in_day % 1_000_000) as u32);
+    push_ascii(out, if whole { &text } else { &text[10..] });
 }
 
 #[cfg(test)]

@@ -466,6 +466,18 @@ mod native_agrees_with_minijinja {
         "q - 1 != 2",
         "c == 1",
         "b != false",
+        "a - q * a < 0.005 and q * a - a < 0.005",
+        "a * q > 1",
+        "(a + 1) * 2 >= q",
+        "q * 2 - q",
+        "q * q * q > 0",
+        "-a < q",
+        "event_time - 1 > q",
+        "rates[c] * q < a",
+        "(q or a) * 2",
+        "s < 'z'",
+        "b > 0",
+        "a / 0 > 1",
     ];
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `file` source: JSON lines from a file or stdin, undecodable lines dead-lettered with their line number.
 
+use super::file_reader::Reader;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::byte_size::{ByteSize, bytes};
 use ecomflow_core::json::JsonDecoder;
@@ -9,10 +10,6 @@ use ecomflow_core::{
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt};
-
-/// Bytes asked for per read.
-const CHUNK: usize = 64 * 1024;
 
 /// Options of the `file` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -133,12 +130,15 @@ impl Source for FileSource {
             offset: mut consumed,
             line: first_line,
         } = restored.unwrap_or_default();
-        let (name, mut input): (String, Box<dyn AsyncRead + Unpin + Send>) = if self.path == "-" {
+        let (name, input, regular): (String, Box<dyn std::io::Read + Send>, bool) = if self.path
+            == "-"
+        {
             if restored.is_some() {
                 tracing::warn!("stdin cannot be read again from a checkpoint's position");
             }
-            ("stdin".into(), Box::new(tokio::io::stdin()))
+            ("stdin".into(), Box::new(std::io::stdin()), false)
         } else {
+            // Opened by tokio: a named pipe's open waits for a writer.
             let mut file = tokio::fs::File::open(&self.path)
                 .await
                 .map_err(|e| ComponentError::io(format!("cannot open {}", self.path), e))?;
@@ -148,15 +148,19 @@ impl Source for FileSource {
                     .await
                     .map_err(|e| ComponentError::io(format!("cannot seek in {}", self.path), e))?;
             }
+            let meta = file.metadata().await.ok();
             // What this run will read, for the live progress.
-            if let Ok(meta) = file.metadata().await {
+            if let Some(meta) = &meta {
                 cx.telemetry.expected_bytes.store(
                     meta.len().saturating_sub(consumed),
                     std::sync::atomic::Ordering::Relaxed,
                 );
             }
-            (self.path.clone(), Box::new(file))
+            let regular = meta.is_some_and(|m| m.is_file());
+            (self.path.clone(), Box::new(file.into_std().await), regular)
         };
+        let mut input = Reader::start(input, regular)
+            .map_err(|e| ComponentError::io(format!("cannot start reading {name}"), e))?;
         let mut pending = Pending {
             name,
             decoder: JsonDecoder::new(),
@@ -165,7 +169,8 @@ impl Source for FileSource {
             bytes: 0,
             dead: Vec::new(),
         };
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+        // The start of a line that the last chunk cut.
+        let mut cut: Vec<u8> = Vec::new();
         loop {
             if cx.checkpoint_due() {
                 // Everything decoded so far goes out first: the position covers sent lines.
@@ -178,29 +183,43 @@ impl Source for FileSource {
                 };
                 cx.checkpoint(&position).await;
             }
-            buf.reserve(CHUNK);
-            let asked = buf.capacity() - buf.len();
             let read = tokio::select! {
                 biased;
                 _ = cx.shutdown.cancelled() => break,
                 _ = cx.checkpoint_requested() => continue,
-                read = input.read_buf(&mut buf) => read,
+                read = input.next() => read,
             };
-            let n =
+            let chunk =
                 read.map_err(|e| ComponentError::io(format!("cannot read {}", pending.name), e))?;
-            cx.read_bytes(n);
-            if n == 0 {
+            let bytes = chunk.bytes;
+            cx.read_bytes(bytes.len());
+            if bytes.is_empty() {
                 // End of input: the last line may lack its newline.
-                let last = std::mem::take(&mut buf);
-                consumed += last.len() as u64;
-                if !last.is_empty() {
-                    pending.line(&last);
+                consumed += cut.len() as u64;
+                if !cut.is_empty() {
+                    pending.line(&cut);
                 }
                 break;
             }
             let mut start = 0;
-            while let Some(end) = memchr::memchr(b'\n', &buf[start..]) {
-                pending.line(&buf[start..start + end]);
+            if !cut.is_empty() {
+                // The cut line goes on in this chunk, up to its first newline if it has one.
+                match memchr::memchr(b'\n', &bytes) {
+                    Some(end) => {
+                        cut.extend_from_slice(&bytes[..end]);
+                        pending.line(&cut);
+                        consumed += cut.len() as u64 + 1;
+                        cut.clear();
+                        start = end + 1;
+                    }
+                    None => {
+                        cut.extend_from_slice(&bytes);
+                        start = bytes.len();
+                    }
+                }
+            }
+            while let Some(end) = memchr::memchr(b'\n', &bytes[start..]) {
+                pending.line(&bytes[start..start + end]);
                 start += end + 1;
                 consumed += end as u64 + 1;
                 let full = pending.batch.len() >= self.batch_size
@@ -210,10 +229,10 @@ impl Source for FileSource {
                     return Ok(());
                 }
             }
-            buf.drain(..start);
+            cut.extend_from_slice(&bytes[start..]);
             // A short read means a pipe or terminal with nothing more for now: do not hold
             // its records back waiting for a full batch.
-            if n < asked && !pending.send(&cx, self.batch_size).await {
+            if chunk.short && !pending.send(&cx, self.batch_size).await {
                 return Ok(());
             }
         }
@@ -335,6 +354,24 @@ mod tests {
             })
             .collect();
         assert_eq!(i, (0..20_000).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_a_read_arrives_whole() {
+        // 700,000 bytes: the line spans three of the reader's chunks, between short ones.
+        let long = "y".repeat(700_000);
+        let text = format!("{{\"i\":1}}\n{{\"i\":2,\"long\":\"{long}\"}}\n{{\"i\":3}}\n");
+        let f = write_file(&text);
+        let source = build_source("file", &options(f.path(), "")).expect("builds");
+        let (batches, dead) = run_source(source).await;
+        assert!(dead.is_empty(), "{:?}", dead.first());
+        let records: Vec<_> = batches.into_iter().flatten().collect();
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            records[1].get(Field::new("long")),
+            Some(&Value::from(long.as_str()))
+        );
+        assert_eq!(records[2].get(Field::new("i")), Some(&Value::Int(3)));
     }
 
     #[tokio::test]

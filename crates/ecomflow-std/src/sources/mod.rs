@@ -2,4 +2,5 @@
 
 mod catalog;
 mod file;
+mod file_reader;
 mod generator;
