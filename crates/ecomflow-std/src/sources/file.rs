@@ -1,6 +1,5 @@
 //! The `file` source: JSON lines from a file or stdin, undecodable lines dead-lettered with their line number.
 
-use super::file_reader::Reader;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::byte_size::{ByteSize, bytes};
 use ecomflow_core::json::JsonDecoder;
@@ -10,6 +9,10 @@ use ecomflow_core::{
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Bytes asked for per read.
+const CHUNK: usize = 64 * 1024;
 
 /// Options of the `file` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -130,15 +133,12 @@ impl Source for FileSource {
             offset: mut consumed,
             line: first_line,
         } = restored.unwrap_or_default();
-        let (name, input, regular): (String, Box<dyn std::io::Read + Send>, bool) = if self.path
-            == "-"
-        {
+        let (name, mut input): (String, Box<dyn AsyncRead + Unpin + Send>) = if self.path == "-" {
             if restored.is_some() {
                 tracing::warn!("stdin cannot be read again from a checkpoint's position");
             }
-            ("stdin".into(), Box::new(std::io::stdin()), false)
+            ("stdin".into(), Box::new(tokio::io::stdin()))
         } else {
-            // Opened by tokio: a named pipe's open waits for a writer.
             let mut file = tokio::fs::File::open(&self.path)
                 .await
                 .map_err(|e| ComponentError::io(format!("cannot open {}", self.path), e))?;
@@ -148,19 +148,15 @@ impl Source for FileSource {
                     .await
                     .map_err(|e| ComponentError::io(format!("cannot seek in {}", self.path), e))?;
             }
-            let meta = file.metadata().await.ok();
             // What this run will read, for the live progress.
-            if let Some(meta) = &meta {
+            if let Ok(meta) = file.metadata().await {
                 cx.telemetry.expected_bytes.store(
                     meta.len().saturating_sub(consumed),
                     std::sync::atomic::Ordering::Relaxed,
                 );
             }
-            let regular = meta.is_some_and(|m| m.is_file());
-            (self.path.clone(), Box::new(file.into_std().await), regular)
+            (self.path.clone(), Box::new(file))
         };
-        let mut input = Reader::start(input, regular)
-            .map_err(|e| ComponentError::io(format!("cannot start reading {name}"), e))?;
         let mut pending = Pending {
             name,
             decoder: JsonDecoder::new(),
@@ -169,8 +165,7 @@ impl Source for FileSource {
             bytes: 0,
             dead: Vec::new(),
         };
-        // The start of a line that the last chunk cut.
-        let mut cut: Vec<u8> = Vec::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
         loop {
             if cx.checkpoint_due() {
                 // Everything decoded so far goes out first: the position covers sent lines.
@@ -183,43 +178,29 @@ impl Source for FileSource {
                 };
                 cx.checkpoint(&position).await;
             }
+            buf.reserve(CHUNK);
+            let asked = buf.capacity() - buf.len();
             let read = tokio::select! {
                 biased;
                 _ = cx.shutdown.cancelled() => break,
                 _ = cx.checkpoint_requested() => continue,
-                read = input.next() => read,
+                read = input.read_buf(&mut buf) => read,
             };
-            let chunk =
+            let n =
                 read.map_err(|e| ComponentError::io(format!("cannot read {}", pending.name), e))?;
-            let bytes = chunk.bytes;
-            cx.read_bytes(bytes.len());
-            if bytes.is_empty() {
+            cx.read_bytes(n);
+            if n == 0 {
                 // End of input: the last line may lack its newline.
-                consumed += cut.len() as u64;
-                if !cut.is_empty() {
-                    pending.line(&cut);
+                let last = std::mem::take(&mut buf);
+                consumed += last.len() as u64;
+                if !last.is_empty() {
+                    pending.line(&last);
                 }
                 break;
             }
             let mut start = 0;
-            if !cut.is_empty() {
-                // The cut line goes on in this chunk, up to its first newline if it has one.
-                match memchr::memchr(b'\n', &bytes) {
-                    Some(end) => {
-                        cut.extend_from_slice(&bytes[..end]);
-                        pending.line(&cut);
-                        consumed += cut.len() as u64 + 1;
-                        cut.clear();
-                        start = end + 1;
-                    }
-                    None => {
-                        cut.extend_from_slice(&bytes);
-                        start = bytes.len();
-                    }
-                }
-            }
-            while let Some(end) = memchr::memchr(b'\n', &bytes[start..]) {
-                pending.line(&bytes[start..start + end]);
+            while let Some(end) = memchr::memchr(b'\n', &buf[start..]) {
+                pending.line(&buf[start..start + end]);
                 start += end + 1;
                 consumed += end as u64 + 1;
                 let full = pending.batch.len() >= self.batch_size
@@ -229,10 +210,10 @@ impl Source for FileSource {
                     return Ok(());
                 }
             }
-            cut.extend_from_slice(&bytes[start..]);
+            buf.drain(..start);
             // A short read means a pipe or terminal with nothing more for now: do not hold
             // its records back waiting for a full batch.
-            if chunk.short && !pending.send(&cx, self.batch_size).await {
+            if n < asked && !pending.send(&cx, self.batch_size).await {
                 return Ok(());
             }
         }
@@ -358,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_line_longer_than_a_read_arrives_whole() {
-        // 700,000 bytes: the line spans three of the reader's chunks, between short ones.
+        // 700,000 bytes: the line spans many reads, between short lines.
         let long = "y".repeat(700_000);
         let text = format!("{{\"i\":1}}\n{{\"i\":2,\"long\":\"{long}\"}}\n{{\"i\":3}}\n");
         let f = write_file(&text);

@@ -2,5 +2,4 @@
 
 mod catalog;
 mod file;
-mod file_reader;
 mod generator;
