@@ -8,6 +8,30 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+/// The flagship's USD rates, as its pipeline declares them.
+pub const RATES: &str = r#"
+[transforms.usd.lookups.usd_per_unit]
+USD = 1.0
+EUR = 1.08
+GBP = 1.27
+JPY = 0.0067
+KRW = 0.00072
+CNY = 0.14
+INR = 0.012
+BRL = 0.18
+MXN = 0.055
+ARS = 0.0011
+"#;
+
+/// [`RATES`] as a table.
+pub fn rates() -> HashMap<&'static str, f64> {
+    RATES
+        .lines()
+        .filter_map(|l| l.split_once(" = "))
+        .filter_map(|(k, v)| Some((k.trim(), v.trim().parse().ok()?)))
+        .collect()
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Sale<'a> {

@@ -17,20 +17,6 @@ use ecomflow_std as _;
 
 mod kernel;
 
-const RATES: &str = r#"
-[transforms.usd.lookups.usd_per_unit]
-USD = 1.0
-EUR = 1.08
-GBP = 1.27
-JPY = 0.0067
-KRW = 0.00072
-CNY = 0.14
-INR = 0.012
-BRL = 0.18
-MXN = 0.055
-ARS = 0.0011
-"#;
-
 fn main() {
     let n: u64 = std::env::var("BENCH_EVENTS")
         .ok()
@@ -73,10 +59,11 @@ fn main() {
         "[sources.f]\ntype = \"file\"\npath = {:?}\n\n\
          [transforms.paid]\ntype = \"filter\"\ninputs = [\"f\"]\ncondition = \"paymentStatus == 'success'\"\n\n\
          [transforms.usd]\ntype = \"map\"\ninputs = [\"paid\"]\n\
-         set.total_amount_usd = \"(totalAmount * usd_per_unit[currency]) | round(2)\"\n{RATES}\n\
+         set.total_amount_usd = \"(totalAmount * usd_per_unit[currency]) | round(2)\"\n{rates}\n\
          [sinks.b]\ntype = \"blackhole\"\ninputs = [\"usd\"]\n\n\
          [dead_letter]\ntype = \"blackhole\"\n",
-        data.display().to_string()
+        data.display().to_string(),
+        rates = kernel::RATES,
     );
     bench("file -> parse -> filter -> map -> blackhole", n, || {
         time_pipeline(dir.path(), &flagship_transforms)
@@ -122,11 +109,7 @@ fn main() {
     });
 
     // The yardstick: the same sums by hand, on the same file, reading it included.
-    let rates: std::collections::HashMap<&str, f64> = RATES
-        .lines()
-        .filter_map(|l| l.split_once(" = "))
-        .filter_map(|(k, v)| Some((k.trim(), v.trim().parse().ok()?)))
-        .collect();
+    let rates = kernel::rates();
     let mut by_hand = None;
     bench(
         "the same sums by hand (sonic-rs, 5 fields, 3 sums)",

@@ -1,11 +1,10 @@
 //! The `file` source: JSON lines from a file or stdin, undecodable lines dead-lettered with their line number.
 
+use super::lines::{Decoded, Decoding, Lines};
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::byte_size::{ByteSize, bytes};
-use ecomflow_core::json::JsonDecoder;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, ComponentError, Payload, Plugin, Source, SourceContext,
-    SourcePlugin,
+    BuildContext, BuildError, ComponentError, Plugin, Source, SourceContext, SourcePlugin,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,8 +19,9 @@ const CHUNK: usize = 64 * 1024;
 pub struct FileSourceConfig {
     /// The file to read, one JSON object per line; `-` reads standard input.
     pub path: String,
-    /// Records per batch sent downstream (a partial batch goes out at the end of the input,
-    /// and whenever a pipe or stdin has nothing more to read for now).
+    /// Lines per batch sent downstream, so at most as many records (a line that does not
+    /// decode goes to the dead letters instead); a partial batch goes out at the end of the
+    /// input, and whenever a pipe or stdin has nothing more to read for now.
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
     pub batch_size: usize,
@@ -78,50 +78,62 @@ struct Position {
     line: u64,
 }
 
-/// Lines decoded so far, waiting to be sent.
+/// Lines read so far: those not handed to decoding yet, and the batches being decoded.
 struct Pending {
-    name: String,
-    decoder: JsonDecoder,
-    line_no: u64,
-    batch: Batch,
-    /// The bytes of the lines in `batch`.
-    bytes: usize,
-    dead: Vec<(String, Payload)>,
+    lines: Lines,
+    decoding: Decoding,
+    batch_size: usize,
+    max_batch_bytes: usize,
 }
 
 impl Pending {
-    fn line(&mut self, line: &[u8]) {
-        self.line_no += 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        // Not a JSON object either: dead-lettered like an empty Kafka message, so every
-        // line read is accounted for.
-        if line.iter().all(u8::is_ascii_whitespace) {
-            let reason = format!("{}:{}: invalid JSON: empty line", self.name, self.line_no);
-            self.dead.push((reason, Payload::Raw(line.to_vec())));
-            return;
+    /// Takes one line; hands a full batch of lines to decoding, and sends the oldest
+    /// decoded batch when enough are under way. False when nothing reads the output any
+    /// more.
+    async fn line(&mut self, cx: &SourceContext, line: &[u8]) -> bool {
+        self.lines.push(line);
+        if self.lines.len() < self.batch_size && self.lines.bytes() < self.max_batch_bytes {
+            return true;
         }
-        match self.decoder.decode(line) {
-            Ok(r) => {
-                self.batch.push(r);
-                self.bytes += line.len();
+        self.cut();
+        while self.decoding.full() {
+            match self.decoding.next().await {
+                Some(decoded) => {
+                    if !send(cx, decoded).await {
+                        return false;
+                    }
+                }
+                None => break,
             }
-            Err(e) => {
-                let reason = format!("{}:{}: {e}", self.name, self.line_no);
-                self.dead.push((reason, Payload::Raw(line.to_vec())));
-            }
+        }
+        true
+    }
+
+    /// Hands the lines not handed yet to decoding.
+    fn cut(&mut self) {
+        if !self.lines.is_empty() {
+            let next = self.lines.next();
+            self.decoding
+                .start(std::mem::replace(&mut self.lines, next));
         }
     }
 
-    /// Sends what is pending; false when nothing reads the output any more.
-    async fn send(&mut self, cx: &SourceContext, capacity: usize) -> bool {
-        cx.reject(std::mem::take(&mut self.dead)).await;
-        if self.batch.is_empty() {
-            return true;
+    /// Sends everything read so far; false when nothing reads the output any more.
+    async fn send(&mut self, cx: &SourceContext) -> bool {
+        self.cut();
+        while let Some(decoded) = self.decoding.next().await {
+            if !send(cx, decoded).await {
+                return false;
+            }
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(capacity));
-        self.bytes = 0;
-        cx.send(batch).await.is_ok()
+        true
     }
+}
+
+/// Sends one decoded batch and its dead letters; false when nothing reads the output any more.
+async fn send(cx: &SourceContext, decoded: Decoded) -> bool {
+    cx.reject(decoded.dead).await;
+    decoded.batch.is_empty() || cx.send(decoded.batch).await.is_ok()
 }
 
 #[async_trait]
@@ -158,23 +170,21 @@ impl Source for FileSource {
             (self.path.clone(), Box::new(file))
         };
         let mut pending = Pending {
-            name,
-            decoder: JsonDecoder::new(),
-            line_no: first_line,
-            batch: Vec::with_capacity(self.batch_size),
-            bytes: 0,
-            dead: Vec::new(),
+            lines: Lines::new(first_line),
+            decoding: Decoding::new(&name),
+            batch_size: self.batch_size,
+            max_batch_bytes: self.max_batch_bytes,
         };
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
         loop {
             if cx.checkpoint_due() {
                 // Everything decoded so far goes out first: the position covers sent lines.
-                if !pending.send(&cx, self.batch_size).await {
+                if !pending.send(&cx).await {
                     return Ok(());
                 }
                 let position = Position {
                     offset: consumed,
-                    line: pending.line_no,
+                    line: pending.lines.through(),
                 };
                 cx.checkpoint(&position).await;
             }
@@ -186,41 +196,37 @@ impl Source for FileSource {
                 _ = cx.checkpoint_requested() => continue,
                 read = input.read_buf(&mut buf) => read,
             };
-            let n =
-                read.map_err(|e| ComponentError::io(format!("cannot read {}", pending.name), e))?;
+            let n = read.map_err(|e| ComponentError::io(format!("cannot read {name}"), e))?;
             cx.read_bytes(n);
             if n == 0 {
                 // End of input: the last line may lack its newline.
                 let last = std::mem::take(&mut buf);
                 consumed += last.len() as u64;
-                if !last.is_empty() {
-                    pending.line(&last);
+                if !last.is_empty() && !pending.line(&cx, &last).await {
+                    return Ok(());
                 }
                 break;
             }
             let mut start = 0;
             while let Some(end) = memchr::memchr(b'\n', &buf[start..]) {
-                pending.line(&buf[start..start + end]);
+                let line = start..start + end;
                 start += end + 1;
                 consumed += end as u64 + 1;
-                let full = pending.batch.len() >= self.batch_size
-                    || pending.bytes >= self.max_batch_bytes
-                    || pending.dead.len() >= self.batch_size;
-                if full && !pending.send(&cx, self.batch_size).await {
+                if !pending.line(&cx, &buf[line]).await {
                     return Ok(());
                 }
             }
             buf.drain(..start);
             // A short read means a pipe or terminal with nothing more for now: do not hold
             // its records back waiting for a full batch.
-            if n < asked && !pending.send(&cx, self.batch_size).await {
+            if n < asked && !pending.send(&cx).await {
                 return Ok(());
             }
         }
-        pending.send(&cx, self.batch_size).await;
+        pending.send(&cx).await;
         let position = Position {
             offset: consumed,
-            line: pending.line_no,
+            line: pending.lines.through(),
         };
         cx.last_checkpoint(&position).await;
         Ok(())
@@ -271,14 +277,24 @@ mod tests {
 
     #[tokio::test]
     async fn reads_lines_in_batches_and_dead_letters_bad_ones_with_line_numbers() {
+        batches_and_dead_letters_with_line_numbers().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dead_letters_keep_their_line_numbers_when_decoded_on_other_threads() {
+        batches_and_dead_letters_with_line_numbers().await;
+    }
+
+    async fn batches_and_dead_letters_with_line_numbers() {
         let f = write_file("{\"a\":1}\n\n{\"a\":2}\r\n{\"a\":\n{\"a\":3}\nnot json\n{\"a\":4}");
         let path = f.path().to_str().expect("utf8").to_string();
         let source = build_source("file", &options(f.path(), "batch_size = 2")).expect("builds");
         let (batches, dead) = run_source(source).await;
 
-        // A full batch, then what the short last read held, then the line without a newline.
+        // Batches of two lines (holding the records among them: one each here), then the
+        // line without a newline, sent at the end.
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [2, 1, 1]);
+        assert_eq!(sizes, [1, 1, 1, 1]);
         let a: Vec<&Value> = batches
             .iter()
             .flatten()
@@ -314,6 +330,17 @@ mod tests {
 
     #[tokio::test]
     async fn long_files_cross_read_boundaries_intact() {
+        lines_arrive_whole_and_in_order().await;
+    }
+
+    /// With two worker threads, batches are decoded beside the source, and still arrive in
+    /// the file's order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_decoded_on_other_threads_arrive_in_order() {
+        lines_arrive_whole_and_in_order().await;
+    }
+
+    async fn lines_arrive_whole_and_in_order() {
         let mut text = String::new();
         for i in 0..20_000 {
             text.push_str(&format!(

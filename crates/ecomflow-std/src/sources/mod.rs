@@ -3,3 +3,4 @@
 mod catalog;
 mod file;
 mod generator;
+mod lines;
