@@ -112,7 +112,7 @@ impl Pending {
     /// Hands the lines not handed yet to decoding.
     fn cut(&mut self) {
         if !self.lines.is_empty() {
-            let next = self.lines.next();
+            let next = self.lines.next(self.max_batch_bytes);
             self.decoding
                 .start(std::mem::replace(&mut self.lines, next));
         }

@@ -28,11 +28,12 @@ impl Lines {
         }
     }
 
-    /// The lines after these, with room for as many as these hold (so that a batch's
-    /// lines are copied once, not moved as the buffer grows).
-    pub fn next(&self) -> Lines {
+    /// The lines after these, with room for as many as these hold, up to `cap` bytes (so
+    /// that a batch's lines are copied once, not moved as the buffer grows, and one huge
+    /// line does not size every batch after it).
+    pub fn next(&self, cap: usize) -> Lines {
         Lines {
-            bytes: Vec::with_capacity(self.bytes.capacity()),
+            bytes: Vec::with_capacity(self.bytes.len().min(cap)),
             ends: Vec::with_capacity(self.ends.capacity()),
             before: self.through(),
         }
