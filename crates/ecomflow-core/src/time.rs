@@ -133,17 +133,12 @@ pub fn parse_iso(s: &str, offset_required: bool) -> Option<i64> {
     if b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let year = digits(&b[0..4])?;
-    let month = digits(&b[5..7])?;
-    let day = digits(&b[8..10])?;
+    let days = date_days(&b[0..10])?;
     let (h, mi, sec) = (
         digits(&b[11..13])?,
         digits(&b[14..16])?,
         digits(&b[17..19])?,
     );
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
     if h > 23 || mi > 59 || sec > 59 {
         return None;
     }
@@ -179,9 +174,31 @@ pub fn parse_iso(s: &str, offset_required: bool) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month as u32, day as u32);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
     Some(secs * 1_000_000 + micros)
+}
+
+/// The day number of `YYYY-MM-DD` (the 10 bytes `date`), `None` for a date that does not
+/// exist. Timestamps come day after day: the last date read and its day are kept, per thread.
+fn date_days(date: &[u8]) -> Option<i64> {
+    thread_local! {
+        static LAST: std::cell::Cell<([u8; 10], i64)> = const { std::cell::Cell::new(([0; 10], 0)) };
+    }
+    let (last, last_days) = LAST.get();
+    if last == date {
+        return Some(last_days);
+    }
+    let year = digits(&date[0..4])?;
+    let month = digits(&date[5..7])?;
+    let day = digits(&date[8..10])?;
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    let days = days_from_civil(year, month as u32, day as u32);
+    let mut kept = [0; 10];
+    kept.copy_from_slice(date);
+    LAST.set((kept, days));
+    Some(days)
 }
 
 fn digits(b: &[u8]) -> Option<i64> {

@@ -31,8 +31,8 @@ pub enum Node {
     Not(Box<Node>),
     /// `-x`.
     Neg(Box<Node>),
-    /// `x | round(p)`.
-    Round(Box<Node>, i32),
+    /// `x | round(p)`, with `10^p`, the scale it rounds at.
+    Round(Box<Node>, f64),
     /// A binary operation.
     Bin(Op, Box<Node>, Box<Node>),
     /// A binary operation (not `and`, `or`) of an expression and a constant, such as
@@ -150,7 +150,7 @@ fn node(e: &ast::Expr<'_>, constants: &[(String, ExprValue)]) -> Option<Node> {
                 }
                 _ => return None,
             };
-            Node::Round(inner, precision)
+            Node::Round(inner, 10f64.powi(precision))
         }
         _ => return None,
     })
@@ -414,12 +414,9 @@ impl Node {
                 Scalar::Float(f) => Scalar::Float(-f),
                 _ => return None,
             },
-            Node::Round(x, precision) => match x.operand(record)? {
+            Node::Round(x, scale) => match x.operand(record)? {
                 Scalar::Int(i) => Scalar::Int(i),
-                Scalar::Float(f) => {
-                    let scale = 10f64.powi(*precision);
-                    Scalar::Float((scale * f).round() / scale)
-                }
+                Scalar::Float(f) => Scalar::Float((scale * f).round() / scale),
                 _ => return None,
             },
             Node::Bin(Op::And, l, r) => {

@@ -33,7 +33,7 @@ impl Lines {
     /// line does not size every batch after it).
     pub fn next(&self, cap: usize) -> Lines {
         Lines {
-            bytes: Vec::with_capacity(self.bytes.len().min(cap)),
+            bytes: Vec::with_capacity(self.bytes.capacity().min(cap)),
             ends: Vec::with_capacity(self.ends.capacity()),
             before: self.through(),
         }
