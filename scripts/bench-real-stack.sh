@@ -50,17 +50,21 @@ count() {
   curl -s -X POST "$es/$1/_refresh" >/dev/null
   curl -s "$es/$1/_count" | python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])'
 }
-# The flagship on the topic: flagship GROUP DATABASE_URL INDEX [a command to run it under].
+# The flagship on the topic: flagship GROUP DATABASE_URL INDEX [a command to run it under];
+# OVERLAY, when set, is one more pipeline file given after real-stack.toml, and an empty
+# INDEX leaves the elasticsearch sink's index alone (the overlay may replace the sink).
 flagship() {
-  local group="$1" database="$2" index="$3"
+  local group="$1" database="$2" index=()
+  [ -z "$3" ] || index=(--set "sinks.transactions_index.index=\"$3\"")
   shift 3
   (cd "$work" && KAFKA_BOOTSTRAP_SERVERS="$ECOMFLOW_TEST_KAFKA" DATABASE_URL="$database" \
     ELASTICSEARCH_URL="$es" ECOMFLOW_STATE_DIR="$work/state-$group" \
     "$@" "$bin" run "$OLDPWD/pipelines/ecommerce.toml" "$OLDPWD/pipelines/real-stack.toml" \
+    ${OVERLAY:+"$OVERLAY"} \
     --set "sources.transactions.topics=[\"$id\"]" \
     --set "sources.transactions.group_id=\"$group\"" \
     --set "sources.transactions.stop_at_end=true" \
-    --set "sinks.transactions_index.index=\"$index\"" --quiet --set http.enabled=false)
+    "${index[@]}" --quiet --set http.enabled=false)
 }
 
 echo "== generate.toml: $n transactions (+1% broken) -> topic $id"
@@ -79,12 +83,8 @@ echo "== the documents the elasticsearch sink sends (a run with a file sink in i
       "inputs = [\"${sink##*:}\"]" ''
   done
 } >"$work/capture.toml"
-(cd "$work" && KAFKA_BOOTSTRAP_SERVERS="$ECOMFLOW_TEST_KAFKA" ELASTICSEARCH_URL="$es" \
-  ECOMFLOW_STATE_DIR="$work/state-capture" \
-  "$bin" run "$OLDPWD/pipelines/ecommerce.toml" "$OLDPWD/pipelines/real-stack.toml" \
-  "$work/capture.toml" --quiet --set http.enabled=false \
-  --set "sources.transactions.topics=[\"$id\"]" --set "sources.transactions.group_id=\"${id}_capture\"" \
-  --set "sources.transactions.stop_at_end=true" >/dev/null 2>"$work/capture.log")
+OVERLAY="$work/capture.toml" flagship "${id}_capture" "sqlite://$work/unused.db" "" \
+  >/dev/null 2>"$work/capture.log"
 python3 scripts/elasticsearch_reference.py bodies "$work/documents.jsonl" "$work/bodies"
 curl -s -X PUT "$es/_index_template/transactions-template" -H 'Content-Type: application/json' \
   --data-binary "@elasticsearch/transactions-template.json" >/dev/null

@@ -201,11 +201,11 @@ impl<'r> Scalar<'r> {
         })
     }
 
-    fn as_f64(self) -> Option<f64> {
+    fn num(self) -> Num {
         match self {
-            Scalar::Int(i) => Some(i as f64),
-            Scalar::Float(f) => Some(f),
-            _ => None,
+            Scalar::Int(i) => Num::Int(i),
+            Scalar::Float(f) => Num::Float(f),
+            _ => Num::Not,
         }
     }
 
@@ -266,15 +266,21 @@ impl Num {
         }
     }
 
+    /// How `a` compares with `b`: `None` when either is not a number, or for NaN.
+    #[inline(always)]
+    fn cmp(a: Num, b: Num) -> Option<std::cmp::Ordering> {
+        match (a, b) {
+            (Num::Not, _) | (_, Num::Not) => None,
+            (Num::Int(x), Num::Int(y)) => Some(x.cmp(&y)),
+            (a, b) => a.f64().partial_cmp(&b.f64()),
+        }
+    }
+
     /// `a op b` for `< <= > >=`: `None` when either is not a number, or for NaN.
     #[inline(always)]
     fn order(op: Op, a: Num, b: Num) -> Option<bool> {
         use std::cmp::Ordering;
-        let order = match (a, b) {
-            (Num::Not, _) | (_, Num::Not) => return None,
-            (Num::Int(x), Num::Int(y)) => x.cmp(&y),
-            (a, b) => a.f64().partial_cmp(&b.f64())?,
-        };
+        let order = Num::cmp(a, b)?;
         Some(match op {
             Op::Lt => order == Ordering::Less,
             Op::Lte => order != Ordering::Greater,
@@ -341,14 +347,7 @@ impl Node {
     #[inline(always)]
     fn num_operand(&self, record: &Record) -> Num {
         match self {
-            Node::Field(f, hint) => {
-                let mut at = hint.load(atomic::Ordering::Relaxed);
-                let Some(value) = record.get_hinted(*f, &mut at) else {
-                    return Num::Not;
-                };
-                hint.store(at, atomic::Ordering::Relaxed);
-                Num::of(value)
-            }
+            Node::Field(f, hint) => field_num(record, *f, hint),
             Node::Const(c) => Num::of(c),
             _ => self.number(record),
         }
@@ -365,20 +364,11 @@ impl Node {
                 Num::arithmetic(*op, l.num_operand(record), Num::of(c))
             }
             Node::FieldConst(op, f, hint, c) if op.is_arithmetic() => {
-                let mut at = hint.load(atomic::Ordering::Relaxed);
-                let Some(value) = record.get_hinted(*f, &mut at) else {
-                    return Num::Not;
-                };
-                hint.store(at, atomic::Ordering::Relaxed);
-                Num::arithmetic(*op, Num::of(value), Num::of(c))
+                Num::arithmetic(*op, field_num(record, *f, hint), Num::of(c))
             }
             Node::Field(..) | Node::Const(_) => self.num_operand(record),
             Node::EventTime => record.time().map_or(Num::Not, Num::Int),
-            _ => match self.scalar(record) {
-                Some(Scalar::Int(i)) => Num::Int(i),
-                Some(Scalar::Float(f)) => Num::Float(f),
-                _ => Num::Not,
-            },
+            _ => self.scalar(record).map_or(Num::Not, Scalar::num),
         }
     }
 
@@ -449,21 +439,32 @@ impl Node {
                 Scalar::Bool(Num::order(*op, l.num_operand(record), Num::of(c))?)
             }
             Node::FieldConst(op, f, hint, c) if op.is_order() => {
-                let value = field(record, *f, hint)?;
-                let value = match value {
-                    Scalar::Int(i) => Num::Int(i),
-                    Scalar::Float(f) => Num::Float(f),
-                    _ => Num::Not,
-                };
-                Scalar::Bool(Num::order(*op, value, Num::of(c))?)
+                Scalar::Bool(Num::order(*op, field_num(record, *f, hint), Num::of(c))?)
             }
-            Node::Bin(op, l, r) => binary(*op, l.operand(record)?, r.operand(record)?)?,
-            Node::BinConst(op, l, c) => binary(*op, l.operand(record)?, Scalar::of(c))?,
+            // What is left is `==` and `!=`.
+            Node::Bin(op, l, r) => is(*op, equal(l.operand(record)?, r.operand(record)?)?),
+            Node::BinConst(op, l, c) => is(*op, equal(l.operand(record)?, Scalar::of(c))?),
             Node::FieldConst(op, f, hint, c) => {
-                binary(*op, field(record, *f, hint)?, Scalar::of(c))?
+                is(*op, equal(field(record, *f, hint)?, Scalar::of(c))?)
             }
         })
     }
+}
+
+/// `field` of `record` as a number (`Num::Not` when missing or not a number).
+#[inline(always)]
+fn field_num(record: &Record, field: Field, hint: &AtomicUsize) -> Num {
+    let mut at = hint.load(atomic::Ordering::Relaxed);
+    let Some(value) = record.get_hinted(field, &mut at) else {
+        return Num::Not;
+    };
+    hint.store(at, atomic::Ordering::Relaxed);
+    Num::of(value)
+}
+
+/// The truth of `==` (`Op::Eq`) or `!=` from whether the two are equal.
+fn is(op: Op, equal: bool) -> Scalar<'static> {
+    Scalar::Bool(if matches!(op, Op::Ne) { !equal } else { equal })
 }
 
 /// `field` of `record`, looked up where it was in the last record first.
@@ -475,50 +476,13 @@ fn field<'r>(record: &'r Record, field: Field, hint: &AtomicUsize) -> Option<Sca
     Some(Scalar::of(value))
 }
 
-fn binary<'r>(op: Op, a: Scalar<'r>, b: Scalar<'r>) -> Option<Scalar<'r>> {
-    use std::cmp::Ordering;
-    let order = || match (a, b) {
-        (Scalar::Int(x), Scalar::Int(y)) => Some(x.cmp(&y)),
-        (Scalar::Int(_) | Scalar::Float(_), Scalar::Int(_) | Scalar::Float(_)) => {
-            a.as_f64()?.partial_cmp(&b.as_f64()?)
-        }
-        _ => None,
-    };
-    let equal = || match (a, b) {
+/// `a == b` as minijinja compares: strings, booleans and nulls by value, numbers by value
+/// whatever their type (`1 == 1.0`); `None` for other pairs, which minijinja decides.
+fn equal(a: Scalar<'_>, b: Scalar<'_>) -> Option<bool> {
+    match (a, b) {
         (Scalar::Str(x), Scalar::Str(y)) => Some(x.as_str() == y.as_str()),
         (Scalar::Bool(x), Scalar::Bool(y)) => Some(x == y),
         (Scalar::Null, Scalar::Null) => Some(true),
-        _ => order().map(|o| o == Ordering::Equal),
-    };
-    Some(match op {
-        Op::Eq => Scalar::Bool(equal()?),
-        Op::Ne => Scalar::Bool(!equal()?),
-        Op::Lt => Scalar::Bool(order()? == Ordering::Less),
-        Op::Lte => Scalar::Bool(order()? != Ordering::Greater),
-        Op::Gt => Scalar::Bool(order()? == Ordering::Greater),
-        Op::Gte => Scalar::Bool(order()? != Ordering::Less),
-        Op::Add | Op::Sub | Op::Mul => match (a, b) {
-            (Scalar::Int(x), Scalar::Int(y)) => Scalar::Int(match op {
-                Op::Add => x.checked_add(y)?,
-                Op::Sub => x.checked_sub(y)?,
-                _ => x.checked_mul(y)?,
-            }),
-            (Scalar::Int(_) | Scalar::Float(_), Scalar::Int(_) | Scalar::Float(_)) => {
-                let (x, y) = (a.as_f64()?, b.as_f64()?);
-                Scalar::Float(match op {
-                    Op::Add => x + y,
-                    Op::Sub => x - y,
-                    _ => x * y,
-                })
-            }
-            _ => return None,
-        },
-        Op::Div => match (a, b) {
-            (Scalar::Int(_) | Scalar::Float(_), Scalar::Int(_) | Scalar::Float(_)) => {
-                Scalar::Float(a.as_f64()? / b.as_f64()?)
-            }
-            _ => return None,
-        },
-        Op::And | Op::Or => return None,
-    })
+        _ => Num::cmp(a.num(), b.num()).map(|o| o == std::cmp::Ordering::Equal),
+    }
 }

@@ -1,6 +1,6 @@
 //! The `file` source: JSON lines from a file or stdin, undecodable lines dead-lettered with their line number.
 
-use super::lines::{Decoded, Decoding, Lines};
+use super::lines::{Decoding, Lines};
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::byte_size::{ByteSize, bytes};
 use ecomflow_core::{
@@ -97,13 +97,8 @@ impl Pending {
         }
         self.cut();
         while self.decoding.full() {
-            match self.decoding.next().await {
-                Some(decoded) => {
-                    if !send(cx, decoded).await {
-                        return false;
-                    }
-                }
-                None => break,
+            if !self.send_oldest(cx).await {
+                return false;
             }
         }
         true
@@ -118,22 +113,26 @@ impl Pending {
         }
     }
 
-    /// Sends everything read so far; false when nothing reads the output any more.
+    /// Sends everything read so far; false when the source must stop (nothing reads the
+    /// output any more, or the runtime is shutting down).
     async fn send(&mut self, cx: &SourceContext) -> bool {
         self.cut();
-        while let Some(decoded) = self.decoding.next().await {
-            if !send(cx, decoded).await {
+        while !self.decoding.is_empty() {
+            if !self.send_oldest(cx).await {
                 return false;
             }
         }
         true
     }
-}
 
-/// Sends one decoded batch and its dead letters; false when nothing reads the output any more.
-async fn send(cx: &SourceContext, decoded: Decoded) -> bool {
-    cx.reject(decoded.dead).await;
-    decoded.batch.is_empty() || cx.send(decoded.batch).await.is_ok()
+    /// Sends the oldest decoded batch and its dead letters; false when the source must stop.
+    async fn send_oldest(&mut self, cx: &SourceContext) -> bool {
+        let Some(decoded) = self.decoding.next().await else {
+            return false;
+        };
+        cx.reject(decoded.dead).await;
+        decoded.batch.is_empty() || cx.send(decoded.batch).await.is_ok()
+    }
 }
 
 #[async_trait]

@@ -105,7 +105,8 @@ pub struct Decoding {
     decoder: JsonDecoder,
     beside: bool,
     running: VecDeque<JoinHandle<Decoded>>,
-    done: VecDeque<Decoded>,
+    /// The batch decoded in place, not taken yet.
+    done: Option<Decoded>,
 }
 
 impl Decoding {
@@ -116,7 +117,7 @@ impl Decoding {
             decoder: JsonDecoder::new(),
             beside,
             running: VecDeque::new(),
-            done: VecDeque::new(),
+            done: None,
         }
     }
 
@@ -129,27 +130,31 @@ impl Decoding {
                 decode(&lines, &name, &mut JsonDecoder::new())
             }));
         } else {
-            self.done
-                .push_back(decode(&lines, &self.name, &mut self.decoder));
+            self.done = Some(decode(&lines, &self.name, &mut self.decoder));
         }
     }
 
     /// Whether the oldest batch should be taken before another one starts.
     pub fn full(&self) -> bool {
-        self.running.len() >= AHEAD || !self.done.is_empty()
+        self.running.len() >= AHEAD || self.done.is_some()
     }
 
-    /// The oldest batch started, once decoded; `None` when none is left.
+    /// Whether no batch is under way or waiting.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty() && self.done.is_none()
+    }
+
+    /// The oldest batch started, once decoded; call it only when not [`is_empty`](Self::is_empty).
+    /// `None` when its decoding was cancelled (the runtime is shutting down): its lines are
+    /// lost to this run, so the source must stop without a checkpoint past them.
     pub async fn next(&mut self) -> Option<Decoded> {
-        if let Some(decoded) = self.done.pop_front() {
+        if let Some(decoded) = self.done.take() {
             return Some(decoded);
         }
-        let handle = self.running.pop_front()?;
-        match handle.await {
+        match self.running.pop_front()?.await {
             Ok(decoded) => Some(decoded),
             // Decoding does not panic; should it ever, that is a bug to show, not to hide.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Cancelled: the runtime is shutting down.
             Err(_) => None,
         }
     }
