@@ -17,8 +17,9 @@ mod common;
 
 use common::processes::spawn;
 
-/// Good transactions in the topic.
-const GOOD: i64 = 50000;
+/// Good transactions in the topic: enough that the fifth run still has some left to read
+/// when it is killed (with 50,000, a faster pipeline once read the rest before its kill).
+const GOOD: i64 = 100000;
 /// SIGKILLs before the run that reads to the end, each once the run has committed something.
 const KILLS: usize = 5;
 
