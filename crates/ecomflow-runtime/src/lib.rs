@@ -18,7 +18,7 @@ pub mod telemetry;
 mod ticker;
 pub mod transform_shards;
 mod transform_task;
-mod watermarks;
+pub mod watermarks;
 
 pub use channels_config::ChannelsConfig;
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -1,6 +1,6 @@
-//! The `ecomflow` command line: run, validate, list, graph, tap.
+//! The `ecomflow` command line: run, test, validate, list, graph, tap.
 
-use crate::{list, run_command, tap_command};
+use crate::{list, run_command, tap_command, test_command};
 use clap::{Parser, Subcommand, ValueEnum};
 use ecomflow_runtime::{Diagnostics, GraphFormat, LoadOptions, Pipeline};
 use std::path::PathBuf;
@@ -55,9 +55,18 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
-    /// Check pipeline files offline and report every problem (exit 78 when invalid).
+    /// Run the tests of `*.test.toml` files (exit 1 when one fails, 78 when a file is
+    /// invalid).
+    Test {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check pipeline files (or `*.test.toml` test files) offline and report every problem
+    /// (exit 78 when invalid).
     Validate {
-        /// Pipeline files; several files form one pipeline.
+        /// Pipeline files; several files form one pipeline. Test files are checked each on
+        /// its own.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Override an option: --set sources.transactions.count=1000
@@ -123,6 +132,16 @@ pub fn main() -> ExitCode {
             }
             Err(d) => config_error(&d),
         },
+        Command::Test { files } => test_command::test(&files),
+        Command::Validate { files, .. } if files.iter().all(|f| test_command::is_test_file(f)) => {
+            test_command::validate(&files)
+        }
+        Command::Validate { files, .. } if files.iter().any(|f| test_command::is_test_file(f)) => {
+            eprintln!(
+                "error: give test files (*.test.toml) and pipeline files to `ecomflow validate` separately"
+            );
+            ExitCode::from(EXIT_CONFIG)
+        }
         Command::Validate { files, sets } => match load(&files, &sets) {
             Ok(p) => {
                 println!(

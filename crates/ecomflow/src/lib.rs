@@ -9,6 +9,7 @@ mod live_view;
 mod plugins;
 mod run_command;
 mod tap_command;
+mod test_command;
 
 pub use ecomflow_core as core;
 pub use ecomflow_runtime as runtime;

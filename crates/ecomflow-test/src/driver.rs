@@ -1,0 +1,382 @@
+//! Runs a loaded pipeline step by step, on one thread and without a clock of its own: the
+//! test says when records arrive, when watermarks move, when the processing clock ticks and
+//! when the pipeline restarts. Sources are not run (the test's records replace what they
+//! read) and sinks are not run (what they are given is kept, to be checked); every message
+//! is handled before a step returns, so a restart always happens at a checkpoint.
+
+use ecomflow_core::{Batch, DeadLetter, Emitter, EventTimeTracker, Payload, Record, Transform};
+use ecomflow_runtime::watermarks::{Watermarks, carrying_event_time};
+use ecomflow_runtime::{Built, Pipeline};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The dead-letter output's name in `expect`.
+pub const DEAD_LETTER: &str = "dead_letter";
+
+enum Role {
+    Source {
+        tracker: Option<EventTimeTracker>,
+    },
+    Transform {
+        transform: Box<dyn Transform>,
+        watermarks: Watermarks,
+    },
+    Sink,
+}
+
+struct Node {
+    id: String,
+    path: Arc<str>,
+    ports: Vec<&'static str>,
+    role: Role,
+}
+
+enum Message {
+    Batch(Batch),
+    Watermark(i64),
+    End,
+}
+
+/// A pipeline under test.
+pub struct Driver {
+    nodes: Vec<Node>,
+    /// Readers of each output (`id` or `id.port`): node and input position.
+    readers: HashMap<String, Vec<(usize, usize)>>,
+    /// Everything each output emitted (a sink's: what it was given), and how much of it an
+    /// `expect` has checked already.
+    emitted: HashMap<String, (Vec<Record>, usize)>,
+    queue: VecDeque<(usize, usize, Message)>,
+    /// The processing clock, from the start of the test.
+    clock: Duration,
+}
+
+fn output_name(id: &str, port: Option<&str>) -> String {
+    match port {
+        Some(p) => format!("{id}.{p}"),
+        None => id.to_string(),
+    }
+}
+
+impl Driver {
+    /// The pipeline ready for its first step.
+    pub fn new(pipeline: Pipeline) -> Driver {
+        let timed = carrying_event_time(&pipeline.components);
+        let mut readers: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+        let mut emitted = HashMap::new();
+        let mut nodes = Vec::new();
+        for (at, c) in pipeline.components.into_iter().enumerate() {
+            let path: Arc<str> = c.path().into();
+            for (position, input) in c.inputs.iter().enumerate() {
+                readers
+                    .entry(output_name(&input.component, input.port.as_deref()))
+                    .or_default()
+                    .push((at, position));
+            }
+            emitted.insert(c.id.clone(), (Vec::new(), 0));
+            for port in c.plugin.outputs {
+                emitted.insert(output_name(&c.id, Some(port)), (Vec::new(), 0));
+            }
+            let role = match c.built {
+                Built::Source(_) => Role::Source {
+                    tracker: c
+                        .event_time
+                        .as_ref()
+                        .and_then(|config| EventTimeTracker::new(config).ok()),
+                },
+                Built::Transform(transform) => Role::Transform {
+                    transform,
+                    watermarks: Watermarks::new(
+                        c.inputs
+                            .iter()
+                            .map(|i| timed.contains(&i.component))
+                            .collect(),
+                    ),
+                },
+                Built::Sink(_) => Role::Sink,
+            };
+            nodes.push(Node {
+                path,
+                id: c.id,
+                ports: c.plugin.outputs.to_vec(),
+                role,
+            });
+        }
+        emitted.insert(DEAD_LETTER.to_string(), (Vec::new(), 0));
+        Driver {
+            nodes,
+            readers,
+            emitted,
+            queue: VecDeque::new(),
+            clock: Duration::ZERO,
+        }
+    }
+
+    fn source(&mut self, id: &str) -> Result<usize, String> {
+        match self.nodes.iter().position(|n| n.id == id) {
+            Some(at) if matches!(self.nodes[at].role, Role::Source { .. }) => Ok(at),
+            Some(_) => Err(format!("`{id}` is not a source")),
+            None => Err(format!("the pipeline has no source `{id}`")),
+        }
+    }
+
+    /// Sends `records` as source `id`'s next batch, with `undecodable` (a line and why)
+    /// going to the dead letters as the source would send them; then its watermark moves.
+    pub fn send(
+        &mut self,
+        id: &str,
+        mut records: Batch,
+        undecodable: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), String> {
+        let at = self.source(id)?;
+        let path = self.nodes[at].path.clone();
+        let mut dead: Vec<(String, Payload)> = undecodable
+            .into_iter()
+            .map(|(reason, line)| (reason, Payload::Raw(line)))
+            .collect();
+        let mut watermark = None;
+        if let Role::Source {
+            tracker: Some(tracker),
+        } = &mut self.nodes[at].role
+        {
+            tracker.stamp(0, &mut records, &mut dead);
+            watermark = tracker.advance();
+        }
+        self.dead_letters(&path, dead);
+        self.emit(at, None, records);
+        if let Some(w) = watermark {
+            self.broadcast(at, Message::Watermark(w));
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// Moves the watermark of source `id` (every source with event time when `None`) to
+    /// `at` (microseconds since the epoch).
+    pub fn watermark(&mut self, id: Option<&str>, at: i64) -> Result<(), String> {
+        let sources: Vec<usize> = match id {
+            Some(id) => vec![self.source(id)?],
+            None => (0..self.nodes.len())
+                .filter(|&n| matches!(self.nodes[n].role, Role::Source { tracker: Some(_) }))
+                .collect(),
+        };
+        if sources.is_empty() {
+            return Err("no source of the pipeline reads event time".into());
+        }
+        for s in sources {
+            self.broadcast(s, Message::Watermark(at));
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// Moves the processing clock by `by`: each transform's timer fires once for every
+    /// interval of it that ends in that time.
+    pub fn advance(&mut self, by: Duration) {
+        let (from, to) = (self.clock, self.clock + by);
+        self.clock = to;
+        for at in 0..self.nodes.len() {
+            let Role::Transform { transform, .. } = &mut self.nodes[at].role else {
+                continue;
+            };
+            let Some(every) = transform.tick_interval().filter(|d| !d.is_zero()) else {
+                continue;
+            };
+            let fired = to.as_nanos() / every.as_nanos() - from.as_nanos() / every.as_nanos();
+            for _ in 0..fired {
+                let mut out = Emitter::default();
+                if let Role::Transform { transform, .. } = &mut self.nodes[at].role {
+                    transform.tick(&mut out);
+                }
+                self.forward(at, out);
+                self.settle();
+            }
+        }
+    }
+
+    /// Every source ends: the watermark passes everything and transforms flush.
+    pub fn end(&mut self) {
+        for at in 0..self.nodes.len() {
+            if matches!(self.nodes[at].role, Role::Source { .. }) {
+                self.broadcast(at, Message::End);
+            }
+        }
+        self.settle();
+    }
+
+    /// Stops at a checkpoint and starts again from it: each transform's state goes through
+    /// the checkpoint's JSON into the same transform of `fresh` (the pipeline built again);
+    /// watermarks start afresh, as after a restart.
+    pub fn restart(&mut self, fresh: Pipeline) -> Result<(), String> {
+        let mut next = Driver::new(fresh);
+        for (old, new) in self.nodes.iter().zip(next.nodes.iter_mut()) {
+            if let (
+                Role::Transform {
+                    transform: kept, ..
+                },
+                Role::Transform { transform, .. },
+            ) = (&old.role, &mut new.role)
+                && let Some(state) = kept.snapshot()
+            {
+                let text = serde_json::to_string(&state)
+                    .map_err(|e| format!("{}: its state cannot be kept: {e}", old.path))?;
+                let state = serde_json::from_str(&text)
+                    .map_err(|e| format!("{}: its state cannot be read back: {e}", old.path))?;
+                transform
+                    .restore(state)
+                    .map_err(|e| format!("{}: cannot restore its state: {e}", old.path))?;
+            }
+        }
+        next.emitted = std::mem::take(&mut self.emitted);
+        next.clock = self.clock;
+        *self = next;
+        Ok(())
+    }
+
+    /// What `output` (`id`, `id.port`, or `dead_letter`) emitted since the last call for it,
+    /// or `None` when the pipeline has no such output.
+    pub fn take(&mut self, output: &str) -> Option<Vec<Record>> {
+        let (records, seen) = self.emitted.get_mut(output)?;
+        let new = records[*seen..].to_vec();
+        *seen = records.len();
+        Some(new)
+    }
+
+    /// Whether `output` names something `take` can read.
+    pub fn has_output(&self, output: &str) -> bool {
+        self.emitted.contains_key(output)
+    }
+
+    /// The outputs `take` can read, for an error message.
+    pub fn outputs(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.emitted.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn dead_letters(&mut self, component: &Arc<str>, dead: Vec<(String, Payload)>) {
+        let letters = &mut self
+            .emitted
+            .get_mut(DEAD_LETTER)
+            .expect("the dead-letter output is always there")
+            .0;
+        letters.extend(dead.into_iter().map(|(reason, payload)| {
+            DeadLetter {
+                component: component.clone(),
+                reason,
+                payload,
+            }
+            .to_record()
+        }));
+    }
+
+    /// Keeps `records` as output `port` of node `at` and sends them to its readers.
+    fn emit(&mut self, at: usize, port: Option<&str>, records: Batch) {
+        let name = output_name(&self.nodes[at].id, port);
+        if let Some(readers) = self.readers.get(&name) {
+            for &(reader, input) in readers {
+                self.queue
+                    .push_back((reader, input, Message::Batch(records.clone())));
+            }
+        }
+        if let Some((kept, _)) = self.emitted.get_mut(&name) {
+            kept.extend(records);
+        }
+    }
+
+    /// Sends a watermark or an end to the readers of every output of node `at`.
+    fn broadcast(&mut self, at: usize, message: Message) {
+        let node = &self.nodes[at];
+        let names = std::iter::once(output_name(&node.id, None))
+            .chain(node.ports.iter().map(|p| output_name(&node.id, Some(p))));
+        let readers: Vec<(usize, usize)> = names
+            .filter_map(|n| self.readers.get(&n))
+            .flatten()
+            .copied()
+            .collect();
+        for (reader, input) in readers {
+            let copy = match &message {
+                Message::Watermark(w) => Message::Watermark(*w),
+                Message::End => Message::End,
+                Message::Batch(b) => Message::Batch(b.clone()),
+            };
+            self.queue.push_back((reader, input, copy));
+        }
+    }
+
+    fn forward(&mut self, at: usize, mut out: Emitter) {
+        let (records, named, dead) = out.take();
+        let path = self.nodes[at].path.clone();
+        self.dead_letters(&path, dead);
+        self.emit(at, None, records);
+        for (port, records) in named {
+            self.emit(at, Some(port), records);
+        }
+    }
+
+    /// Handles every message under way, in the order they were sent.
+    fn settle(&mut self) {
+        while let Some((at, input, message)) = self.queue.pop_front() {
+            let mut out = Emitter::default();
+            let mut moved = None;
+            let mut ended = false;
+            match (&mut self.nodes[at].role, message) {
+                (Role::Sink, Message::Batch(records)) => {
+                    let id = self.nodes[at].id.clone();
+                    if let Some((kept, _)) = self.emitted.get_mut(&id) {
+                        kept.extend(records);
+                    }
+                    continue;
+                }
+                (Role::Sink | Role::Source { .. }, _) => continue,
+                (Role::Transform { transform, .. }, Message::Batch(records)) => {
+                    transform.process(records, &mut out);
+                }
+                (
+                    Role::Transform {
+                        transform,
+                        watermarks,
+                    },
+                    Message::Watermark(w),
+                ) => {
+                    moved = watermarks.update(input, w);
+                    if let Some(w) = moved {
+                        transform.on_watermark(w, &mut out);
+                    }
+                }
+                (
+                    Role::Transform {
+                        transform,
+                        watermarks,
+                    },
+                    Message::End,
+                ) => {
+                    moved = watermarks.end(input);
+                    if let Some(w) = moved {
+                        transform.on_watermark(w, &mut out);
+                    }
+                    if watermarks.all_ended() {
+                        transform.flush(&mut out);
+                        ended = true;
+                    }
+                }
+            }
+            self.forward(at, out);
+            if let Some(w) = moved {
+                self.broadcast(at, Message::Watermark(w));
+            }
+            if ended {
+                self.broadcast(at, Message::End);
+            }
+        }
+    }
+
+    /// The ids of the sources, in file order.
+    pub fn sources(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.role, Role::Source { .. }))
+            .map(|n| n.id.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,192 @@
+//! ecomflow-test: `ecomflow test`, declarative tests of pipelines. A test file names the
+//! pipeline files it tests and lists tests of steps: records sent in place of a source's,
+//! watermarks and the processing clock moved, restarts from a checkpoint, and expectations
+//! on any output (named outputs and the dead letters too). The pipeline runs in a driver
+//! that does exactly what the steps say (see `driver.rs`); no source or sink is run, so no
+//! test needs a server.
+
+mod compile;
+pub mod driver;
+mod expect;
+mod records;
+pub mod spec;
+
+use compile::{Action, compile};
+use driver::Driver;
+use ecomflow_runtime::diagnostic::{Diagnostic, SourceFile};
+use ecomflow_runtime::{Diagnostics, LoadOptions, Pipeline};
+use std::path::{Path, PathBuf};
+
+/// One step, ready to run, with where the file says it.
+struct Compiled {
+    action: Action,
+    location: String,
+}
+
+/// One test, ready to run.
+struct Test {
+    name: String,
+    steps: Vec<Compiled>,
+}
+
+/// A test file, parsed and checked against its pipeline.
+pub struct Suite {
+    /// The test file's path as given.
+    pub file: String,
+    pipelines: Vec<PathBuf>,
+    tests: Vec<Test>,
+}
+
+/// One test's outcome.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The test's name.
+    pub name: String,
+    /// `file:line:column: what failed`, with the expected and actual records; `None` when
+    /// it passed.
+    pub failure: Option<String>,
+}
+
+fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, Diagnostics> {
+    ecomflow_runtime::load(paths, &LoadOptions { sets: &[], env })
+}
+
+/// Reads the test file at `path`, loads the pipeline it names and checks every step against
+/// it; every problem found is returned with its position.
+pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite, Diagnostics> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::general(
+            name.clone(),
+            format!("cannot read the test file: {e}"),
+        )])
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let source = SourceFile {
+        name: name.clone(),
+        text,
+        base_dir: dir.clone(),
+    };
+    let parsed: spec::TestFile = toml::from_str(&source.text)
+        .map_err(|e| Diagnostics(vec![Diagnostic::at(&source, e.span(), e.message())]))?;
+    if parsed.pipelines.get_ref().is_empty() {
+        return Err(Diagnostics(vec![Diagnostic::at(
+            &source,
+            Some(parsed.pipelines.span()),
+            "`pipelines` names at least one pipeline file",
+        )]));
+    }
+    let pipelines: Vec<PathBuf> = parsed
+        .pipelines
+        .get_ref()
+        .iter()
+        .map(|p| dir.join(p))
+        .collect();
+    let driver = Driver::new(load(&pipelines, env)?);
+    let at = |span: std::ops::Range<usize>| {
+        let (line, column) = source.position(span.start);
+        format!("{name}:{line}:{column}")
+    };
+    let mut problems = Vec::new();
+    let mut tests = Vec::new();
+    if parsed.tests.is_empty() {
+        problems.push(Diagnostic::general(
+            name.clone(),
+            "the file has no `[[tests]]`",
+        ));
+    }
+    for test in parsed.tests {
+        let span = test.span();
+        let test = test.into_inner();
+        if test.steps.is_empty() {
+            problems.push(Diagnostic::at(
+                &source,
+                Some(span),
+                format!("test `{}` has no steps", test.name),
+            ));
+        }
+        let mut steps = Vec::new();
+        for step in test.steps {
+            let span = step.span();
+            match compile(step.get_ref(), &driver, &dir) {
+                Ok(action) => steps.push(Compiled {
+                    action,
+                    location: at(span),
+                }),
+                Err(message) => problems.push(
+                    Diagnostic::at(&source, Some(span), message)
+                        .in_component(format!("test `{}`", test.name)),
+                ),
+            }
+        }
+        tests.push(Test {
+            name: test.name,
+            steps,
+        });
+    }
+    if problems.is_empty() {
+        Ok(Suite {
+            file: name,
+            pipelines,
+            tests,
+        })
+    } else {
+        Err(Diagnostics(problems))
+    }
+}
+
+impl Suite {
+    /// How many tests the file holds.
+    pub fn len(&self) -> usize {
+        self.tests.len()
+    }
+
+    /// Whether the file holds no test (`check` refuses such a file).
+    pub fn is_empty(&self) -> bool {
+        self.tests.is_empty()
+    }
+
+    /// Runs every test, each on a freshly built pipeline.
+    pub fn run(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<Outcome> {
+        self.tests
+            .iter()
+            .map(|test| Outcome {
+                name: test.name.clone(),
+                failure: self.run_one(test, env).err(),
+            })
+            .collect()
+    }
+
+    fn run_one(&self, test: &Test, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+        let build = || load(&self.pipelines, env).map_err(|d| d.to_string());
+        let mut driver = Driver::new(build()?);
+        for step in &test.steps {
+            let failed = |message: String| format!("{}: {message}", step.location);
+            match &step.action {
+                Action::Send {
+                    source,
+                    records,
+                    undecodable,
+                } => driver
+                    .send(source, records.clone(), undecodable.clone())
+                    .map_err(failed)?,
+                Action::Watermark { source, at } => {
+                    driver.watermark(source.as_deref(), *at).map_err(failed)?
+                }
+                Action::Advance(by) => driver.advance(*by),
+                Action::Restart => driver.restart(build()?).map_err(failed)?,
+                Action::End => driver.end(),
+                Action::Expect(expectation) => {
+                    let emitted = driver.take(&expectation.output).unwrap_or_default();
+                    expectation.check(emitted).map_err(|m| {
+                        failed(format!("`expect = \"{}\"`: {m}", expectation.output))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

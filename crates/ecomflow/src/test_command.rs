@@ -1,0 +1,83 @@
+//! `ecomflow test`: runs the tests of `*.test.toml` files and reports each one, with the
+//! failing step's line and the expected and actual records; `ecomflow validate` checks such
+//! files without running them.
+
+use crate::cli::EXIT_CONFIG;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code when a test fails.
+const EXIT_FAILED: u8 = 1;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Whether `path` is a test file rather than a pipeline.
+pub fn is_test_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".test.toml"))
+}
+
+/// Runs every test of every file; exit 1 when one fails, 78 when a file is invalid.
+pub fn test(files: &[PathBuf]) -> ExitCode {
+    let (mut passed, mut failed, mut invalid) = (0, 0, false);
+    for file in files {
+        let suite = match ecomflow_test::check(file, &env) {
+            Ok(suite) => suite,
+            Err(d) => {
+                eprintln!("{d}");
+                invalid = true;
+                continue;
+            }
+        };
+        for outcome in suite.run(&env) {
+            match outcome.failure {
+                None => {
+                    passed += 1;
+                    println!("ok      {}: {}", suite.file, outcome.name);
+                }
+                Some(failure) => {
+                    failed += 1;
+                    println!("FAILED  {}: {}\n{failure}\n", suite.file, outcome.name);
+                }
+            }
+        }
+    }
+    println!(
+        "{passed} passed, {failed} failed{}",
+        if invalid {
+            ", and a test file is invalid"
+        } else {
+            ""
+        }
+    );
+    if invalid {
+        ExitCode::from(EXIT_CONFIG)
+    } else if failed > 0 {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Checks test files without running them.
+pub fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for file in files {
+        match ecomflow_test::check(file, &env) {
+            Ok(suite) => println!(
+                "ok: {} test{} in {}",
+                suite.len(),
+                if suite.len() == 1 { "" } else { "s" },
+                file.display()
+            ),
+            Err(d) => {
+                eprintln!("{d}");
+                code = ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
+    code
+}
