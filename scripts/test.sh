@@ -32,3 +32,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== ecomflow test (every shipped test file)"
+cargo run --quiet --locked -p ecomflow -- test pipelines/*.test.toml

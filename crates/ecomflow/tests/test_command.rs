@@ -1,0 +1,233 @@
+//! `ecomflow test` as a user calls it: every shipped test file passes, the flagship's tests
+//! fail when the behaviour they pin is changed, a failure names the step's line and shows
+//! the expected and actual records, and `ecomflow validate` locates a broken test file's
+//! problems.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ecomflow_std as _;
+
+fn ecomflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn test_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("pipelines"))
+        .expect("pipelines/ exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Copies `pipeline` and its test file into a fresh `pipelines/` (beside a link to the
+/// migrations), the pipeline changed by `edit`, and runs the tests there.
+fn run_changed(pipeline: &str, edit: impl Fn(String) -> String) -> (Output, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir(&pipelines).expect("mkdir");
+    std::os::unix::fs::symlink(repo().join("migrations"), dir.path().join("migrations"))
+        .expect("link");
+    let original =
+        std::fs::read_to_string(repo().join("pipelines").join(pipeline)).expect("read pipeline");
+    let changed = edit(original.clone());
+    assert_ne!(changed, original, "the edit must change the pipeline");
+    std::fs::write(pipelines.join(pipeline), changed).expect("write pipeline");
+    let tests = pipeline.replace(".toml", ".test.toml");
+    std::fs::copy(
+        repo().join("pipelines").join(&tests),
+        pipelines.join(&tests),
+    )
+    .expect("copy tests");
+    let out = ecomflow()
+        .arg("test")
+        .arg(pipelines.join(&tests))
+        .output()
+        .expect("runs");
+    let stdout = text(&out.stdout);
+    (out, stdout)
+}
+
+/// The names of the tests that failed.
+fn failed(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("FAILED  "))
+        .map(|l| l.split_once(": ").map_or(l, |(_, name)| name).to_string())
+        .collect()
+}
+
+#[test]
+fn every_shipped_test_file_passes() {
+    let files = test_files();
+    assert!(
+        files.len() >= 2,
+        "the flagship's and the window's: {files:?}"
+    );
+    for f in files {
+        let out = ecomflow().arg("test").arg(&f).output().expect("runs");
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}:\n{stdout}{}",
+            f.display(),
+            text(&out.stderr)
+        );
+        assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+        assert!(!stdout.contains("0 passed"), "{stdout}");
+    }
+}
+
+#[test]
+fn the_flagships_tests_fail_when_what_they_pin_changes() {
+    let cases: [(&str, &str, &[&str], &str); 5] = [
+        (
+            "failed_count > 4",
+            "failed_count > 5",
+            &[
+                "more than 4 failed payments of one method in a minute is an alert, once its minute has passed",
+            ],
+            "`expect = \"payment_alerts\"`: expected 1 record, 0 emitted",
+        ),
+        (
+            "condition = \"paymentStatus == 'success'\"",
+            "condition = \"paymentStatus != 'failed'\"",
+            &["only successful payments are sales, and every amount is in USD"],
+            "\"total_sales\":180.8",
+        ),
+        (
+            "EUR = 1.08",
+            "EUR = 1.10",
+            &["only successful payments are sales, and every amount is in USD"],
+            "\"total_amount_usd\":11.0",
+        ),
+        (
+            "keys = { transaction_date = \"day(event_time)\" }\naggregations = { total_sales = \"sum(total_amount_usd)\" }\ntime_zone = \"UTC\"",
+            "keys = { transaction_date = \"day(event_time)\" }\naggregations = { total_sales = \"sum(total_amount_usd)\" }\ntime_zone = \"Europe/Paris\"",
+            &[
+                "days and months are event time's, in UTC, across a month boundary",
+                "a late record counts while its day is open, and is a dead letter once it has closed",
+                "a restart from a checkpoint ends with the same tables as a run without one",
+            ],
+            "\"transaction_date\":\"2025-02-01\",\"total_sales\":170.0",
+        ),
+        (
+            "total_is_price_times_quantity = ",
+            "# total_is_price_times_quantity = ",
+            &[
+                "a record that breaks a rule goes to the dead letters with the rule, and the run goes on",
+            ],
+            "expected: {\"component\":\"transforms.checked\"",
+        ),
+    ];
+    for (from, to, test, shown) in cases {
+        let (out, stdout) = run_changed("ecommerce.toml", |p| p.replacen(from, to, 1));
+        assert_eq!(out.status.code(), Some(1), "{from} -> {to}:\n{stdout}");
+        assert_eq!(failed(&stdout), test, "{from} -> {to}:\n{stdout}");
+        assert!(
+            stdout.contains(shown),
+            "{from} -> {to}: no `{shown}` in\n{stdout}"
+        );
+        assert!(
+            stdout.contains("ecommerce.test.toml:"),
+            "the failing step's place:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_expectation_on_a_window_names_its_line_and_shows_both_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let original = std::fs::read_to_string(repo().join("pipelines/late-payments.test.toml"))
+        .expect("read tests");
+    let wrong = "window_end = \"2025-03-01 12:01:00.000000\", failures = 3 }";
+    let at = original
+        .find(wrong)
+        .expect("the late record's correction is tested");
+    let changed = original.replacen(wrong, &wrong.replace("3 }", "4 }"), 1);
+    std::fs::write(
+        dir.path().join("late-payments.test.toml"),
+        changed.replace(
+            "pipelines = [\"late-payments.toml\"]",
+            &format!(
+                "pipelines = [{:?}]",
+                repo().join("pipelines/late-payments.toml")
+            ),
+        ),
+    )
+    .expect("write");
+    let out = ecomflow()
+        .arg("test")
+        .arg(dir.path().join("late-payments.test.toml"))
+        .output()
+        .expect("runs");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    // The step is the `[[tests.steps]]` table holding the expectation.
+    let step_line = original[..at]
+        .rmatch_indices("[[tests.steps]]")
+        .next()
+        .map(|(i, _)| original[..i].matches('\n').count() + 1)
+        .expect("a step");
+    assert!(
+        stdout.contains(&format!(
+            "late-payments.test.toml:{step_line}:1: `expect = \"per_minute\"`"
+        )),
+        "line {step_line}:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("\"failures\":4"),
+        "the expected record:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"actual:   {"method":"card","window_start":"2025-03-01 12:00:00.000000","window_end":"2025-03-01 12:01:00.000000","failures":3}"#),
+        "the actual record:\n{stdout}"
+    );
+}
+
+#[test]
+fn validate_locates_every_problem_of_a_broken_test_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("broken.test.toml");
+    let text_of_file = format!(
+        "pipelines = [{:?}]\n\n[[tests]]\nname = \"broken\"\n\n[[tests.steps]]\nsend = \"payment\"\nlines = \"{{}}\"\n\n[[tests.steps]]\nexpect = \"per_minte\"\ncount = 1\n\n[[tests.steps]]\nend = true\nrestart = true\n\n[[tests.steps]]\nwatermark = \"soon\"\n",
+        repo().join("pipelines/late-payments.toml")
+    );
+    std::fs::write(&file, text_of_file).expect("write");
+    let out = ecomflow()
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    for (line, message) in [
+        (
+            6,
+            "the pipeline has no source `payment` (did you mean `payments`?)",
+        ),
+        (
+            10,
+            "the pipeline has no output `per_minte` (did you mean `per_minute`?)",
+        ),
+        (14, "a step does one thing; this one says restart and end"),
+        (18, "`watermark`"),
+    ] {
+        assert!(
+            stderr.contains(&format!("broken.test.toml:{line}:1")) && stderr.contains(message),
+            "line {line}, {message}:\n{stderr}"
+        );
+    }
+    let out = ecomflow().arg("test").arg(&file).output().expect("runs");
+    assert_eq!(out.status.code(), Some(78), "an invalid file runs no test");
+}
