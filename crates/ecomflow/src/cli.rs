@@ -132,9 +132,9 @@ pub fn main() -> ExitCode {
             }
             Err(d) => config_error(&d),
         },
-        Command::Test { files } => test_command::test(&files),
+        Command::Test { files } => exit_code(test_command::test(&files)),
         Command::Validate { files, .. } if files.iter().all(|f| test_command::is_test_file(f)) => {
-            test_command::validate(&files)
+            exit_code(test_command::validate(&files))
         }
         Command::Validate { files, .. } if files.iter().any(|f| test_command::is_test_file(f)) => {
             eprintln!(
@@ -203,6 +203,15 @@ fn init_logging() {
 fn load(files: &[PathBuf], sets: &[String]) -> Result<Pipeline, Diagnostics> {
     let env = |name: &str| std::env::var(name).ok();
     ecomflow_runtime::load(files, &LoadOptions { sets, env: &env })
+}
+
+/// 0 when every test passed, 1 when one failed, 78 when a test file is invalid.
+fn exit_code(verdict: test_command::Verdict) -> ExitCode {
+    match verdict {
+        test_command::Verdict::Passed => ExitCode::SUCCESS,
+        test_command::Verdict::Failed => ExitCode::FAILURE,
+        test_command::Verdict::Invalid => ExitCode::from(EXIT_CONFIG),
+    }
 }
 
 fn config_error(d: &Diagnostics) -> ExitCode {

@@ -2,12 +2,17 @@
 //! failing step's line and the expected and actual records; `ecomflow validate` checks such
 //! files without running them.
 
-use crate::cli::EXIT_CONFIG;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-/// Exit code when a test fails.
-const EXIT_FAILED: u8 = 1;
+/// How a call ended, for the exit code.
+pub enum Verdict {
+    /// Every test passed, or every file is valid.
+    Passed,
+    /// A test failed.
+    Failed,
+    /// A test file is invalid.
+    Invalid,
+}
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -20,8 +25,8 @@ pub fn is_test_file(path: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".test.toml"))
 }
 
-/// Runs every test of every file; exit 1 when one fails, 78 when a file is invalid.
-pub fn test(files: &[PathBuf]) -> ExitCode {
+/// Runs every test of every file.
+pub fn test(files: &[PathBuf]) -> Verdict {
     let (mut passed, mut failed, mut invalid) = (0, 0, false);
     for file in files {
         let suite = match ecomflow_test::check(file, &env) {
@@ -54,17 +59,17 @@ pub fn test(files: &[PathBuf]) -> ExitCode {
         }
     );
     if invalid {
-        ExitCode::from(EXIT_CONFIG)
+        Verdict::Invalid
     } else if failed > 0 {
-        ExitCode::from(EXIT_FAILED)
+        Verdict::Failed
     } else {
-        ExitCode::SUCCESS
+        Verdict::Passed
     }
 }
 
 /// Checks test files without running them.
-pub fn validate(files: &[PathBuf]) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
+pub fn validate(files: &[PathBuf]) -> Verdict {
+    let mut verdict = Verdict::Passed;
     for file in files {
         match ecomflow_test::check(file, &env) {
             Ok(suite) => println!(
@@ -75,9 +80,9 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
             ),
             Err(d) => {
                 eprintln!("{d}");
-                code = ExitCode::from(EXIT_CONFIG);
+                verdict = Verdict::Invalid;
             }
         }
     }
-    code
+    verdict
 }
