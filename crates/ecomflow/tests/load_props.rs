@@ -187,6 +187,8 @@ impl Corpus {
             .expect("pipelines/ exists")
             .map(|e| e.expect("entry").path())
             .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            // A `*.test.toml` is a test file for `ecomflow test`, not a pipeline.
+            .filter(|p| !p.to_string_lossy().ends_with(".test.toml"))
             .collect();
         paths.sort();
         let mut bases: Vec<(String, String)> = paths
