@@ -767,6 +767,13 @@ pub trait Sink: Send {
     /// takes them with [`Incoming::into_records`].
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError>;
 
+    /// How the records it writes become the rows of a table, if it writes one (one row per
+    /// key for an upsert sink): `ecomflow test` checks a sink's final rows with it, without
+    /// running the sink.
+    fn table_view(&self) -> Option<crate::table_view::TableView> {
+        None
+    }
+
     /// Called once after the last batch: flush buffers and make the writes durable.
     async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
         Ok(())

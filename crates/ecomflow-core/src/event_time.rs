@@ -92,6 +92,11 @@ impl EventTimeTracker {
         })
     }
 
+    /// The field the event time is read from.
+    pub fn field(&self) -> Field {
+        self.field
+    }
+
     /// Reads the event time of every record in `batch` from `partition`, stamps it on the
     /// record, and moves records it cannot accept to `dead` with the reason.
     pub fn stamp(
@@ -100,11 +105,23 @@ impl EventTimeTracker {
         batch: &mut Batch,
         dead: &mut Vec<(String, Payload)>,
     ) {
+        self.stamp_at(partition, batch, dead, Instant::now());
+    }
+
+    /// [`EventTimeTracker::stamp`] at `now` on the clock that idle timeouts are measured by
+    /// (a test's processing clock).
+    pub fn stamp_at(
+        &mut self,
+        partition: usize,
+        batch: &mut Batch,
+        dead: &mut Vec<(String, Payload)>,
+        now: Instant,
+    ) {
         let wall_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, micros);
         let latest_allowed = wall_us.saturating_add(self.max_future_us);
-        self.register(partition);
+        self.register_at(partition, now);
         let p = &mut self.partitions[partition];
         let field = self.field;
         let format = &self.format;
@@ -142,7 +159,11 @@ impl EventTimeTracker {
     /// Registers partition `partition` before it sends anything: until it does (or idles),
     /// the watermark waits for it.
     pub fn register(&mut self, partition: usize) {
-        let now = Instant::now();
+        self.register_at(partition, Instant::now());
+    }
+
+    /// [`EventTimeTracker::register`] at `now`.
+    pub fn register_at(&mut self, partition: usize, now: Instant) {
         if self.partitions.len() <= partition {
             self.partitions.resize(
                 partition + 1,
@@ -187,7 +208,11 @@ impl EventTimeTracker {
     /// timeout are left out, unless all are; a registered partition that has not sent yet
     /// holds it back until then.
     pub fn advance(&mut self) -> Option<i64> {
-        let now = Instant::now();
+        self.advance_at(Instant::now())
+    }
+
+    /// [`EventTimeTracker::advance`] at `now`.
+    pub fn advance_at(&mut self, now: Instant) -> Option<i64> {
         let waiting = self.partitions.iter().any(|p| {
             p.known && p.highest.is_none() && now.duration_since(p.last_seen) < self.idle_timeout
         });

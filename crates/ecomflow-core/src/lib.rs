@@ -25,6 +25,7 @@ pub mod retry;
 pub mod shard;
 pub mod shared_store;
 pub mod source_checkpoints;
+pub mod table_view;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -53,6 +54,7 @@ pub use record::{Batch, Record};
 pub use registry::{BuildContext, Kind, Plugin, SinkPlugin, SourcePlugin, TransformPlugin};
 pub use retry::{RetryPolicy, Retrying};
 pub use shard::{PartitionId, Shard};
+pub use table_view::TableView;
 pub use telemetry::ComponentTelemetry;
 pub use tokio_util::sync::CancellationToken;
 pub use value::Value;

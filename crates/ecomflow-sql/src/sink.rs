@@ -261,6 +261,14 @@ impl Sink for SqlSink {
         self.connect().await
     }
 
+    fn table_view(&self) -> Option<ecomflow_core::TableView> {
+        Some(ecomflow_core::TableView {
+            key: self.key.clone(),
+            columns: self.columns.clone(),
+            partition_column: self.partition_field.map(|f| f.name().to_string()),
+        })
+    }
+
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
         // Kept in the buffer until written: taken without a copy when no other reader has it.
         let shard = batch.shard().clone();

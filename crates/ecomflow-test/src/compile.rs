@@ -15,9 +15,12 @@ use std::time::Duration;
 
 /// What one step does.
 pub enum Action {
-    /// Records (and lines that are not JSON, with why) from a source.
+    /// Records (and lines that are not JSON, with why) from a source, or into a component's
+    /// input.
     Send {
-        source: String,
+        target: String,
+        from: Option<String>,
+        partition: usize,
         records: Batch,
         undecodable: Vec<(String, Vec<u8>)>,
     },
@@ -61,7 +64,7 @@ fn one_of(step: &Step) -> Result<&'static str, String> {
 /// Keys of `step` that do not go with what it does.
 fn stray(step: &Step, kind: &str) -> Option<&'static str> {
     let allowed: &[&str] = match kind {
-        "send" => &["records", "lines", "file"],
+        "send" => &["records", "lines", "file", "partition", "from"],
         "watermark" => &["input"],
         "expect" => &[
             "records",
@@ -78,6 +81,8 @@ fn stray(step: &Step, kind: &str) -> Option<&'static str> {
         ("lines", step.lines.is_some()),
         ("file", step.file.is_some()),
         ("input", step.input.is_some()),
+        ("partition", step.partition.is_some()),
+        ("from", step.from.is_some()),
         ("match", step.match_fields.is_some()),
         ("condition", step.condition.is_some()),
         ("count", step.count.is_some()),
@@ -130,7 +135,15 @@ pub fn compile(step: &Step, driver: &Driver, dir: &Path) -> Result<Action, Strin
     };
     match kind {
         "send" => {
-            let source = known_source(step.send.as_deref().unwrap_or_default())?;
+            let target = step.send.clone().unwrap_or_default();
+            let from = step.from.clone();
+            let at_source = driver.check_send(&target, from.as_deref()).map_err(|e| {
+                if driver.has_output(&target) {
+                    e
+                } else {
+                    unknown("component", &target, &driver.outputs())
+                }
+            })?;
             let mut decoder = JsonDecoder::new();
             let mut records = Vec::new();
             let mut undecodable = Vec::new();
@@ -157,8 +170,17 @@ pub fn compile(step: &Step, driver: &Driver, dir: &Path) -> Result<Action, Strin
                 }
                 _ => return Err("`send` takes one of `records`, `lines` or `file`".into()),
             }
+            if let (false, Some((reason, line))) = (at_source, undecodable.first()) {
+                return Err(format!(
+                    "`{}` is not a record ({reason}): only a source dead-letters what it cannot \
+                     decode",
+                    String::from_utf8_lossy(line)
+                ));
+            }
             Ok(Action::Send {
-                source,
+                target,
+                from,
+                partition: step.partition.unwrap_or(0),
                 records,
                 undecodable,
             })

@@ -1,15 +1,18 @@
 //! Runs a loaded pipeline step by step, on one thread and without a clock of its own: the
 //! test says when records arrive, when watermarks move, when the processing clock ticks and
 //! when the pipeline restarts. Sources are not run (the test's records replace what they
-//! read) and sinks are not run (what they are given is kept, to be checked); every message
-//! is handled before a step returns, so a restart always happens at a checkpoint.
+//! read, or go straight into a component's input) and sinks are not run (what they are given
+//! is kept, to be checked, as the rows of their table when they write one); every message is
+//! handled before a step returns, so a restart always happens at a checkpoint.
 
-use ecomflow_core::{Batch, DeadLetter, Emitter, EventTimeTracker, Payload, Record, Transform};
+use ecomflow_core::{
+    Batch, DeadLetter, Emitter, EventTimeTracker, Payload, Record, TableView, Transform,
+};
 use ecomflow_runtime::watermarks::{Watermarks, carrying_event_time};
-use ecomflow_runtime::{Built, Pipeline};
+use ecomflow_runtime::{Built, InputRef, Pipeline};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The dead-letter output's name in `expect`.
 pub const DEAD_LETTER: &str = "dead_letter";
@@ -22,12 +25,15 @@ enum Role {
         transform: Box<dyn Transform>,
         watermarks: Watermarks,
     },
-    Sink,
+    Sink {
+        view: Option<TableView>,
+    },
 }
 
 struct Node {
     id: String,
     path: Arc<str>,
+    inputs: Vec<InputRef>,
     ports: Vec<&'static str>,
     role: Role,
 }
@@ -49,6 +55,8 @@ pub struct Driver {
     queue: VecDeque<(usize, usize, Message)>,
     /// The processing clock, from the start of the test.
     clock: Duration,
+    /// When the test started, on the clock that idle timeouts are measured by.
+    start: Instant,
 }
 
 fn output_name(id: &str, port: Option<&str>) -> String {
@@ -93,11 +101,14 @@ impl Driver {
                             .collect(),
                     ),
                 },
-                Built::Sink(_) => Role::Sink,
+                Built::Sink(sink) => Role::Sink {
+                    view: sink.table_view(),
+                },
             };
             nodes.push(Node {
                 path,
                 id: c.id,
+                inputs: c.inputs,
                 ports: c.plugin.outputs.to_vec(),
                 role,
             });
@@ -109,7 +120,42 @@ impl Driver {
             emitted,
             queue: VecDeque::new(),
             clock: Duration::ZERO,
+            start: Instant::now(),
         }
+    }
+
+    /// Now on the test's processing clock.
+    fn now(&self) -> Instant {
+        self.start + self.clock
+    }
+
+    fn node(&self, id: &str) -> Result<usize, String> {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .ok_or_else(|| format!("the pipeline has no component `{id}`"))
+    }
+
+    /// The sources with event time that feed `id`, directly or not.
+    fn timed_sources_of(&self, id: &str) -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut todo = vec![id.to_string()];
+        let mut seen = Vec::new();
+        while let Some(id) = todo.pop() {
+            let Some(at) = self.nodes.iter().position(|n| n.id == id) else {
+                continue;
+            };
+            if seen.contains(&at) {
+                continue;
+            }
+            seen.push(at);
+            match &self.nodes[at].role {
+                Role::Source { tracker: Some(_) } => found.push(at),
+                _ => todo.extend(self.nodes[at].inputs.iter().map(|i| i.component.clone())),
+            }
+        }
+        found.sort_unstable();
+        found
     }
 
     fn source(&mut self, id: &str) -> Result<usize, String> {
@@ -120,35 +166,130 @@ impl Driver {
         }
     }
 
-    /// Sends `records` as source `id`'s next batch, with `undecodable` (a line and why)
-    /// going to the dead letters as the source would send them; then its watermark moves.
+    /// Sends `records` as source `id`'s next batch from `partition` (with `undecodable`, a
+    /// line and why, going to the dead letters as the source would send them), then moves its
+    /// watermark. Into a transform or sink, the records come in by its input `from` (needed
+    /// when it has several); those with the event-time field of the one source with event
+    /// time upstream of it are stamped by that source, whose watermark moves as if it had sent
+    /// them.
     pub fn send(
         &mut self,
         id: &str,
+        from: Option<&str>,
+        partition: usize,
         mut records: Batch,
         undecodable: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        let at = self.source(id)?;
-        let path = self.nodes[at].path.clone();
+        let at = self.node(id)?;
+        let into = match &self.nodes[at].role {
+            Role::Source { .. } => None,
+            _ => Some(self.input_of(at, from)?),
+        };
+        let stamping = match into {
+            None => Some(at),
+            Some(input) => {
+                let upstream = self.nodes[at].inputs[input].component.clone();
+                match self.timed_sources_of(&upstream).as_slice() {
+                    [] => None,
+                    [one] => Some(*one),
+                    many => {
+                        let names: Vec<&str> =
+                            many.iter().map(|n| self.nodes[*n].id.as_str()).collect();
+                        return Err(format!(
+                            "the records could come from several sources with event time ({}): \
+                             send them at one of those",
+                            names.join(", ")
+                        ));
+                    }
+                }
+            }
+        };
         let mut dead: Vec<(String, Payload)> = undecodable
             .into_iter()
             .map(|(reason, line)| (reason, Payload::Raw(line)))
             .collect();
         let mut watermark = None;
-        if let Role::Source {
-            tracker: Some(tracker),
-        } = &mut self.nodes[at].role
+        let now = self.now();
+        if let Some(source) = stamping
+            && let Role::Source {
+                tracker: Some(tracker),
+            } = &mut self.nodes[source].role
         {
-            tracker.stamp(0, &mut records, &mut dead);
-            watermark = tracker.advance();
+            if into.is_none() {
+                tracker.stamp_at(partition, &mut records, &mut dead, now);
+            } else {
+                // Into a component's input: a record that has the source's event-time field
+                // is stamped from it; one without goes in without an event time.
+                let field = tracker.field();
+                let mut stamped = Vec::with_capacity(records.len());
+                for record in records {
+                    let mut one = vec![record];
+                    if one[0].get(field).is_some() {
+                        tracker.stamp_at(partition, &mut one, &mut dead, now);
+                    }
+                    stamped.extend(one);
+                }
+                records = stamped;
+            }
+            watermark = tracker.advance_at(now);
         }
-        self.dead_letters(&path, dead);
-        self.emit(at, None, records);
-        if let Some(w) = watermark {
-            self.broadcast(at, Message::Watermark(w));
+        let blamed = self.nodes[stamping.unwrap_or(at)].path.clone();
+        self.dead_letters(&blamed, dead);
+        match into {
+            None => self.emit(at, None, records),
+            Some(input) => self.queue.push_back((at, input, Message::Batch(records))),
+        }
+        if let (Some(source), Some(w)) = (stamping, watermark) {
+            self.broadcast(source, Message::Watermark(w));
         }
         self.settle();
         Ok(())
+    }
+
+    /// Whether records can be sent to `id` (by its input `from`): `Ok(true)` for a source,
+    /// `Ok(false)` for another component, or why not.
+    pub fn check_send(&self, id: &str, from: Option<&str>) -> Result<bool, String> {
+        let at = self.node(id)?;
+        if matches!(self.nodes[at].role, Role::Source { .. }) {
+            return match from {
+                Some(_) => Err(format!(
+                    "`{id}` is a source: `from` goes with a transform or sink"
+                )),
+                None => Ok(true),
+            };
+        }
+        let input = self.input_of(at, from)?;
+        let upstream = &self.nodes[at].inputs[input].component;
+        if self.timed_sources_of(upstream).len() > 1 {
+            return Err(format!(
+                "records into `{id}` by `{upstream}` could come from several sources with event \
+                 time: send them at one of those"
+            ));
+        }
+        Ok(false)
+    }
+
+    /// The position of the input of node `at` named by `from` (an id or `id.port`).
+    fn input_of(&self, at: usize, from: Option<&str>) -> Result<usize, String> {
+        let inputs = &self.nodes[at].inputs;
+        match from {
+            Some(from) => inputs
+                .iter()
+                .position(|i| i.to_string() == from)
+                .ok_or_else(|| {
+                    let names: Vec<String> = inputs.iter().map(ToString::to_string).collect();
+                    format!(
+                        "`{}` has no input `{from}` (its inputs: {})",
+                        self.nodes[at].id,
+                        names.join(", ")
+                    )
+                }),
+            None if inputs.len() == 1 => Ok(0),
+            None => Err(format!(
+                "`{}` has several inputs: say which one the records come in by with `from`",
+                self.nodes[at].id
+            )),
+        }
     }
 
     /// Moves the watermark of source `id` (every source with event time when `None`) to
@@ -172,9 +313,22 @@ impl Driver {
 
     /// Moves the processing clock by `by`: each transform's timer fires once for every
     /// interval of it that ends in that time.
+    /// A source's partition that has sent nothing for its `idle_timeout` stops holding the
+    /// watermark back then.
     pub fn advance(&mut self, by: Duration) {
         let (from, to) = (self.clock, self.clock + by);
         self.clock = to;
+        let now = self.now();
+        for at in 0..self.nodes.len() {
+            if let Role::Source {
+                tracker: Some(tracker),
+            } = &mut self.nodes[at].role
+                && let Some(w) = tracker.advance_at(now)
+            {
+                self.broadcast(at, Message::Watermark(w));
+            }
+        }
+        self.settle();
         for at in 0..self.nodes.len() {
             let Role::Transform { transform, .. } = &mut self.nodes[at].role else {
                 continue;
@@ -229,14 +383,23 @@ impl Driver {
         }
         next.emitted = std::mem::take(&mut self.emitted);
         next.clock = self.clock;
+        next.start = self.start;
         *self = next;
         Ok(())
     }
 
     /// What `output` (`id`, `id.port`, or `dead_letter`) emitted since the last call for it,
-    /// or `None` when the pipeline has no such output.
+    /// or `None` when the pipeline has no such output. For a sink that writes a table: the
+    /// rows its table holds now.
     pub fn take(&mut self, output: &str) -> Option<Vec<Record>> {
+        let view = self.nodes.iter().find_map(|n| match &n.role {
+            Role::Sink { view: Some(view) } if n.id == output => Some(view.clone()),
+            _ => None,
+        });
         let (records, seen) = self.emitted.get_mut(output)?;
+        if let Some(view) = view {
+            return Some(view.table(records));
+        }
         let new = records[*seen..].to_vec();
         *seen = records.len();
         Some(new)
@@ -321,14 +484,14 @@ impl Driver {
             let mut moved = None;
             let mut ended = false;
             match (&mut self.nodes[at].role, message) {
-                (Role::Sink, Message::Batch(records)) => {
+                (Role::Sink { .. }, Message::Batch(records)) => {
                     let id = self.nodes[at].id.clone();
                     if let Some((kept, _)) = self.emitted.get_mut(&id) {
                         kept.extend(records);
                     }
                     continue;
                 }
-                (Role::Sink | Role::Source { .. }, _) => continue,
+                (Role::Sink { .. } | Role::Source { .. }, _) => continue,
                 (Role::Transform { transform, .. }, Message::Batch(records)) => {
                     transform.process(records, &mut out);
                 }

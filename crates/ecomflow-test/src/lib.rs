@@ -167,11 +167,19 @@ impl Suite {
             let failed = |message: String| format!("{}: {message}", step.location);
             match &step.action {
                 Action::Send {
-                    source,
+                    target,
+                    from,
+                    partition,
                     records,
                     undecodable,
                 } => driver
-                    .send(source, records.clone(), undecodable.clone())
+                    .send(
+                        target,
+                        from.as_deref(),
+                        *partition,
+                        records.clone(),
+                        undecodable.clone(),
+                    )
                     .map_err(failed)?,
                 Action::Watermark { source, at } => {
                     driver.watermark(source.as_deref(), *at).map_err(failed)?

@@ -34,8 +34,18 @@ pub struct TestCase {
 pub struct Step {
     /// Sends records as if the source with this id (`transactions`) had read them: the
     /// source's `event_time` reads their event time (a record without one goes to the dead
-    /// letters, as in a run) and its watermark moves as it would.
+    /// letters, as in a run) and its watermark moves as it would. With the id of a transform
+    /// or sink, the records go straight into its input; a record with the event-time field
+    /// of the source upstream is stamped by it (and moves its watermark), one without goes in
+    /// without an event time.
     pub send: Option<String>,
+    /// With `send`: the source partition the records come from (default 0). An empty `send`
+    /// to a partition makes it known: it holds the watermark back until it sends or has been
+    /// silent for the source's `idle_timeout` (see `advance`).
+    pub partition: Option<usize>,
+    /// With `send` into a transform or sink that has several inputs: the one the records come
+    /// in by (`usd`, or `window.late`).
+    pub from: Option<String>,
     /// With `send`: the records, as inline tables. With `expect`: the records expected.
     pub records: Option<Vec<toml::Table>>,
     /// With `send`: the records as JSON lines (a line that is not JSON goes to the dead
@@ -49,7 +59,8 @@ pub struct Step {
     /// With `watermark`: the source whose watermark moves.
     pub input: Option<String>,
     /// Moves the processing clock by this much (`30s`): each transform with a timer
-    /// (`emit_interval`, early updates) fires once for every interval that passes.
+    /// (`emit_interval`, early updates) fires once for every interval that passes, and a
+    /// source partition silent for its `idle_timeout` stops holding the watermark back.
     pub advance: Option<String>,
     /// `true`: stops the pipeline at a checkpoint and starts it again from it (every
     /// transform's state goes through the checkpoint's JSON into a freshly built pipeline).
@@ -58,8 +69,9 @@ pub struct Step {
     pub end: Option<bool>,
     /// Checks what a component emitted since the last `expect` on it: a transform or
     /// source id (`sales_per_day`), a named output (`failures_per_minute.late`), a sink id
-    /// (what it was given to write) or `dead_letter` (each with `component`, `reason` and
-    /// `payload`).
+    /// (the rows its table holds now, one per key for an upsert `sql` sink; for other sinks,
+    /// what they were given since the last `expect`) or `dead_letter` (each with
+    /// `component`, `reason` and `payload`).
     pub expect: Option<String>,
     /// With `expect`: records expected, compared only on the fields given (nested tables
     /// too).

@@ -96,6 +96,7 @@ fn the_flagships_tests_fail_when_what_they_pin_changes() {
             "failed_count > 5",
             &[
                 "more than 4 failed payments of one method in a minute is an alert, once its minute has passed",
+                "the alert filter passes more than 4 failures, whatever sends them",
             ],
             "`expect = \"payment_alerts\"`: expected 1 record, 0 emitted",
         ),
@@ -200,7 +201,7 @@ fn validate_locates_every_problem_of_a_broken_test_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("broken.test.toml");
     let text_of_file = format!(
-        "pipelines = [{:?}]\n\n[[tests]]\nname = \"broken\"\n\n[[tests.steps]]\nsend = \"payment\"\nlines = \"{{}}\"\n\n[[tests.steps]]\nexpect = \"per_minte\"\ncount = 1\n\n[[tests.steps]]\nend = true\nrestart = true\n\n[[tests.steps]]\nwatermark = \"soon\"\n",
+        "pipelines = [{:?}]\n\n[[tests]]\nname = \"broken\"\n\n[[tests.steps]]\nsend = \"payment\"\nlines = \"{{}}\"\n\n[[tests.steps]]\nexpect = \"per_minte\"\ncount = 1\n\n[[tests.steps]]\nend = true\nrestart = true\n\n[[tests.steps]]\nwatermark = \"soon\"\n\n[[tests.steps]]\nsend = \"per_minute\"\nfrom = \"payments\"\nrecords = []\n",
         repo().join("pipelines/late-payments.toml")
     );
     std::fs::write(&file, text_of_file).expect("write");
@@ -214,7 +215,7 @@ fn validate_locates_every_problem_of_a_broken_test_file() {
     for (line, message) in [
         (
             6,
-            "the pipeline has no source `payment` (did you mean `payments`?)",
+            "the pipeline has no component `payment` (did you mean `payments`?)",
         ),
         (
             10,
@@ -222,6 +223,10 @@ fn validate_locates_every_problem_of_a_broken_test_file() {
         ),
         (14, "a step does one thing; this one says restart and end"),
         (18, "`watermark`"),
+        (
+            21,
+            "`per_minute` has no input `payments` (its inputs: failed)",
+        ),
     ] {
         assert!(
             stderr.contains(&format!("broken.test.toml:{line}:1")) && stderr.contains(message),
