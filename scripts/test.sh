@@ -33,5 +33,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
-echo "== ecomflow test (every shipped test file)"
-cargo run --quiet --locked -p ecomflow -- test pipelines/*.test.toml
+echo "== ecomflow test (every shipped test file, and pipeline file with tests of its own)"
+cargo run --quiet --locked -p ecomflow -- test pipelines/*.toml

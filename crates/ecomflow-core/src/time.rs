@@ -315,9 +315,34 @@ pub fn write_timestamp(us: i64, out: &mut String) {
     push_ascii(out, if whole { &text } else { &text[10..] });
 }
 
+/// `us` as an RFC 3339 time for messages (`2025-02-01T00:05:00Z`, with the fraction only when
+/// there is one); outside the years 0001 to 9999, the microseconds.
+pub fn describe(us: i64) -> String {
+    const EARLIEST: i64 = -62_135_596_800_000_000;
+    const LATEST: i64 = 253_402_300_799_999_999;
+    if !(EARLIEST..=LATEST).contains(&us) {
+        return format!("{us} µs since 1970");
+    }
+    let mut text = String::with_capacity(27);
+    write_timestamp(us, &mut text);
+    let text = text.replacen(' ', "T", 1);
+    let text = text.strip_suffix(".000000").unwrap_or(&text);
+    format!("{text}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_described_in_rfc_3339() {
+        assert_eq!(describe(1_738_368_300_000_000), "2025-02-01T00:05:00Z");
+        assert_eq!(
+            describe(1_738_368_300_000_001),
+            "2025-02-01T00:05:00.000001Z"
+        );
+        assert_eq!(describe(i64::MAX), format!("{} µs since 1970", i64::MAX));
+    }
     use crate::Value;
 
     fn chrono_us(s: &str) -> i64 {

@@ -51,8 +51,17 @@ fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<Pipel
     ecomflow_runtime::load(paths, &LoadOptions { sets: &[], env })
 }
 
-/// Reads the test file at `path`, loads the pipeline it names and checks every step against
-/// it; every problem found is returned with its position.
+/// Whether `path` is a test file (`*.test.toml`) rather than a pipeline file, which may hold
+/// `[[tests]]` of its own.
+pub fn is_test_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".test.toml"))
+}
+
+/// Reads the test file at `path` (or the `[[tests]]` of the pipeline file at `path`: none is
+/// an empty suite), loads the pipeline it names and checks every step against it; every
+/// problem found is returned with its position.
 pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite, Diagnostics> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -70,21 +79,42 @@ pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite,
         text,
         base_dir: dir.clone(),
     };
-    let parsed: spec::TestFile = toml::from_str(&source.text)
-        .map_err(|e| Diagnostics(vec![Diagnostic::at(&source, e.span(), e.message())]))?;
-    if parsed.pipelines.get_ref().is_empty() {
-        return Err(Diagnostics(vec![Diagnostic::at(
-            &source,
-            Some(parsed.pipelines.span()),
-            "`pipelines` names at least one pipeline file",
-        )]));
-    }
-    let pipelines: Vec<PathBuf> = parsed
-        .pipelines
-        .get_ref()
-        .iter()
-        .map(|p| dir.join(p))
-        .collect();
+    let parse_error =
+        |e: toml::de::Error| Diagnostics(vec![Diagnostic::at(&source, e.span(), e.message())]);
+    let (pipelines, cases) = if is_test_file(path) {
+        let parsed: spec::TestFile = toml::from_str(&source.text).map_err(parse_error)?;
+        if parsed.pipelines.get_ref().is_empty() {
+            return Err(Diagnostics(vec![Diagnostic::at(
+                &source,
+                Some(parsed.pipelines.span()),
+                "`pipelines` names at least one pipeline file",
+            )]));
+        }
+        if parsed.tests.is_empty() {
+            return Err(Diagnostics(vec![Diagnostic::general(
+                name.clone(),
+                "the file has no `[[tests]]`",
+            )]));
+        }
+        let pipelines: Vec<PathBuf> = parsed
+            .pipelines
+            .get_ref()
+            .iter()
+            .map(|p| dir.join(p))
+            .collect();
+        (pipelines, parsed.tests)
+    } else {
+        // A pipeline file's own `[[tests]]` test that file alone.
+        let parsed: spec::PipelineTests = toml::from_str(&source.text).map_err(parse_error)?;
+        if parsed.tests.is_empty() {
+            return Ok(Suite {
+                file: name,
+                pipelines: Vec::new(),
+                tests: Vec::new(),
+            });
+        }
+        (vec![path.to_path_buf()], parsed.tests)
+    };
     let driver = Driver::new(load(&pipelines, env)?);
     let at = |span: std::ops::Range<usize>| {
         let (line, column) = source.position(span.start);
@@ -92,13 +122,7 @@ pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite,
     };
     let mut problems = Vec::new();
     let mut tests = Vec::new();
-    if parsed.tests.is_empty() {
-        problems.push(Diagnostic::general(
-            name.clone(),
-            "the file has no `[[tests]]`",
-        ));
-    }
-    for test in parsed.tests {
+    for test in cases {
         let span = test.span();
         let test = test.into_inner();
         if test.steps.is_empty() {
@@ -144,7 +168,8 @@ impl Suite {
         self.tests.len()
     }
 
-    /// Whether the file holds no test (`check` refuses such a file).
+    /// Whether the file holds no test (a pipeline file without `[[tests]]`; `check` refuses a
+    /// test file without them).
     pub fn is_empty(&self) -> bool {
         self.tests.is_empty()
     }

@@ -1,5 +1,6 @@
 //! The test file's format: which pipeline files it tests, and each test's steps in order,
-//! each step kept with its position in the file for the failure messages.
+//! each step kept with its position in the file for the failure messages. A pipeline file may
+//! hold `[[tests]]` of its own in the same format.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -12,6 +13,14 @@ pub struct TestFile {
     /// with `ecomflow run`.
     pub pipelines: Spanned<Vec<String>>,
     /// The tests, run one after another, each on a fresh pipeline.
+    #[serde(default)]
+    pub tests: Vec<Spanned<TestCase>>,
+}
+
+/// The `[[tests]]` of a pipeline file (its other tables are the pipeline's).
+#[derive(Debug, Deserialize)]
+pub struct PipelineTests {
+    /// The tests of this pipeline file alone.
     #[serde(default)]
     pub tests: Vec<Spanned<TestCase>>,
 }

@@ -143,6 +143,15 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
         Command::Validate { files, sets } => match load(&files, &sets) {
+            // A pipeline file's own `[[tests]]` are checked too.
+            Ok(_)
+                if matches!(
+                    test_command::validate(&files),
+                    test_command::Verdict::Invalid
+                ) =>
+            {
+                ExitCode::from(EXIT_CONFIG)
+            }
             Ok(p) => {
                 println!(
                     "ok: {} component{} in {}",

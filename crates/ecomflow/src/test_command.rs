@@ -20,12 +20,11 @@ fn env(name: &str) -> Option<String> {
 
 /// Whether `path` is a test file rather than a pipeline.
 pub fn is_test_file(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(".test.toml"))
+    ecomflow_test::is_test_file(path)
 }
 
-/// Runs every test of every file.
+/// Runs every test of every file (test files, and pipeline files with `[[tests]]`); finding
+/// no test at all fails.
 pub fn test(files: &[PathBuf]) -> Verdict {
     let (mut passed, mut failed, mut invalid) = (0, 0, false);
     for file in files {
@@ -37,6 +36,10 @@ pub fn test(files: &[PathBuf]) -> Verdict {
                 continue;
             }
         };
+        if suite.is_empty() {
+            println!("no tests  {}", suite.file);
+            continue;
+        }
         for outcome in suite.run(&env) {
             match outcome.failure {
                 None => {
@@ -60,18 +63,19 @@ pub fn test(files: &[PathBuf]) -> Verdict {
     );
     if invalid {
         Verdict::Invalid
-    } else if failed > 0 {
+    } else if failed > 0 || passed == 0 {
         Verdict::Failed
     } else {
         Verdict::Passed
     }
 }
 
-/// Checks test files without running them.
+/// Checks test files (or the `[[tests]]` of pipeline files) without running them.
 pub fn validate(files: &[PathBuf]) -> Verdict {
     let mut verdict = Verdict::Passed;
     for file in files {
         match ecomflow_test::check(file, &env) {
+            Ok(suite) if suite.is_empty() => {}
             Ok(suite) => println!(
                 "ok: {} test{} in {}",
                 suite.len(),

@@ -1,4 +1,5 @@
-//! `ecomflow test` as a user calls it: every shipped test file passes, the flagship's tests
+//! `ecomflow test` as a user calls it: every shipped test file (and pipeline file with tests
+//! of its own) passes, the flagship's tests
 //! fail when the behaviour they pin is changed, a failure names the step's line and shows
 //! the expected and actual records, and `ecomflow validate` locates a broken test file's
 //! problems.
@@ -24,7 +25,10 @@ fn test_files() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("pipelines"))
         .expect("pipelines/ exists")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.to_string_lossy().ends_with(".test.toml"))
+        .filter(|p| {
+            p.to_string_lossy().ends_with(".test.toml")
+                || std::fs::read_to_string(p).is_ok_and(|t| t.contains("\n[[tests]]\n"))
+        })
         .collect();
     v.sort();
     v
@@ -71,8 +75,8 @@ fn failed(stdout: &str) -> Vec<String> {
 fn every_shipped_test_file_passes() {
     let files = test_files();
     assert!(
-        files.len() >= 2,
-        "the flagship's and the window's: {files:?}"
+        files.len() >= 3,
+        "the flagship's, the window's and the window pipeline's own: {files:?}"
     );
     for f in files {
         let out = ecomflow().arg("test").arg(&f).output().expect("runs");
@@ -235,4 +239,63 @@ fn validate_locates_every_problem_of_a_broken_test_file() {
     }
     let out = ecomflow().arg("test").arg(&file).output().expect("runs");
     assert_eq!(out.status.code(), Some(78), "an invalid file runs no test");
+}
+
+#[test]
+fn a_pipeline_files_own_tests_run_and_validate_checks_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let original =
+        std::fs::read_to_string(repo().join("pipelines/late-payments.toml")).expect("read");
+    let wrong = original.replace("failures = 1 }]", "failures = 2 }]");
+    assert_ne!(wrong, original);
+    let file = dir.path().join("late-payments.toml");
+    std::fs::write(&file, &wrong).expect("write");
+    let out = ecomflow().arg("test").arg(&file).output().expect("runs");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAILED") && stdout.contains("only failed payments are counted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"failures\":1"),
+        "the actual row:\n{stdout}"
+    );
+
+    let broken = original.replace("expect = \"per_minute\"", "expect = \"per_hour\"");
+    std::fs::write(&file, &broken).expect("write");
+    let line = broken[..broken.find("expect = \"per_hour\"").expect("there")]
+        .rmatch_indices("[[tests.steps]]")
+        .next()
+        .map(|(i, _)| broken[..i].matches('\n').count() + 1)
+        .expect("a step");
+    let out = ecomflow()
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!("late-payments.toml:{line}:1"))
+            && stderr.contains("no output `per_hour`"),
+        "line {line}:\n{stderr}"
+    );
+
+    // `ecomflow run` takes the file with its tests: it fails only on the missing input.
+    let out = ecomflow()
+        .arg("run")
+        .arg(repo().join("pipelines/late-payments.toml"))
+        .args(["--quiet", "--set", "http.enabled=false", "--set"])
+        .arg(format!(
+            "sources.payments.path={}",
+            dir.path().join("none.jsonl").display()
+        ))
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("none.jsonl") && !stderr.contains("unknown table"),
+        "{stderr}"
+    );
 }

@@ -75,6 +75,8 @@ pub(super) fn declare<'i>(
                 }
                 continue;
             }
+            // The pipeline's own tests: `ecomflow test` runs them, `validate` checks them.
+            TESTS => continue,
             other => {
                 let known = [
                     "sources",
@@ -84,6 +86,7 @@ pub(super) fn declare<'i>(
                     CHECKPOINT,
                     HTTP,
                     CHANNELS,
+                    TESTS,
                 ];
                 diags.push(
                     Diagnostic::at(file, Some(key_span), format!("unknown table `{other}`"))

@@ -35,6 +35,8 @@ pub const CHECKPOINT: &str = "checkpoint";
 pub const HTTP: &str = "http";
 /// The `[channels]` table.
 pub const CHANNELS: &str = "channels";
+/// The `[[tests]]` of a pipeline file (run by `ecomflow test`, ignored by `ecomflow run`).
+pub const TESTS: &str = "tests";
 /// Where dead letters go when the pipeline does not say.
 pub const DEFAULT_DEAD_LETTER_PATH: &str = "dead-letter.jsonl";
 

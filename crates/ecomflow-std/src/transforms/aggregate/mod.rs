@@ -163,8 +163,9 @@ impl Aggregate {
             let b = calendar.bucket(t)?;
             if b.end.saturating_add(self.lateness_us) <= self.watermark {
                 return Err(Rejected::Late(format!(
-                    "late: its bucket ended at {} µs and the watermark is at {} µs",
-                    b.end, self.watermark
+                    "late: its bucket ended at {} and the watermark is at {}",
+                    ecomflow_core::time::describe(b.end),
+                    ecomflow_core::time::describe(self.watermark)
                 )));
             }
             bucket = Some(b);

@@ -225,8 +225,9 @@ impl Window {
         }?;
         if applied == 0 {
             return Err(Rejected::Late(format!(
-                "late: event time {t} µs is past every window's allowed lateness (watermark {} µs)",
-                self.watermark
+                "late: event time {} is past every window's allowed lateness (watermark {})",
+                ecomflow_core::time::describe(t),
+                ecomflow_core::time::describe(self.watermark)
             )));
         }
         Ok(())
