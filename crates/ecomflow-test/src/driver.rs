@@ -5,6 +5,8 @@
 //! is kept, to be checked, as the rows of their table when they write one); every message is
 //! handled before a step returns, so a restart always happens at a checkpoint.
 
+use crate::real_sink::RealSink;
+use ecomflow_core::tokio::runtime::Runtime;
 use ecomflow_core::{
     Batch, DeadLetter, Emitter, EventTimeTracker, Payload, Record, TableView, Transform,
 };
@@ -27,6 +29,8 @@ enum Role {
     },
     Sink {
         view: Option<TableView>,
+        /// Running for real, when the test asked for it.
+        real: Option<RealSink>,
     },
 }
 
@@ -57,6 +61,10 @@ pub struct Driver {
     clock: Duration,
     /// When the test started, on the clock that idle timeouts are measured by.
     start: Instant,
+    /// Where real sinks run, when the test has any.
+    runtime: Option<Runtime>,
+    /// The first error of a real sink, for the step that caused it.
+    failure: Option<String>,
 }
 
 fn output_name(id: &str, port: Option<&str>) -> String {
@@ -67,8 +75,18 @@ fn output_name(id: &str, port: Option<&str>) -> String {
 }
 
 impl Driver {
-    /// The pipeline ready for its first step.
-    pub fn new(pipeline: Pipeline) -> Driver {
+    /// The pipeline ready for its first step, the sinks in `real` running for real (opened
+    /// now: an error says why one cannot open).
+    pub fn new(pipeline: Pipeline, real: &[String]) -> Result<Driver, String> {
+        let runtime = match real.is_empty() {
+            true => None,
+            false => Some(
+                ecomflow_core::tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start a runtime for the real sinks: {e}"))?,
+            ),
+        };
         let timed = carrying_event_time(&pipeline.components);
         let mut readers: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
         let mut emitted = HashMap::new();
@@ -101,9 +119,16 @@ impl Driver {
                             .collect(),
                     ),
                 },
-                Built::Sink(sink) => Role::Sink {
-                    view: sink.table_view(),
-                },
+                Built::Sink(sink) => {
+                    let view = sink.table_view();
+                    let real = match &runtime {
+                        Some(rt) if real.contains(&c.id) => {
+                            Some(RealSink::open(rt, path.clone(), sink)?)
+                        }
+                        _ => None,
+                    };
+                    Role::Sink { view, real }
+                }
             };
             nodes.push(Node {
                 path,
@@ -114,13 +139,67 @@ impl Driver {
             });
         }
         emitted.insert(DEAD_LETTER.to_string(), (Vec::new(), 0));
-        Driver {
+        Ok(Driver {
             nodes,
             readers,
             emitted,
             queue: VecDeque::new(),
             clock: Duration::ZERO,
             start: Instant::now(),
+            runtime,
+            failure: None,
+        })
+    }
+
+    /// The first error of a real sink since the last call.
+    pub fn failure(&mut self) -> Option<String> {
+        self.failure.take()
+    }
+
+    /// The sinks' ids, in file order.
+    pub fn sinks(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.role, Role::Sink { .. }))
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
+    /// Finishes the real sinks (they write what they hold and close).
+    pub fn finish(&mut self) -> Result<(), String> {
+        self.each_real_sink(RealSink::finish);
+        match self.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Calls `step` on every real sink, keeping its dead letters and its first error.
+    fn each_real_sink(
+        &mut self,
+        step: fn(&mut RealSink, &Runtime) -> Result<Vec<DeadLetter>, String>,
+    ) {
+        let Some(rt) = &self.runtime else { return };
+        let mut letters = Vec::new();
+        for node in &mut self.nodes {
+            if let Role::Sink {
+                real: Some(real), ..
+            } = &mut node.role
+            {
+                match step(real, rt) {
+                    Ok(l) => letters.extend(l),
+                    Err(e) => {
+                        self.failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        self.real_letters(letters);
+    }
+
+    fn real_letters(&mut self, letters: Vec<DeadLetter>) {
+        if let Some((kept, _)) = self.emitted.get_mut(DEAD_LETTER) {
+            kept.extend(letters.iter().map(DeadLetter::to_record));
         }
     }
 
@@ -361,8 +440,12 @@ impl Driver {
     /// Stops at a checkpoint and starts again from it: each transform's state goes through
     /// the checkpoint's JSON into the same transform of `fresh` (the pipeline built again);
     /// watermarks start afresh, as after a restart.
-    pub fn restart(&mut self, fresh: Pipeline) -> Result<(), String> {
-        let mut next = Driver::new(fresh);
+    pub fn restart(&mut self, fresh: Pipeline, real: &[String]) -> Result<(), String> {
+        self.each_real_sink(RealSink::checkpoint);
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let mut next = Driver::new(fresh, real)?;
         for (old, new) in self.nodes.iter().zip(next.nodes.iter_mut()) {
             if let (
                 Role::Transform {
@@ -393,7 +476,9 @@ impl Driver {
     /// rows its table holds now.
     pub fn take(&mut self, output: &str) -> Option<Vec<Record>> {
         let view = self.nodes.iter().find_map(|n| match &n.role {
-            Role::Sink { view: Some(view) } if n.id == output => Some(view.clone()),
+            Role::Sink {
+                view: Some(view), ..
+            } if n.id == output => Some(view.clone()),
             _ => None,
         });
         let (records, seen) = self.emitted.get_mut(output)?;
@@ -484,7 +569,23 @@ impl Driver {
             let mut moved = None;
             let mut ended = false;
             match (&mut self.nodes[at].role, message) {
-                (Role::Sink { .. }, Message::Batch(records)) => {
+                (Role::Sink { real, .. }, Message::Batch(records)) => {
+                    // A real sink writes each batch and makes it durable at once, so its
+                    // dead letters show at the step that sent the records.
+                    let mut letters = Vec::new();
+                    if let (Some(real), Some(rt)) = (real, &self.runtime) {
+                        let written = real.write(rt, records.clone()).and_then(|mut l| {
+                            l.extend(real.checkpoint(rt)?);
+                            Ok(l)
+                        });
+                        match written {
+                            Ok(l) => letters = l,
+                            Err(e) => {
+                                self.failure.get_or_insert(e);
+                            }
+                        }
+                    }
+                    self.real_letters(letters);
                     let id = self.nodes[at].id.clone();
                     if let Some((kept, _)) = self.emitted.get_mut(&id) {
                         kept.extend(records);

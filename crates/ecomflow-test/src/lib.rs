@@ -8,6 +8,7 @@
 mod compile;
 pub mod driver;
 mod expect;
+mod real_sink;
 mod records;
 pub mod spec;
 
@@ -26,6 +27,8 @@ struct Compiled {
 /// One test, ready to run.
 struct Test {
     name: String,
+    sets: Vec<String>,
+    real_sinks: Vec<String>,
     steps: Vec<Compiled>,
 }
 
@@ -47,8 +50,12 @@ pub struct Outcome {
     pub failure: Option<String>,
 }
 
-fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, Diagnostics> {
-    ecomflow_runtime::load(paths, &LoadOptions { sets: &[], env })
+fn load(
+    paths: &[PathBuf],
+    sets: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, Diagnostics> {
+    ecomflow_runtime::load(paths, &LoadOptions { sets, env })
 }
 
 /// Whether `path` is a test file (`*.test.toml`) rather than a pipeline file, which may hold
@@ -115,7 +122,8 @@ pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite,
         }
         (vec![path.to_path_buf()], parsed.tests)
     };
-    let driver = Driver::new(load(&pipelines, env)?);
+    let driver = Driver::new(load(&pipelines, &[], env)?, &[])
+        .map_err(|e| Diagnostics(vec![Diagnostic::general(name.clone(), e)]))?;
     let at = |span: std::ops::Range<usize>| {
         let (line, column) = source.position(span.start);
         format!("{name}:{line}:{column}")
@@ -128,9 +136,31 @@ pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite,
         if test.steps.is_empty() {
             problems.push(Diagnostic::at(
                 &source,
-                Some(span),
+                Some(span.clone()),
                 format!("test `{}` has no steps", test.name),
             ));
+        }
+        if !test.set.is_empty()
+            && let Err(d) = load(&pipelines, &test.set, env)
+        {
+            problems.extend(
+                d.0.into_iter()
+                    .map(|p| p.in_component(format!("test `{}`", test.name))),
+            );
+        }
+        let sinks = driver.sinks();
+        for real in test.real_sinks.iter().filter(|r| !sinks.contains(r)) {
+            problems.push(
+                Diagnostic::at(
+                    &source,
+                    Some(span.clone()),
+                    format!(
+                        "`real_sinks`: the pipeline has no sink `{real}` (its sinks: {})",
+                        sinks.join(", ")
+                    ),
+                )
+                .in_component(format!("test `{}`", test.name)),
+            );
         }
         let mut steps = Vec::new();
         for step in test.steps {
@@ -148,6 +178,8 @@ pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite,
         }
         tests.push(Test {
             name: test.name,
+            sets: test.set,
+            real_sinks: test.real_sinks,
             steps,
         });
     }
@@ -186,8 +218,8 @@ impl Suite {
     }
 
     fn run_one(&self, test: &Test, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
-        let build = || load(&self.pipelines, env).map_err(|d| d.to_string());
-        let mut driver = Driver::new(build()?);
+        let build = || load(&self.pipelines, &test.sets, env).map_err(|d| d.to_string());
+        let mut driver = Driver::new(build()?, &test.real_sinks)?;
         for step in &test.steps {
             let failed = |message: String| format!("{}: {message}", step.location);
             match &step.action {
@@ -210,7 +242,7 @@ impl Suite {
                     driver.watermark(source.as_deref(), *at).map_err(failed)?
                 }
                 Action::Advance(by) => driver.advance(*by),
-                Action::Restart => driver.restart(build()?).map_err(failed)?,
+                Action::Restart => driver.restart(build()?, &test.real_sinks).map_err(failed)?,
                 Action::End => driver.end(),
                 Action::Expect(expectation) => {
                     let emitted = driver.take(&expectation.output).unwrap_or_default();
@@ -219,7 +251,10 @@ impl Suite {
                     })?;
                 }
             }
+            if let Some(e) = driver.failure() {
+                return Err(failed(e));
+            }
         }
-        Ok(())
+        driver.finish()
     }
 }

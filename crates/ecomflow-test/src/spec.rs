@@ -31,6 +31,16 @@ pub struct PipelineTests {
 pub struct TestCase {
     /// What the test shows, printed with its result.
     pub name: String,
+    /// `PATH=VALUE` overrides of the pipeline's options for this test, as `ecomflow run
+    /// --set` takes them (`sinks.db.url=sqlite::memory:`).
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// Sinks that run for real in this test: they open (their database must be there; an
+    /// SQLite file or `sqlite::memory:` needs no server), write every batch at once and
+    /// finish at the end, and what they cannot write goes to the dead letters as in a run.
+    /// The other sinks only keep what they are given.
+    #[serde(default)]
+    pub real_sinks: Vec<String>,
     /// What happens, in order: records sent, time moved, restarts, and expectations.
     #[serde(default)]
     pub steps: Vec<Spanned<Step>>,

@@ -94,7 +94,16 @@ fn every_shipped_test_file_passes() {
 
 #[test]
 fn the_flagships_tests_fail_when_what_they_pin_changes() {
-    let cases: [(&str, &str, &[&str], &str); 5] = [
+    let cases: [(&str, &str, &[&str], &str); 6] = [
+        (
+            "\ntotal_amount_usd = \"total_amount_usd\"",
+            "\ntotal_usd = \"total_amount_usd\"",
+            &[
+                "each table holds one row per key, the last one written",
+                "the transactions sink's columns are its table's: it writes to a real database",
+            ],
+            "has no column `total_usd`",
+        ),
         (
             "failed_count > 4",
             "failed_count > 5",
@@ -205,7 +214,7 @@ fn validate_locates_every_problem_of_a_broken_test_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("broken.test.toml");
     let text_of_file = format!(
-        "pipelines = [{:?}]\n\n[[tests]]\nname = \"broken\"\n\n[[tests.steps]]\nsend = \"payment\"\nlines = \"{{}}\"\n\n[[tests.steps]]\nexpect = \"per_minte\"\ncount = 1\n\n[[tests.steps]]\nend = true\nrestart = true\n\n[[tests.steps]]\nwatermark = \"soon\"\n\n[[tests.steps]]\nsend = \"per_minute\"\nfrom = \"payments\"\nrecords = []\n",
+        "pipelines = [{:?}]\n\n[[tests]]\nname = \"broken\"\nreal_sinks = [\"minute\"]\n\n[[tests.steps]]\nsend = \"payment\"\nlines = \"{{}}\"\n\n[[tests.steps]]\nexpect = \"per_minte\"\ncount = 1\n\n[[tests.steps]]\nend = true\nrestart = true\n\n[[tests.steps]]\nwatermark = \"soon\"\n\n[[tests.steps]]\nsend = \"per_minute\"\nfrom = \"payments\"\nrecords = []\n",
         repo().join("pipelines/late-payments.toml")
     );
     std::fs::write(&file, text_of_file).expect("write");
@@ -218,17 +227,21 @@ fn validate_locates_every_problem_of_a_broken_test_file() {
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     for (line, message) in [
         (
-            6,
+            3,
+            "`real_sinks`: the pipeline has no sink `minute` (its sinks: minutes, too_late)",
+        ),
+        (
+            7,
             "the pipeline has no component `payment` (did you mean `payments`?)",
         ),
         (
-            10,
+            11,
             "the pipeline has no output `per_minte` (did you mean `per_minute`?)",
         ),
-        (14, "a step does one thing; this one says restart and end"),
-        (18, "`watermark`"),
+        (15, "a step does one thing; this one says restart and end"),
+        (19, "`watermark`"),
         (
-            21,
+            22,
             "`per_minute` has no input `payments` (its inputs: failed)",
         ),
     ] {

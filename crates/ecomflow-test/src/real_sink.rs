@@ -1,0 +1,81 @@
+//! A sink a test asks to run for real (`real_sinks`): it opens, writes every batch it is
+//! given, makes its writes durable at a restart and finishes at the end of the test, on a
+//! runtime of its own; what it cannot write comes back as dead letters.
+
+use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
+use ecomflow_core::tokio::runtime::Runtime;
+use ecomflow_core::tokio::sync::mpsc;
+use ecomflow_core::{
+    Batch, ComponentTelemetry, Counters, DeadLetter, Incoming, Kind, Sink, SinkContext,
+};
+use std::sync::Arc;
+
+/// Dead letters a real sink may hold before a test reads them.
+const LETTERS: usize = 1024;
+
+/// One sink running for real.
+pub struct RealSink {
+    sink: Box<dyn Sink>,
+    cx: SinkContext,
+    letters: mpsc::Receiver<DeadLetterMessage>,
+    path: Arc<str>,
+}
+
+impl RealSink {
+    /// Opens `sink` (connects, applies its migrations) on `runtime`.
+    pub fn open(
+        runtime: &Runtime,
+        path: Arc<str>,
+        mut sink: Box<dyn Sink>,
+    ) -> Result<RealSink, String> {
+        let (tx, letters) = mpsc::channel(LETTERS);
+        let cx = SinkContext {
+            dead_letter: DeadLetterOutput::new(path.clone(), 0, tx, Arc::new(Counters::default())),
+            telemetry: ComponentTelemetry::detached(&path, Kind::Sink),
+        };
+        runtime
+            .block_on(sink.open(&cx))
+            .map_err(|e| format!("{path} cannot open: {e}"))?;
+        Ok(RealSink {
+            sink,
+            cx,
+            letters,
+            path,
+        })
+    }
+
+    /// Writes `batch`; returns the dead letters it produced.
+    pub fn write(&mut self, runtime: &Runtime, batch: Batch) -> Result<Vec<DeadLetter>, String> {
+        runtime
+            .block_on(self.sink.write(Incoming::from(batch), &self.cx))
+            .map_err(|e| format!("{} cannot write: {e}", self.path))?;
+        Ok(self.letters())
+    }
+
+    /// Makes everything written durable, as at a checkpoint.
+    pub fn checkpoint(&mut self, runtime: &Runtime) -> Result<Vec<DeadLetter>, String> {
+        runtime
+            .block_on(self.sink.checkpoint(&self.cx))
+            .map_err(|e| format!("{} cannot keep its writes at a checkpoint: {e}", self.path))?;
+        Ok(self.letters())
+    }
+
+    /// Finishes: writes what it holds, closes.
+    pub fn finish(&mut self, runtime: &Runtime) -> Result<Vec<DeadLetter>, String> {
+        self.sink.inputs_ended();
+        runtime
+            .block_on(self.sink.finish(&self.cx))
+            .map_err(|e| format!("{} cannot finish: {e}", self.path))?;
+        Ok(self.letters())
+    }
+
+    fn letters(&mut self) -> Vec<DeadLetter> {
+        let mut out = Vec::new();
+        while let Ok(message) = self.letters.try_recv() {
+            if let DeadLetterMessage::Letters(letters) = message {
+                out.extend(letters);
+            }
+        }
+        out
+    }
+}
