@@ -588,6 +588,13 @@ pub trait Source: Send {
     fn ready_at_start(&self) -> bool {
         true
     }
+
+    /// Whether each partition it reads has its own instance of every transform downstream
+    /// (its records sent in the partition's shard, with the partition's own watermark), as a
+    /// Kafka source's do: `ecomflow test` then keeps state per partition too.
+    fn partitioned_state(&self) -> bool {
+        false
+    }
 }
 
 /// Collects what a transform produces from one call: records for its outputs and dead letters.

@@ -14,13 +14,14 @@ pub struct TableView {
     /// Each column with the field it is written from. Empty: every field of the record,
     /// under its own name.
     pub columns: Vec<(String, Field)>,
-    /// A column holding the record's source partition number (0 without partitions).
+    /// A column holding the number of the source partition a record came from (0 without
+    /// partitions).
     pub partition_column: Option<String>,
 }
 
 impl TableView {
-    /// The row `record` becomes.
-    pub fn row(&self, record: &Record) -> Record {
+    /// The row `record`, from source partition `partition`, becomes.
+    pub fn row(&self, record: &Record, partition: i32) -> Record {
         let mut row = if self.columns.is_empty() {
             record.clone()
         } else {
@@ -34,21 +35,22 @@ impl TableView {
             row
         };
         if let Some(column) = &self.partition_column {
-            row.set(Field::new(column), Value::Int(0));
+            row.set(Field::new(column), Value::Int(i64::from(partition)));
         }
         row
     }
 
-    /// The table after `rows` (in the order written) went in: the last row of each key, in
-    /// the order keys first came; every row when there is no key.
-    pub fn table(&self, rows: &[Record]) -> Vec<Record> {
+    /// The table after `rows` (each with its source partition, in the order written) went
+    /// in: the last row of each key, in the order keys first came; every row when there is no
+    /// key.
+    pub fn table(&self, rows: &[(i32, Record)]) -> Vec<Record> {
         if self.key.is_empty() {
-            return rows.iter().map(|r| self.row(r)).collect();
+            return rows.iter().map(|(p, r)| self.row(r, *p)).collect();
         }
         let mut keys: Vec<serde_json::Value> = Vec::new();
         let mut table: Vec<Record> = Vec::new();
-        for record in rows {
-            let row = self.row(record);
+        for (partition, record) in rows {
+            let row = self.row(record, *partition);
             let json = row.to_json();
             let key = serde_json::Value::Array(
                 self.key
@@ -90,12 +92,16 @@ mod tests {
             ],
             partition_column: Some("source_partition".into()),
         };
-        let table = view.table(&[record("a", 1), record("b", 2), record("a", 3)]);
+        let table = view.table(&[
+            (0, record("a", 1)),
+            (0, record("b", 2)),
+            (4, record("a", 3)),
+        ]);
         let json: Vec<serde_json::Value> = table.iter().map(Record::to_json).collect();
         assert_eq!(
             json,
             [
-                serde_json::json!({"row_id": "a", "total": 3, "missing": null, "source_partition": 0}),
+                serde_json::json!({"row_id": "a", "total": 3, "missing": null, "source_partition": 4}),
                 serde_json::json!({"row_id": "b", "total": 2, "missing": null, "source_partition": 0}),
             ]
         );
@@ -104,6 +110,11 @@ mod tests {
             columns: Vec::new(),
             partition_column: None,
         };
-        assert_eq!(append.table(&[record("a", 1), record("a", 1)]).len(), 2);
+        assert_eq!(
+            append
+                .table(&[(0, record("a", 1)), (0, record("a", 1))])
+                .len(),
+            2
+        );
     }
 }

@@ -276,6 +276,10 @@ impl Source for KafkaSource {
         Some(self.0.commit_interval)
     }
 
+    fn partitioned_state(&self) -> bool {
+        true
+    }
+
     /// Not ready until the group gives this member its partitions.
     fn ready_at_start(&self) -> bool {
         false

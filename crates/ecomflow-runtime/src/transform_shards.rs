@@ -11,23 +11,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One instance and the watermark of its inputs.
-pub(crate) struct Instance {
-    pub(crate) transform: Box<dyn Transform>,
-    pub(crate) watermarks: Watermarks,
+pub struct Instance {
+    /// The transform, with its state.
+    pub transform: Box<dyn Transform>,
+    /// The combined watermark of its inputs, for this shard.
+    pub watermarks: Watermarks,
     /// The inputs that have assigned its partition and not revoked it (partitions only).
     assigned: Vec<bool>,
 }
 
 /// Every instance of one transform.
-pub(crate) struct Instances {
-    pub(crate) whole: Instance,
+pub struct Instances {
+    /// The whole shard's instance (records that belong to no partition).
+    pub whole: Instance,
     partitions: HashMap<Arc<PartitionId>, Instance>,
     rebuild: Option<Rebuild>,
     inputs: usize,
 }
 
 /// What an assignment did.
-pub(crate) enum Assigned {
+pub enum Assigned {
     /// A new instance holds the partition: tell the outputs.
     New,
     /// Another input had assigned it already.
@@ -37,11 +40,7 @@ pub(crate) enum Assigned {
 impl Instances {
     /// The whole shard's instance `whole`, watermarks over inputs `timed` (those fed by a
     /// source that reads event time), and how to build partitions' instances.
-    pub(crate) fn new(
-        whole: Box<dyn Transform>,
-        timed: Vec<bool>,
-        rebuild: Option<Rebuild>,
-    ) -> Instances {
+    pub fn new(whole: Box<dyn Transform>, timed: Vec<bool>, rebuild: Option<Rebuild>) -> Instances {
         Instances {
             inputs: timed.len(),
             whole: Instance {
@@ -55,7 +54,7 @@ impl Instances {
     }
 
     /// The instance of `shard`, if it has one.
-    pub(crate) fn get(&mut self, shard: &Shard) -> Option<&mut Instance> {
+    pub fn get(&mut self, shard: &Shard) -> Option<&mut Instance> {
         match shard {
             Shard::Whole => Some(&mut self.whole),
             Shard::Partition(p) => self.partitions.get_mut(p),
@@ -63,7 +62,7 @@ impl Instances {
     }
 
     /// Every instance with its shard.
-    pub(crate) fn all(&mut self) -> impl Iterator<Item = (Shard, &mut Instance)> {
+    pub fn all(&mut self) -> impl Iterator<Item = (Shard, &mut Instance)> {
         std::iter::once((Shard::Whole, &mut self.whole)).chain(
             self.partitions
                 .iter_mut()
@@ -74,7 +73,7 @@ impl Instances {
     /// Input `input` assigns `partition`: its first assignment builds an instance resumed
     /// from `state` (what the checkpoint kept for this transform), and the input's
     /// watermark holds it back until the input reports one.
-    pub(crate) fn assign(
+    pub fn assign(
         &mut self,
         input: usize,
         partition: &Arc<PartitionId>,
@@ -110,7 +109,7 @@ impl Instances {
 
     /// Input `input` revokes `partition`; returns true when no input holds it any more and
     /// its instance was dropped (with whatever it built since the last checkpoint).
-    pub(crate) fn revoke(&mut self, input: usize, partition: &Arc<PartitionId>) -> bool {
+    pub fn revoke(&mut self, input: usize, partition: &Arc<PartitionId>) -> bool {
         let Some(instance) = self.partitions.get_mut(partition) else {
             return false;
         };
@@ -126,7 +125,7 @@ impl Instances {
 
     /// The state of the whole shard, and of each partition held, for a checkpoint.
     #[allow(clippy::type_complexity)]
-    pub(crate) fn snapshot(
+    pub fn snapshot(
         &self,
     ) -> (
         Option<serde_json::Value>,

@@ -20,12 +20,16 @@ pub enum Action {
     Send {
         target: String,
         from: Option<String>,
-        partition: usize,
+        partition: i32,
         records: Batch,
         undecodable: Vec<(String, Vec<u8>)>,
     },
     /// The watermark of a source, or of every source with event time.
-    Watermark { source: Option<String>, at: i64 },
+    Watermark {
+        source: Option<String>,
+        partition: Option<i32>,
+        at: i64,
+    },
     /// The processing clock moves.
     Advance(Duration),
     /// Stop at a checkpoint, start from it.
@@ -65,7 +69,7 @@ fn one_of(step: &Step) -> Result<&'static str, String> {
 fn stray(step: &Step, kind: &str) -> Option<&'static str> {
     let allowed: &[&str] = match kind {
         "send" => &["records", "lines", "file", "partition", "from"],
-        "watermark" => &["input"],
+        "watermark" => &["input", "partition"],
         "expect" => &[
             "records",
             "match",
@@ -187,6 +191,7 @@ pub fn compile(step: &Step, driver: &Driver, dir: &Path) -> Result<Action, Strin
         }
         "watermark" => Ok(Action::Watermark {
             source: step.input.as_deref().map(known_source).transpose()?,
+            partition: step.partition,
             at: parse_time(
                 step.watermark
                     .as_ref()

@@ -238,9 +238,13 @@ impl Suite {
                         undecodable.clone(),
                     )
                     .map_err(failed)?,
-                Action::Watermark { source, at } => {
-                    driver.watermark(source.as_deref(), *at).map_err(failed)?
-                }
+                Action::Watermark {
+                    source,
+                    partition,
+                    at,
+                } => driver
+                    .watermark(source.as_deref(), *partition, *at)
+                    .map_err(failed)?,
                 Action::Advance(by) => driver.advance(*by),
                 Action::Restart => driver.restart(build()?, &test.real_sinks).map_err(failed)?,
                 Action::End => driver.end(),

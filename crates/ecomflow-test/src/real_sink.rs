@@ -6,7 +6,7 @@ use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::tokio::runtime::Runtime;
 use ecomflow_core::tokio::sync::mpsc;
 use ecomflow_core::{
-    Batch, ComponentTelemetry, Counters, DeadLetter, Incoming, Kind, Sink, SinkContext,
+    Batch, ComponentTelemetry, Counters, DeadLetter, Incoming, Kind, Shard, Sink, SinkContext,
 };
 use std::sync::Arc;
 
@@ -44,10 +44,18 @@ impl RealSink {
         })
     }
 
-    /// Writes `batch`; returns the dead letters it produced.
-    pub fn write(&mut self, runtime: &Runtime, batch: Batch) -> Result<Vec<DeadLetter>, String> {
+    /// Writes `batch` of `shard`; returns the dead letters it produced.
+    pub fn write(
+        &mut self,
+        runtime: &Runtime,
+        shard: Shard,
+        batch: Batch,
+    ) -> Result<Vec<DeadLetter>, String> {
         runtime
-            .block_on(self.sink.write(Incoming::from(batch), &self.cx))
+            .block_on(
+                self.sink
+                    .write(Incoming::in_shard(shard, Arc::new(batch)), &self.cx),
+            )
             .map_err(|e| format!("{} cannot write: {e}", self.path))?;
         Ok(self.letters())
     }

@@ -60,8 +60,11 @@ pub struct Step {
     pub send: Option<String>,
     /// With `send`: the source partition the records come from (default 0). An empty `send`
     /// to a partition makes it known: it holds the watermark back until it sends or has been
-    /// silent for the source's `idle_timeout` (see `advance`).
-    pub partition: Option<usize>,
+    /// silent for the source's `idle_timeout` (see `advance`). A source that keeps state per
+    /// partition (`kafka`) has one instance of every transform per partition, each with its
+    /// own watermark. With `watermark`, for such a source: the partition whose watermark
+    /// moves (by default every partition that has sent).
+    pub partition: Option<i32>,
     /// With `send` into a transform or sink that has several inputs: the one the records come
     /// in by (`usd`, or `window.late`).
     pub from: Option<String>,

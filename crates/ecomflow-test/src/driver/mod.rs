@@ -1,17 +1,22 @@
 //! Runs a loaded pipeline step by step, on one thread and without a clock of its own: the
 //! test says when records arrive, when watermarks move, when the processing clock ticks and
 //! when the pipeline restarts. Sources are not run (the test's records replace what they
-//! read, or go straight into a component's input) and sinks are not run (what they are given
-//! is kept, to be checked, as the rows of their table when they write one); every message is
-//! handled before a step returns, so a restart always happens at a checkpoint.
+//! read, or go straight into a component's input) and sinks are not run unless the test asks
+//! (what they are given is kept, to be checked, as the rows of their table when they write
+//! one); every message is handled before a step returns, so a restart always happens at a
+//! checkpoint. A source that keeps state per partition (Kafka) gets one instance of every
+//! transform per partition, as in a run (see `flow.rs`).
+
+mod flow;
 
 use crate::real_sink::RealSink;
 use ecomflow_core::tokio::runtime::Runtime;
-use ecomflow_core::{
-    Batch, DeadLetter, Emitter, EventTimeTracker, Payload, Record, TableView, Transform,
-};
-use ecomflow_runtime::watermarks::{Watermarks, carrying_event_time};
+use ecomflow_core::{Batch, DeadLetter, EventTimeTracker, PartitionId, Payload, Record, Shard};
+use ecomflow_core::{TableView, Transform};
+use ecomflow_runtime::transform_shards::Instances;
+use ecomflow_runtime::watermarks::carrying_event_time;
 use ecomflow_runtime::{Built, InputRef, Pipeline};
+use flow::{Message, output_name};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,13 +24,19 @@ use std::time::{Duration, Instant};
 /// The dead-letter output's name in `expect`.
 pub const DEAD_LETTER: &str = "dead_letter";
 
+/// The topic of a test's partitions (a test names a partition by its number).
+const TOPIC: &str = "test";
+
 enum Role {
     Source {
         tracker: Option<EventTimeTracker>,
+        /// Each partition has its own transform instances (a Kafka source).
+        partitioned: bool,
+        /// The partitions that have sent, in that order (partitioned sources).
+        assigned: Vec<i32>,
     },
     Transform {
-        transform: Box<dyn Transform>,
-        watermarks: Watermarks,
+        instances: Instances,
     },
     Sink {
         view: Option<TableView>,
@@ -42,36 +53,33 @@ struct Node {
     role: Role,
 }
 
-enum Message {
-    Batch(Batch),
-    Watermark(i64),
-    End,
-}
-
 /// A pipeline under test.
 pub struct Driver {
     nodes: Vec<Node>,
     /// Readers of each output (`id` or `id.port`): node and input position.
     readers: HashMap<String, Vec<(usize, usize)>>,
-    /// Everything each output emitted (a sink's: what it was given), and how much of it an
-    /// `expect` has checked already.
-    emitted: HashMap<String, (Vec<Record>, usize)>,
+    /// Everything each output emitted (a sink's: what it was given), each record with the
+    /// number of the partition it came from, and how much of it an `expect` has checked.
+    emitted: HashMap<String, (Vec<(i32, Record)>, usize)>,
     queue: VecDeque<(usize, usize, Message)>,
+    /// The states a restart resumes partitions' instances from, by transform path and
+    /// partition number.
+    restored: HashMap<(String, i32), serde_json::Value>,
     /// The processing clock, from the start of the test.
     clock: Duration,
     /// When the test started, on the clock that idle timeouts are measured by.
     start: Instant,
     /// Where real sinks run, when the test has any.
     runtime: Option<Runtime>,
-    /// The first error of a real sink, for the step that caused it.
+    /// The first error of a real sink or of a partition's state, for the step that caused it.
     failure: Option<String>,
 }
 
-fn output_name(id: &str, port: Option<&str>) -> String {
-    match port {
-        Some(p) => format!("{id}.{p}"),
-        None => id.to_string(),
-    }
+/// A state through the checkpoint's JSON text and back, as a restart reads it.
+fn through_json(path: &str, state: serde_json::Value) -> Result<serde_json::Value, String> {
+    let text = serde_json::to_string(&state)
+        .map_err(|e| format!("{path}: its state cannot be kept: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{path}: its state cannot be read back: {e}"))
 }
 
 impl Driver {
@@ -104,19 +112,22 @@ impl Driver {
                 emitted.insert(output_name(&c.id, Some(port)), (Vec::new(), 0));
             }
             let role = match c.built {
-                Built::Source(_) => Role::Source {
+                Built::Source(source) => Role::Source {
                     tracker: c
                         .event_time
                         .as_ref()
                         .and_then(|config| EventTimeTracker::new(config).ok()),
+                    partitioned: source.partitioned_state(),
+                    assigned: Vec::new(),
                 },
                 Built::Transform(transform) => Role::Transform {
-                    transform,
-                    watermarks: Watermarks::new(
+                    instances: Instances::new(
+                        transform,
                         c.inputs
                             .iter()
                             .map(|i| timed.contains(&i.component))
                             .collect(),
+                        c.rebuild,
                     ),
                 },
                 Built::Sink(sink) => {
@@ -144,6 +155,7 @@ impl Driver {
             readers,
             emitted,
             queue: VecDeque::new(),
+            restored: HashMap::new(),
             clock: Duration::ZERO,
             start: Instant::now(),
             runtime,
@@ -151,16 +163,25 @@ impl Driver {
         })
     }
 
-    /// The first error of a real sink since the last call.
+    /// The first error of a real sink (or of a partition's state) since the last call.
     pub fn failure(&mut self) -> Option<String> {
         self.failure.take()
     }
 
+    /// The ids of the sources, in file order.
+    pub fn sources(&self) -> Vec<String> {
+        self.ids(|r| matches!(r, Role::Source { .. }))
+    }
+
     /// The sinks' ids, in file order.
     pub fn sinks(&self) -> Vec<String> {
+        self.ids(|r| matches!(r, Role::Sink { .. }))
+    }
+
+    fn ids(&self, keep: impl Fn(&Role) -> bool) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|n| matches!(n.role, Role::Sink { .. }))
+            .filter(|n| keep(&n.role))
             .map(|n| n.id.clone())
             .collect()
     }
@@ -194,13 +215,7 @@ impl Driver {
                 }
             }
         }
-        self.real_letters(letters);
-    }
-
-    fn real_letters(&mut self, letters: Vec<DeadLetter>) {
-        if let Some((kept, _)) = self.emitted.get_mut(DEAD_LETTER) {
-            kept.extend(letters.iter().map(DeadLetter::to_record));
-        }
+        self.keep_letters(letters);
     }
 
     /// Now on the test's processing clock.
@@ -213,6 +228,14 @@ impl Driver {
             .iter()
             .position(|n| n.id == id)
             .ok_or_else(|| format!("the pipeline has no component `{id}`"))
+    }
+
+    fn source(&self, id: &str) -> Result<usize, String> {
+        match self.nodes.iter().position(|n| n.id == id) {
+            Some(at) if matches!(self.nodes[at].role, Role::Source { .. }) => Ok(at),
+            Some(_) => Err(format!("`{id}` is not a source")),
+            None => Err(format!("the pipeline has no source `{id}`")),
+        }
     }
 
     /// The sources with event time that feed `id`, directly or not.
@@ -229,7 +252,9 @@ impl Driver {
             }
             seen.push(at);
             match &self.nodes[at].role {
-                Role::Source { tracker: Some(_) } => found.push(at),
+                Role::Source {
+                    tracker: Some(_), ..
+                } => found.push(at),
                 _ => todo.extend(self.nodes[at].inputs.iter().map(|i| i.component.clone())),
             }
         }
@@ -237,12 +262,28 @@ impl Driver {
         found
     }
 
-    fn source(&mut self, id: &str) -> Result<usize, String> {
-        match self.nodes.iter().position(|n| n.id == id) {
-            Some(at) if matches!(self.nodes[at].role, Role::Source { .. }) => Ok(at),
-            Some(_) => Err(format!("`{id}` is not a source")),
-            None => Err(format!("the pipeline has no source `{id}`")),
+    /// The shard of `partition` of source `at`: the whole one unless the source keeps state
+    /// per partition, whose first use assigns it downstream.
+    fn shard_of(&mut self, at: usize, partition: i32) -> Shard {
+        let path = self.nodes[at].path.clone();
+        let Role::Source {
+            partitioned: true,
+            assigned,
+            ..
+        } = &mut self.nodes[at].role
+        else {
+            return Shard::Whole;
+        };
+        let id = Arc::new(PartitionId {
+            source: path,
+            topic: TOPIC.into(),
+            number: partition,
+        });
+        if !assigned.contains(&partition) {
+            assigned.push(partition);
+            self.broadcast(at, Message::Assign(id.clone()));
         }
+        Shard::Partition(id)
     }
 
     /// Sends `records` as source `id`'s next batch from `partition` (with `undecodable`, a
@@ -255,7 +296,7 @@ impl Driver {
         &mut self,
         id: &str,
         from: Option<&str>,
-        partition: usize,
+        partition: i32,
         mut records: Batch,
         undecodable: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
@@ -283,19 +324,26 @@ impl Driver {
                 }
             }
         };
+        let shard = match stamping {
+            Some(source) => self.shard_of(source, partition),
+            None => Shard::Whole,
+        };
         let mut dead: Vec<(String, Payload)> = undecodable
             .into_iter()
             .map(|(reason, line)| (reason, Payload::Raw(line)))
             .collect();
         let mut watermark = None;
         let now = self.now();
+        let slot = usize::try_from(partition).map_err(|_| "`partition` is 0 or more")?;
         if let Some(source) = stamping
             && let Role::Source {
                 tracker: Some(tracker),
+                partitioned,
+                ..
             } = &mut self.nodes[source].role
         {
             if into.is_none() {
-                tracker.stamp_at(partition, &mut records, &mut dead, now);
+                tracker.stamp_at(slot, &mut records, &mut dead, now);
             } else {
                 // Into a component's input: a record that has the source's event-time field
                 // is stamped from it; one without goes in without an event time.
@@ -304,22 +352,29 @@ impl Driver {
                 for record in records {
                     let mut one = vec![record];
                     if one[0].get(field).is_some() {
-                        tracker.stamp_at(partition, &mut one, &mut dead, now);
+                        tracker.stamp_at(slot, &mut one, &mut dead, now);
                     }
                     stamped.extend(one);
                 }
                 records = stamped;
             }
-            watermark = tracker.advance_at(now);
+            // A partition of a partitioned source has a watermark of its own.
+            watermark = match partitioned {
+                true => tracker.advance_partition(slot),
+                false => tracker.advance_at(now),
+            };
         }
         let blamed = self.nodes[stamping.unwrap_or(at)].path.clone();
         self.dead_letters(&blamed, dead);
         match into {
-            None => self.emit(at, None, records),
-            Some(input) => self.queue.push_back((at, input, Message::Batch(records))),
+            None => self.emit(at, None, &shard, records),
+            Some(input) => {
+                self.queue
+                    .push_back((at, input, Message::Batch(shard.clone(), records)))
+            }
         }
         if let (Some(source), Some(w)) = (stamping, watermark) {
-            self.broadcast(source, Message::Watermark(w));
+            self.broadcast(source, Message::Watermark(shard, w));
         }
         self.settle();
         Ok(())
@@ -372,28 +427,64 @@ impl Driver {
     }
 
     /// Moves the watermark of source `id` (every source with event time when `None`) to
-    /// `at` (microseconds since the epoch).
-    pub fn watermark(&mut self, id: Option<&str>, at: i64) -> Result<(), String> {
+    /// `at` (microseconds since the epoch). For a source that keeps state per partition:
+    /// of `partition`, or of every partition that has sent.
+    pub fn watermark(
+        &mut self,
+        id: Option<&str>,
+        partition: Option<i32>,
+        at: i64,
+    ) -> Result<(), String> {
         let sources: Vec<usize> = match id {
             Some(id) => vec![self.source(id)?],
             None => (0..self.nodes.len())
-                .filter(|&n| matches!(self.nodes[n].role, Role::Source { tracker: Some(_) }))
+                .filter(|&n| {
+                    matches!(
+                        self.nodes[n].role,
+                        Role::Source {
+                            tracker: Some(_),
+                            ..
+                        }
+                    )
+                })
                 .collect(),
         };
         if sources.is_empty() {
             return Err("no source of the pipeline reads event time".into());
         }
         for s in sources {
-            self.broadcast(s, Message::Watermark(at));
+            let Role::Source {
+                partitioned,
+                assigned,
+                ..
+            } = &self.nodes[s].role
+            else {
+                continue;
+            };
+            let partitions = match (partitioned, partition) {
+                (true, Some(p)) => vec![p],
+                (true, None) => assigned.clone(),
+                (false, None) => vec![0],
+                (false, Some(_)) => {
+                    return Err(format!(
+                        "`{}` keeps no state per partition: it has one watermark, leave out \
+                         `partition`",
+                        self.nodes[s].id
+                    ));
+                }
+            };
+            for p in partitions {
+                let shard = self.shard_of(s, p);
+                self.broadcast(s, Message::Watermark(shard, at));
+            }
         }
         self.settle();
         Ok(())
     }
 
     /// Moves the processing clock by `by`: each transform's timer fires once for every
-    /// interval of it that ends in that time.
-    /// A source's partition that has sent nothing for its `idle_timeout` stops holding the
-    /// watermark back then.
+    /// interval of it that ends in that time, and a partition of a source that has sent
+    /// nothing for its `idle_timeout` stops holding the source's watermark back.
     pub fn advance(&mut self, by: Duration) {
         let (from, to) = (self.clock, self.clock + by);
         self.clock = to;
@@ -401,28 +492,30 @@ impl Driver {
         for at in 0..self.nodes.len() {
             if let Role::Source {
                 tracker: Some(tracker),
+                partitioned: false,
+                ..
             } = &mut self.nodes[at].role
                 && let Some(w) = tracker.advance_at(now)
             {
-                self.broadcast(at, Message::Watermark(w));
+                self.broadcast(at, Message::Watermark(Shard::Whole, w));
             }
         }
         self.settle();
         for at in 0..self.nodes.len() {
-            let Role::Transform { transform, .. } = &mut self.nodes[at].role else {
+            let Role::Transform { instances } = &mut self.nodes[at].role else {
                 continue;
             };
-            let Some(every) = transform.tick_interval().filter(|d| !d.is_zero()) else {
+            let Some(every) = instances
+                .whole
+                .transform
+                .tick_interval()
+                .filter(|d| !d.is_zero())
+            else {
                 continue;
             };
             let fired = to.as_nanos() / every.as_nanos() - from.as_nanos() / every.as_nanos();
             for _ in 0..fired {
-                let mut out = Emitter::default();
-                if let Role::Transform { transform, .. } = &mut self.nodes[at].role {
-                    transform.tick(&mut out);
-                }
-                self.forward(at, out);
-                self.settle();
+                self.tick(at);
             }
         }
     }
@@ -437,9 +530,10 @@ impl Driver {
         self.settle();
     }
 
-    /// Stops at a checkpoint and starts again from it: each transform's state goes through
-    /// the checkpoint's JSON into the same transform of `fresh` (the pipeline built again);
-    /// watermarks start afresh, as after a restart.
+    /// Stops at a checkpoint and starts again from it: each transform's state (the whole
+    /// shard's and each partition's) goes through the checkpoint's JSON into the same
+    /// transform of `fresh` (the pipeline built again), the partitions that had sent are
+    /// assigned again, and watermarks start afresh, as after a restart.
     pub fn restart(&mut self, fresh: Pipeline, real: &[String]) -> Result<(), String> {
         self.each_real_sink(RealSink::checkpoint);
         if let Some(e) = self.failure() {
@@ -447,28 +541,49 @@ impl Driver {
         }
         let mut next = Driver::new(fresh, real)?;
         for (old, new) in self.nodes.iter().zip(next.nodes.iter_mut()) {
-            if let (
-                Role::Transform {
-                    transform: kept, ..
-                },
-                Role::Transform { transform, .. },
-            ) = (&old.role, &mut new.role)
-                && let Some(state) = kept.snapshot()
+            // Partitions are assigned again below, each transform resuming its state.
+            if let (Role::Transform { instances: kept }, Role::Transform { instances }) =
+                (&old.role, &mut new.role)
             {
-                let text = serde_json::to_string(&state)
-                    .map_err(|e| format!("{}: its state cannot be kept: {e}", old.path))?;
-                let state = serde_json::from_str(&text)
-                    .map_err(|e| format!("{}: its state cannot be read back: {e}", old.path))?;
-                transform
-                    .restore(state)
-                    .map_err(|e| format!("{}: cannot restore its state: {e}", old.path))?;
+                let (whole, partitions) = kept.snapshot();
+                if let Some(state) = whole {
+                    let state = through_json(&old.path, state)?;
+                    restore(instances.whole.transform.as_mut(), state, &old.path)?;
+                }
+                for (partition, state) in partitions {
+                    let state = through_json(&old.path, state)?;
+                    next.restored
+                        .insert((old.path.to_string(), partition.number), state);
+                }
             }
         }
+        let assigned: Vec<(usize, Vec<i32>)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(at, n)| match &n.role {
+                Role::Source {
+                    partitioned: true,
+                    assigned,
+                    ..
+                } => Some((at, assigned.clone())),
+                _ => None,
+            })
+            .collect();
         next.emitted = std::mem::take(&mut self.emitted);
         next.clock = self.clock;
         next.start = self.start;
         *self = next;
-        Ok(())
+        for (at, partitions) in assigned {
+            for p in partitions {
+                self.shard_of(at, p);
+            }
+        }
+        self.settle();
+        match self.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// What `output` (`id`, `id.port`, or `dead_letter`) emitted since the last call for it,
@@ -485,7 +600,7 @@ impl Driver {
         if let Some(view) = view {
             return Some(view.table(records));
         }
-        let new = records[*seen..].to_vec();
+        let new = Driver::records_from(records, *seen);
         *seen = records.len();
         Some(new)
     }
@@ -501,146 +616,14 @@ impl Driver {
         names.sort();
         names
     }
+}
 
-    fn dead_letters(&mut self, component: &Arc<str>, dead: Vec<(String, Payload)>) {
-        let letters = &mut self
-            .emitted
-            .get_mut(DEAD_LETTER)
-            .expect("the dead-letter output is always there")
-            .0;
-        letters.extend(dead.into_iter().map(|(reason, payload)| {
-            DeadLetter {
-                component: component.clone(),
-                reason,
-                payload,
-            }
-            .to_record()
-        }));
-    }
-
-    /// Keeps `records` as output `port` of node `at` and sends them to its readers.
-    fn emit(&mut self, at: usize, port: Option<&str>, records: Batch) {
-        let name = output_name(&self.nodes[at].id, port);
-        if let Some(readers) = self.readers.get(&name) {
-            for &(reader, input) in readers {
-                self.queue
-                    .push_back((reader, input, Message::Batch(records.clone())));
-            }
-        }
-        if let Some((kept, _)) = self.emitted.get_mut(&name) {
-            kept.extend(records);
-        }
-    }
-
-    /// Sends a watermark or an end to the readers of every output of node `at`.
-    fn broadcast(&mut self, at: usize, message: Message) {
-        let node = &self.nodes[at];
-        let names = std::iter::once(output_name(&node.id, None))
-            .chain(node.ports.iter().map(|p| output_name(&node.id, Some(p))));
-        let readers: Vec<(usize, usize)> = names
-            .filter_map(|n| self.readers.get(&n))
-            .flatten()
-            .copied()
-            .collect();
-        for (reader, input) in readers {
-            let copy = match &message {
-                Message::Watermark(w) => Message::Watermark(*w),
-                Message::End => Message::End,
-                Message::Batch(b) => Message::Batch(b.clone()),
-            };
-            self.queue.push_back((reader, input, copy));
-        }
-    }
-
-    fn forward(&mut self, at: usize, mut out: Emitter) {
-        let (records, named, dead) = out.take();
-        let path = self.nodes[at].path.clone();
-        self.dead_letters(&path, dead);
-        self.emit(at, None, records);
-        for (port, records) in named {
-            self.emit(at, Some(port), records);
-        }
-    }
-
-    /// Handles every message under way, in the order they were sent.
-    fn settle(&mut self) {
-        while let Some((at, input, message)) = self.queue.pop_front() {
-            let mut out = Emitter::default();
-            let mut moved = None;
-            let mut ended = false;
-            match (&mut self.nodes[at].role, message) {
-                (Role::Sink { real, .. }, Message::Batch(records)) => {
-                    // A real sink writes each batch and makes it durable at once, so its
-                    // dead letters show at the step that sent the records.
-                    let mut letters = Vec::new();
-                    if let (Some(real), Some(rt)) = (real, &self.runtime) {
-                        let written = real.write(rt, records.clone()).and_then(|mut l| {
-                            l.extend(real.checkpoint(rt)?);
-                            Ok(l)
-                        });
-                        match written {
-                            Ok(l) => letters = l,
-                            Err(e) => {
-                                self.failure.get_or_insert(e);
-                            }
-                        }
-                    }
-                    self.real_letters(letters);
-                    let id = self.nodes[at].id.clone();
-                    if let Some((kept, _)) = self.emitted.get_mut(&id) {
-                        kept.extend(records);
-                    }
-                    continue;
-                }
-                (Role::Sink { .. } | Role::Source { .. }, _) => continue,
-                (Role::Transform { transform, .. }, Message::Batch(records)) => {
-                    transform.process(records, &mut out);
-                }
-                (
-                    Role::Transform {
-                        transform,
-                        watermarks,
-                    },
-                    Message::Watermark(w),
-                ) => {
-                    moved = watermarks.update(input, w);
-                    if let Some(w) = moved {
-                        transform.on_watermark(w, &mut out);
-                    }
-                }
-                (
-                    Role::Transform {
-                        transform,
-                        watermarks,
-                    },
-                    Message::End,
-                ) => {
-                    moved = watermarks.end(input);
-                    if let Some(w) = moved {
-                        transform.on_watermark(w, &mut out);
-                    }
-                    if watermarks.all_ended() {
-                        transform.flush(&mut out);
-                        ended = true;
-                    }
-                }
-            }
-            self.forward(at, out);
-            if let Some(w) = moved {
-                self.broadcast(at, Message::Watermark(w));
-            }
-            if ended {
-                self.broadcast(at, Message::End);
-            }
-        }
-    }
-
-    /// The ids of the sources, in file order.
-    pub fn sources(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .filter(|n| matches!(n.role, Role::Source { .. }))
-            .map(|n| n.id.clone())
-            .collect()
-    }
+fn restore(
+    transform: &mut dyn Transform,
+    state: serde_json::Value,
+    path: &str,
+) -> Result<(), String> {
+    transform
+        .restore(state)
+        .map_err(|e| format!("{path}: cannot restore its state: {e}"))
 }
