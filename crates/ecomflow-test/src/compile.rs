@@ -108,6 +108,24 @@ fn unknown(what: &str, name: &str, known: &[String]) -> String {
     message
 }
 
+/// The partitions a test may name: 0 to this.
+const MAX_PARTITION: i32 = 1023;
+
+/// `partition`, checked: only where a source that keeps state per partition feeds `id`.
+fn partition_of(step: &Step, driver: &Driver, id: &str) -> Result<Option<i32>, String> {
+    match step.partition {
+        None => Ok(None),
+        Some(p) if !(0..=MAX_PARTITION).contains(&p) => Err(format!(
+            "`partition = {p}`: a partition is numbered 0 to {MAX_PARTITION}"
+        )),
+        Some(p) if driver.has_partitions(id) => Ok(Some(p)),
+        Some(_) => Err(format!(
+            "`partition`: no source that keeps state per partition (a `kafka` source) feeds \
+             `{id}`; leave it out"
+        )),
+    }
+}
+
 /// An RFC 3339 time (or a TOML date-time) in microseconds since the epoch.
 pub fn parse_time(value: &toml::Value) -> Result<i64, String> {
     let text = match toml_to_json(value) {
@@ -181,23 +199,39 @@ pub fn compile(step: &Step, driver: &Driver, dir: &Path) -> Result<Action, Strin
                     String::from_utf8_lossy(line)
                 ));
             }
+            let partition = partition_of(step, driver, &target)?.unwrap_or(0);
             Ok(Action::Send {
                 target,
                 from,
-                partition: step.partition.unwrap_or(0),
+                partition,
                 records,
                 undecodable,
             })
         }
-        "watermark" => Ok(Action::Watermark {
-            source: step.input.as_deref().map(known_source).transpose()?,
-            partition: step.partition,
-            at: parse_time(
-                step.watermark
-                    .as_ref()
-                    .unwrap_or(&toml::Value::Boolean(false)),
-            )?,
-        }),
+        "watermark" => {
+            let source = step.input.as_deref().map(known_source).transpose()?;
+            if let Some(id) = &source
+                && !driver.reads_event_time(id)
+            {
+                return Err(format!("`{id}` reads no event time: it has no watermark"));
+            }
+            let partition = match &source {
+                Some(id) => partition_of(step, driver, id)?,
+                None if step.partition.is_some() => {
+                    return Err("`partition` goes with `input`, the source it belongs to".into());
+                }
+                None => None,
+            };
+            Ok(Action::Watermark {
+                source,
+                partition,
+                at: parse_time(
+                    step.watermark
+                        .as_ref()
+                        .unwrap_or(&toml::Value::Boolean(false)),
+                )?,
+            })
+        }
         "advance" => {
             let text = step.advance.as_deref().unwrap_or_default();
             humantime::parse_duration(text)

@@ -27,32 +27,52 @@ fn show(record: &Json) -> String {
     serde_json::to_string(record).unwrap_or_default()
 }
 
-/// The last record of each value of `fields`, in the order those last records came.
-fn latest(records: Vec<Record>, fields: &[String]) -> Vec<Record> {
-    let key = |r: &Record| -> String {
+/// The last record of each value of `fields`, in the order those last records came; a
+/// record without one of the fields is an error (a misspelt field would make one key).
+fn latest(records: Vec<Record>, fields: &[String]) -> Result<Vec<Record>, String> {
+    let mut keys = Vec::with_capacity(records.len());
+    for r in &records {
         let json = r.to_json();
-        let parts: Vec<Json> = fields
-            .iter()
-            .map(|f| json.get(f).cloned().unwrap_or(Json::Null))
-            .collect();
-        show(&Json::Array(parts))
-    };
-    let keys: Vec<String> = records.iter().map(key).collect();
-    records
+        let mut parts = Vec::with_capacity(fields.len());
+        for f in fields {
+            match json.get(f) {
+                Some(v) => parts.push(v.clone()),
+                None => {
+                    return Err(format!(
+                        "`latest_by`: a record has no field `{f}`\n  actual:   {}",
+                        show(&json)
+                    ));
+                }
+            }
+        }
+        keys.push(show(&Json::Array(parts)));
+    }
+    Ok(records
         .into_iter()
         .enumerate()
         .filter(|(at, _)| !keys[at + 1..].contains(&keys[*at]))
         .map(|(_, r)| r)
-        .collect()
+        .collect())
 }
 
 impl Expectation {
     /// Checks what the output emitted; the error shows what differs.
     pub fn check(&self, emitted: Vec<Record>) -> Result<(), String> {
         let emitted = match &self.latest_by {
-            Some(fields) => latest(emitted, fields),
+            Some(fields) => latest(emitted, fields)?,
             None => emitted,
         };
+        if self.condition.is_some()
+            && self.count.is_none()
+            && self.records.is_none()
+            && emitted.is_empty()
+        {
+            return Err(
+                "`condition` checks no record: nothing was emitted (add `count = 0` if that is \
+                 expected)"
+                    .into(),
+            );
+        }
         let actual: Vec<Json> = emitted.iter().map(Record::to_json).collect();
         if let Some(count) = self.count
             && count != actual.len()

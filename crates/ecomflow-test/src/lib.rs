@@ -140,14 +140,21 @@ pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite,
                 format!("test `{}` has no steps", test.name),
             ));
         }
-        if !test.set.is_empty()
-            && let Err(d) = load(&pipelines, &test.set, env)
-        {
-            problems.extend(
-                d.0.into_iter()
-                    .map(|p| p.in_component(format!("test `{}`", test.name))),
-            );
-        }
+        // With overrides, the steps are checked against the pipeline they make.
+        let with_sets = match test.set.is_empty() {
+            true => None,
+            false => match load(&pipelines, &test.set, env) {
+                Ok(p) => Driver::new(p, &[]).ok(),
+                Err(d) => {
+                    problems.extend(
+                        d.0.into_iter()
+                            .map(|p| p.in_component(format!("test `{}`", test.name))),
+                    );
+                    None
+                }
+            },
+        };
+        let driver = with_sets.as_ref().unwrap_or(&driver);
         let sinks = driver.sinks();
         for real in test.real_sinks.iter().filter(|r| !sinks.contains(r)) {
             problems.push(
@@ -163,9 +170,30 @@ pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Suite,
             );
         }
         let mut steps = Vec::new();
+        let mut ended = false;
         for step in test.steps {
             let span = step.span();
-            match compile(step.get_ref(), &driver, &dir) {
+            let checked = compile(step.get_ref(), driver, &dir).and_then(|action| {
+                match &action {
+                    Action::Expect(_) => {}
+                    _ if ended => {
+                        return Err(
+                            "after `end` only `expect` steps can follow: the sources have ended"
+                                .into(),
+                        );
+                    }
+                    Action::End => ended = true,
+                    Action::Restart if !driver.keeps_state() => {
+                        return Err("`restart`: the pipeline has no `[checkpoint]` table, so a \
+                             restart would start it afresh; add one, or `set = \
+                             [\"checkpoint.dir=...\"]` for the test"
+                            .into());
+                    }
+                    _ => {}
+                }
+                Ok(action)
+            });
+            match checked {
                 Ok(action) => steps.push(Compiled {
                     action,
                     location: at(span),
@@ -245,9 +273,9 @@ impl Suite {
                 } => driver
                     .watermark(source.as_deref(), *partition, *at)
                     .map_err(failed)?,
-                Action::Advance(by) => driver.advance(*by),
+                Action::Advance(by) => driver.advance(*by).map_err(failed)?,
                 Action::Restart => driver.restart(build()?, &test.real_sinks).map_err(failed)?,
-                Action::End => driver.end(),
+                Action::End => driver.end().map_err(failed)?,
                 Action::Expect(expectation) => {
                     let emitted = driver.take(&expectation.output).unwrap_or_default();
                     expectation.check(emitted).map_err(|m| {

@@ -38,6 +38,8 @@ pub fn decode(decoder: &mut JsonDecoder, line: &[u8]) -> Result<Record, String> 
 /// same float), objects with the same keys; with `subset`, an expected object's keys only.
 pub fn matches(expected: &Json, actual: &Json, subset: bool) -> bool {
     match (expected, actual) {
+        // Two integers compare exactly; otherwise to within rounding.
+        (Json::Number(e), Json::Number(a)) if !(e.is_f64() || a.is_f64()) => e == a,
         (Json::Number(e), Json::Number(a)) => match (e.as_f64(), a.as_f64()) {
             (Some(e), Some(a)) => close(e, a),
             _ => e == a,
@@ -69,6 +71,15 @@ mod tests {
         assert!(matches(&json!(0.3), &json!(0.1 + 0.2), false));
         assert!(!matches(&json!(10.8), &json!(10.81), false));
         assert!(!matches(&json!("10"), &json!(10), false));
+        assert!(
+            !matches(&json!(1_000_000_000), &json!(1_000_000_001), false),
+            "integers exactly"
+        );
+        assert!(matches(
+            &json!(1_000_000_000),
+            &json!(1_000_000_000.0),
+            false
+        ));
     }
 
     #[test]

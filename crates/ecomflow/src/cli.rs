@@ -133,7 +133,16 @@ pub fn main() -> ExitCode {
             Err(d) => config_error(&d),
         },
         Command::Test { files } => exit_code(test_command::test(&files)),
-        Command::Validate { files, .. } if files.iter().all(|f| test_command::is_test_file(f)) => {
+        Command::Validate { files, sets }
+            if files.iter().all(|f| test_command::is_test_file(f)) =>
+        {
+            if !sets.is_empty() {
+                eprintln!(
+                    "error: --set does not go with test files: a test says its own overrides \
+                     with `set = [...]`"
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
             exit_code(test_command::validate(&files))
         }
         Command::Validate { files, .. } if files.iter().any(|f| test_command::is_test_file(f)) => {

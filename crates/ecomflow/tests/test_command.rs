@@ -214,7 +214,7 @@ fn validate_locates_every_problem_of_a_broken_test_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("broken.test.toml");
     let text_of_file = format!(
-        "pipelines = [{:?}]\n\n[[tests]]\nname = \"broken\"\nreal_sinks = [\"minute\"]\n\n[[tests.steps]]\nsend = \"payment\"\nlines = \"{{}}\"\n\n[[tests.steps]]\nexpect = \"per_minte\"\ncount = 1\n\n[[tests.steps]]\nend = true\nrestart = true\n\n[[tests.steps]]\nwatermark = \"soon\"\n\n[[tests.steps]]\nsend = \"per_minute\"\nfrom = \"payments\"\nrecords = []\n",
+        "pipelines = [{:?}]\n\n[[tests]]\nname = \"broken\"\nreal_sinks = [\"minute\"]\n\n[[tests.steps]]\nsend = \"payment\"\nlines = \"{{}}\"\n\n[[tests.steps]]\nexpect = \"per_minte\"\ncount = 1\n\n[[tests.steps]]\nend = true\nrestart = true\n\n[[tests.steps]]\nwatermark = \"soon\"\n\n[[tests.steps]]\nsend = \"per_minute\"\nfrom = \"payments\"\nrecords = []\n\n[[tests.steps]]\nrestart = true\n\n[[tests.steps]]\nend = true\n\n[[tests.steps]]\nsend = \"payments\"\npartition = 2\nrecords = []\n\n[[tests.steps]]\nadvance = \"1s\"\n",
         repo().join("pipelines/late-payments.toml")
     );
     std::fs::write(&file, text_of_file).expect("write");
@@ -244,6 +244,12 @@ fn validate_locates_every_problem_of_a_broken_test_file() {
             22,
             "`per_minute` has no input `payments` (its inputs: failed)",
         ),
+        (27, "`restart`: the pipeline has no `[checkpoint]` table"),
+        (
+            33,
+            "`partition`: no source that keeps state per partition (a `kafka` source) feeds `payments`",
+        ),
+        (38, "after `end` only `expect` steps can follow"),
     ] {
         assert!(
             stderr.contains(&format!("broken.test.toml:{line}:1")) && stderr.contains(message),

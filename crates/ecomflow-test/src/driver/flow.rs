@@ -182,7 +182,7 @@ impl Driver {
                     Ok(Assigned::Known) => {}
                     Err(e) => {
                         self.failure.get_or_insert(format!(
-                            "{component}: cannot resume the state kept for partition {}: {e}",
+                            "{component}, partition {}: {e}",
                             partition.number
                         ));
                     }

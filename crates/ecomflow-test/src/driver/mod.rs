@@ -27,6 +27,9 @@ pub const DEAD_LETTER: &str = "dead_letter";
 /// The topic of a test's partitions (a test names a partition by its number).
 const TOPIC: &str = "test";
 
+/// The most times one `advance` step fires a transform's timer.
+pub const MAX_TICKS: u128 = 100_000;
+
 enum Role {
     Source {
         tracker: Option<EventTimeTracker>,
@@ -73,6 +76,10 @@ pub struct Driver {
     runtime: Option<Runtime>,
     /// The first error of a real sink or of a partition's state, for the step that caused it.
     failure: Option<String>,
+    /// The pipeline has a `[checkpoint]` table: a restart resumes its state.
+    keeps_state: bool,
+    /// Every source has ended (and the real sinks have finished).
+    ended: bool,
 }
 
 /// A state through the checkpoint's JSON text and back, as a restart reads it.
@@ -95,6 +102,7 @@ impl Driver {
                     .map_err(|e| format!("cannot start a runtime for the real sinks: {e}"))?,
             ),
         };
+        let keeps_state = pipeline.checkpoint.is_some();
         let timed = carrying_event_time(&pipeline.components);
         let mut readers: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
         let mut emitted = HashMap::new();
@@ -160,7 +168,55 @@ impl Driver {
             start: Instant::now(),
             runtime,
             failure: None,
+            keeps_state,
+            ended: false,
         })
+    }
+
+    /// Whether a restart resumes the pipeline's state (it has a `[checkpoint]` table).
+    pub fn keeps_state(&self) -> bool {
+        self.keeps_state
+    }
+
+    /// Whether source `id` reads event time.
+    pub fn reads_event_time(&self, id: &str) -> bool {
+        self.nodes.iter().any(|n| {
+            n.id == id
+                && matches!(
+                    n.role,
+                    Role::Source {
+                        tracker: Some(_),
+                        ..
+                    }
+                )
+        })
+    }
+
+    /// The source that keeps state per partition feeding `id` (or `id` itself), if any.
+    fn partitioned_source_of(&self, id: &str) -> Option<usize> {
+        let mut todo = vec![id.to_string()];
+        let mut seen = Vec::new();
+        while let Some(id) = todo.pop() {
+            let at = self.nodes.iter().position(|n| n.id == id)?;
+            if seen.contains(&at) {
+                continue;
+            }
+            seen.push(at);
+            match &self.nodes[at].role {
+                Role::Source {
+                    partitioned: true, ..
+                } => return Some(at),
+                Role::Source { .. } => {}
+                _ => todo.extend(self.nodes[at].inputs.iter().map(|i| i.component.clone())),
+            }
+        }
+        None
+    }
+
+    /// Whether records sent to `id` (or watermarks of source `id`) can name a partition: a
+    /// source that keeps state per partition feeds it.
+    pub fn has_partitions(&self, id: &str) -> bool {
+        self.partitioned_source_of(id).is_some()
     }
 
     /// The first error of a real sink (or of a partition's state) since the last call.
@@ -188,7 +244,9 @@ impl Driver {
 
     /// Finishes the real sinks (they write what they hold and close).
     pub fn finish(&mut self) -> Result<(), String> {
-        self.each_real_sink(RealSink::finish);
+        if !self.ended {
+            self.each_real_sink(RealSink::finish);
+        }
         match self.failure() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -281,7 +339,10 @@ impl Driver {
         });
         if !assigned.contains(&partition) {
             assigned.push(partition);
+            // Every transform holds the partition before its first records arrive, however
+            // far downstream they are sent.
             self.broadcast(at, Message::Assign(id.clone()));
+            self.settle();
         }
         Shard::Partition(id)
     }
@@ -324,7 +385,7 @@ impl Driver {
                 }
             }
         };
-        let shard = match stamping {
+        let shard = match self.partitioned_source_of(id) {
             Some(source) => self.shard_of(source, partition),
             None => Shard::Whole,
         };
@@ -483,24 +544,14 @@ impl Driver {
     }
 
     /// Moves the processing clock by `by`: each transform's timer fires once for every
-    /// interval of it that ends in that time, and a partition of a source that has sent
-    /// nothing for its `idle_timeout` stops holding the source's watermark back.
-    pub fn advance(&mut self, by: Duration) {
-        let (from, to) = (self.clock, self.clock + by);
+    /// interval of it that ends in that time (at most [`MAX_TICKS`] times a step).
+    pub fn advance(&mut self, by: Duration) -> Result<(), String> {
+        let from = self.clock;
+        let to = from
+            .checked_add(by)
+            .filter(|t| self.start.checked_add(*t).is_some())
+            .ok_or("the processing clock cannot go that far")?;
         self.clock = to;
-        let now = self.now();
-        for at in 0..self.nodes.len() {
-            if let Role::Source {
-                tracker: Some(tracker),
-                partitioned: false,
-                ..
-            } = &mut self.nodes[at].role
-                && let Some(w) = tracker.advance_at(now)
-            {
-                self.broadcast(at, Message::Watermark(Shard::Whole, w));
-            }
-        }
-        self.settle();
         for at in 0..self.nodes.len() {
             let Role::Transform { instances } = &mut self.nodes[at].role else {
                 continue;
@@ -514,20 +565,35 @@ impl Driver {
                 continue;
             };
             let fired = to.as_nanos() / every.as_nanos() - from.as_nanos() / every.as_nanos();
+            if fired > MAX_TICKS {
+                return Err(format!(
+                    "`{}`'s timer would fire {fired} times: move the clock in steps of at most \
+                     {MAX_TICKS} of its intervals",
+                    self.nodes[at].id
+                ));
+            }
             for _ in 0..fired {
                 self.tick(at);
             }
         }
+        Ok(())
     }
 
-    /// Every source ends: the watermark passes everything and transforms flush.
-    pub fn end(&mut self) {
+    /// Every source ends: the watermark passes everything, transforms flush, and the real
+    /// sinks finish (an error of theirs belongs to this step).
+    pub fn end(&mut self) -> Result<(), String> {
         for at in 0..self.nodes.len() {
             if matches!(self.nodes[at].role, Role::Source { .. }) {
                 self.broadcast(at, Message::End);
             }
         }
         self.settle();
+        self.each_real_sink(RealSink::finish);
+        self.ended = true;
+        match self.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Stops at a checkpoint and starts again from it: each transform's state (the whole
