@@ -72,6 +72,9 @@ pub struct Driver {
     clock: Duration,
     /// When the test started, on the clock that idle timeouts are measured by.
     start: Instant,
+    /// When the transforms' timers started (the test's start, or its last restart): a timer
+    /// fires every interval from then, as a run's ticker does from its start.
+    timers_from: Duration,
     /// Where real sinks run, when the test has any.
     runtime: Option<Runtime>,
     /// The first error of a real sink or of a partition's state, for the step that caused it.
@@ -166,6 +169,7 @@ impl Driver {
             restored: HashMap::new(),
             clock: Duration::ZERO,
             start: Instant::now(),
+            timers_from: Duration::ZERO,
             runtime,
             failure: None,
             keeps_state,
@@ -546,12 +550,14 @@ impl Driver {
     /// Moves the processing clock by `by`: each transform's timer fires once for every
     /// interval of it that ends in that time (at most [`MAX_TICKS`] times a step).
     pub fn advance(&mut self, by: Duration) -> Result<(), String> {
-        let from = self.clock;
-        let to = from
+        let from = self.clock - self.timers_from;
+        let to = self
+            .clock
             .checked_add(by)
             .filter(|t| self.start.checked_add(*t).is_some())
             .ok_or("the processing clock cannot go that far")?;
         self.clock = to;
+        let to = to - self.timers_from;
         for at in 0..self.nodes.len() {
             let Role::Transform { instances } = &mut self.nodes[at].role else {
                 continue;
@@ -639,6 +645,7 @@ impl Driver {
         next.emitted = std::mem::take(&mut self.emitted);
         next.clock = self.clock;
         next.start = self.start;
+        next.timers_from = self.clock;
         *self = next;
         for (at, partitions) in assigned {
             for p in partitions {
