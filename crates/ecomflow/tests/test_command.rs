@@ -163,6 +163,34 @@ fn the_flagships_tests_fail_when_what_they_pin_changes() {
 }
 
 #[test]
+fn the_windows_tests_pin_its_allowed_lateness_from_both_sides() {
+    let test = "a minute's row comes when the watermark passes its end, and late records correct it or go to late";
+    // Less lateness: the record 29 s after the minute's end no longer corrects it.
+    // More: the record 31 s after it is not late yet.
+    for (lateness, shown) in [
+        ("25s", "\"failures\":4"),
+        (
+            "32s",
+            "`expect = \"per_minute.late\"`: expected 1 record, 0 emitted",
+        ),
+    ] {
+        let (out, stdout) = run_changed("late-payments.toml", |p| {
+            p.replacen(
+                "allowed_lateness = \"30s\"",
+                &format!("allowed_lateness = \"{lateness}\""),
+                1,
+            )
+        });
+        assert_eq!(out.status.code(), Some(1), "{lateness}:\n{stdout}");
+        assert_eq!(failed(&stdout), [test], "{lateness}:\n{stdout}");
+        assert!(
+            stdout.contains(shown),
+            "{lateness}: no `{shown}` in\n{stdout}"
+        );
+    }
+}
+
+#[test]
 fn a_wrong_expectation_on_a_window_names_its_line_and_shows_both_records() {
     let dir = tempfile::tempdir().expect("temp dir");
     let original = std::fs::read_to_string(repo().join("pipelines/late-payments.test.toml"))
