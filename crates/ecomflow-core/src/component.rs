@@ -781,6 +781,16 @@ pub trait Sink: Send {
         None
     }
 
+    /// The rows its table holds now, read back from its database after writing what it
+    /// buffers (`ecomflow test` checks a sink it runs for real with it); `None` when it
+    /// writes no table.
+    async fn read_table(
+        &mut self,
+        _cx: &SinkContext,
+    ) -> Result<Option<Vec<Record>>, ComponentError> {
+        Ok(None)
+    }
+
     /// Called once after the last batch: flush buffers and make the writes durable.
     async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
         Ok(())

@@ -23,6 +23,7 @@ mod migrations;
 mod plan;
 #[cfg(test)]
 mod postgres_tests;
+mod read_back;
 mod sink;
 mod sqlite_files;
 mod state;

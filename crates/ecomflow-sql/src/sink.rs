@@ -269,6 +269,27 @@ impl Sink for SqlSink {
         })
     }
 
+    async fn read_table(
+        &mut self,
+        cx: &SinkContext,
+    ) -> Result<Option<Vec<Record>>, ComponentError> {
+        if self.inputs_ended {
+            // The transforms' final flush, which the finish would write.
+            for (_, rows) in std::mem::take(&mut self.pending) {
+                self.buffer.extend(rows);
+            }
+        }
+        self.flush_all(cx).await?;
+        self.connect().await?;
+        let Some(conn) = &self.conn else {
+            return Ok(None);
+        };
+        crate::read_back::read_rows(&conn.db, &self.table, &self.key)
+            .await
+            .map(Some)
+            .map_err(|e| ComponentError::Other(format!("{}: {e}", self.what())))
+    }
+
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
         // Kept in the buffer until written: taken without a copy when no other reader has it.
         let shard = batch.shard().clone();

@@ -277,7 +277,10 @@ impl Suite {
                 Action::Restart => driver.restart(build()?, &test.real_sinks).map_err(failed)?,
                 Action::End => driver.end().map_err(failed)?,
                 Action::Expect(expectation) => {
-                    let emitted = driver.take(&expectation.output).unwrap_or_default();
+                    let emitted = driver
+                        .take(&expectation.output)
+                        .map_err(failed)?
+                        .unwrap_or_default();
                     expectation.check(emitted).map_err(|m| {
                         failed(format!("`expect = \"{}\"`: {m}", expectation.output))
                     })?;

@@ -1,17 +1,23 @@
 //! A sink a test asks to run for real (`real_sinks`): it opens, writes every batch it is
 //! given, makes its writes durable at a restart and finishes at the end of the test, on a
-//! runtime of its own; what it cannot write comes back as dead letters.
+//! runtime of its own; what it cannot write comes back as dead letters, and the rows its
+//! table holds are read back from its database.
 
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
 use ecomflow_core::tokio::runtime::Runtime;
 use ecomflow_core::tokio::sync::mpsc;
 use ecomflow_core::{
-    Batch, ComponentTelemetry, Counters, DeadLetter, Incoming, Kind, Shard, Sink, SinkContext,
+    Batch, ComponentTelemetry, Counters, DeadLetter, Incoming, Kind, Record, Shard, Sink,
+    SinkContext,
 };
 use std::sync::Arc;
 
 /// Dead letters a real sink may hold before a test reads them.
 const LETTERS: usize = 1024;
+
+/// A table's rows read back (`None`: the sink writes no table), and the dead letters of the
+/// writes before.
+pub type RowsRead = (Option<Vec<Record>>, Vec<DeadLetter>);
 
 /// One sink running for real.
 pub struct RealSink {
@@ -19,6 +25,8 @@ pub struct RealSink {
     cx: SinkContext,
     letters: mpsc::Receiver<DeadLetterMessage>,
     path: Arc<str>,
+    /// Its table's rows, read just before it finished (and closed its database).
+    last_rows: Option<Option<Vec<Record>>>,
 }
 
 impl RealSink {
@@ -41,6 +49,7 @@ impl RealSink {
             cx,
             letters,
             path,
+            last_rows: None,
         })
     }
 
@@ -68,9 +77,27 @@ impl RealSink {
         Ok(self.letters())
     }
 
-    /// Finishes: writes what it holds, closes.
+    /// The rows its table holds, read back from its database after it wrote what it
+    /// buffers (those it held when it finished, once it has; `None` when it writes no
+    /// table), and the dead letters of those writes.
+    pub fn rows(&mut self, runtime: &Runtime) -> Result<RowsRead, String> {
+        let rows = self.read(runtime)?;
+        Ok((rows, self.letters()))
+    }
+
+    fn read(&mut self, runtime: &Runtime) -> Result<Option<Vec<Record>>, String> {
+        if let Some(rows) = &self.last_rows {
+            return Ok(rows.clone());
+        }
+        runtime
+            .block_on(self.sink.read_table(&self.cx))
+            .map_err(|e| format!("{} cannot read its table back: {e}", self.path))
+    }
+
+    /// Finishes: writes what it holds, reads its table back, closes.
     pub fn finish(&mut self, runtime: &Runtime) -> Result<Vec<DeadLetter>, String> {
         self.sink.inputs_ended();
+        self.last_rows = Some(self.read(runtime)?);
         runtime
             .block_on(self.sink.finish(&self.cx))
             .map_err(|e| format!("{} cannot finish: {e}", self.path))?;
