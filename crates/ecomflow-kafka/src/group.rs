@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A change of the partitions this member of the group reads.
@@ -34,6 +34,9 @@ pub struct Group {
     /// A partition assigned whose kept position does not read back: the source stops with
     /// it (resuming from the start instead would read everything twice).
     pub unreadable: Option<String>,
+    /// The partitions assigned to this member now: a message of another one (the consumer
+    /// can still deliver one of a partition just revoked) is not this member's to send.
+    pub held: BTreeSet<TopicPartition>,
 }
 
 /// Shared access to the [`Group`] state.
@@ -150,6 +153,7 @@ impl GroupContext {
                     ),
                 }
             }
+            self.group.lock().held.insert(tp.clone());
             assigned.push((tp, states));
         }
         let assigned_now = match consumer.rebalance_protocol() {
@@ -171,7 +175,21 @@ impl GroupContext {
     /// moves them.
     fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
         let revoked = partitions(list);
-        let positions = self.group.lock().offsets.release(&revoked);
+        for tp in &revoked {
+            tracing::info!(
+                "kafka group `{}`: {}[{}] revoked",
+                self.group_id,
+                tp.topic,
+                tp.partition
+            );
+        }
+        let positions = {
+            let mut group = self.group.lock();
+            for tp in &revoked {
+                group.held.remove(tp);
+            }
+            group.offsets.release(&revoked)
+        };
         if self.store.is_none() && !positions.is_empty() {
             let committed = positions
                 .to_list()

@@ -90,6 +90,8 @@ struct Pending {
     next: Option<i64>,
     /// When the oldest message still waiting was read.
     since: Option<Instant>,
+    /// Messages skipped in a row because they were delivered again (see [`read_again`]).
+    read_again: u64,
     /// Payload bytes of the messages waiting (counted when they are sent).
     bytes: usize,
 }
@@ -98,6 +100,15 @@ impl Pending {
     fn len(&self) -> usize {
         self.records.len() + self.dead.len()
     }
+}
+
+/// Whether a message at `offset` was read already from its partition, whose next offset
+/// expected is `expected` (after the last message read since it was assigned, or where it
+/// was assigned to resume; `None` when neither is known). Offsets only grow within a
+/// partition, so a lower one is the consumer delivering a message again (as it can around a
+/// rebalance); sending it again would count it twice downstream.
+fn read_again(expected: Option<i64>, offset: i64) -> bool {
+    expected.is_some_and(|next| offset < next)
 }
 
 /// The running source: its consumer and what it read.
@@ -148,6 +159,9 @@ impl Reader {
                 .config
                 .create_with_context(context)
                 .map_err(|e| settings.failure("cannot create the consumer", e))?;
+        let consumer = Arc::new(consumer);
+        #[cfg(test)]
+        test_consumers::keep(&settings.group_id, &consumer);
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
@@ -156,7 +170,7 @@ impl Reader {
             source,
             several_topics: settings.topics.len() > 1 || settings.topics[0].starts_with('^'),
             settings,
-            consumer: Arc::new(consumer),
+            consumer,
             group,
             pending: Vec::new(),
             slots: Vec::new(),
@@ -265,11 +279,39 @@ impl Reader {
     }
 
     /// Adds a message to its partition's batch; returns the partition when its batch is full.
+    /// A message before the next offset expected from its partition (read already since it
+    /// was assigned: the consumer delivered it again) is skipped, so no record is sent twice.
     fn take(&mut self, message: &BorrowedMessage<'_>) -> Option<TopicPartition> {
         self.last_warning = None;
-        let i = self.pending_index(message.topic(), message.partition());
         let offset = message.offset();
+        let Some(i) = self.pending_index(message.topic(), message.partition()) else {
+            tracing::debug!(
+                "kafka group `{}`: {}[{}]@{offset} is not assigned here (any more): skipped",
+                self.settings.group_id,
+                message.topic(),
+                message.partition()
+            );
+            return None;
+        };
+        let expected = self.pending[i]
+            .next
+            .or_else(|| self.group.lock().offsets.sent_up_to(&self.pending[i].tp));
         let p = &mut self.pending[i];
+        if read_again(expected, offset) {
+            if p.read_again == 0 {
+                tracing::warn!(
+                    "kafka group `{}`: {}[{}]@{offset} delivered again (read up to {} already): \
+                     skipped, with what follows it up to there",
+                    self.settings.group_id,
+                    p.tp.topic,
+                    p.tp.partition,
+                    expected.unwrap_or_default() - 1
+                );
+            }
+            p.read_again += 1;
+            return None;
+        }
+        p.read_again = 0;
         p.bytes += message.payload_len();
         let problem = match message.payload() {
             Some(bytes) if !bytes.is_empty() => match self.decoder.decode(bytes) {
@@ -314,19 +356,24 @@ impl Reader {
         }
     }
 
-    /// The index of the batch of `topic`[`partition`], made on first use.
-    fn pending_index(&mut self, topic: &str, partition: i32) -> usize {
+    /// The index of the batch of `topic`[`partition`], made on first use; `None` when the
+    /// partition is not assigned to this member (a batch exists only while it is: a revocation
+    /// drops it).
+    fn pending_index(&mut self, topic: &str, partition: i32) -> Option<usize> {
         if let Some(i) = self
             .pending
             .iter()
             .position(|p| p.tp.partition == partition && *p.tp.topic == *topic)
         {
-            return i;
+            return Some(i);
         }
         let tp = TopicPartition {
             topic: topic.into(),
             partition,
         };
+        if !self.group.lock().held.contains(&tp) {
+            return None;
+        }
         let slot = self.slot_of(&tp);
         self.pending.push(Pending {
             partition: self.partition_id(&tp),
@@ -336,9 +383,10 @@ impl Reader {
             dead: Vec::new(),
             next: None,
             since: None,
+            read_again: 0,
             bytes: 0,
         });
-        self.pending.len() - 1
+        Some(self.pending.len() - 1)
     }
 
     /// When the oldest partial batch is due.
@@ -746,4 +794,47 @@ impl Settings {
 
 fn humantime(d: Duration) -> String {
     humantime_serde::re::humantime::format_duration(d).to_string()
+}
+
+/// The consumers of the sources this crate's tests start, by group id: a test moves one
+/// back (`seek`) to deliver messages again, as librdkafka can around a rebalance.
+#[cfg(test)]
+pub(crate) mod test_consumers {
+    use super::GroupContext;
+    use rdkafka::consumer::StreamConsumer;
+    use std::sync::{Arc, Mutex};
+
+    type Kept = Vec<(String, Arc<StreamConsumer<GroupContext>>)>;
+    static CONSUMERS: Mutex<Kept> = Mutex::new(Vec::new());
+
+    pub(crate) fn keep(group: &str, consumer: &Arc<StreamConsumer<GroupContext>>) {
+        if let Ok(mut kept) = CONSUMERS.lock() {
+            kept.push((group.to_string(), consumer.clone()));
+        }
+    }
+
+    /// The consumer of the source reading as `group`.
+    pub(crate) fn of(group: &str) -> Option<Arc<StreamConsumer<GroupContext>>> {
+        let kept = CONSUMERS.lock().ok()?;
+        kept.iter()
+            .find(|(g, _)| g == group)
+            .map(|(_, c)| c.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_again;
+
+    #[test]
+    fn a_message_before_the_next_offset_expected_was_read_already() {
+        assert!(read_again(Some(1790), 1789), "delivered again");
+        assert!(read_again(Some(1790), 0));
+        assert!(!read_again(Some(1790), 1790), "the next one");
+        assert!(
+            !read_again(Some(1790), 1800),
+            "a gap (compaction, transactions)"
+        );
+        assert!(!read_again(None, 5), "nothing known yet: the first message");
+    }
 }

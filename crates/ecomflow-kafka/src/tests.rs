@@ -339,6 +339,48 @@ async fn each_batch_holds_one_partition_in_offset_order() {
 }
 
 #[tokio::test]
+async fn a_message_the_consumer_delivers_again_is_not_sent_again() {
+    use rdkafka::consumer::Consumer;
+    let topic = unique("again");
+    create_topic(&topic, 1, &[]).await;
+    let group = unique("group");
+    let numbered = |from: i64, to: i64| -> Vec<Out> {
+        (from..to).map(|i| json_to(0, json!({"i": i}))).collect()
+    };
+    produce(&topic, &numbered(0, 10)).await;
+    let options = source_options(&[&topic], &group, "batch_size = 4");
+    let mut running = start(build_source(&options).expect("builds"));
+    let first = running.records(10).await;
+    // The consumer hands 3..9 over a second time, as librdkafka can around a rebalance.
+    let consumer = crate::reader::test_consumers::of(&group).expect("the source's consumer");
+    consumer
+        .seek(
+            &topic,
+            0,
+            rdkafka::Offset::Offset(3),
+            Duration::from_secs(10),
+        )
+        .expect("seek back");
+    produce(&topic, &numbered(10, 15)).await;
+    let rest = running.records(5).await;
+    let read: Vec<i64> = first
+        .iter()
+        .chain(&rest)
+        .flatten()
+        .map(|r| int(r, "i"))
+        .collect();
+    assert_eq!(
+        read,
+        (0..15).collect::<Vec<_>>(),
+        "each message once, in order"
+    );
+    running.shutdown.cancel();
+    let (after, _) = running.drain().await;
+    let again: Vec<i64> = after.iter().flatten().map(|r| int(r, "i")).collect();
+    assert!(again.is_empty(), "sent again at the end: {again:?}");
+}
+
+#[tokio::test]
 async fn offsets_are_committed_at_the_end_and_the_next_run_resumes_there() {
     let topic = unique("offsets");
     create_topic(&topic, 3, &[]).await;

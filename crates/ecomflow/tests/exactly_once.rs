@@ -83,6 +83,7 @@ async fn a_plain_insert_table_holds_every_transaction_once_after_five_sigkills()
     let group = format!("ecomflow_once_{id}");
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
+    let _keep = common::KeepOnFailure::new(dir, "exactly_once");
     let overlay = dir.join("plain-table.toml");
     std::fs::write(&overlay, common::plain_table::OVERLAY).expect("overlay");
     let database = common::fresh_postgres_database(&format!("ecomflow_once_{id}")).await;

@@ -113,6 +113,7 @@ async fn stopped_and_crashed_mid_stream_then_restarted_ends_with_the_uninterrupt
     let (reference_group, reference_index) = (format!("{group}_reference"), format!("{index}_ref"));
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
+    let _keep = common::KeepOnFailure::new(dir, "real_stack_restart");
     let database = common::fresh_postgres_database(&format!("ecomflow_restart_{id}")).await;
     let reference_database =
         common::fresh_postgres_database(&format!("ecomflow_restart_ref_{id}")).await;

@@ -465,6 +465,7 @@ async fn killed_while_the_group_rebalances_then_restarted_ends_with_the_uninterr
     let topic = format!("ecomflow_rebalance_{id}");
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
+    let _keep = common::KeepOnFailure::new(dir, "rebalance_kills");
     let target = |name: &str, database: String| Target {
         topic: topic.clone(),
         group: format!("ecomflow_rebalance_{id}_{name}"),

@@ -111,6 +111,7 @@ async fn three_processes_with_a_crash_give_the_tables_of_one() {
     let index = format!("scale_{id}");
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
+    let _keep = common::KeepOnFailure::new(dir, "scale_out");
     let database = common::fresh_postgres_database(&format!("ecomflow_scale_{id}")).await;
     let reference = common::fresh_postgres_database(&format!("ecomflow_scale_ref_{id}")).await;
     create_topic(&topic, PARTITIONS).await;

@@ -128,6 +128,7 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
     let index = format!("zombie_{id}");
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
+    let _keep = common::KeepOnFailure::new(dir, "zombie");
     let overlay = dir.join("plain-table.toml");
     std::fs::write(&overlay, common::plain_table::OVERLAY).expect("overlay");
     let database = common::fresh_postgres_database(&format!("ecomflow_zombie_{id}")).await;

@@ -135,7 +135,17 @@ impl SharedStore for PostgresStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(partition.clone(), epoch);
-        tracing::info!(partition = %partition.key(), epoch, "partition claimed");
+        match &kept {
+            Some(k) => tracing::info!(
+                partition = %partition.key(),
+                epoch,
+                resumes_at = %k.position,
+                "partition claimed"
+            ),
+            None => {
+                tracing::info!(partition = %partition.key(), epoch, "partition claimed, never committed before")
+            }
+        }
         Ok(kept)
     }
 

@@ -91,3 +91,47 @@ pub fn assert_same_rows(expected: &[String], got: &[String], what: &str) {
         got.len()
     );
 }
+
+/// Keeps a test's directory (its processes' logs, dead letters and checkpoints) when the test
+/// fails: dropped while panicking, it copies the directory to
+/// `$TMPDIR/ecomflow-failed-<name>-<pid>` and says where on stderr, so a rare failure can be
+/// read after the temporary directory is gone (`ECOMFLOW_TEST_KEEP=1` keeps it after a pass
+/// too). Declare it after the directory's `TempDir`, so it is dropped first.
+pub struct KeepOnFailure {
+    dir: std::path::PathBuf,
+    name: &'static str,
+}
+
+impl KeepOnFailure {
+    /// Watches `dir` for the test `name`.
+    pub fn new(dir: &std::path::Path, name: &'static str) -> KeepOnFailure {
+        KeepOnFailure {
+            dir: dir.to_path_buf(),
+            name,
+        }
+    }
+}
+
+impl Drop for KeepOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() && std::env::var_os("ECOMFLOW_TEST_KEEP").is_none() {
+            return;
+        }
+        let to = std::env::temp_dir().join(format!(
+            "ecomflow-kept-{}-{}",
+            self.name,
+            std::process::id()
+        ));
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&self.dir)
+            .arg(&to)
+            .status();
+        match copied {
+            Ok(s) if s.success() => {
+                eprintln!("the test's files are kept in {}", to.display())
+            }
+            _ => eprintln!("could not keep the test's files in {}", to.display()),
+        }
+    }
+}
