@@ -797,28 +797,31 @@ fn humantime(d: Duration) -> String {
 }
 
 /// The consumers of the sources this crate's tests start, by group id: a test moves one
-/// back (`seek`) to deliver messages again, as librdkafka can around a rebalance.
+/// back (`seek`) to deliver messages again, as librdkafka can around a rebalance. Kept weakly:
+/// a consumer still held here after its source ended would stay in its group and keep
+/// partitions from the next one.
 #[cfg(test)]
 pub(crate) mod test_consumers {
     use super::GroupContext;
     use rdkafka::consumer::StreamConsumer;
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Mutex, Weak};
 
-    type Kept = Vec<(String, Arc<StreamConsumer<GroupContext>>)>;
+    type Kept = Vec<(String, Weak<StreamConsumer<GroupContext>>)>;
     static CONSUMERS: Mutex<Kept> = Mutex::new(Vec::new());
 
     pub(crate) fn keep(group: &str, consumer: &Arc<StreamConsumer<GroupContext>>) {
         if let Ok(mut kept) = CONSUMERS.lock() {
-            kept.push((group.to_string(), consumer.clone()));
+            kept.retain(|(_, c)| c.strong_count() > 0);
+            kept.push((group.to_string(), Arc::downgrade(consumer)));
         }
     }
 
-    /// The consumer of the source reading as `group`.
+    /// The consumer of the running source reading as `group`.
     pub(crate) fn of(group: &str) -> Option<Arc<StreamConsumer<GroupContext>>> {
         let kept = CONSUMERS.lock().ok()?;
         kept.iter()
-            .find(|(g, _)| g == group)
-            .map(|(_, c)| c.clone())
+            .filter(|(g, _)| g == group)
+            .find_map(|(_, c)| c.upgrade())
     }
 }
 
