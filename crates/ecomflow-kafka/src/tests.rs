@@ -374,6 +374,7 @@ async fn a_message_the_consumer_delivers_again_is_not_sent_again() {
         (0..15).collect::<Vec<_>>(),
         "each message once, in order"
     );
+    drop(consumer);
     running.shutdown.cancel();
     let (after, _) = running.drain().await;
     let again: Vec<i64> = after.iter().flatten().map(|r| int(r, "i")).collect();
