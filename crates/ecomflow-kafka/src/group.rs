@@ -175,12 +175,15 @@ impl GroupContext {
     /// moves them.
     fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
         let revoked = partitions(list);
-        for tp in &revoked {
+        if !revoked.is_empty() {
+            let names: Vec<String> = revoked
+                .iter()
+                .map(|tp| format!("{}[{}]", tp.topic, tp.partition))
+                .collect();
             tracing::info!(
-                "kafka group `{}`: {}[{}] revoked",
+                "kafka group `{}`: revoked {}",
                 self.group_id,
-                tp.topic,
-                tp.partition
+                names.join(", ")
             );
         }
         let positions = {

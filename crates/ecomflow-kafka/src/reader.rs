@@ -90,8 +90,8 @@ struct Pending {
     next: Option<i64>,
     /// When the oldest message still waiting was read.
     since: Option<Instant>,
-    /// Messages skipped in a row because they were delivered again (see [`read_again`]).
-    read_again: u64,
+    /// Skipping messages delivered again (see [`read_again`]), warned about once.
+    skipping_again: bool,
     /// Payload bytes of the messages waiting (counted when they are sent).
     bytes: usize,
 }
@@ -298,7 +298,7 @@ impl Reader {
             .or_else(|| self.group.lock().offsets.sent_up_to(&self.pending[i].tp));
         let p = &mut self.pending[i];
         if read_again(expected, offset) {
-            if p.read_again == 0 {
+            if !p.skipping_again {
                 tracing::warn!(
                     "kafka group `{}`: {}[{}]@{offset} delivered again (read up to {} already): \
                      skipped, with what follows it up to there",
@@ -308,10 +308,10 @@ impl Reader {
                     expected.unwrap_or_default() - 1
                 );
             }
-            p.read_again += 1;
+            p.skipping_again = true;
             return None;
         }
-        p.read_again = 0;
+        p.skipping_again = false;
         p.bytes += message.payload_len();
         let problem = match message.payload() {
             Some(bytes) if !bytes.is_empty() => match self.decoder.decode(bytes) {
@@ -383,7 +383,7 @@ impl Reader {
             dead: Vec::new(),
             next: None,
             since: None,
-            read_again: 0,
+            skipping_again: false,
             bytes: 0,
         });
         Some(self.pending.len() - 1)

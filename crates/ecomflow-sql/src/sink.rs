@@ -273,12 +273,7 @@ impl Sink for SqlSink {
         &mut self,
         cx: &SinkContext,
     ) -> Result<Option<Vec<Record>>, ComponentError> {
-        if self.inputs_ended {
-            // The transforms' final flush, which the finish would write.
-            for (_, rows) in std::mem::take(&mut self.pending) {
-                self.buffer.extend(rows);
-            }
-        }
+        self.take_final_rows();
         self.flush_all(cx).await?;
         self.connect().await?;
         let Some(conn) = &self.conn else {
@@ -385,17 +380,11 @@ impl Sink for SqlSink {
     }
 
     async fn finish(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
-        let unsaved = std::mem::take(&mut self.pending);
-        if self.inputs_ended {
-            // What the transforms emit at the end of their input (open windows and groups
-            // closed), after the last checkpoint, which nothing follows: written here.
-            for (_, rows) in unsaved {
-                self.buffer.extend(rows);
-            }
-        } else if !unsaved.is_empty() {
+        if !self.take_final_rows() && !self.pending.is_empty() {
             // After the last checkpoint: the next run reads them again and writes them then.
-            let rows: usize = unsaved.iter().map(|(_, rows)| rows.len()).sum();
+            let rows: usize = self.pending.iter().map(|(_, rows)| rows.len()).sum();
             tracing::debug!(table = %self.table, rows, "rows after the last checkpoint not written");
+            self.pending.clear();
         }
         self.flush_all(cx).await?;
         // An empty run still connects, so the migrations are applied and errors show.
@@ -408,6 +397,18 @@ impl Sink for SqlSink {
 }
 
 impl SqlSink {
+    /// Once every input has ended: what the transforms emitted at the end of their input
+    /// (open windows and groups closed), after the last checkpoint, which nothing follows,
+    /// moves to the buffer to be written now. Returns whether the inputs have ended.
+    fn take_final_rows(&mut self) -> bool {
+        if self.inputs_ended {
+            for (_, rows) in std::mem::take(&mut self.pending) {
+                self.buffer.extend(rows);
+            }
+        }
+        self.inputs_ended
+    }
+
     /// The checkpoint store's prepared rows when this sink writes in its transactions.
     fn transactional(&mut self) -> Option<Arc<Prepared>> {
         let dialect = self.dialect;

@@ -25,8 +25,9 @@ pub struct RealSink {
     cx: SinkContext,
     letters: mpsc::Receiver<DeadLetterMessage>,
     path: Arc<str>,
-    /// Its table's rows, read just before it finished (and closed its database).
-    last_rows: Option<Option<Vec<Record>>>,
+    /// Its table's rows, read just before it finished (and closed its database), or why
+    /// they could not be: only an `expect` on it fails with that.
+    last_rows: Option<Result<Option<Vec<Record>>, String>>,
 }
 
 impl RealSink {
@@ -87,7 +88,7 @@ impl RealSink {
 
     fn read(&mut self, runtime: &Runtime) -> Result<Option<Vec<Record>>, String> {
         if let Some(rows) = &self.last_rows {
-            return Ok(rows.clone());
+            return rows.clone();
         }
         runtime
             .block_on(self.sink.read_table(&self.cx))
@@ -97,7 +98,7 @@ impl RealSink {
     /// Finishes: writes what it holds, reads its table back, closes.
     pub fn finish(&mut self, runtime: &Runtime) -> Result<Vec<DeadLetter>, String> {
         self.sink.inputs_ended();
-        self.last_rows = Some(self.read(runtime)?);
+        self.last_rows = Some(self.read(runtime));
         runtime
             .block_on(self.sink.finish(&self.cx))
             .map_err(|e| format!("{} cannot finish: {e}", self.path))?;
