@@ -38,6 +38,7 @@ impl JsonDecoder {
         // One check of the whole payload, so no string inside needs its own.
         let text = std::str::from_utf8(bytes)
             .map_err(|e| DecodeError(format!("not UTF-8 at byte {}", e.valid_up_to())))?;
+        refuse_top_level_array(text)?;
         let mut de = sonic_rs::Deserializer::from_str(text);
         let record = RecordSeed {
             shape: &mut self.shape,
@@ -47,6 +48,25 @@ impl JsonDecoder {
         de.end().map_err(sonic_error)?;
         Ok(record)
     }
+}
+
+/// Refuses a payload that is an array before the parser sees it. sonic-rs reads a whole
+/// value it was not asked for (to say what it was), recursively and without a depth limit:
+/// an array nested 20,000 deep overflowed the stack and aborted the process, and on Kafka
+/// every restart met the same message again.
+fn refuse_top_level_array(text: &str) -> Result<(), DecodeError> {
+    let Some(at) = text.find(|c| !matches!(c, ' ' | '\t' | '\n' | '\r')) else {
+        return Ok(());
+    };
+    if text.as_bytes()[at] != b'[' {
+        return Ok(());
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = at - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+    Err(DecodeError(format!(
+        "expected a JSON object, found an array at line {line} column {column}"
+    )))
 }
 
 /// sonic-rs's message without the excerpt of the payload it appends on further lines.
@@ -196,6 +216,11 @@ mod tests {
         assert!(e.to_string().contains("column 12"), "{e}");
         let e = d.decode(b"[1,2]").expect_err("not an object");
         assert!(e.to_string().contains("a JSON object"), "{e}");
+        let e = d.decode(b" \r\n\t [").expect_err("not an object");
+        assert!(
+            e.to_string().ends_with("found an array at line 2 column 3"),
+            "{e}"
+        );
         let e = d.decode(br#"{"a":1} x"#).expect_err("trailing");
         assert!(e.to_string().contains("trailing"), "{e}");
     }
@@ -299,5 +324,29 @@ mod tests {
         assert_eq!(results.0.expect("within the limit"), 1);
         let e = results.1.expect_err("too deep");
         assert!(e.to_string().contains("deeper than 128"), "{e}");
+    }
+
+    /// A top-level array is refused without being read, however deep it nests: on a thread
+    /// with a 64 KiB stack, where reading even a few hundred levels would overflow it.
+    #[test]
+    fn a_deep_top_level_array_is_refused_without_reading_it() {
+        let deep = |open: &str, close: &str| {
+            let n = 1_000_000;
+            format!("{}{}", open.repeat(n), close.repeat(n)).into_bytes()
+        };
+        let lines = [deep("[", "]"), deep("[{\"a\":", "}]"), deep("[", "")];
+        let errors = std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || {
+                let mut d = JsonDecoder::new();
+                lines.map(|l| d.decode(&l).map(|r| r.len()))
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+        for e in errors {
+            let e = e.expect_err("an array").to_string();
+            assert!(e.contains("expected a JSON object, found an array"), "{e}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Property test of the record decoder: no input line makes `JsonDecoder::decode`, the
 //! encoder or event-time parsing panic. It decodes arbitrary bytes, seed transactions
 //! mutated byte- and token-wise, and generated JSON with huge numbers, deep nesting, invalid
-//! UTF-8, lone surrogates, duplicate and very long keys, all through one decoder per case (so
+//! UTF-8, lone surrogates, duplicate and very long keys, arrays and objects nested up to two
+//! million deep from the first byte, all through one decoder per case (so
 //! its remembered key order is exercised). On success the record encodes to JSON that
 //! serde_json parses, decodes back to an equal record, and equals what a fresh decoder makes;
 //! every value goes through the `seed`, `rfc3339`, epoch and strftime formats and the
@@ -246,6 +247,16 @@ fn deep() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Nesting from the payload's first byte: arrays, arrays of objects and objects, a few levels
+/// or up to two million (an array nested 20,000 deep once overflowed the stack and aborted).
+fn deep_top_level() -> impl Strategy<Value = Vec<u8>> {
+    let depth = prop_oneof![1usize..300, 1_000usize..2_000_000];
+    let shape = select(&[("[", "]"), ("[{\"a\":", "}]"), ("{\"a\":", "}"), ("[", "")][..]);
+    (depth, shape, json_value()).prop_map(|(depth, (open, close), inner)| {
+        format!("{}{inner}{}", open.repeat(depth), close.repeat(depth)).into_bytes()
+    })
+}
+
 // ---- mutations of seed lines ----------------------------------------------------------------
 
 /// One change to a line, at a byte.
@@ -346,6 +357,7 @@ fn line() -> impl Strategy<Value = Vec<u8>> {
         2 => json_object(false),
         3 => json_object(true),
         1 => deep(),
+        1 => deep_top_level(),
         1 => prop::collection::vec(any::<u8>(), 0..400),
         1 => json_value().prop_map(String::into_bytes),
     ]

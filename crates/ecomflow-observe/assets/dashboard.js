@@ -436,8 +436,27 @@ function updateRates(status) {
   seen.previous = status;
 }
 
+// A run with a token ([http] token) gives its data only with it: open the dashboard as
+// http://host:port/#token=<token> (what follows # never leaves the browser); it is kept for
+// this tab only.
+function token() {
+  const given = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (given) {
+    sessionStorage.setItem("ecomflow-token", decodeURIComponent(given[1]));
+    history.replaceState(null, "", location.pathname);
+  }
+  return sessionStorage.getItem("ecomflow-token");
+}
+
 async function getJson(path) {
-  const response = await fetch(path, { cache: "no-store" });
+  const t = token();
+  const headers = t ? { Authorization: `Bearer ${t}` } : {};
+  const response = await fetch(path, { cache: "no-store", headers });
+  if (response.status === 401) {
+    const e = new Error(`this run needs its token: open ${location.origin}/#token=<token>`);
+    e.unauthorized = true;
+    throw e;
+  }
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json();
 }
@@ -461,7 +480,9 @@ async function refresh() {
     document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
   } catch (e) {
     problem.hidden = false;
-    problem.textContent = `Cannot read the run (${e.message}); it may have ended. Trying again.`;
+    problem.textContent = e.unauthorized
+      ? `Cannot read the run: ${e.message}.`
+      : `Cannot read the run (${e.message}); it may have ended. Trying again.`;
     const badge = document.getElementById("state");
     badge.textContent = "unreachable";
     badge.className = "badge unreachable";

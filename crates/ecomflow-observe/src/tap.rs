@@ -1,11 +1,13 @@
 //! The tap: samples of the records leaving a component's default output, live, at most
-//! `rate` records a second (default 10; 0 sends none), as server-sent events
+//! `rate` records a second (default 10; 0 sends none; at most `[http] max_tap_rate`, and at
+//! most `[http] max_taps` taps at once), as server-sent events
 //! (`/api/tap/<component>`, for a browser) or JSON lines (`?format=jsonl`, for
 //! `ecomflow tap`). A tap never slows the pipeline: the component offers a few records of a
 //! batch only while someone watches, a watcher that falls behind misses samples, and the
 //! rate limit drops the rest here. The watch ends when the client goes away (its stream is
 //! dropped) or the run ends.
 
+use crate::access::Access;
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -20,6 +22,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
@@ -39,7 +42,7 @@ pub struct TapQuery {
 }
 
 /// `GET /api/tap/<component>`.
-pub fn tap(run: &Arc<RunTelemetry>, component: &str, query: TapQuery) -> Response {
+pub fn tap(run: &Arc<RunTelemetry>, access: &Access, component: &str, query: TapQuery) -> Response {
     let refuse = |code, text: String| (code, text).into_response();
     let Some(c) = run.component(component) else {
         let known: Vec<&str> = run
@@ -69,6 +72,15 @@ pub fn tap(run: &Arc<RunTelemetry>, component: &str, query: TapQuery) -> Respons
             "rate must be 0 or more records a second\n".into(),
         );
     }
+    if rate > f64::from(access.max_tap_rate) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "rate must be at most {} records a second (http.max_tap_rate)\n",
+                access.max_tap_rate
+            ),
+        );
+    }
     let jsonl = match query.format.as_deref() {
         None | Some("sse") => false,
         Some("jsonl") => true,
@@ -79,9 +91,18 @@ pub fn tap(run: &Arc<RunTelemetry>, component: &str, query: TapQuery) -> Respons
             );
         }
     };
+    let Some(permit) = access.tap_permit() else {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{} taps are streaming already, the most this run allows (http.max_taps)\n",
+                access.max_taps
+            ),
+        );
+    };
     // At rate 0 nothing is watched: the component is not asked for samples at all.
     let watch = (rate > 0.0).then(|| c.tap.watch());
-    let records = limited(watch, rate, run.clone());
+    let records = limited(watch, rate, run.clone(), permit);
     if jsonl {
         let lines = records.map(|r| Ok::<_, Infallible>(format!("{r}\n")));
         Response::builder()
@@ -99,6 +120,8 @@ pub fn tap(run: &Arc<RunTelemetry>, component: &str, query: TapQuery) -> Respons
 /// What a tap holds while it streams.
 struct Limited {
     watch: Option<TapWatch>,
+    /// This tap's place among `max_taps`, given back when the stream is dropped.
+    _permit: OwnedSemaphorePermit,
     run: Arc<RunTelemetry>,
     ready: VecDeque<Value>,
     rate: f64,
@@ -112,9 +135,11 @@ fn limited(
     watch: Option<TapWatch>,
     rate: f64,
     run: Arc<RunTelemetry>,
+    permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Value> {
     let state = Limited {
         watch,
+        _permit: permit,
         run,
         ready: VecDeque::new(),
         rate,

@@ -42,7 +42,8 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Print samples of the records leaving a component of a running pipeline, as JSON lines.
+    /// Print samples of the records leaving a component of a running pipeline, as JSON lines
+    /// (with the run's token from ECOMFLOW_HTTP_TOKEN when it has one).
     Tap {
         /// Where the run serves (it prints it when it starts): http://127.0.0.1:8640/
         url: String,

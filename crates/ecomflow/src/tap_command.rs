@@ -1,5 +1,6 @@
 //! `ecomflow tap URL COMPONENT`: prints samples of the records leaving a component of a
-//! running pipeline, as JSON lines, at most `--rate` a second, from the run's HTTP server.
+//! running pipeline, as JSON lines, at most `--rate` a second, from the run's HTTP server;
+//! with the token in `ECOMFLOW_HTTP_TOKEN` when the run has one (`[http] token`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,14 +35,30 @@ pub fn tap(url: &str, component: &str, rate: f64, limit: Option<u64>) -> ExitCod
     }
 }
 
+/// The variable the token is read from, as the shipped pipelines do.
+const TOKEN_VARIABLE: &str = "ECOMFLOW_HTTP_TOKEN";
+
 async fn print_records(address: &str, limit: Option<u64>) -> Result<(), String> {
-    let mut response = reqwest::get(address)
+    let mut request = reqwest::Client::new().get(address);
+    if let Some(token) = std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.is_empty()) {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request
+        .send()
         .await
         .map_err(|e| format!("cannot reach {address}: {e} (is the pipeline running?)"))?;
     if !response.status().is_success() {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        return Err(format!("{address} answered {status}: {}", body.trim()));
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+            format!(" (set {TOKEN_VARIABLE} to the run's token)")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "{address} answered {status}: {}{hint}",
+            body.trim()
+        ));
     }
     let mut printed = 0u64;
     let mut out = std::io::stdout().lock();

@@ -3,7 +3,8 @@
 //! in the console, says when the run finished, draws one node of the graph per component of
 //! `/api/pipeline`, shows the sales-per-day chart with one bar per row of the `sales_per_day`
 //! table (same day, same sum), every bar chart with exactly the points `/api/charts` serves,
-//! and the payment alerts as table rows. A full-page screenshot is left in
+//! and the payment alerts as table rows. The run has a token (`[http] token`), given to the
+//! page as `#token=...`: the page asks for its data with it. A full-page screenshot is left in
 //! `target/test-artifacts/dashboard.png`.
 
 use common::browser::{self, Report};
@@ -58,9 +59,19 @@ fn screenshot_path() -> PathBuf {
         .join("dashboard.png")
 }
 
-/// `GET url` as JSON.
+/// The run's token.
+const TOKEN: &str = "token-of-the-dashboard-test";
+
+/// `GET url` with the run's token, as JSON.
 async fn get_json(url: &str) -> Value {
-    let (code, body) = get(url).await;
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let code = response.status().as_u16();
+    let body = response.text().await.expect("a body");
     assert_eq!(code, 200, "GET {url}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
 }
@@ -282,10 +293,16 @@ async fn the_dashboard_in_a_browser_shows_the_graph_and_the_tables_of_the_run() 
         "http.port=0",
         "http.linger=\"120s\"",
     ]);
-    let run = Running(Some(spawn(&args, &[], dir.path(), &log)));
+    let envs = [("ECOMFLOW_HTTP_TOKEN", TOKEN.to_string())];
+    let run = Running(Some(spawn(&args, &envs, dir.path(), &log)));
     let url = served_url(&log).await;
+    assert_eq!(
+        get(&format!("{url}api/status")).await.0,
+        401,
+        "the data needs the token"
+    );
 
-    let report = browser::look_at(&url, &screenshot, 60);
+    let report = browser::look_at(&format!("{url}#token={TOKEN}"), &screenshot, 60);
     wait_finished(&url, &log).await;
     let pipeline_json = get_json(&format!("{url}api/pipeline")).await;
     let charts = get_json(&format!("{url}api/charts")).await;
