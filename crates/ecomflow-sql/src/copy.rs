@@ -2,22 +2,26 @@
 //! `COPY` into a temporary staging table of the bound types (bigint, double precision, text),
 //! then into the target by one `INSERT ... SELECT`, which casts each column as the one-row
 //! INSERT casts its placeholder (and upserts on `key`). One statement per batch, whatever its
-//! size, instead of one multi-row INSERT per few thousand rows.
+//! size, instead of one multi-row INSERT per few thousand rows. The two steps can be taken
+//! apart (several staging tables, moved later), as a checkpoint's transaction does.
 
 use crate::dialect::{BindKind, ColumnSql, conflict_clause, quote_ident, quote_table};
 use crate::value_bind::Bound;
 use sqlx::PgConnection;
 
-/// The staging table, dropped after each batch (and at the end of the transaction).
-const STAGE: &str = "pg_temp.\"ecomflow_stage\"";
+/// The staging table of a batch written at once, dropped after it (and at the end of the
+/// transaction).
+const STAGE: &str = "ecomflow_stage";
 
 /// The statements of the bulk path for one sink.
 #[derive(Debug)]
 pub struct CopySql {
-    create: String,
-    copy: String,
-    insert: String,
-    drop: String,
+    /// The staging table's columns: `c0 bigint, c1 text, ...`.
+    stage_columns: String,
+    /// `INSERT INTO table (columns) SELECT casts FROM`, before the staging table's name.
+    insert_select: String,
+    /// What follows the staging table's name: the upsert's `ON CONFLICT` clause.
+    conflict: String,
 }
 
 /// The staging type of a column bound as `kind`.
@@ -44,20 +48,39 @@ impl CopySql {
             .map(|(i, c)| c.cast.apply(&format!("c{i}")))
             .collect();
         CopySql {
-            create: format!(
-                "CREATE TEMPORARY TABLE \"ecomflow_stage\" ({}) ON COMMIT DROP",
-                stage_columns.join(", ")
-            ),
-            copy: format!("COPY {STAGE} FROM STDIN (FORMAT binary)"),
-            insert: format!(
-                "INSERT INTO {} ({}) SELECT {} FROM {STAGE}{}",
+            stage_columns: stage_columns.join(", "),
+            insert_select: format!(
+                "INSERT INTO {} ({}) SELECT {} FROM",
                 quote_table(table),
                 names.join(", "),
                 selected.join(", "),
-                conflict_clause(columns, key)
             ),
-            drop: format!("DROP TABLE {STAGE}"),
+            conflict: conflict_clause(columns, key),
         }
+    }
+
+    fn create(&self, stage: &str) -> String {
+        format!(
+            "CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP",
+            quote_ident(stage),
+            self.stage_columns
+        )
+    }
+
+    fn copy(stage: &str) -> String {
+        format!(
+            "COPY pg_temp.{} FROM STDIN (FORMAT binary)",
+            quote_ident(stage)
+        )
+    }
+
+    fn insert(&self, stage: &str) -> String {
+        format!(
+            "{} pg_temp.{}{}",
+            self.insert_select,
+            quote_ident(stage),
+            self.conflict
+        )
     }
 
     /// Writes `values` (rows of `width` values) inside the transaction on `c`.
@@ -67,15 +90,33 @@ impl CopySql {
         values: &[Bound<'_>],
         width: usize,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(&self.create).execute(&mut *c).await?;
-        let mut copy = c.copy_in_raw(&self.copy).await?;
-        if let Err(e) = copy.send(encode(values, width)).await {
+        self.stage(c, STAGE, encode(values, width)).await?;
+        self.move_staged(c, STAGE).await
+    }
+
+    /// Copies `rows` (from [`encode`]) into a new staging table named `stage`. The COPY is
+    /// the one statement during which the server waits for this process's data.
+    pub async fn stage(
+        &self,
+        c: &mut PgConnection,
+        stage: &str,
+        rows: Vec<u8>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(&self.create(stage)).execute(&mut *c).await?;
+        let mut copy = c.copy_in_raw(&Self::copy(stage)).await?;
+        if let Err(e) = copy.send(rows).await {
             let _ = copy.abort("the batch could not be sent").await;
             return Err(e);
         }
         copy.finish().await?;
-        sqlx::query(&self.insert).execute(&mut *c).await?;
-        sqlx::query(&self.drop).execute(&mut *c).await?;
+        Ok(())
+    }
+
+    /// Moves the rows of the staging table `stage` into the table, and drops it.
+    pub async fn move_staged(&self, c: &mut PgConnection, stage: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(&self.insert(stage)).execute(&mut *c).await?;
+        let drop = format!("DROP TABLE pg_temp.{}", quote_ident(stage));
+        sqlx::query(&drop).execute(&mut *c).await?;
         Ok(())
     }
 }
@@ -138,16 +179,16 @@ mod tests {
         let kinds = [BindKind::Text, BindKind::Float, BindKind::Text];
         let sql = CopySql::new("app.sales", &columns, &kinds, &["day".to_string()]);
         assert_eq!(
-            sql.create,
+            sql.create(STAGE),
             "CREATE TEMPORARY TABLE \"ecomflow_stage\" (c0 text, c1 double precision, c2 text) \
              ON COMMIT DROP"
         );
         assert_eq!(
-            sql.copy,
+            CopySql::copy(STAGE),
             "COPY pg_temp.\"ecomflow_stage\" FROM STDIN (FORMAT binary)"
         );
         assert_eq!(
-            sql.insert,
+            sql.insert(STAGE),
             "INSERT INTO \"app\".\"sales\" (\"day\", \"total\", \"at\") SELECT c0::date, c1, \
              (c2::timestamptz AT TIME ZONE 'UTC') FROM pg_temp.\"ecomflow_stage\" ON CONFLICT \
              (\"day\") DO UPDATE SET \"total\" = excluded.\"total\", \"at\" = excluded.\"at\""

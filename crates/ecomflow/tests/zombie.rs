@@ -5,7 +5,10 @@
 //! is frozen in the middle of a commit and resumed with SIGCONT, with rows prepared for
 //! partitions it no longer owns: its commit must leave them alone. A table written with plain INSERTs (no key) beside the flagship's holds every good
 //! transaction exactly once in the end, and the five tables equal those of one process that
-//! was never interrupted. Without the servers this test fails.
+//! was never interrupted. A is frozen anywhere in its commit's transaction, and, in a second
+//! test, in a `COPY`, where the server waits for A's data (no timeout ends a statement under
+//! way: a commit that held its partitions' rows there kept B from claiming them for good).
+//! Without the servers this test fails.
 
 #![cfg(unix)]
 
@@ -86,17 +89,32 @@ async fn owners(database: &str) -> (Vec<String>, i64) {
     (rows.into_iter().filter_map(|(o, _)| o).collect(), sum)
 }
 
-/// Sends SIGSTOP to `member` while it is inside a commit's transaction on `database`.
-async fn freeze_in_a_commit(member: &Child, database: &str) {
+/// Where in a commit the zombie is frozen.
+#[derive(Debug, Clone, Copy)]
+enum Freeze {
+    /// Anywhere in its transaction: in a statement or between two.
+    InTheTransaction,
+    /// In a `COPY ... FROM STDIN`, where the server waits for the member's data (and a
+    /// statement under way is never ended by `idle_in_transaction_session_timeout`).
+    InACopy,
+}
+
+/// Sends SIGSTOP to `member` while it is inside a commit's transaction on `database`, at the
+/// moment `at` says.
+async fn freeze_in_a_commit(member: &Child, database: &str, at: Freeze) {
     let pool = sqlx::PgPool::connect(database).await.expect("database");
     let started = Instant::now();
+    let condition = match at {
+        Freeze::InTheTransaction => "state IN ('active', 'idle in transaction')",
+        Freeze::InACopy => "state = 'active' AND query ILIKE 'COPY %'",
+    };
     loop {
-        let (committing,): (i64,) = sqlx::query_as(
+        let (committing,): (i64,) = sqlx::query_as(&format!(
             "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()
-               AND xact_start IS NOT NULL AND state IN ('active', 'idle in transaction')
-               AND query NOT ILIKE '%pg_stat_activity%'",
-        )
+               AND xact_start IS NOT NULL AND {condition}
+               AND query NOT ILIKE '%pg_stat_activity%'"
+        ))
         .fetch_one(&pool)
         .await
         .expect("activity");
@@ -106,9 +124,9 @@ async fn freeze_in_a_commit(member: &Child, database: &str) {
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "A never seen in a commit"
+            "A never seen in a commit ({at:?})"
         );
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     pool.close().await;
 }
@@ -121,14 +139,34 @@ fn owned_by(owners: &[String], pid: u32) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_paused_in_a_copy_past_its_session_cannot_commit_for_partitions_it_lost() {
+    zombie(Freeze::InACopy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost() {
-    let id = std::process::id();
+    zombie(Freeze::InTheTransaction).await;
+}
+
+/// The two tests run one after the other: each alone is two members, a generator and a
+/// reference run on two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn zombie(at: Freeze) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let id = format!("{}_{}", std::process::id(), at as u8);
     let topic = format!("ecomflow_zombie_{id}");
     let group = format!("ecomflow_zombie_{id}");
     let index = format!("zombie_{id}");
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let _keep = common::KeepOnFailure::new(dir, "zombie");
+    let _keep = common::KeepOnFailure::new(
+        dir,
+        match at {
+            Freeze::InTheTransaction => "zombie",
+            Freeze::InACopy => "zombie_in_a_copy",
+        },
+    );
     let overlay = dir.join("plain-table.toml");
     std::fs::write(&overlay, common::plain_table::OVERLAY).expect("overlay");
     let database = common::fresh_postgres_database(&format!("ecomflow_zombie_{id}")).await;
@@ -160,7 +198,7 @@ async fn a_member_paused_past_its_session_cannot_commit_for_partitions_it_lost()
     // 2. A freezes in the middle of a commit (its transaction holds its partitions' rows); B
     //    joins and, once A's session is over and the server has ended A's transaction
     //    (idle_in_transaction_session_timeout), claims every partition.
-    freeze_in_a_commit(&a, &database).await;
+    freeze_in_a_commit(&a, &database, at).await;
     let b_log = dir.join("b.log");
     let mut b = spawn(&args, &member_env(dir, "b", &database), dir, &b_log);
     left_running.0.push(b.id());

@@ -2,14 +2,22 @@
 //! position and states (only while this process's claim on it stands), the rows the sinks
 //! prepared (not those of a partition claimed away), and the part that is not partitioned.
 //! All of it commits, or none of it.
+//!
+//! The rows are copied into staging tables first, before any row another process may wait
+//! for is locked: a `COPY` is the one statement during which the server waits for this
+//! process, and no timeout ends a statement under way. A process frozen there (SIGSTOP, a
+//! paused machine) with its partitions' rows locked kept the member the group gave them to
+//! from claiming them for as long as it stayed frozen. Frozen between two statements, its
+//! transaction is ended by `idle_in_transaction_session_timeout`.
 
 use super::prepared::Rows;
 use super::schema;
+use crate::copy::encode;
 use crate::db::{Failure, classify};
 use crate::dialect::Dialect;
 use crate::value_bind::{Bound, bind};
 use ecomflow_core::checkpoint::Checkpoint;
-use ecomflow_core::{PartitionId, Payload, Shard};
+use ecomflow_core::{PartitionId, Payload, Record, Shard};
 use sqlx::{PgConnection, Postgres};
 use std::sync::Arc;
 
@@ -34,6 +42,10 @@ pub async fn run(
     let mut tx = sqlx::Connection::begin(c).await?;
     let mut outcome = Outcome::default();
     let id = i64::try_from(checkpoint.id).unwrap_or(i64::MAX);
+    let mut staged = Vec::with_capacity(rows.len());
+    for (i, group) in rows.iter().enumerate() {
+        staged.push(stage(&mut tx, i, group).await?);
+    }
     // In a fixed order, so two processes never wait for each other's rows in a circle.
     let mut held = held.to_vec();
     held.sort();
@@ -58,15 +70,17 @@ pub async fn run(
             outcome.fenced.push(partition.clone());
         }
     }
-    for (i, group) in rows.iter().enumerate() {
+    for (i, (group, staged)) in rows.iter().zip(staged).enumerate() {
+        // A partition claimed away, or one not held at this barrier: its rows are the next
+        // owner's to write, from the position it resumes at.
         let lost = match &group.shard {
             Shard::Whole => false,
-            Shard::Partition(p) => outcome.fenced.contains(p),
+            Shard::Partition(p) => outcome.fenced.contains(p) || !held.iter().any(|(h, _)| h == p),
         };
-        if lost || group.rows.is_empty() {
+        if lost {
             continue;
         }
-        let rejected = write(&mut tx, group).await?;
+        let rejected = write(&mut tx, group, staged).await?;
         if !rejected.is_empty() {
             outcome.rejected.push((i, rejected));
         }
@@ -84,20 +98,41 @@ pub async fn run(
     Ok(outcome)
 }
 
-/// Writes one group of rows inside the transaction. When the database rejects the group,
-/// its rows are written one by one, each behind a savepoint, and those it rejects are
-/// returned with its reason (the transaction goes on without them).
-async fn write(tx: &mut PgConnection, group: &Rows) -> Result<Vec<(String, Payload)>, sqlx::Error> {
+/// One group's rows, bound and copied into a staging table of its own.
+struct Staged<'a> {
+    /// The staging table; none when there is no row to move, or when the database refused
+    /// the COPY (a value of a row): the rows are then written one by one.
+    stage: Option<String>,
+    /// The rows' values, `plan.width()` a row.
+    values: Vec<Bound<'a>>,
+    /// The rows bound.
+    kept: Vec<&'a Record>,
+    /// The rows that do not bind, with the reason.
+    rejected: Vec<(String, Payload)>,
+}
+
+/// Binds the rows of `group` (number `i`) and copies them into a staging table.
+async fn stage<'a>(
+    tx: &mut PgConnection,
+    i: usize,
+    group: &'a Rows,
+) -> Result<Staged<'a>, sqlx::Error> {
     let plan = &group.plan;
     let width = plan.width();
-    let mut values: Vec<Bound<'_>> = Vec::with_capacity(group.rows.len() * width);
-    let mut kept = Vec::with_capacity(group.rows.len());
-    let mut rejected = Vec::new();
+    let mut staged = Staged {
+        stage: None,
+        values: Vec::with_capacity(group.rows.len() * width),
+        kept: Vec::with_capacity(group.rows.len()),
+        rejected: Vec::new(),
+    };
     for r in &group.rows {
-        match plan.bind_row(r, &mut values) {
-            Ok(()) => kept.push(r),
-            Err(reason) => rejected.push((reason, Payload::Record(r.clone()))),
+        match plan.bind_row(r, &mut staged.values) {
+            Ok(()) => staged.kept.push(r),
+            Err(reason) => staged.rejected.push((reason, Payload::Record(r.clone()))),
         }
+    }
+    if staged.kept.is_empty() {
+        return Ok(staged);
     }
     // The store commits to PostgreSQL only, whose plans always have the COPY path.
     let Some(copy) = plan.copy_sql() else {
@@ -105,20 +140,58 @@ async fn write(tx: &mut PgConnection, group: &Rows) -> Result<Vec<(String, Paylo
             "the checkpoint store's rows go to PostgreSQL only".into(),
         ));
     };
-    savepoint(tx, "SAVEPOINT ecomflow_rows").await?;
-    match copy.write(tx, &values, width).await.err() {
-        None => {
-            savepoint(tx, "RELEASE SAVEPOINT ecomflow_rows").await?;
-            return Ok(rejected);
+    let name = format!("ecomflow_stage_{i}");
+    let data = encode(&staged.values, width);
+    savepoint(tx, "SAVEPOINT ecomflow_stage").await?;
+    match copy.stage(tx, &name, data).await {
+        Ok(()) => {
+            savepoint(tx, "RELEASE SAVEPOINT ecomflow_stage").await?;
+            staged.stage = Some(name);
         }
-        Some(e) if !matches!(e, sqlx::Error::Database(_)) => return Err(e),
-        Some(e) => {
-            tracing::debug!(table = %group.what, error = %e, "rows rejected; writing them one by one");
-            savepoint(tx, "ROLLBACK TO SAVEPOINT ecomflow_rows").await?;
+        Err(e) if !matches!(e, sqlx::Error::Database(_)) => return Err(e),
+        Err(e) => {
+            tracing::debug!(table = %group.what, error = %e, "rows refused by COPY; writing them one by one");
+            savepoint(tx, "ROLLBACK TO SAVEPOINT ecomflow_stage").await?;
         }
     }
+    Ok(staged)
+}
+
+/// Writes one group of staged rows inside the transaction. When the database rejects the
+/// group, its rows are written one by one, each behind a savepoint, and those it rejects are
+/// returned with its reason (the transaction goes on without them).
+async fn write(
+    tx: &mut PgConnection,
+    group: &Rows,
+    staged: Staged<'_>,
+) -> Result<Vec<(String, Payload)>, sqlx::Error> {
+    let Staged {
+        stage,
+        values,
+        kept,
+        mut rejected,
+    } = staged;
+    if kept.is_empty() {
+        return Ok(rejected);
+    }
+    let plan = &group.plan;
+    if let (Some(stage), Some(copy)) = (stage, plan.copy_sql()) {
+        savepoint(tx, "SAVEPOINT ecomflow_rows").await?;
+        match copy.move_staged(tx, &stage).await.err() {
+            None => {
+                savepoint(tx, "RELEASE SAVEPOINT ecomflow_rows").await?;
+                return Ok(rejected);
+            }
+            Some(e) if !matches!(e, sqlx::Error::Database(_)) => return Err(e),
+            Some(e) => {
+                tracing::debug!(table = %group.what, error = %e, "rows rejected; writing them one by one");
+                savepoint(tx, "ROLLBACK TO SAVEPOINT ecomflow_rows").await?;
+            }
+        }
+    }
+    savepoint(tx, "SAVEPOINT ecomflow_rows").await?;
     let (one, _) = plan.sql(1);
-    for (r, row) in kept.iter().zip(values.chunks(width)) {
+    for (r, row) in kept.iter().zip(values.chunks(plan.width())) {
         savepoint(tx, "SAVEPOINT ecomflow_row").await?;
         match execute(tx, &one, true, row).await {
             Ok(()) => savepoint(tx, "RELEASE SAVEPOINT ecomflow_row").await?,

@@ -6,6 +6,8 @@
 
 mod claims;
 mod commit;
+#[cfg(test)]
+mod commit_tests;
 mod prepared;
 mod schema;
 

@@ -43,9 +43,13 @@ pub fn flagship_run(sets: &[&str]) -> Vec<String> {
     args
 }
 
-/// `ecomflow` with `args` and `envs`, in `dir`.
+/// `ecomflow` with `args` and `envs`, in `dir`: the binary cargo built with the test, or the
+/// one `ECOMFLOW_TEST_BIN` names (a copy that a long loop of a test keeps using while the
+/// tree is built again).
 pub fn ecomflow<S: AsRef<OsStr>>(args: &[S], envs: &[(&str, String)], dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
+    let binary = std::env::var_os("ECOMFLOW_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ecomflow").into());
+    let mut cmd = Command::new(binary);
     cmd.args(args).current_dir(dir);
     for (k, v) in envs {
         cmd.env(k, v);
