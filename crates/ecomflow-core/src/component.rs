@@ -774,6 +774,13 @@ pub trait Sink: Send {
     /// takes them with [`Incoming::into_records`].
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError>;
 
+    /// What it would refuse, once open (its table's column types and lengths, an index's
+    /// id and field limits): published for a `storable` transform upstream, which refuses
+    /// such records before the fan-out. `None`: it says nothing.
+    fn admission(&self) -> Option<std::sync::Arc<dyn crate::admission::Admission>> {
+        None
+    }
+
     /// How the records it writes become the rows of a table, if it writes one (one row per
     /// key for an upsert sink): `ecomflow test` checks a sink's final rows with it, without
     /// running the sink.

@@ -4,6 +4,7 @@
 //! A plugin crate depends on this crate alone: it re-exports `inventory`, `serde`,
 //! `schemars` and `async_trait` so the versions always match the runtime's.
 
+pub mod admission;
 pub mod batching;
 pub mod byte_size;
 pub mod channel;
@@ -39,6 +40,7 @@ pub use schemars;
 pub use serde;
 pub use tokio;
 
+pub use admission::{Admission, Admissions, Said};
 pub use batching::Batching;
 pub use component::{
     Counters, Emitter, Incoming, Message, Output, Sink, SinkContext, Source, SourceContext,

@@ -18,6 +18,8 @@ pub struct BuildContext {
     /// The directory of the pipeline file that declares it, for options that name files
     /// shipped beside the pipeline (such as the SQL sink's `migrations`).
     pub base_dir: std::path::PathBuf,
+    /// What the pipeline's sinks refuse, as each says once open (see `storable`).
+    pub admissions: crate::admission::Admissions,
 }
 
 /// A source plugin: its options type and how to build it from them.

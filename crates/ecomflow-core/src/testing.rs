@@ -28,6 +28,7 @@ fn context(kind: Kind, base_dir: &Path) -> BuildContext {
     BuildContext {
         component: format!("{}.test", kind.table()),
         base_dir: base_dir.to_path_buf(),
+        admissions: Default::default(),
     }
 }
 
@@ -45,6 +46,22 @@ pub fn build_transform(name: &str, options: &str) -> Result<Box<dyn Transform>, 
     let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
     match plugin(Kind::Transform, name).builder {
         Builder::Transform(build) => build(table, &context(Kind::Transform, Path::new("."))),
+        _ => panic!("`{name}` is not a transform"),
+    }
+}
+
+/// Builds the transform `name` from TOML options in a pipeline whose sinks' refusals are
+/// `admissions`.
+pub fn build_transform_with(
+    name: &str,
+    options: &str,
+    admissions: &crate::Admissions,
+) -> Result<Box<dyn Transform>, BuildError> {
+    let table = toml::de::DeTable::parse(options).expect("options are valid TOML");
+    let mut cx = context(Kind::Transform, Path::new("."));
+    cx.admissions = admissions.clone();
+    match plugin(Kind::Transform, name).builder {
+        Builder::Transform(build) => build(table, &cx),
         _ => panic!("`{name}` is not a transform"),
     }
 }

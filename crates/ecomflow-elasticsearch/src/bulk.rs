@@ -144,7 +144,7 @@ impl Buffer {
 }
 
 /// The `_id` of `record`: the value of `field` as text.
-fn document_id(record: &Record, field: Field) -> Result<String, String> {
+pub(crate) fn document_id(record: &Record, field: Field) -> Result<String, String> {
     let id = match record.get(field) {
         Some(Value::Str(s)) => s.to_string(),
         Some(Value::Int(i)) => i.to_string(),

@@ -114,6 +114,63 @@ impl Client {
         Ok(())
     }
 
+    /// The mappings and settings the index has, or, when it does not exist yet, those the
+    /// stored templates would give it (`_simulate_index`); `Null` for what cannot be read.
+    pub async fn layout(&self) -> Result<(serde_json::Value, serde_json::Value), ComponentError> {
+        use elasticsearch::http::Method;
+        use elasticsearch::http::headers::HeaderMap;
+        let get = |method: Method, path: String| async move {
+            let (status, body) = self
+                .send("read the mappings of", || {
+                    self.es.send(
+                        method,
+                        &path,
+                        HeaderMap::new(),
+                        Option::<&()>::None,
+                        Option::<()>::None,
+                        None,
+                    )
+                })
+                .await?;
+            let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            Ok::<_, ComponentError>((status, json))
+        };
+        let index = &self.index;
+        let (status, mapping) = get(Method::Get, format!("/{index}/_mapping")).await?;
+        if status.is_success() {
+            // Keyed by the index's real name (the configured one may be an alias).
+            let first = |v: &serde_json::Value, part: &str| {
+                v.as_object()
+                    .and_then(|m| m.values().next())
+                    .map(|i| i[part].clone())
+                    .unwrap_or_default()
+            };
+            let (_, settings) = get(
+                Method::Get,
+                format!("/{index}/_settings?include_defaults=true&flat_settings=true"),
+            )
+            .await?;
+            let mut flat = first(&settings, "defaults");
+            if let (Some(all), Some(set)) = (
+                flat.as_object_mut(),
+                first(&settings, "settings").as_object(),
+            ) {
+                all.extend(set.clone());
+            }
+            return Ok((first(&mapping, "mappings"), flat));
+        }
+        let (status, simulated) = get(
+            Method::Post,
+            format!("/_index_template/_simulate_index/{index}"),
+        )
+        .await?;
+        if !status.is_success() {
+            return Ok(Default::default());
+        }
+        let template = &simulated["template"];
+        Ok((template["mappings"].clone(), template["settings"].clone()))
+    }
+
     /// Sends one `_bulk` request and returns the response body.
     pub async fn bulk(&self, body: &[u8]) -> Result<Vec<u8>, ComponentError> {
         let (status, response) = self

@@ -12,6 +12,7 @@
 //! again with growing pauses (ecomflow-core's retry policy) while the sink blocks once every
 //! place in flight is taken; only after `retry_for` does it stop the run.
 
+mod admission;
 mod bulk;
 mod client;
 mod config;

@@ -1,6 +1,7 @@
 //! The `elasticsearch` sink: buffers documents and sends them with `_bulk` by size or age, up
 //! to `concurrency` requests at a time (see `send` for the retries and dead letters).
 
+use crate::admission::IndexRules;
 use crate::bulk::Buffer;
 use crate::client::Client;
 use crate::config::ElasticsearchConfig;
@@ -37,6 +38,7 @@ impl SinkPlugin for ElasticsearchPlugin {
             client: None,
             buffer: Buffer::default(),
             in_flight: InFlight::new(cfg.concurrency),
+            admission: None,
         }))
     }
 }
@@ -60,6 +62,8 @@ struct ElasticsearchSink {
     buffer: Buffer,
     /// The requests running beside the sink.
     in_flight: InFlight,
+    /// What the index refuses, read when the sink opens.
+    admission: Option<Arc<IndexRules>>,
 }
 
 impl ElasticsearchSink {
@@ -154,7 +158,23 @@ impl Sink for ElasticsearchSink {
     /// Makes the client (and stores the index template) before the first batch, so the sink
     /// is ready once Elasticsearch has answered.
     async fn open(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
-        self.connect().await
+        self.connect().await?;
+        let Some(client) = &self.client else {
+            return Ok(());
+        };
+        let (mappings, settings) = self.retry.run(|| client.layout()).await?;
+        self.admission = Some(Arc::new(IndexRules::new(
+            self.id_field,
+            &mappings,
+            &settings,
+        )));
+        Ok(())
+    }
+
+    fn admission(&self) -> Option<Arc<dyn ecomflow_core::Admission>> {
+        self.admission
+            .clone()
+            .map(|a| a as Arc<dyn ecomflow_core::Admission>)
     }
 
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {

@@ -13,6 +13,7 @@ mod overrides;
 pub mod pipeline;
 pub mod run;
 mod sink_task;
+mod sinks_open;
 mod summary;
 pub mod telemetry;
 mod ticker;

@@ -91,6 +91,8 @@ pub struct Pipeline {
     /// Components (paths such as `transforms.sales_per_day`) that start afresh: what the last
     /// checkpoint kept for them is discarded (`ecomflow run --reset-state`).
     pub reset_state: std::collections::BTreeSet<String>,
+    /// What its sinks refuse, published by each once open, read by `storable` transforms.
+    pub admissions: ecomflow_core::Admissions,
 }
 
 impl std::fmt::Debug for Component {

@@ -12,6 +12,7 @@
 use crate::checkpoint::{self as coordination, Alignment, Keep, ended};
 use crate::pipeline::{Built, Component, Pipeline};
 use crate::sink_task::{run_dead_letter, run_sink};
+use crate::sinks_open::{SinkStart, SinksOpen};
 use crate::summary::{ComponentSummary, RunFailure, RunSummary};
 use crate::telemetry::{RunState, RunTelemetry};
 use crate::transform_shards::Instances;
@@ -81,8 +82,15 @@ async fn run_with(
         checkpoint,
         reset_state,
         channels,
+        admissions,
         ..
     } = pipeline;
+    let sinks_open = SinksOpen::new(
+        components
+            .iter()
+            .filter(|c| matches!(c.built, Built::Sink(_)))
+            .count(),
+    );
     let fail_early = |failures: Vec<(String, String)>| RunFailure {
         failures,
         summary: RunSummary::default(),
@@ -101,7 +109,10 @@ async fn run_with(
     let keep_state = checkpoint.is_some();
     let plan = match (&checkpoint, acknowledged_every) {
         (Some(config), _) => {
-            let (keep, restored) = Keep::open(config)
+            // Every component starting afresh needs nothing of the last checkpoint: a damaged
+            // one is then set aside.
+            let reset_all = components.iter().all(|c| reset_state.contains(&c.path()));
+            let (keep, restored) = Keep::open(config, reset_all)
                 .await
                 .map_err(|e| fail_early(vec![("checkpoint".into(), e)]))?;
             let restored = without_reset(restored, &reset_state);
@@ -267,7 +278,13 @@ async fn run_with(
                 };
                 let component = path.clone();
                 let letters = cx.dead_letter.clone();
+                let sinks_open = sinks_open.clone();
                 tasks.spawn(scope(shown, async move {
+                    // Nothing is read before every sink is open (a stop comes first).
+                    tokio::select! {
+                        _ = sinks_open.all() => {}
+                        _ = cx.shutdown.cancelled() => {}
+                    }
                     let result = source.run(cx).await;
                     letters.send_end().await;
                     // The source has ended: nothing earlier will come from it. A source
@@ -331,7 +348,20 @@ async fn run_with(
                 let alignment = Alignment::new(inputs.len());
                 tasks.spawn(scope(
                     shown,
-                    run_sink(sink, rx, cx, count, alignment, reports, path.clone()),
+                    run_sink(
+                        sink,
+                        rx,
+                        cx,
+                        count,
+                        alignment,
+                        reports,
+                        SinkStart {
+                            component: path.clone(),
+                            id: id.clone(),
+                            admissions: admissions.clone(),
+                            open: sinks_open.clone(),
+                        },
+                    ),
                 ))
             }
         };

@@ -3,6 +3,7 @@
 
 use crate::checkpoint::{Alignment, Step, ended};
 use crate::pipeline::{Built, Component};
+use crate::sinks_open::SinkStart;
 use ecomflow_core::channel::InputReceiver;
 use ecomflow_core::checkpoint::Report;
 use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
@@ -20,10 +21,13 @@ pub(crate) async fn run_sink(
     count: Arc<Counters>,
     mut alignment: Alignment,
     reports: Option<mpsc::UnboundedSender<Report>>,
-    component: Arc<str>,
+    start: SinkStart,
 ) -> Result<(), ComponentError> {
+    let component = start.component.clone();
     let mut ticker = sink.tick_interval().map(crate::ticker::every);
-    open(&mut sink, &cx).await?;
+    let opened = open(&mut sink, &cx).await;
+    start.opened(&*sink, opened.is_ok());
+    opened?;
     // Every input ended (not stopped for a restart).
     let mut finished = true;
     if let Some(mut rx) = rx {

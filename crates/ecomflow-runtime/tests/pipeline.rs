@@ -483,8 +483,31 @@ fn several_files_form_one_pipeline_and_ids_stay_unique() {
         "stray.toml",
         "[sources.other]\nreplace = true\ntype = \"numbers\"\ncount = 1\n",
     );
-    let err = load_with(&[a, stray], &[], &[]).expect_err("nothing to replace");
+    let err = load_with(&[a.clone(), stray], &[], &[]).expect_err("nothing to replace");
     assert!(err.contains("no earlier file declares `other`"), "{err}");
+
+    // `[dead_letter]` follows the same rule as components.
+    let letters = |name: &str, replace: bool| {
+        format!(
+            "[dead_letter]\n{}type = \"collect\"\nname = \"{name}\"\n",
+            if replace { "replace = true\n" } else { "" }
+        )
+    };
+    let silent = write(&dir, "dl.toml", &letters("d1", false));
+    let err = load_with(&[a.clone(), silent], &[], &[]).expect_err("a second dead letter output");
+    assert!(
+        err.contains("duplicate `[dead_letter]` table") && err.contains("add `replace = true`"),
+        "{err}"
+    );
+    let explicit = write(&dir, "dl2.toml", &letters("d2", true));
+    let p = load_with(&[a.clone(), explicit], &[], &[]).expect("replaced, saying so");
+    assert_eq!(p.dead_letter.plugin.name, "collect");
+    let b3 = write(&dir, "b3.toml", &letters("d3", true));
+    let err = load_with(&[b3], &[], &[]).expect_err("nothing to replace");
+    assert!(
+        err.contains("no earlier file declares `[dead_letter]`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -690,4 +713,30 @@ fn a_bad_channels_table_is_refused_with_its_line() {
     )
     .expect("a size with a unit");
     assert_eq!(set.channels.capacity().bytes, 1024);
+}
+
+/// A value taken from the environment, in an option of the wrong type or shape, is shown in
+/// the error as its variable, from a file and from `--set` alike.
+#[test]
+fn environment_values_are_never_shown_in_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        &dir,
+        "p.toml",
+        "[sources.nums]\ntype = \"numbers\"\ncount = \"${SECRET_PW}\"\n\n\
+         [sinks.out]\ntype = \"collect\"\nname = \"o\"\ninputs = [\"nums\"]\n",
+    );
+    let vars = [
+        ("SECRET_PW", "hunter2-the-password"),
+        ("OTHER", "s3cr3t-t0ken"),
+    ];
+    let err = load_with(std::slice::from_ref(&p), &[], &vars).expect_err("a string for a count");
+    assert!(err.contains("${SECRET_PW}"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+
+    // Interpolated by ecomflow (in single quotes, the shell leaves `${OTHER}` alone).
+    let sets = ["sources.nums.count=\"x-${OTHER}\"".to_string()];
+    let err = load_with(&[p], &sets, &vars).expect_err("a string for a count");
+    assert!(err.contains("invalid type: string \"x-${OTHER}\""), "{err}");
+    assert!(!err.contains("s3cr3t"), "{err}");
 }

@@ -14,6 +14,7 @@
 //! (not up yet, connection lost), connecting and writing are tried again for `retry_for`
 //! (ecomflow-core's retry policy); then, or at once for other failures, the run stops.
 
+mod admission;
 mod config;
 mod copy;
 mod db;

@@ -1,6 +1,7 @@
 //! The `sql` sink: buffers records, and writes them by size or age in one transaction per
 //! batch (see `write`), one transaction at a time while the next batch gathers.
 
+use crate::admission::TableRules;
 use crate::config::SqlConfig;
 use crate::db::{Connected, Db, db_error};
 use crate::dedup::dedup_by_key;
@@ -76,6 +77,7 @@ impl SinkPlugin for SqlPlugin {
             buffer: Vec::new(),
             writer: None,
             in_flight: InFlight::new(1),
+            admission: None,
         }))
     }
 }
@@ -118,6 +120,8 @@ struct SqlSink {
     writer: Option<Arc<Writer>>,
     /// The transaction running beside the sink, if any.
     in_flight: InFlight,
+    /// What its table refuses, read when it opens.
+    admission: Option<Arc<TableRules>>,
 }
 
 impl SqlSink {
@@ -258,7 +262,27 @@ impl Sink for SqlSink {
     /// Connects (and applies the migrations) before the first batch, so the sink is ready
     /// once the database answers.
     async fn open(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
-        self.connect().await
+        self.connect().await?;
+        let Some(conn) = &self.conn else {
+            return Ok(());
+        };
+        let own = self.partition_field.map(|f| f.name().to_string());
+        let rules = self
+            .retry
+            .run(|| async {
+                TableRules::read(&conn.db, &self.table, &self.columns, own.as_deref())
+                    .await
+                    .map_err(|e| db_error(format!("cannot read the columns of {}", self.what()), e))
+            })
+            .await?;
+        self.admission = Some(Arc::new(rules));
+        Ok(())
+    }
+
+    fn admission(&self) -> Option<Arc<dyn ecomflow_core::Admission>> {
+        self.admission
+            .clone()
+            .map(|a| a as Arc<dyn ecomflow_core::Admission>)
     }
 
     fn table_view(&self) -> Option<ecomflow_core::TableView> {

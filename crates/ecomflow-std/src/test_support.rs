@@ -12,6 +12,7 @@ fn every_built_in_is_registered_with_documented_options_and_defaults() {
         (Kind::Transform, "filter"),
         (Kind::Transform, "map"),
         (Kind::Transform, "validate"),
+        (Kind::Transform, "storable"),
         (Kind::Transform, "aggregate"),
         (Kind::Transform, "window"),
         (Kind::Sink, "console"),

@@ -54,6 +54,11 @@ impl RealSink {
         })
     }
 
+    /// What it refuses, now that it is open.
+    pub fn admission(&self) -> Option<Arc<dyn ecomflow_core::Admission>> {
+        self.sink.admission()
+    }
+
     /// Writes `batch` of `shard`; returns the dead letters it produced.
     pub fn write(
         &mut self,

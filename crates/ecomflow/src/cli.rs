@@ -35,7 +35,8 @@ enum Command {
         threads: Option<usize>,
         /// Start this component afresh: discard the state the last checkpoint kept for it
         /// (for a source, its position) while the others resume. Repeatable. For a
-        /// checkpoint that cannot be restored: the error names the component.
+        /// checkpoint that cannot be restored: the error names the component. `all`: every
+        /// component, which also sets a damaged checkpoint aside.
         #[arg(long = "reset-state", value_name = "COMPONENT")]
         reset_state: Vec<String>,
         /// No live view on the terminal (the end-of-run table is still printed).
@@ -121,9 +122,15 @@ pub fn main() -> ExitCode {
         } => match load(&files, &sets) {
             Ok(mut p) => {
                 let known: Vec<String> = p.components.iter().map(|c| c.path()).collect();
+                let reset_state = if reset_state.iter().any(|r| r == "all") {
+                    known.clone()
+                } else {
+                    reset_state
+                };
                 if let Some(unknown) = reset_state.iter().find(|r| !known.contains(r)) {
-                    eprintln!(
-                        "error: --reset-state {unknown}: no such component (the pipeline has {})",
+                    tell!(
+                        "error: --reset-state {unknown}: no such component (the pipeline has {}, \
+                         or `all`)",
                         known.join(", ")
                     );
                     return ExitCode::from(EXIT_CONFIG);
@@ -138,7 +145,7 @@ pub fn main() -> ExitCode {
             if files.iter().all(|f| test_command::is_test_file(f)) =>
         {
             if !sets.is_empty() {
-                eprintln!(
+                tell!(
                     "error: --set does not go with test files: a test says its own overrides \
                      with `set = [...]`"
                 );
@@ -147,7 +154,7 @@ pub fn main() -> ExitCode {
             exit_code(test_command::validate(&files))
         }
         Command::Validate { files, .. } if files.iter().any(|f| test_command::is_test_file(f)) => {
-            eprintln!(
+            tell!(
                 "error: give test files (*.test.toml) and pipeline files to `ecomflow validate` separately"
             );
             ExitCode::from(EXIT_CONFIG)
@@ -162,19 +169,16 @@ pub fn main() -> ExitCode {
             {
                 ExitCode::from(EXIT_CONFIG)
             }
-            Ok(p) => {
-                println!(
-                    "ok: {} component{} in {}",
-                    p.components.len(),
-                    if p.components.len() == 1 { "" } else { "s" },
-                    files
-                        .iter()
-                        .map(|f| f.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                ExitCode::SUCCESS
-            }
+            Ok(p) => crate::say::product(&format!(
+                "ok: {} component{} in {}\n",
+                p.components.len(),
+                if p.components.len() == 1 { "" } else { "s" },
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             Err(d) => config_error(&d),
         },
         Command::Tap {
@@ -183,13 +187,10 @@ pub fn main() -> ExitCode {
             rate,
             limit,
         } => tap_command::tap(&url, &component, rate, limit),
-        Command::List { format } => {
-            match format {
-                ListFormat::Text => print!("{}", list::render_text()),
-                ListFormat::Json => println!("{}", list::render_json()),
-            }
-            ExitCode::SUCCESS
-        }
+        Command::List { format } => crate::say::product(&match format {
+            ListFormat::Text => list::render_text(),
+            ListFormat::Json => format!("{}\n", list::render_json()),
+        }),
         Command::Graph {
             files,
             format,
@@ -200,8 +201,7 @@ pub fn main() -> ExitCode {
                     GraphKind::Dot => GraphFormat::Dot,
                     GraphKind::Mermaid => GraphFormat::Mermaid,
                 };
-                print!("{}", ecomflow_runtime::render(&p, format));
-                ExitCode::SUCCESS
+                crate::say::product(&ecomflow_runtime::render(&p, format))
             }
             Err(d) => config_error(&d),
         },
@@ -214,6 +214,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::live_view::LogWriter)
+        // A log line standard error cannot take is lost, not reported on standard error.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
@@ -234,6 +236,6 @@ fn exit_code(verdict: test_command::Verdict) -> ExitCode {
 }
 
 fn config_error(d: &Diagnostics) -> ExitCode {
-    eprintln!("{d}");
+    tell!("{d}");
     ExitCode::from(EXIT_CONFIG)
 }

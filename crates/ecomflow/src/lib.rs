@@ -3,6 +3,9 @@
 //! A third-party plugin crate ships a binary whose `main` links its crate and calls
 //! [`cli::main`]; see `docs/plugins.md`.
 
+#[macro_use]
+mod say;
+
 pub mod cli;
 pub mod list;
 mod live_view;

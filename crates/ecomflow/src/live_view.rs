@@ -28,16 +28,19 @@ static BARS: OnceLock<MultiProgress> = OnceLock::new();
 pub struct LogWriter;
 
 impl Write for LogWriter {
+    /// Never fails: a log line standard error cannot take (a full disk) is lost, and the run
+    /// goes on.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match BARS.get() {
-            Some(bars) => bars.suspend(|| std::io::stderr().write_all(buf))?,
-            None => std::io::stderr().write_all(buf)?,
-        }
+        let _ = match BARS.get() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write_all(buf)),
+            None => std::io::stderr().write_all(buf),
+        };
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }
 

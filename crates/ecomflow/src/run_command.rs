@@ -20,7 +20,7 @@ pub fn run(pipeline: Pipeline, threads: Option<usize>, quiet: bool) -> ExitCode 
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            tell!("error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -41,13 +41,13 @@ pub fn run(pipeline: Pipeline, threads: Option<usize>, quiet: bool) -> ExitCode 
         let secs = started.elapsed().as_secs_f64();
         let code = match result {
             Ok(summary) => {
-                eprint!("{summary}");
-                eprintln!("finished in {secs:.2}s");
+                tell_part!("{summary}");
+                tell!("finished in {secs:.2}s");
                 ExitCode::SUCCESS
             }
             Err(failure) => {
-                eprint!("{}", failure.summary);
-                eprintln!("error: the pipeline stopped after {secs:.2}s:\n{failure}");
+                tell_part!("{}", failure.summary);
+                tell!("error: the pipeline stopped after {secs:.2}s:\n{failure}");
                 ExitCode::FAILURE
             }
         };
@@ -73,7 +73,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
             tracing::info!("stopping: draining what was read (signal again to exit at once)");
             shutdown.cancel();
         } else {
-            eprintln!("second signal: exiting without draining");
+            tell!("second signal: exiting without draining");
             std::process::exit(130);
         }
     }
@@ -108,7 +108,7 @@ async fn serve(http: &HttpConfig, telemetry: &Arc<RunTelemetry>) -> Option<Serve
     }
     match ecomflow_observe::start(http, telemetry.clone()).await {
         Ok(server) => {
-            eprintln!(
+            tell!(
                 "serving the dashboard at {url} (metrics: {url}metrics, health: {url}health, \
                  readiness: {url}ready)",
                 url = server.url
@@ -127,7 +127,7 @@ async fn linger(server: &Server, linger: Duration) {
     if linger.is_zero() {
         return;
     }
-    eprintln!(
+    tell!(
         "still serving the final figures at {} for {} (Ctrl-C to exit now)",
         server.url,
         shown(linger)

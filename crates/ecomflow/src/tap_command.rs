@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// tap is interrupted, or `limit` records were printed.
 pub fn tap(url: &str, component: &str, rate: f64, limit: Option<u64>) -> ExitCode {
     if !rate.is_finite() || rate < 0.0 {
-        eprintln!("error: --rate must be 0 or more records a second");
+        tell!("error: --rate must be 0 or more records a second");
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -18,7 +18,7 @@ pub fn tap(url: &str, component: &str, rate: f64, limit: Option<u64>) -> ExitCod
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            tell!("error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -29,7 +29,7 @@ pub fn tap(url: &str, component: &str, rate: f64, limit: Option<u64>) -> ExitCod
     match runtime.block_on(print_records(&address, limit)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -31,29 +31,29 @@ pub fn test(files: &[PathBuf]) -> Verdict {
         let suite = match ecomflow_test::check(file, &env) {
             Ok(suite) => suite,
             Err(d) => {
-                eprintln!("{d}");
+                tell!("{d}");
                 invalid = true;
                 continue;
             }
         };
         if suite.is_empty() {
-            println!("no tests  {}", suite.file);
+            say!("no tests  {}", suite.file);
             continue;
         }
         for outcome in suite.run(&env) {
             match outcome.failure {
                 None => {
                     passed += 1;
-                    println!("ok      {}: {}", suite.file, outcome.name);
+                    say!("ok      {}: {}", suite.file, outcome.name);
                 }
                 Some(failure) => {
                     failed += 1;
-                    println!("FAILED  {}: {}\n{failure}\n", suite.file, outcome.name);
+                    say!("FAILED  {}: {}\n{failure}\n", suite.file, outcome.name);
                 }
             }
         }
     }
-    println!(
+    say!(
         "{passed} passed, {failed} failed{}",
         if invalid {
             ", and a test file is invalid"
@@ -76,14 +76,14 @@ pub fn validate(files: &[PathBuf]) -> Verdict {
     for file in files {
         match ecomflow_test::check(file, &env) {
             Ok(suite) if suite.is_empty() => {}
-            Ok(suite) => println!(
+            Ok(suite) => say!(
                 "ok: {} test{} in {}",
                 suite.len(),
                 if suite.len() == 1 { "" } else { "s" },
                 file.display()
             ),
             Err(d) => {
-                eprintln!("{d}");
+                tell!("{d}");
                 verdict = Verdict::Invalid;
             }
         }

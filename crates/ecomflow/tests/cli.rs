@@ -138,7 +138,7 @@ fn graph_draws_the_flagship() {
     let f = repo().join("pipelines/ecommerce.toml");
     let dot = ecomflow().arg("graph").arg(&f).output().expect("runs");
     assert!(dot.status.success());
-    assert!(text(&dot.stdout).contains("\"usd\" -> \"paid\""));
+    assert!(text(&dot.stdout).contains("\"storable\" -> \"paid\""));
     let mermaid = ecomflow()
         .args(["graph", "--format", "mermaid"])
         .arg(&f)
@@ -755,4 +755,115 @@ fn a_bad_http_table_is_refused_at_validation_with_its_line() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+}
+
+/// Standard error on a full disk loses the messages, not the run: the flagship writes its
+/// tables and ends with success. Standard output that is a command's product, on a full disk,
+/// ends that command with code 1.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_under_standard_error_loses_messages_but_not_the_run() {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full")
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let out = ecomflow()
+        .current_dir(dir.path())
+        .args(["run", "--set", "sources.transactions.count=1000"])
+        .arg(repo().join("pipelines/ecommerce.toml"))
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .stderr(full())
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no panic (101), the run's own code"
+    );
+    let rows: (i64,) = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
+            sqlx::query_as("SELECT count(*) FROM transactions")
+                .fetch_one(&pool)
+                .await
+        })
+        .expect("the table");
+    assert_eq!(rows.0, 1000);
+
+    for args in [&["list"][..], &["graph"][..]] {
+        let mut cmd = ecomflow();
+        cmd.args(args);
+        if args[0] == "graph" {
+            cmd.arg(repo().join("pipelines/ecommerce.toml"));
+        }
+        let out = cmd.stdout(full()).output().expect("runs");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cannot write to standard output"), "{err}");
+    }
+}
+
+/// A checkpoint file that cannot be read (cut short, or garbage) stops the start with what to
+/// do; `--reset-state all` then starts every component afresh, keeping the damaged file aside.
+#[test]
+fn a_damaged_checkpoint_says_what_to_do_and_reset_state_all_starts_afresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[sources.t]\ntype = \"generator\"\ncount = 10\nbad_ratio = 0.0\n\n\
+             [sinks.o]\ntype = \"blackhole\"\ninputs = [\"t\"]\n\n\
+             [checkpoint]\ndir = {:?}\ninterval = \"1h\"\n",
+            state.display().to_string()
+        ),
+    )
+    .expect("write");
+    for damage in [&b"{\"id\": 3, \"sources\": {"[..], b"\x00garbage\xff"] {
+        std::fs::write(state.join("checkpoint.json"), damage).expect("damage");
+        let out = ecomflow()
+            .current_dir(dir.path())
+            .args(["run", "--quiet"])
+            .arg(&pipeline)
+            .output()
+            .expect("runs");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("the file is damaged") && err.contains("--reset-state all"),
+            "{err}"
+        );
+
+        let out = ecomflow()
+            .current_dir(dir.path())
+            .args(["run", "--quiet", "--reset-state", "all"])
+            .arg(&pipeline)
+            .output()
+            .expect("runs");
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("every component starts afresh"), "{err}");
+        let kept: Vec<_> = std::fs::read_dir(&state)
+            .expect("state")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("checkpoint.json.damaged-")
+            })
+            .collect();
+        assert!(!kept.is_empty(), "the damaged file is kept aside");
+        let fresh = std::fs::read(state.join("checkpoint.json")).expect("a new checkpoint");
+        serde_json::from_slice::<serde_json::Value>(&fresh).expect("readable");
+        for k in kept {
+            std::fs::remove_file(k.path()).expect("remove");
+        }
+    }
 }

@@ -79,7 +79,7 @@ async fn scrapes_parse_and_the_last_one_equals_the_end_of_run_table() {
     let table = end_of_run_table(&log_text);
     assert_eq!(
         table.len(),
-        21,
+        22,
         "every component and the dead-letter output:\n{log_text}"
     );
     for (component, counts) in &table {

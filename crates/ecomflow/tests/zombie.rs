@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::processes::{KillOnDrop, signal, spawn, spawn_generator};
+use common::processes::{KillOnDrop, is_stopped, signal, spawn, spawn_alone, spawn_generator};
 
 /// Good transactions the generator writes.
 const GOOD: i64 = 50000;
@@ -120,6 +120,11 @@ async fn freeze_in_a_commit(member: &Child, database: &str, at: Freeze) {
         .expect("activity");
         if committing > 0 {
             signal(member, "-STOP");
+            let since = Instant::now();
+            while !is_stopped(member.id()) {
+                assert!(since.elapsed() < Duration::from_secs(5), "A does not stop");
+                std::thread::sleep(Duration::from_millis(1));
+            }
             break;
         }
         assert!(
@@ -180,7 +185,7 @@ async fn zombie(at: Freeze) {
     // 1. A alone, until it owns and has committed every partition.
     let args = member_args(&overlay, &topic, &group, &index, &database, false);
     let a_log = dir.join("a.log");
-    let mut a = spawn(&args, &member_env(dir, "a", &database), dir, &a_log);
+    let mut a = spawn_alone(&args, &member_env(dir, "a", &database), dir, &a_log);
     left_running.0.push(a.id());
     let started = Instant::now();
     loop {
@@ -205,6 +210,10 @@ async fn zombie(at: Freeze) {
     let started = Instant::now();
     let mut taken_at = None;
     loop {
+        assert!(
+            is_stopped(a.id()),
+            "A was woken up before the test sent SIGCONT"
+        );
         let (owners, sum) = owners(&database).await;
         if owned_by(&owners, b.id()) == 3 {
             // B claimed them all; let it commit past where A stood.

@@ -9,6 +9,10 @@ use ecomflow_core::shared_store::{SharedStore, StoreOptions, StorePlugin};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// What to do about a checkpoint that cannot be read.
+const REMEDY: &str = "Nothing in it can be resumed: to start every component afresh, run again \
+     with `--reset-state all`";
+
 /// Where completed checkpoints go.
 #[derive(Clone)]
 pub enum Keep {
@@ -22,8 +26,12 @@ pub enum Keep {
 
 impl Keep {
     /// Opens where `config` keeps checkpoints and reads the last one (the default when there
-    /// is none).
-    pub async fn open(config: &CheckpointConfig) -> Result<(Keep, Checkpoint), String> {
+    /// is none). A checkpoint that cannot be read stops the start with what to do, unless
+    /// `reset_all` (every component starts afresh): it is then set aside.
+    pub async fn open(
+        config: &CheckpointConfig,
+        reset_all: bool,
+    ) -> Result<(Keep, Checkpoint), String> {
         if let Some(url) = config.url() {
             let Some(plugin) = StorePlugin::for_url(url) else {
                 return Err(format!(
@@ -37,18 +45,51 @@ impl Keep {
                 name: config.name.clone(),
             };
             let store = (plugin.open)(options).await.map_err(|e| e.to_string())?;
-            let restored = store
-                .load()
-                .await
-                .map_err(|e| format!("cannot read the checkpoint in {}: {e}", store.describe()))?;
+            let restored = match store.load().await {
+                Ok(restored) => restored,
+                Err(e) if reset_all => {
+                    tracing::warn!(
+                        store = %store.describe(),
+                        "the last checkpoint cannot be read ({e}); every component starts \
+                         afresh (--reset-state all), and the next checkpoint replaces it"
+                    );
+                    Checkpoint::default()
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read the checkpoint in {}: {e}. {REMEDY}, and the next \
+                         checkpoint replaces it",
+                        store.describe()
+                    ));
+                }
+            };
             return Ok((Keep::Shared(store), restored));
         }
         let Some(dir) = &config.dir else {
             return Err("`[checkpoint]` needs `dir` or `url`".into());
         };
-        let restored = super::load(std::path::Path::new(dir))
-            .map_err(|e| format!("cannot read the checkpoint in {dir}: {e}"))?
-            .unwrap_or_default();
+        let restored = match super::load(std::path::Path::new(dir)) {
+            Ok(restored) => restored.unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData && reset_all => {
+                let aside = super::set_aside(std::path::Path::new(dir)).map_err(|e| {
+                    format!("cannot set the damaged checkpoint in {dir} aside: {e}")
+                })?;
+                tracing::warn!(
+                    "the checkpoint in {dir} cannot be read ({e}); every component starts \
+                     afresh (--reset-state all), and it is kept as {}",
+                    aside.display()
+                );
+                Checkpoint::default()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(format!(
+                    "cannot read the checkpoint in {dir}: the file is damaged (cut short, or \
+                     not a checkpoint): {e}. {REMEDY} (the damaged file is kept beside it), or \
+                     put back a copy of an earlier checkpoint.json"
+                ));
+            }
+            Err(e) => return Err(format!("cannot read the checkpoint in {dir}: {e}")),
+        };
         Ok((Keep::Dir(dir.into()), restored))
     }
 

@@ -10,4 +10,4 @@ mod store;
 pub use alignment::{Alignment, Step};
 pub use coordinator::{ended, start};
 pub use keep::Keep;
-pub use store::{load, save};
+pub use store::{load, save, set_aside};

@@ -21,6 +21,17 @@ pub fn load(dir: &Path) -> std::io::Result<Option<Checkpoint>> {
     }
 }
 
+/// Renames the checkpoint kept in `dir` (one that cannot be read) out of the way, to
+/// `checkpoint.json.damaged-<seconds since the epoch>`; returns where.
+pub fn set_aside(dir: &Path) -> std::io::Result<PathBuf> {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = dir.join(format!("checkpoint.json.damaged-{seconds}"));
+    std::fs::rename(file(dir), &aside)?;
+    Ok(aside)
+}
+
 /// Writes `checkpoint` to `dir` atomically: written and synced beside it, then renamed over it.
 pub fn save(checkpoint: &Checkpoint, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

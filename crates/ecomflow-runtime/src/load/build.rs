@@ -8,6 +8,7 @@ use super::*;
 pub(super) fn build<'f>(
     file: &'f SourceFile,
     d: Declared<'_>,
+    admissions: &ecomflow_core::Admissions,
     diags: &mut Vec<Diagnostic>,
 ) -> (Node<'f>, Option<Parts>) {
     let path = format!("{}.{}", d.kind.table(), d.id);
@@ -122,6 +123,7 @@ pub(super) fn build<'f>(
     let cx = BuildContext {
         component: path.clone(),
         base_dir: file.base_dir.clone(),
+        admissions: admissions.clone(),
     };
     let config: ConfigTable<'_> = Spanned::new(table_span.clone(), table);
     let mut rebuild = None;
@@ -367,6 +369,7 @@ pub(super) fn build_default_dead_letter(diags: &mut Vec<Diagnostic>) -> Option<C
     let cx = BuildContext {
         component: DEAD_LETTER.into(),
         base_dir: PathBuf::from("."),
+        admissions: Default::default(),
     };
     let Builder::Sink(b) = plugin.builder else {
         return None;

@@ -41,6 +41,72 @@ pub(super) fn interpolate_value(
     }
 }
 
+/// Replaces `${VAR}` in the string values of `--set` overrides, as in the files: written in
+/// single quotes (`--set 'sinks.db.url=${DB_URL}'`), a value is interpolated here, and hidden
+/// in diagnostics, rather than by the shell.
+pub(super) fn interpolate_overrides(
+    overrides: &mut [Override<'_>],
+    env: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    fn strings<'a>(value: &mut DeValue<'a>, each: &mut dyn FnMut(&mut Cow<'a, str>)) {
+        match value {
+            DeValue::String(s) => each(s),
+            DeValue::Array(items) => {
+                for item in items.iter_mut() {
+                    strings(item.get_mut(), each);
+                }
+            }
+            DeValue::Table(t) => {
+                for (_, v) in t.iter_mut() {
+                    strings(v.get_mut(), each);
+                }
+            }
+            _ => {}
+        }
+    }
+    for o in overrides {
+        let arg = o.arg;
+        strings(&mut o.value, &mut |s| match interpolate(s, env) {
+            Ok(Some(new)) => *s = Cow::Owned(new),
+            Ok(None) => {}
+            Err(e) => diags.push(
+                Diagnostic::general(format!("--set {arg}"), e.to_string())
+                    .with_hint(Some("set the variable, or give a default: ${NAME:-value}")),
+            ),
+        });
+    }
+}
+
+/// Takes `replace` out of a component's (or `[dead_letter]`'s) table `t`: whether it replaces
+/// an earlier file's.
+fn replace_flag(
+    t: &mut DeTable<'_>,
+    file: &SourceFile,
+    span: &Range<usize>,
+    path: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    match t.remove("replace").map(Spanned::into_inner) {
+        Some(DeValue::Boolean(b)) => b,
+        Some(other) => {
+            diags.push(
+                Diagnostic::at(
+                    file,
+                    Some(span.clone()),
+                    format!(
+                        "`replace` must be true or false, found {}",
+                        other.type_str()
+                    ),
+                )
+                .in_component(path),
+            );
+            false
+        }
+        None => false,
+    }
+}
+
 pub(super) fn declare<'i>(
     index: usize,
     file: &SourceFile,
@@ -58,7 +124,42 @@ pub(super) fn declare<'i>(
             "sinks" => Kind::Sink,
             DEAD_LETTER => {
                 match value.into_inner() {
-                    DeValue::Table(t) => {
+                    DeValue::Table(mut t) => {
+                        // As for components: a later file replaces it only saying so.
+                        let replace = replace_flag(&mut t, file, &key_span, DEAD_LETTER, diags);
+                        match (&*dead_letter, replace) {
+                            (Some(first), false) => {
+                                let hint = if first.file == index {
+                                    "a file has one `[dead_letter]` table".to_string()
+                                } else {
+                                    "an earlier file declares `[dead_letter]`; add `replace = \
+                                     true` here to replace it"
+                                        .to_string()
+                                };
+                                diags.push(
+                                    Diagnostic::at(
+                                        file,
+                                        Some(key_span),
+                                        "duplicate `[dead_letter]` table",
+                                    )
+                                    .in_component(DEAD_LETTER)
+                                    .with_hint(Some(hint)),
+                                );
+                                continue;
+                            }
+                            (None, true) => diags.push(
+                                Diagnostic::at(
+                                    file,
+                                    Some(key_span.clone()),
+                                    "`replace = true`, but no earlier file declares `[dead_letter]`",
+                                )
+                                .in_component(DEAD_LETTER)
+                                .with_hint(Some(
+                                    "remove `replace`, or list the file that declares it first",
+                                )),
+                            ),
+                            _ => {}
+                        }
                         *dead_letter = Some(Declared {
                             file: index,
                             id: DEAD_LETTER.into(),
@@ -131,24 +232,7 @@ pub(super) fn declare<'i>(
             }
             let mut t = t;
             // A later file may replace a component of an earlier one, saying so explicitly.
-            let replace = match t.remove("replace").map(Spanned::into_inner) {
-                Some(DeValue::Boolean(b)) => b,
-                Some(other) => {
-                    diags.push(
-                        Diagnostic::at(
-                            file,
-                            Some(id_span.clone()),
-                            format!(
-                                "`replace` must be true or false, found {}",
-                                other.type_str()
-                            ),
-                        )
-                        .in_component(path.clone()),
-                    );
-                    false
-                }
-                None => false,
-            };
+            let replace = replace_flag(&mut t, file, &id_span, &path, diags);
             match declared.iter().position(|d| d.id == id) {
                 Some(at) if replace && declared[at].file != index => {
                     declared.remove(at);

@@ -8,6 +8,7 @@
 
 mod build;
 mod declare;
+mod secrets;
 mod unknown;
 
 use crate::channels_config::ChannelsConfig;
@@ -57,8 +58,22 @@ pub(super) struct Declared<'i> {
     pub(super) table: Spanned<DeTable<'i>>,
 }
 
-/// Loads and builds the pipeline in `paths`, or returns every problem found.
+/// Loads and builds the pipeline in `paths`, or returns every problem found. A value taken
+/// from the environment (`${VAR}`) is shown in them as `${VAR}`.
 pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagnostics> {
+    let recording = secrets::Recording::new(options.env);
+    let env = |name: &str| recording.get(name);
+    load_with(paths, options.sets, &env).map_err(|mut d| {
+        recording.hide(&mut d.0);
+        d
+    })
+}
+
+fn load_with(
+    paths: &[PathBuf],
+    sets: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, Diagnostics> {
     let mut diags = Vec::new();
     let files: Vec<SourceFile> = paths
         .iter()
@@ -80,7 +95,8 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             }
         })
         .collect();
-    let overrides = parse_overrides(options.sets, &mut diags);
+    let mut overrides = parse_overrides(sets, &mut diags);
+    interpolate_overrides(&mut overrides, env, &mut diags);
 
     let mut declared = Vec::new();
     let mut dead_letter = None;
@@ -100,7 +116,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             continue;
         }
         let mut root = root.into_inner();
-        interpolate_table(&mut root, file, options.env, &mut diags);
+        interpolate_table(&mut root, file, env, &mut diags);
         if let Some(table) = root.remove(CHECKPOINT) {
             checkpoint = Some((index, table));
         }
@@ -168,16 +184,22 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
         None => ChannelsConfig::default(),
     };
 
+    let admissions = ecomflow_core::Admissions::new(
+        declared
+            .iter()
+            .filter(|d| d.kind == Kind::Sink)
+            .map(|d| d.id.to_string()),
+    );
     let mut nodes = Vec::new();
     let mut built = Vec::new();
     for d in declared {
-        let (node, b) = build(&files[d.file], d, &mut diags);
+        let (node, b) = build(&files[d.file], d, &admissions, &mut diags);
         nodes.push(node);
         built.push(b);
     }
     let dead_letter = match dead_letter {
         Some(d) => {
-            let (node, b) = build(&files[d.file], d, &mut diags);
+            let (node, b) = build(&files[d.file], d, &admissions, &mut diags);
             b.map(|b| component(node, b))
         }
         None => build_default_dead_letter(&mut diags),
@@ -199,6 +221,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Pipeline, Diagno
             http,
             channels,
             reset_state: Default::default(),
+            admissions,
         }),
         _ => Err(Diagnostics(vec![Diagnostic::general(
             "ecomflow",

@@ -1,7 +1,8 @@
-//! Built-in transforms: filter, map, validate, aggregate and window.
+//! Built-in transforms: filter, map, validate, storable, aggregate and window.
 
 mod aggregate;
 mod filter;
 mod map;
+mod storable;
 mod validate;
 mod window;

@@ -102,6 +102,7 @@ impl Driver {
             ),
         };
         let keeps_state = pipeline.checkpoint.is_some();
+        let admissions = pipeline.admissions.clone();
         let timed = carrying_event_time(&pipeline.components);
         let mut readers: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
         let mut emitted = HashMap::new();
@@ -141,7 +142,10 @@ impl Driver {
                     let view = sink.table_view();
                     let real = match &runtime {
                         Some(rt) if real.contains(&c.id) => {
-                            Some(RealSink::open(rt, path.clone(), sink)?)
+                            let opened = RealSink::open(rt, path.clone(), sink)?;
+                            // A `storable` transform refuses what it says, as in a run.
+                            admissions.publish(&c.id, opened.admission());
+                            Some(opened)
                         }
                         _ => None,
                     };

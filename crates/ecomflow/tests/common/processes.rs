@@ -15,6 +15,32 @@ pub fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -
         .expect("ecomflow starts")
 }
 
+/// As [`spawn`], in a process group of its own, for a process the test freezes with
+/// SIGSTOP: a stopped process in an orphaned process group (as a test's is when its runner
+/// was started in the background and its parent is gone) is sent SIGCONT by the kernel
+/// whenever the group is found orphaned again, and wakes up in the middle of the test. Its own
+/// group, whose parent (the test) is in another group of the same session, is not orphaned
+/// while the test runs.
+#[cfg(unix)]
+pub fn spawn_alone(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    ecomflow(args, envs, dir)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("ecomflow starts")
+}
+
+/// Whether the process `pid` is stopped (SIGSTOP), from `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+pub fn is_stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command's name, which is in parentheses.
+    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+    state == Some(Some('T'))
+}
+
 /// Kills the processes it names when dropped, so a test that fails (a panic) leaves none
 /// running, not even one it had frozen with `-STOP`. Processes that already ended are left
 /// alone (`kill` of a reaped pid fails quietly).
