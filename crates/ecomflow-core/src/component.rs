@@ -774,6 +774,15 @@ pub trait Sink: Send {
     /// takes them with [`Incoming::into_records`].
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError>;
 
+    /// Whether it counts the records it has written itself (adding to
+    /// `cx.telemetry.counters.sent`, and `dropped` for what it leaves out on purpose),
+    /// because it learns which were refused only after `write` returns (it writes beside
+    /// itself). Otherwise a record counts as written once `write` returns. Either way,
+    /// received = written + dead-lettered + dropped once it has finished.
+    fn counts_written(&self) -> bool {
+        false
+    }
+
     /// What it would refuse, once open (its table's column types and lengths, an index's
     /// id and field limits): published for a `storable` transform upstream, which refuses
     /// such records before the fan-out. `None`: it says nothing.

@@ -7,7 +7,7 @@ use crate::bulk::{Buffer, Outcome, outcomes};
 use crate::client::Client;
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::retry::shown;
-use ecomflow_core::{ComponentError, Payload, RetryPolicy};
+use ecomflow_core::{ComponentError, Counters, Payload, RetryPolicy};
 use std::sync::Arc;
 
 /// What every request of one sink needs.
@@ -19,15 +19,20 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Sends every document of `batch`. Returns when each is stored or dead-lettered; a
-    /// request still failing after `retry_for` stops the run with its error.
+    /// Sends every document of `batch`. Returns when each is stored (counted in
+    /// `counters.sent`) or dead-lettered; a request still failing after `retry_for` stops the
+    /// run with its error.
     pub async fn send(
         &self,
         batch: Buffer,
         dead_letter: &DeadLetterOutput,
+        counters: &Counters,
     ) -> Result<(), ComponentError> {
         let mut dead: Vec<(String, Payload)> = Vec::new();
         let result = self.send_docs(&batch, &mut dead).await;
+        if result.is_ok() {
+            Counters::add(&counters.sent, batch.len() - dead.len());
+        }
         dead_letter.send(dead).await;
         result
     }

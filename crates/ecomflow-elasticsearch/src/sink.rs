@@ -8,8 +8,8 @@ use crate::config::ElasticsearchConfig;
 use crate::send::Sender;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batching, BuildContext, BuildError, ComponentError, Field, InFlight, Incoming, Payload, Plugin,
-    Record, RetryPolicy, Sink, SinkContext, SinkPlugin,
+    Batching, BuildContext, BuildError, ComponentError, Counters, Field, InFlight, Incoming,
+    Payload, Plugin, Record, RetryPolicy, Sink, SinkContext, SinkPlugin,
 };
 use elasticsearch::http::Url;
 use std::path::PathBuf;
@@ -39,6 +39,7 @@ impl SinkPlugin for ElasticsearchPlugin {
             buffer: Buffer::default(),
             in_flight: InFlight::new(cfg.concurrency),
             admission: None,
+            counters: Arc::default(),
         }))
     }
 }
@@ -64,6 +65,9 @@ struct ElasticsearchSink {
     in_flight: InFlight,
     /// What the index refuses, read when the sink opens.
     admission: Option<Arc<IndexRules>>,
+    /// Its counters (taken when it opens): it counts the documents stored (see
+    /// `Sink::counts_written`).
+    counters: Arc<Counters>,
 }
 
 impl ElasticsearchSink {
@@ -108,7 +112,8 @@ impl ElasticsearchSink {
         let batch = self.buffer.split_front(n);
         let ids = batch.id_hashes();
         let dead_letter = cx.dead_letter.clone();
-        let request = async move { sender.send(batch, &dead_letter).await };
+        let counters = self.counters.clone();
+        let request = async move { sender.send(batch, &dead_letter, &counters).await };
         self.in_flight.start(ids, request).await
     }
 
@@ -157,7 +162,8 @@ impl ElasticsearchSink {
 impl Sink for ElasticsearchSink {
     /// Makes the client (and stores the index template) before the first batch, so the sink
     /// is ready once Elasticsearch has answered.
-    async fn open(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+    async fn open(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.counters = cx.telemetry.counters.clone();
         self.connect().await?;
         let Some(client) = &self.client else {
             return Ok(());
@@ -169,6 +175,10 @@ impl Sink for ElasticsearchSink {
             &settings,
         )));
         Ok(())
+    }
+
+    fn counts_written(&self) -> bool {
+        true
     }
 
     fn admission(&self) -> Option<Arc<dyn ecomflow_core::Admission>> {

@@ -187,6 +187,8 @@ async fn write(
     let started = std::time::Instant::now();
     sink.write(batch, cx).await?;
     cx.telemetry.wrote_batch(started.elapsed());
-    Counters::add(&count.sent, n);
+    if !sink.counts_written() {
+        Counters::add(&count.sent, n);
+    }
     Ok(())
 }

@@ -13,8 +13,8 @@ use crate::url::redact;
 use crate::write::Writer;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::{
-    Batching, BuildContext, BuildError, ComponentError, Field, InFlight, Incoming, PartitionId,
-    Plugin, Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
+    Batching, BuildContext, BuildError, ComponentError, Counters, Field, InFlight, Incoming,
+    PartitionId, Plugin, Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
 };
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -78,6 +78,7 @@ impl SinkPlugin for SqlPlugin {
             writer: None,
             in_flight: InFlight::new(1),
             admission: None,
+            counters: Arc::default(),
         }))
     }
 }
@@ -122,6 +123,9 @@ struct SqlSink {
     in_flight: InFlight,
     /// What its table refuses, read when it opens.
     admission: Option<Arc<TableRules>>,
+    /// Its counters (taken when it opens): it counts the rows it wrote and those it left out
+    /// (see `Sink::counts_written`).
+    counters: Arc<Counters>,
 }
 
 impl SqlSink {
@@ -237,14 +241,24 @@ impl SqlSink {
             })
             .clone();
         let dead_letter = cx.dead_letter.clone();
+        let counters = self.counters.clone();
         // One transaction at a time: rows keep their order.
-        let write = async move { writer.write(rows, &dead_letter).await };
+        let write = async move { writer.write(rows, &dead_letter, &counters).await };
         self.in_flight.start(HashSet::new(), write).await
+    }
+
+    /// Drops from `rows` those a later row of the same key replaces: they count as
+    /// written (the table holds the last of a key).
+    fn dedup(&self, rows: &mut Vec<Record>) {
+        let replaced = dedup_by_key(rows, &self.key_fields);
+        Counters::add(&self.counters.sent, replaced);
     }
 
     /// Writes every buffered record.
     async fn flush_all(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
-        dedup_by_key(&mut self.buffer, &self.key_fields);
+        let mut buffer = std::mem::take(&mut self.buffer);
+        self.dedup(&mut buffer);
+        self.buffer = buffer;
         while !self.buffer.is_empty() {
             let rest = self
                 .buffer
@@ -261,7 +275,8 @@ impl SqlSink {
 impl Sink for SqlSink {
     /// Connects (and applies the migrations) before the first batch, so the sink is ready
     /// once the database answers.
-    async fn open(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+    async fn open(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.counters = cx.telemetry.counters.clone();
         self.connect().await?;
         let Some(conn) = &self.conn else {
             return Ok(());
@@ -335,7 +350,9 @@ impl Sink for SqlSink {
                 .batching
                 .should_write(self.buffer.len(), self.in_flight.is_busy())
             {
-                dedup_by_key(&mut self.buffer, &self.key_fields);
+                let mut buffer = std::mem::take(&mut self.buffer);
+                self.dedup(&mut buffer);
+                self.buffer = buffer;
                 while self.batching.is_full(self.buffer.len()) {
                     // Whole batches: the rest waits for its batch, its age or the end.
                     let size = self.batching.batch_size();
@@ -360,7 +377,7 @@ impl Sink for SqlSink {
             return self.flush_all(cx).await;
         };
         for (shard, mut rows) in std::mem::take(&mut self.pending) {
-            dedup_by_key(&mut rows, &self.key_fields);
+            self.dedup(&mut rows);
             let Some(first) = rows.first() else {
                 continue;
             };
@@ -374,6 +391,7 @@ impl Sink for SqlSink {
                 shard,
                 rows,
                 dead_letter: cx.dead_letter.clone(),
+                counters: self.counters.clone(),
                 what: self.what(),
             });
         }
@@ -383,8 +401,15 @@ impl Sink for SqlSink {
     fn revoked(&mut self, partition: &Arc<PartitionId>) {
         // Built since the last checkpoint from a partition that another process resumes
         // from that checkpoint: not written.
+        let before: usize = self.pending.iter().map(|(_, rows)| rows.len()).sum();
         self.pending
             .retain(|(shard, _)| shard.partition() != Some(partition));
+        let after: usize = self.pending.iter().map(|(_, rows)| rows.len()).sum();
+        Counters::add(&self.counters.dropped, before - after);
+    }
+
+    fn counts_written(&self) -> bool {
+        true
     }
 
     fn inputs_ended(&mut self) {
@@ -408,6 +433,7 @@ impl Sink for SqlSink {
             // After the last checkpoint: the next run reads them again and writes them then.
             let rows: usize = self.pending.iter().map(|(_, rows)| rows.len()).sum();
             tracing::debug!(table = %self.table, rows, "rows after the last checkpoint not written");
+            Counters::add(&self.counters.dropped, rows);
             self.pending.clear();
         }
         self.flush_all(cx).await?;

@@ -6,7 +6,7 @@ use crate::db::{self, Db, Failure, Statement, db_error};
 use crate::plan::Plan;
 use crate::value_bind::Bound;
 use ecomflow_core::component::DeadLetterOutput;
-use ecomflow_core::{ComponentError, Payload, Record, RetryPolicy};
+use ecomflow_core::{ComponentError, Counters, Payload, Record, RetryPolicy};
 use std::sync::Arc;
 
 /// What every transaction of one sink needs.
@@ -24,10 +24,12 @@ pub struct Writer {
 impl Writer {
     /// Writes `rows` in one transaction. When the database rejects the batch, writes the
     /// rows one by one and sends those it rejects to `dead_letter` with its reason.
+    /// The rows written are counted in `counters.sent`.
     pub async fn write(
         &self,
         rows: Vec<Record>,
         dead_letter: &DeadLetterOutput,
+        counters: &Counters,
     ) -> Result<(), ComponentError> {
         let plan = &self.plan;
         let width = plan.width();
@@ -89,6 +91,7 @@ impl Writer {
                 }
             }
         }
+        Counters::add(&counters.sent, rows.len() - dead.len());
         dead_letter.send(dead).await;
         Ok(())
     }

@@ -867,3 +867,51 @@ fn a_damaged_checkpoint_says_what_to_do_and_reset_state_all_starts_afresh() {
         }
     }
 }
+
+/// Rows a sink's database refuses are dead letters and not written: the end-of-run table
+/// still adds up (received = sent + dead-lettered + dropped), with duplicate keys counted as
+/// written (the table holds the last of each).
+#[test]
+fn rows_a_database_refuses_are_not_counted_as_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir_all(&migrations).expect("migrations");
+    std::fs::write(
+        migrations.join("0001_t.sql"),
+        "CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0));\n",
+    )
+    .expect("write");
+    let input = dir.path().join("in.jsonl");
+    let lines: Vec<String> = [(1, 5), (2, -1), (3, 7), (4, -2), (1, 6), (5, 0), (6, -3)]
+        .iter()
+        .map(|(k, n)| format!("{{\"k\": {k}, \"n\": {n}}}"))
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[sources.lines]\ntype = \"file\"\npath = {:?}\n\n\
+             [sinks.db]\ntype = \"sql\"\ninputs = [\"lines\"]\nurl = \"sqlite://t.db\"\n\
+             table = \"t\"\nkey = [\"k\"]\nmigrations = \"migrations\"\n",
+            input.display().to_string()
+        ),
+    )
+    .expect("write");
+    let out = ecomflow()
+        .current_dir(dir.path())
+        .args(["run", "--quiet"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let rows = summary_rows(&err);
+    let sink = rows
+        .iter()
+        .find(|(n, _)| n == "sinks.db")
+        .map(|(_, c)| *c)
+        .unwrap_or_else(|| panic!("no row in:\n{err}"));
+    // Seven records: three refused by the CHECK, key 1 twice (the second is the row).
+    assert_eq!(sink, [7, 4, 3, 0], "{err}");
+}

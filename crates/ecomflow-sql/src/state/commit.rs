@@ -28,6 +28,8 @@ pub struct Outcome {
     pub fenced: Vec<Arc<PartitionId>>,
     /// Rows the database rejected, by the index of their group in the rows written.
     pub rejected: Vec<(usize, Vec<(String, Payload)>)>,
+    /// The groups left out (of a partition claimed away or not held), by index.
+    pub left_out: Vec<usize>,
 }
 
 /// Runs the transaction of `checkpoint` for the pipeline `name`; `held` are the partitions
@@ -78,6 +80,7 @@ pub async fn run(
             Shard::Partition(p) => outcome.fenced.contains(p) || !held.iter().any(|(h, _)| h == p),
         };
         if lost {
+            outcome.left_out.push(i);
             continue;
         }
         let rejected = write(&mut tx, group, staged).await?;

@@ -91,6 +91,7 @@ async fn a_partition_can_be_claimed_while_its_rows_are_copied_and_they_are_then_
         shard: Shard::Partition(partition.clone()),
         rows: records,
         dead_letter: DeadLetterOutput::new("sinks.t".into(), 0, tx, Default::default()),
+        counters: Default::default(),
         what: "t".into(),
     }];
     let mut checkpoint = Checkpoint {

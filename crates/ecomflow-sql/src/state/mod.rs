@@ -17,7 +17,7 @@ use claims::Claims;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::checkpoint::{Checkpoint, PartitionCheckpoint};
 use ecomflow_core::shared_store::{Opening, SharedStore, StoreOptions, StorePlugin};
-use ecomflow_core::{ComponentError, PartitionId, RetryPolicy};
+use ecomflow_core::{ComponentError, Counters, PartitionId, RetryPolicy};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -167,9 +167,20 @@ impl SharedStore for PostgresStore {
                     .map_err(fail)
             })
             .await?;
+        let mut refused = vec![0; rows.len()];
         for (i, letters) in outcome.rejected {
             if let Some(group) = rows.get(i) {
+                refused[i] = letters.len();
                 group.dead_letter.send(letters).await;
+            }
+        }
+        // What each sink wrote, and what it left for the partition's next owner.
+        for (i, group) in rows.iter().enumerate() {
+            let n = group.rows.len();
+            if outcome.left_out.contains(&i) {
+                Counters::add(&group.counters.dropped, n);
+            } else {
+                Counters::add(&group.counters.sent, n - refused[i]);
             }
         }
         Ok(outcome.fenced)

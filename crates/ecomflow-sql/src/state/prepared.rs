@@ -5,7 +5,7 @@
 
 use crate::plan::Plan;
 use ecomflow_core::component::DeadLetterOutput;
-use ecomflow_core::{Record, Shard};
+use ecomflow_core::{Counters, Record, Shard};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -19,6 +19,8 @@ pub struct Rows {
     pub rows: Vec<Record>,
     /// Where the rows the database rejects go.
     pub dead_letter: DeadLetterOutput,
+    /// The sink's counters: rows written, and rows left out (a partition claimed away).
+    pub counters: Arc<Counters>,
     /// The table, for messages.
     pub what: String,
 }

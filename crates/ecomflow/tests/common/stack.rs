@@ -25,11 +25,15 @@ pub fn elasticsearch() -> String {
     env_or("ECOMFLOW_TEST_ELASTICSEARCH", "http://127.0.0.1:19200")
 }
 
-/// A pipeline file shipped in `pipelines/`.
+/// A pipeline file shipped in `pipelines/` (or in the folder `ECOMFLOW_TEST_PIPELINES` names:
+/// a copy, beside its `migrations/`, that a long loop of a test keeps using while the tree
+/// changes).
 pub fn pipeline(name: &str) -> String {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../pipelines")
-        .join(name);
+    let dir = std::env::var_os("ECOMFLOW_TEST_PIPELINES").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines"),
+        PathBuf::from,
+    );
+    let path: PathBuf = dir.join(name);
     path.to_str().expect("utf8").to_string()
 }
 
