@@ -12,6 +12,7 @@ mod client;
 mod config;
 mod end;
 mod group;
+mod member_slot;
 mod offsets;
 mod reader;
 mod sink;

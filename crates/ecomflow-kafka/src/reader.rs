@@ -51,6 +51,8 @@ pub struct Settings {
     pub stop_at_end: bool,
     /// How often offsets are committed.
     pub commit_interval: Duration,
+    /// Whether the group membership id is picked when it runs (`instance_id = "auto"`).
+    pub auto_instance: bool,
 }
 
 /// Why reading stopped.

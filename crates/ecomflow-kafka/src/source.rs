@@ -57,7 +57,10 @@ pub struct KafkaSourceConfig {
     /// membership), such as `ecomflow-1`: unique per running process and the same when it
     /// is started again. A member that restarts within `session.timeout.ms` (45 s unless
     /// `options` say otherwise) gets its partitions back at once, without a rebalance of the
-    /// group; without it, a restarted process joins as a new member. Empty: none.
+    /// group; without it, a restarted process joins as a new member. The trade-off: a static
+    /// member that stops for good, even cleanly, keeps its partitions until its session
+    /// times out. `auto`: `<hostname>-<n>`, with n the first slot of the group free on this
+    /// machine (the same after a restart, different for processes side by side). Empty: none.
     #[serde(default)]
     pub instance_id: String,
     /// How often the group's offsets are committed, such as `5s`, and when the source stops.
@@ -133,6 +136,9 @@ const MANAGED: &[Managed] = &[
     },
 ];
 
+/// The `instance_id` that picks one per process (see `member_slot`).
+const AUTO: &str = "auto";
+
 /// Registers the `kafka` source.
 pub struct KafkaSourcePlugin;
 
@@ -194,7 +200,7 @@ impl SourcePlugin for KafkaSourcePlugin {
         if !cfg.options.contains_key("statistics.interval.ms") {
             settings.push(Setting::new("statistics.interval.ms", "1000", "options"));
         }
-        if !instance_id.is_empty() {
+        if !instance_id.is_empty() && instance_id != AUTO {
             settings.push(Setting::new(
                 "group.instance.id",
                 instance_id.as_str(),
@@ -218,6 +224,7 @@ impl SourcePlugin for KafkaSourcePlugin {
             batch_timeout: cfg.batch_timeout,
             stop_at_end: cfg.stop_at_end,
             commit_interval: cfg.commit_interval,
+            auto_instance: instance_id == AUTO,
         })))
     }
 }
@@ -253,7 +260,18 @@ impl Source for KafkaSource {
             }
         }
         let checkpointing = cx.completed_checkpoints().is_some();
-        let mut reader = Reader::start(self.0, cx.partition_store(), cx.telemetry.clone())?;
+        let mut settings = self.0;
+        // Held until the source ends: the slot is this process's while it reads.
+        let _slot = if settings.auto_instance {
+            let slot =
+                crate::member_slot::claim(&settings.group_id).map_err(ComponentError::Other)?;
+            tracing::info!(group = %settings.group_id, instance_id = %slot.id, "static group membership");
+            settings.config.set("group.instance.id", &slot.id);
+            Some(slot)
+        } else {
+            None
+        };
+        let mut reader = Reader::start(settings, cx.partition_store(), cx.telemetry.clone())?;
         let read = reader.read(&cx).await;
         if !matches!(read, Ok(Ending::Closed)) {
             // Nothing reads the output any more when this fails: what is left stays

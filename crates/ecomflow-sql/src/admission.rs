@@ -6,8 +6,8 @@
 //! row is written (a unique column besides the key, a foreign key, a CHECK, a trigger, a
 //! date it cannot read) is not known here: such a row is still a dead letter of the sink.
 
-use crate::db::Db;
-use crate::dialect::{BindKind, Dialect, split_table};
+use crate::db::{ColumnFacts, Db};
+use crate::dialect::BindKind;
 use crate::value_bind::{Bound, convert};
 use ecomflow_core::{Admission, Field, Record};
 
@@ -36,21 +36,6 @@ struct ColumnRule {
 #[derive(Debug)]
 pub struct TableRules {
     columns: Vec<ColumnRule>,
-}
-
-/// One column as the database describes it.
-#[derive(Debug, Clone)]
-pub struct ColumnFacts {
-    /// Its name.
-    pub name: String,
-    /// Its type as `information_schema` (PostgreSQL) or the declaration (SQLite) says.
-    pub data_type: String,
-    /// `varchar(n)`: n.
-    pub max_chars: Option<i32>,
-    /// NOT NULL (or a primary key's column in PostgreSQL).
-    pub not_null: bool,
-    /// How the sink binds values for it.
-    pub kind: BindKind,
 }
 
 impl TableRules {
@@ -109,7 +94,7 @@ impl TableRules {
         own: Option<&str>,
     ) -> Result<TableRules, sqlx::Error> {
         Ok(TableRules::new(
-            &column_facts(db, table).await?,
+            &db.column_facts(table).await?,
             columns,
             own,
         ))
@@ -171,75 +156,21 @@ impl ColumnRule {
     }
 }
 
-/// The columns of `table` as the database describes them, in order.
-pub async fn column_facts(db: &Db, table: &str) -> Result<Vec<ColumnFacts>, sqlx::Error> {
-    let (schema, name) = split_table(table);
-    match db {
-        Db::Postgres(pool) => {
-            let rows: Vec<(String, String, String, String, Option<i32>, bool)> = sqlx::query_as(
-                "SELECT c.column_name::text, c.data_type::text, c.udt_schema::text,
-                        c.udt_name::text, c.character_maximum_length::int,
-                        c.is_nullable = 'NO'
-                 FROM information_schema.columns c
-                 WHERE c.table_name = $1 AND c.table_schema = coalesce($2, current_schema())
-                 ORDER BY c.ordinal_position",
-            )
-            .bind(name)
-            .bind(schema)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(name, data_type, udt_schema, udt_name, max_chars, not_null)| {
-                        let (kind, _) =
-                            Dialect::postgres_column(&data_type, &udt_schema, &udt_name);
-                        ColumnFacts {
-                            name,
-                            data_type,
-                            max_chars,
-                            not_null,
-                            kind,
-                        }
-                    },
-                )
-                .collect())
-        }
-        Db::Sqlite(pool, _) => {
-            let rows: Vec<(String, String, bool)> =
-                sqlx::query_as("SELECT name, type, \"notnull\" = 1 FROM pragma_table_info(?, ?)")
-                    .bind(name)
-                    .bind(schema.unwrap_or("main"))
-                    .fetch_all(pool)
-                    .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(name, data_type, not_null)| ColumnFacts {
-                    name,
-                    data_type: data_type.to_lowercase(),
-                    // SQLite keeps what it is given: a declared length is not enforced.
-                    max_chars: None,
-                    not_null,
-                    kind: BindKind::Native,
-                })
-                .collect())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::{Cast, Dialect};
     use ecomflow_core::Value;
 
     fn facts(name: &str, data_type: &str, max: Option<i32>, not_null: bool) -> ColumnFacts {
-        let (kind, _) = Dialect::postgres_column(data_type, "pg_catalog", data_type);
+        let (kind, cast) = Dialect::postgres_column(data_type, "pg_catalog", data_type);
         ColumnFacts {
             name: name.into(),
             data_type: data_type.into(),
             max_chars: max,
             not_null,
             kind,
+            cast,
         }
     }
 
@@ -313,6 +244,7 @@ mod tests {
             max_chars: None,
             not_null,
             kind: BindKind::Native,
+            cast: Cast::None,
         };
         let table = [
             sqlite("id", "varchar(255)", true),

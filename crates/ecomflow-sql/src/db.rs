@@ -49,6 +49,23 @@ pub struct TableColumn {
     pub cast: Cast,
 }
 
+/// One column as the database describes it.
+#[derive(Debug, Clone)]
+pub struct ColumnFacts {
+    /// Its name.
+    pub name: String,
+    /// Its type as `information_schema` (PostgreSQL) or the declaration (SQLite) says.
+    pub data_type: String,
+    /// `varchar(n)`: n.
+    pub max_chars: Option<i32>,
+    /// NOT NULL (or a primary key's column in PostgreSQL).
+    pub not_null: bool,
+    /// How the sink binds values for it.
+    pub kind: BindKind,
+    /// How its placeholder is cast.
+    pub cast: Cast,
+}
+
 /// One INSERT statement and its values, row after row.
 pub struct Statement<'a> {
     /// The SQL text.
@@ -257,39 +274,69 @@ impl Db {
         }
     }
 
-    /// The columns of `table` (`schema.table` allowed) in order; empty when it does not exist.
+    /// The columns of `table` (`schema.table` allowed) in order, with how values are bound
+    /// for each; empty when it does not exist.
     pub async fn table_columns(&self, table: &str) -> Result<Vec<TableColumn>, sqlx::Error> {
+        Ok(self
+            .column_facts(table)
+            .await?
+            .into_iter()
+            .map(|c| TableColumn {
+                name: c.name,
+                kind: c.kind,
+                cast: c.cast,
+            })
+            .collect())
+    }
+
+    /// The columns of `table` as the database describes them, in order; empty when it does
+    /// not exist.
+    pub async fn column_facts(&self, table: &str) -> Result<Vec<ColumnFacts>, sqlx::Error> {
         let (schema, name) = split_table(table);
         let sql = self.dialect().columns_sql();
         match self {
             Db::Sqlite(pool, _) => {
-                let rows: Vec<(String,)> = sqlx::query_as(sql)
+                let rows: Vec<(String, String, bool)> = sqlx::query_as(sql)
                     .bind(name)
                     .bind(schema.unwrap_or("main"))
                     .fetch_all(pool)
                     .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(name,)| TableColumn {
+                    .map(|(name, data_type, not_null)| ColumnFacts {
                         name,
+                        data_type: data_type.to_lowercase(),
+                        // SQLite keeps what it is given: a declared length is not enforced.
+                        max_chars: None,
+                        not_null,
                         kind: BindKind::Native,
                         cast: Cast::None,
                     })
                     .collect())
             }
             Db::Postgres(pool) => {
-                let rows: Vec<(String, String, String, String)> = sqlx::query_as(sql)
+                type Row = (String, String, String, String, Option<i32>, bool);
+                let rows: Vec<Row> = sqlx::query_as(sql)
                     .bind(name)
                     .bind(schema)
                     .fetch_all(pool)
                     .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(name, data_type, udt_schema, udt_name)| {
-                        let (kind, cast) =
-                            Dialect::postgres_column(&data_type, &udt_schema, &udt_name);
-                        TableColumn { name, kind, cast }
-                    })
+                    .map(
+                        |(name, data_type, udt_schema, udt_name, max_chars, not_null)| {
+                            let (kind, cast) =
+                                Dialect::postgres_column(&data_type, &udt_schema, &udt_name);
+                            ColumnFacts {
+                                name,
+                                data_type,
+                                max_chars,
+                                not_null,
+                                kind,
+                                cast,
+                            }
+                        },
+                    )
                     .collect())
             }
         }

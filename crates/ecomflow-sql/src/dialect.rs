@@ -173,9 +173,10 @@ impl Dialect {
     /// `data_type`, `udt_schema` and `udt_name` for PostgreSQL.
     pub fn columns_sql(self) -> &'static str {
         match self {
-            Dialect::Sqlite => "SELECT name FROM pragma_table_info(?, ?)",
+            Dialect::Sqlite => "SELECT name, type, \"notnull\" = 1 FROM pragma_table_info(?, ?)",
             Dialect::Postgres => {
-                "SELECT column_name::text, data_type::text, udt_schema::text, udt_name::text \
+                "SELECT column_name::text, data_type::text, udt_schema::text, udt_name::text, \
+                 character_maximum_length::int, is_nullable = 'NO' \
                  FROM information_schema.columns \
                  WHERE table_name = $1 AND table_schema = coalesce($2, current_schema()) \
                  ORDER BY ordinal_position"
@@ -335,7 +336,7 @@ mod tests {
     fn column_queries_bind_table_then_schema() {
         assert_eq!(
             Dialect::Sqlite.columns_sql(),
-            "SELECT name FROM pragma_table_info(?, ?)"
+            "SELECT name, type, \"notnull\" = 1 FROM pragma_table_info(?, ?)"
         );
         let pg = Dialect::Postgres.columns_sql();
         assert!(pg.contains("FROM information_schema.columns"), "{pg}");

@@ -5,11 +5,10 @@
 //! the group's offsets move past them and every good transaction around them is written.
 //! Such a message once aborted the process with a stack overflow on every restart.
 
-use common::stack::{assert_committed_to_the_end, elasticsearch, kafka, pipeline, run};
-use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use common::stack::{
+    assert_committed_to_the_end, pipeline, produce, run, run_real_stack_to_the_end,
+};
 use std::path::Path;
-use std::time::Duration;
 
 mod common;
 
@@ -123,23 +122,6 @@ async fn a_deeply_nested_array_in_a_file_is_a_dead_letter_and_the_run_goes_on() 
     assert_eq!(count_rows(&database, "transactions").await, 600);
 }
 
-async fn produce(topic: &str, payloads: &[String]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .create()
-        .expect("producer");
-    // Keyed by position, so that every partition gets messages.
-    for (i, payload) in payloads.iter().enumerate() {
-        producer
-            .send(
-                FutureRecord::to(topic).key(&i.to_string()).payload(payload),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("delivered");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deeply_nested_array_on_kafka_is_a_dead_letter_and_the_group_moves_past_it() {
     let id = std::process::id();
@@ -155,32 +137,12 @@ async fn a_deeply_nested_array_on_kafka_is_a_dead_letter_and_the_group_moves_pas
 
     let database = format!("sqlite://{}", dir.path().join("t.db").display());
     let dead = dir.path().join("dead-letter.jsonl");
-    run(
-        &[
-            "run".to_string(),
-            pipeline("ecommerce.toml"),
-            pipeline("real-stack.toml"),
-            "--set".into(),
-            format!("sources.transactions.topics=[\"{topic}\"]"),
-            "--set".into(),
-            format!("sources.transactions.group_id=\"{group}\""),
-            "--set".into(),
-            "sources.transactions.stop_at_end=true".into(),
-            "--set".into(),
-            "sources.transactions.event_time.max_future=\"10years\"".into(),
-            "--set".into(),
-            format!("sinks.transactions_index.index=\"poison_{id}\""),
-        ],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
-            ("DATABASE_URL", database.clone()),
-            ("ELASTICSEARCH_URL", elasticsearch()),
-            ("ECOMFLOW_DEAD_LETTER", dead.display().to_string()),
-            (
-                "ECOMFLOW_STATE_DIR",
-                dir.path().join("state").display().to_string(),
-            ),
-        ],
+    run_real_stack_to_the_end(
+        &topic,
+        &group,
+        &format!("poison_{id}"),
+        &database,
+        &dead,
         dir.path(),
     );
     let (arrays, all) = array_letters(&dead);

@@ -52,6 +52,9 @@ fn flagship_args(topic: &str, group: &str, index: &str, to_the_end: bool) -> Vec
 fn flagship_env(dir: &Path, name: &str, database: &str) -> Vec<(&'static str, String)> {
     vec![
         ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+        // Dynamic membership: a stopped run leaves the group, so its offsets can be rewound
+        // from outside it before the next.
+        ("ECOMFLOW_INSTANCE_ID", String::new()),
         ("DATABASE_URL", database.to_string()),
         ("ELASTICSEARCH_URL", elasticsearch()),
         (

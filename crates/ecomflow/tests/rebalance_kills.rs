@@ -130,6 +130,9 @@ impl Target {
             ("ECOMFLOW_DEAD_LETTER", dead_letters.display().to_string()),
             ("ECOMFLOW_STATE_DIR", self.state.display().to_string()),
             ("ECOMFLOW_CHECKPOINT_INTERVAL", "1s".to_string()),
+            // Dynamic membership: the second run joins as a new member, and the group
+            // rebalances while the killed one's session runs (the moment this test is about).
+            ("ECOMFLOW_INSTANCE_ID", String::new()),
         ]
     }
 

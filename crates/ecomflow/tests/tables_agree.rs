@@ -6,13 +6,10 @@
 //! aggregate equals its recomputation from `transactions`, the index holds exactly the ids of
 //! `transactions`, and each refused record is a dead letter, in no table and in no sum.
 
-use common::stack::{elasticsearch, kafka, pipeline, run};
-use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use common::stack::{elasticsearch, pipeline, produce, run, run_real_stack_to_the_end};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
 mod common;
 
@@ -190,23 +187,6 @@ async fn on_sqlite_every_aggregate_counts_exactly_the_stored_transactions() {
     assert_eq!(days, recomputed);
 }
 
-async fn produce(topic: &str, payloads: &[String]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .set("message.max.bytes", "10000000")
-        .create()
-        .expect("producer");
-    for (i, payload) in payloads.iter().enumerate() {
-        producer
-            .send(
-                FutureRecord::to(topic).key(&i.to_string()).payload(payload),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("delivered");
-    }
-}
-
 /// Every document id of `index`.
 async fn index_ids(index: &str) -> BTreeSet<String> {
     let http = reqwest::Client::new();
@@ -243,34 +223,7 @@ async fn on_the_real_stack_the_tables_and_the_index_hold_the_same_transactions()
     produce(&topic, &lines()).await;
 
     let dead = dir.path().join("dead-letter.jsonl");
-    run(
-        &[
-            "run".to_string(),
-            pipeline("ecommerce.toml"),
-            pipeline("real-stack.toml"),
-            "--set".into(),
-            format!("sources.transactions.topics=[\"{topic}\"]"),
-            "--set".into(),
-            format!("sources.transactions.group_id=\"{group}\""),
-            "--set".into(),
-            "sources.transactions.stop_at_end=true".into(),
-            "--set".into(),
-            "sources.transactions.event_time.max_future=\"10years\"".into(),
-            "--set".into(),
-            format!("sinks.transactions_index.index=\"{index}\""),
-        ],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
-            ("DATABASE_URL", database.clone()),
-            ("ELASTICSEARCH_URL", elasticsearch()),
-            ("ECOMFLOW_DEAD_LETTER", dead.display().to_string()),
-            (
-                "ECOMFLOW_STATE_DIR",
-                dir.path().join("state").display().to_string(),
-            ),
-        ],
-        dir.path(),
-    );
+    run_real_stack_to_the_end(&topic, &group, &index, &database, &dead, dir.path());
 
     let pool = sqlx::PgPool::connect(&database).await.expect("database");
     let ids: Vec<(String,)> = sqlx::query_as("SELECT transaction_id FROM transactions")

@@ -69,6 +69,65 @@ pub fn run<S: AsRef<OsStr> + Debug>(args: &[S], envs: &[(&str, String)], dir: &P
     stderr
 }
 
+/// Writes `payloads` to `topic` of the test broker, keyed by their position (so that every
+/// partition gets some).
+pub async fn produce(topic: &str, payloads: &[String]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("message.max.bytes", "10000000")
+        .create()
+        .expect("producer");
+    for (i, payload) in payloads.iter().enumerate() {
+        producer
+            .send(
+                FutureRecord::to(topic).key(&i.to_string()).payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+    }
+}
+
+/// Runs the flagship with the `real-stack.toml` overlay to the end of `topic` (group `group`,
+/// index `index`), its tables in `database`, its dead letters in `dead` and its checkpoints in
+/// `dir`; event times up to ten years ahead are taken. Its standard error.
+pub fn run_real_stack_to_the_end(
+    topic: &str,
+    group: &str,
+    index: &str,
+    database: &str,
+    dead: &Path,
+    dir: &Path,
+) -> String {
+    let mut args = vec![
+        "run".to_string(),
+        pipeline("ecommerce.toml"),
+        pipeline("real-stack.toml"),
+    ];
+    for set in [
+        format!("sources.transactions.topics=[\"{topic}\"]"),
+        format!("sources.transactions.group_id=\"{group}\""),
+        "sources.transactions.stop_at_end=true".into(),
+        "sources.transactions.event_time.max_future=\"10years\"".into(),
+        format!("sinks.transactions_index.index=\"{index}\""),
+    ] {
+        args.push("--set".into());
+        args.push(set);
+    }
+    let envs = [
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka()),
+        ("DATABASE_URL", database.to_string()),
+        ("ELASTICSEARCH_URL", elasticsearch()),
+        ("ECOMFLOW_DEAD_LETTER", dead.display().to_string()),
+        (
+            "ECOMFLOW_STATE_DIR",
+            dir.join("state").display().to_string(),
+        ),
+    ];
+    run(&args, &envs, dir)
+}
+
 /// `GET` a path of the test Elasticsearch, as JSON.
 pub async fn es_json(path: &str) -> serde_json::Value {
     let url = format!("{}{path}", elasticsearch());
