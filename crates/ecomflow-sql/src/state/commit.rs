@@ -32,16 +32,57 @@ pub struct Outcome {
     pub left_out: Vec<usize>,
 }
 
+/// A transaction whose COMMIT was sent but not answered (the connection was lost): it may
+/// have committed. Its id tells ([`resolve`]) before it is run again, so that its rows are
+/// never written twice.
+pub struct InDoubt {
+    /// The transaction's id (`txid_current()`).
+    pub xid: i64,
+    /// What it gives if it committed.
+    pub outcome: Outcome,
+}
+
+/// What became of a transaction in doubt.
+#[derive(Debug, PartialEq)]
+pub enum Resolved {
+    /// It committed: nothing to run again.
+    Committed,
+    /// It did not: run it again.
+    Aborted,
+    /// The server is still committing it: ask again.
+    InProgress,
+}
+
+/// Asks the server what became of the transaction `xid`.
+pub async fn resolve(c: &mut PgConnection, xid: i64) -> Result<Resolved, sqlx::Error> {
+    let (status,): (Option<String>,) = sqlx::query_as("SELECT txid_status($1)")
+        .bind(xid)
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(match status.as_deref() {
+        Some("committed") => Resolved::Committed,
+        Some("in progress") => Resolved::InProgress,
+        // Aborted, or too old to tell (it was not committed by this process's last attempt,
+        // which is recent).
+        _ => Resolved::Aborted,
+    })
+}
+
 /// Runs the transaction of `checkpoint` for the pipeline `name`; `held` are the partitions
-/// its sources held, each with this process's epoch when it claimed it.
+/// its sources held, each with this process's epoch when it claimed it. When the COMMIT is
+/// sent, `in_doubt` holds the transaction until the server has answered.
 pub async fn run(
     c: &mut PgConnection,
     name: &str,
     checkpoint: &Checkpoint,
     held: &[(Arc<PartitionId>, Option<i64>)],
     rows: &[Rows],
+    in_doubt: &mut Option<InDoubt>,
 ) -> Result<Outcome, sqlx::Error> {
     let mut tx = sqlx::Connection::begin(c).await?;
+    let (xid,): (i64,) = sqlx::query_as("SELECT txid_current()")
+        .fetch_one(&mut *tx)
+        .await?;
     let mut outcome = Outcome::default();
     let id = i64::try_from(checkpoint.id).unwrap_or(i64::MAX);
     let mut staged = Vec::with_capacity(rows.len());
@@ -97,8 +138,9 @@ pub async fn run(
         .bind(transforms)
         .execute(&mut *tx)
         .await?;
+    *in_doubt = Some(InDoubt { xid, outcome });
     tx.commit().await?;
-    Ok(outcome)
+    Ok(in_doubt.take().map(|d| d.outcome).unwrap_or_default())
 }
 
 /// One group's rows, bound and copied into a staging table of its own.

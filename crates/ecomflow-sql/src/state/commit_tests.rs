@@ -1,6 +1,7 @@
 //! A checkpoint's transaction against a real PostgreSQL server (`scripts/services.sh`): while
 //! it copies its rows, the partition it commits for can be claimed by another process without
-//! waiting, and the commit then leaves that partition's rows out.
+//! waiting, and the commit then leaves that partition's rows out; a transaction whose COMMIT
+//! went unanswered is asked about before it is run again.
 
 use super::prepared::Rows;
 use super::{commit, create_tables, schema};
@@ -114,7 +115,7 @@ async fn a_partition_can_be_claimed_while_its_rows_are_copied_and_they_are_then_
     // A commits; B claims the partition while the server copies A's rows.
     let mut a = pool.acquire().await.expect("A's connection");
     let committing = tokio::spawn(async move {
-        let outcome = commit::run(&mut a, name, &checkpoint, &held, &rows).await;
+        let outcome = commit::run(&mut a, name, &checkpoint, &held, &rows, &mut None).await;
         outcome.map(|o| o.fenced)
     });
     let watcher = pool.clone();
@@ -155,4 +156,43 @@ async fn a_partition_can_be_claimed_while_its_rows_are_copied_and_they_are_then_
             .await
             .expect("position");
     assert_eq!(position, None, "nor its position");
+}
+
+/// The id of the transaction open on `c`.
+async fn xid(c: &mut sqlx::PgConnection) -> i64 {
+    let (x,): (i64,) = sqlx::query_as("SELECT txid_current()")
+        .fetch_one(c)
+        .await
+        .expect("xid");
+    x
+}
+
+#[tokio::test]
+async fn a_transaction_in_doubt_is_told_committed_or_not() {
+    let (_, pool) = fresh_database().await;
+    let mut c = pool.acquire().await.expect("a connection");
+    let mut tx = sqlx::Connection::begin(&mut *c).await.expect("begin");
+    let committed = xid(&mut tx).await;
+    tx.commit().await.expect("commit");
+    let mut tx = sqlx::Connection::begin(&mut *c).await.expect("begin");
+    let rolled_back = xid(&mut tx).await;
+    tx.rollback().await.expect("rollback");
+    let mut other = pool.acquire().await.expect("another connection");
+    assert_eq!(
+        commit::resolve(&mut other, committed).await.expect("asked"),
+        commit::Resolved::Committed
+    );
+    assert_eq!(
+        commit::resolve(&mut other, rolled_back)
+            .await
+            .expect("asked"),
+        commit::Resolved::Aborted
+    );
+    let mut tx = sqlx::Connection::begin(&mut *c).await.expect("begin");
+    let open = xid(&mut tx).await;
+    assert_eq!(
+        commit::resolve(&mut other, open).await.expect("asked"),
+        commit::Resolved::InProgress
+    );
+    tx.rollback().await.expect("rollback");
 }

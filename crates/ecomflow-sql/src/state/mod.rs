@@ -157,14 +157,40 @@ impl SharedStore for PostgresStore {
         held: &[(Arc<PartitionId>, Option<i64>)],
     ) -> Result<Vec<Arc<PartitionId>>, ComponentError> {
         let rows = self.prepared.take();
+        // A COMMIT sent but not answered may have committed: the next attempt asks first.
+        let in_doubt: Mutex<Option<commit::InDoubt>> = Mutex::new(None);
         let outcome = self
             .retry
             .run(|| async {
                 let fail = |e| crate::db::db_error(format!("cannot commit to {}", self.target), e);
                 let mut c = self.pool.acquire().await.map_err(fail)?;
-                commit::run(&mut c, &self.name, checkpoint, held, &rows)
-                    .await
-                    .map_err(fail)
+                let earlier = in_doubt.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(earlier) = earlier {
+                    match commit::resolve(&mut c, earlier.xid).await.map_err(fail)? {
+                        commit::Resolved::Committed => {
+                            tracing::info!(
+                                checkpoint = checkpoint.id,
+                                "the commit whose answer was lost had committed"
+                            );
+                            return Ok(earlier.outcome);
+                        }
+                        commit::Resolved::InProgress => {
+                            *in_doubt.lock().unwrap_or_else(|p| p.into_inner()) = Some(earlier);
+                            return Err(ComponentError::Unavailable(format!(
+                                "the commit of checkpoint {} to {} is still under way",
+                                checkpoint.id, self.target
+                            )));
+                        }
+                        commit::Resolved::Aborted => {}
+                    }
+                }
+                let mut sent = None;
+                let result =
+                    commit::run(&mut c, &self.name, checkpoint, held, &rows, &mut sent).await;
+                if result.is_err() {
+                    *in_doubt.lock().unwrap_or_else(|p| p.into_inner()) = sent;
+                }
+                result.map_err(fail)
             })
             .await?;
         let mut refused = vec![0; rows.len()];
