@@ -16,11 +16,11 @@ pub fn spawn(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -
 }
 
 /// As [`spawn`], in a process group of its own, for a process the test freezes with
-/// SIGSTOP: a stopped process in an orphaned process group (as a test's is when its runner
-/// was started in the background and its parent is gone) is sent SIGCONT by the kernel
-/// whenever the group is found orphaned again, and wakes up in the middle of the test. Its own
-/// group, whose parent (the test) is in another group of the same session, is not orphaned
-/// while the test runs.
+/// SIGSTOP. In the test runner's group, with the runner started in the background (its
+/// parent gone: an orphaned group, which the kernel wakes with SIGCONT when it finds it
+/// orphaned with a stopped member), a frozen member was seen going on as if never stopped.
+/// Its own group, whose parent (the test) is in another group of the same session, is not
+/// orphaned while the test runs.
 #[cfg(unix)]
 pub fn spawn_alone(args: &[String], envs: &[(&str, String)], dir: &Path, log: &Path) -> Child {
     use std::os::unix::process::CommandExt;
