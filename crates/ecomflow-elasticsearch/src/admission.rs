@@ -6,15 +6,17 @@
 //! fields the index maps, with those the records let through so far add: each new string
 //! adds two, its text and its keyword); under `dynamic: strict`, any field it does not map;
 //! a value of a mapped field that it cannot take (a word in a number field, an integer out of
-//! the field's range, an object in a keyword, a keyword longer than 32,766 bytes). What only
-//! the server knows (a date in a format the mapping does not read, fields another writer
-//! adds) is not known here: such a document is still a dead letter of the sink.
+//! the field's range, an object in a keyword, a keyword longer than 32,766 bytes, a date in
+//! none of the field's formats, where `date_format` knows them all). What only the server
+//! knows (fields another writer adds, a date format not known here) is not known here: such
+//! a document is still a dead letter of the sink.
 
 use crate::bulk::document_id;
+use crate::date_format;
 use ecomflow_core::{Admission, Field, Record, Value};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// The longest keyword Lucene indexes, in bytes.
 const MAX_KEYWORD_BYTES: usize = 32766;
@@ -42,7 +44,7 @@ const METADATA: &[&str] = &[
 ];
 
 /// How a mapped field takes values.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Mapped {
     /// A whole number between the bounds (a fraction is cut off).
     Integer(i64, i64),
@@ -50,6 +52,8 @@ enum Mapped {
     Number,
     /// A keyword: no object, at most this many bytes (none with `ignore_above`).
     Keyword(Option<usize>),
+    /// A date in one of these formats (`None`: the default ones).
+    Date(Option<Arc<str>>),
     /// Anything this check does not look into (text, date, boolean, ...).
     Other,
 }
@@ -137,6 +141,9 @@ impl IndexRules {
                             .is_none()
                             .then_some(MAX_KEYWORD_BYTES),
                     ),
+                    "date" => {
+                        Mapped::Date(mapping.get("format").and_then(Json::as_str).map(Arc::from))
+                    }
                     _ => Mapped::Other,
                 };
                 self.mapped.insert(path.clone(), mapped);
@@ -171,7 +178,7 @@ impl Walk<'_> {
     /// itself, as Elasticsearch counts); the first refusal.
     fn value(&mut self, path: &str, value: &Value, depth: usize) -> Option<String> {
         if let Some(mapped) = self.rules.mapped.get(path)
-            && let Some(reason) = refuses_value(*mapped, value)
+            && let Some(reason) = refuses_value(mapped, value)
         {
             return Some(format!("field `{path}`: {reason}"));
         }
@@ -221,7 +228,7 @@ impl Walk<'_> {
             format!("{parent}.{name}")
         };
         if let Some(mapped) = self.rules.mapped.get(&path)
-            && let Some(reason) = refuses_value(*mapped, &Value::from_json(value.clone()))
+            && let Some(reason) = refuses_value(mapped, &Value::from_json(value.clone()))
         {
             return Some(format!("field `{path}`: {reason}"));
         }
@@ -261,7 +268,7 @@ fn bad_name(name: &str) -> Option<String> {
 }
 
 /// Why a field mapped as `mapped` cannot take `value`.
-fn refuses_value(mapped: Mapped, value: &Value) -> Option<String> {
+fn refuses_value(mapped: &Mapped, value: &Value) -> Option<String> {
     let number = |v: &Value| match v {
         Value::Int(i) => Some(*i as f64),
         Value::Float(f) => Some(*f),
@@ -273,10 +280,21 @@ fn refuses_value(mapped: Mapped, value: &Value) -> Option<String> {
         (Mapped::Keyword(_), Value::Nested(n)) if n.is_object() => {
             Some("an object, for a keyword".into())
         }
-        (Mapped::Keyword(Some(max)), Value::Str(s)) if s.len() > max => {
+        (Mapped::Keyword(Some(max)), Value::Str(s)) if s.len() > *max => {
             Some(format!("{} bytes, for a keyword of at most {max}", s.len()))
         }
         (Mapped::Keyword(_), _) => None,
+        (Mapped::Date(format), Value::Str(s)) => match date_format::reads(format.as_deref(), s) {
+            Some(false) => Some(format!(
+                "{:?} is not a date the field reads (format {})",
+                s.as_str(),
+                format
+                    .as_deref()
+                    .unwrap_or("strict_date_optional_time||epoch_millis")
+            )),
+            _ => None,
+        },
+        (Mapped::Date(_), _) => None,
         (Mapped::Number | Mapped::Integer(..), Value::Nested(_) | Value::Bool(_)) => Some(format!(
             "{} {}, for a number",
             value.type_name(),
@@ -288,7 +306,7 @@ fn refuses_value(mapped: Mapped, value: &Value) -> Option<String> {
         },
         (Mapped::Integer(low, high), v) => match number(v) {
             // Elasticsearch cuts the fraction off.
-            Some(n) if n.trunc() >= low as f64 && n.trunc() <= high as f64 => None,
+            Some(n) if n.trunc() >= *low as f64 && n.trunc() <= *high as f64 => None,
             Some(_) => Some(format!(
                 "{} is out of the field's range ({low} to {high})",
                 v.to_json()
@@ -408,6 +426,10 @@ mod tests {
             (Box::new(|v| v["a..b"] = json!(1)), "has two in a row"),
             (Box::new(|v| v["_id"] = json!(1)), "metadata field"),
             (Box::new(|v| v[""] = json!(1)), "a field name is empty"),
+            (
+                Box::new(|v| v["transactionDate"] = json!("2025-07-19 12:34:56.123456+0000")),
+                "is not a date the field reads",
+            ),
         ];
         for (change, want) in cases {
             let got = refusal(&rules, change).expect("refused");

@@ -16,6 +16,7 @@ mod admission;
 mod bulk;
 mod client;
 mod config;
+mod date_format;
 #[cfg(test)]
 mod mock_tests;
 mod send;
