@@ -9,7 +9,7 @@
 use crate::db::{ColumnFacts, Db};
 use crate::dialect::BindKind;
 use crate::value_bind::{Bound, convert};
-use ecomflow_core::{Admission, Field, Record};
+use ecomflow_core::{Admission, Field, Record, Value};
 
 /// What one column refuses.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +82,7 @@ impl TableRules {
                     absent_unchecked: columns.is_empty(),
                 })
             })
+            .filter(ColumnRule::checks_anything)
             .collect();
         TableRules { columns }
     }
@@ -108,11 +109,64 @@ impl Admission for TableRules {
 }
 
 impl ColumnRule {
+    /// Whether a value can fail it: a column that takes any value is not looked at (SQLite's,
+    /// mostly).
+    fn checks_anything(&self) -> bool {
+        let converts_any = matches!(
+            self.kind,
+            BindKind::Native | BindKind::Text | BindKind::Json
+        );
+        !converts_any
+            || self.not_null
+            || self.no_nul
+            || self.max_chars.is_some()
+            || self.range.is_some()
+    }
+
+    /// Why the column cannot hold `text`.
+    fn text_refused(&self, text: &str) -> Option<String> {
+        let (column, field) = (&self.column, self.field);
+        if self.no_nul && (text.as_bytes().contains(&0) || self.json && text.contains("\\u0000")) {
+            return Some(format!(
+                "column `{column}` cannot hold the NUL character in field `{field}`"
+            ));
+        }
+        let max = self.max_chars?;
+        // A text of at most `max` bytes has at most `max` characters.
+        let chars = if text.len() <= max {
+            0
+        } else {
+            text.chars().count()
+        };
+        (chars > max).then(|| {
+            format!("field `{field}` has {chars} characters; column `{column}` holds at most {max}")
+        })
+    }
+
+    /// Why the column cannot hold the whole number `i`.
+    fn int_refused(&self, i: i64) -> Option<String> {
+        let (low, high) = self.range?;
+        (!(low..=high).contains(&i)).then(|| {
+            format!(
+                "column `{}` holds {low} to {high}; field `{}` is {i}",
+                self.column, self.field
+            )
+        })
+    }
+
     fn refuses(&self, record: &Record) -> Option<String> {
         let (column, field) = (&self.column, self.field);
         let value = record.get(field);
         if value.is_none() && self.absent_unchecked {
             return None;
+        }
+        // The usual cases, without converting: a text for a text column, a whole number for
+        // an integer column, a number for a float column.
+        match (value, self.kind) {
+            (Some(Value::Str(text)), BindKind::Text) => return self.text_refused(text),
+            (Some(Value::Int(i)), BindKind::Int) => return self.int_refused(*i),
+            (Some(Value::Int(_) | Value::Float(_)), BindKind::Float) => return None,
+            _ => {}
         }
         let bound = match convert(value, self.kind) {
             Ok(bound) => bound,
@@ -124,33 +178,8 @@ impl ColumnRule {
                     format!("column `{column}` is NOT NULL and field `{field}` is missing or null")
                 })
             }
-            Bound::Text(Some(text)) => {
-                if self.no_nul
-                    && (text.as_bytes().contains(&0) || self.json && text.contains("\\u0000"))
-                {
-                    return Some(format!(
-                        "column `{column}` cannot hold the NUL character in field `{field}`"
-                    ));
-                }
-                let max = self.max_chars?;
-                // A text of at most `max` bytes has at most `max` characters.
-                let chars = if text.len() <= max {
-                    0
-                } else {
-                    text.chars().count()
-                };
-                (chars > max).then(|| {
-                    format!(
-                        "field `{field}` has {chars} characters; column `{column}` holds at most {max}"
-                    )
-                })
-            }
-            Bound::Int(Some(i)) => {
-                let (low, high) = self.range?;
-                (!(low..=high).contains(&i)).then(|| {
-                    format!("column `{column}` holds {low} to {high}; field `{field}` is {i}")
-                })
-            }
+            Bound::Text(Some(text)) => self.text_refused(&text),
+            Bound::Int(Some(i)) => self.int_refused(i),
             Bound::Float(Some(_)) | Bound::Bool(Some(_)) => None,
         }
     }
@@ -160,7 +189,6 @@ impl ColumnRule {
 mod tests {
     use super::*;
     use crate::dialect::{Cast, Dialect};
-    use ecomflow_core::Value;
 
     fn facts(name: &str, data_type: &str, max: Option<i32>, not_null: bool) -> ColumnFacts {
         let (kind, cast) = Dialect::postgres_column(data_type, "pg_catalog", data_type);
