@@ -69,6 +69,10 @@ fn member_env(dir: &Path, member: &str, database: &str) -> Vec<(&'static str, St
                 .to_string(),
         ),
         ("RUST_LOG", "info".to_string()),
+        // Dynamic membership: the members stopped at the end leave the group, so the bounded
+        // run after them is given every partition (static members would keep theirs until
+        // their sessions ended, and the bounded run would end without reading them).
+        ("ECOMFLOW_INSTANCE_ID", String::new()),
     ]
 }
 
