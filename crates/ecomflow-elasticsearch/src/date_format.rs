@@ -61,7 +61,9 @@ fn parse_one(format: &str) -> Option<Format> {
             's' if run == 2 => pieces.push(Piece::Digits(2, 59)),
             'S' if run <= 9 => pieces.push(Piece::Fraction(run)),
             'Z' | 'X' | 'x' => pieces.push(Piece::Offset),
-            c if c.is_ascii_alphabetic() => return None,
+            // Letters not read here, optional sections, digits (a version prefix such as
+            // `8`): the server alone can tell.
+            c if c.is_ascii_alphanumeric() || "[]{}#".contains(c) => return None,
             c => pieces.push(Piece::Literal(c.to_string())),
         }
         i += run;
@@ -112,14 +114,19 @@ fn matches_pattern(pieces: &[Piece], mut s: &str) -> bool {
 /// `yyyy-MM-dd`, then optionally `T` (or `t`, or with `date_optional_time` a space) and
 /// `HH[:mm[:ss[.fraction]]]`, then optionally an offset.
 fn matches_optional_time(s: &str, strict: bool) -> bool {
-    let date = || -> Option<&str> {
-        let rest = digits(s, 4, 9999)?.strip_prefix('-')?;
-        let rest = digits(rest, 2, 12)?.strip_prefix('-')?;
-        digits(rest, 2, 31)
-    };
-    let Some(rest) = date() else {
+    // The year, then optionally the month, then optionally the day.
+    let Some(mut rest) = digits(s, 4, 9999) else {
         return false;
     };
+    for max in [12, 31] {
+        let Some(after) = rest.strip_prefix('-') else {
+            break;
+        };
+        match date_part(after, max, strict) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
     if rest.is_empty() {
         return true;
     }
@@ -146,6 +153,15 @@ fn matches_optional_time(s: &str, strict: bool) -> bool {
         rest = &fraction[n..];
     }
     rest.is_empty() || offset(rest).is_some_and(str::is_empty)
+}
+
+/// A month or a day (1 to `max`) at the start of `s`: two digits, or one or two when not
+/// `strict`; the rest.
+fn date_part(s: &str, max: u32, strict: bool) -> Option<&str> {
+    let n = s.bytes().take_while(u8::is_ascii_digit).count();
+    let ok = if strict { n == 2 } else { (1..=2).contains(&n) };
+    let v: u32 = s[..n].parse().ok()?;
+    (ok && (1..=max).contains(&v)).then(|| &s[n..])
 }
 
 fn matches_epoch(s: &str) -> bool {
@@ -206,5 +222,16 @@ mod tests {
     fn a_list_with_a_format_not_known_here_says_nothing() {
         assert_eq!(reads(Some("basic_date||epoch_millis"), "x"), None);
         assert_eq!(reads(Some("EEE, dd MMM yyyy"), "x"), None);
+        assert_eq!(reads(Some("yyyy-MM-dd['T'HH:mm:ss]"), "x"), None);
+        assert_eq!(reads(Some("8yyyy-MM-dd"), "x"), None);
+    }
+
+    #[test]
+    fn dates_with_a_year_and_month_only_and_lenient_digits_are_read() {
+        assert_eq!(reads(None, "2025-07"), Some(true));
+        assert_eq!(reads(None, "2025"), Some(true));
+        assert_eq!(reads(None, "2025-7-1"), Some(false));
+        assert_eq!(reads(Some("date_optional_time"), "2025-7-1"), Some(true));
+        assert_eq!(reads(None, "2025-00-10"), Some(false));
     }
 }

@@ -442,7 +442,13 @@ function updateRates(status) {
 function token() {
   const given = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   if (given) {
-    sessionStorage.setItem("ecomflow-token", decodeURIComponent(given[1]));
+    let token = given[1];
+    try {
+      token = decodeURIComponent(token);
+    } catch {
+      // Not %-encoded as a URL would be: taken as written.
+    }
+    sessionStorage.setItem("ecomflow-token", token);
     history.replaceState(null, "", location.pathname);
   }
   return sessionStorage.getItem("ecomflow-token");

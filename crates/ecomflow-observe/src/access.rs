@@ -1,6 +1,6 @@
 //! Who may read what: the `[http] token` that every path but the open ones requires (as
-//! `Authorization: Bearer <token>`, compared in constant time), and the limits on taps (how
-//! many stream at once, how fast).
+//! `Authorization: Bearer <token>`, their SHA-256 digests compared in constant time), and the
+//! limits on taps (how many stream at once, how fast).
 
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ecomflow_runtime::HttpConfig;
 use ecomflow_runtime::http_config::Token;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,9 +45,14 @@ impl Access {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
             .unwrap_or_default();
-        given.as_bytes().ct_eq(token.expose().as_bytes()).into()
+        // Digests of equal length, compared in constant time: neither the token's bytes nor
+        // its length show in how long a refusal takes.
+        let digest = |t: &str| Sha256::digest(t.as_bytes());
+        digest(given).ct_eq(&digest(token.expose())).into()
     }
 
     /// A place for one more tap, held while it streams; none when `max_taps` stream already.

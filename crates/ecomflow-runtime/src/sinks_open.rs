@@ -23,7 +23,8 @@ impl SinksOpen {
         }
     }
 
-    /// Waits until every sink has opened (or failed to: the run then stops).
+    /// Waits until every sink has opened, or failed to (the run then stops: a source may
+    /// read a little meanwhile, which nothing writes).
     pub(crate) async fn all(&self) {
         let mut opened = self.opened.subscribe();
         let _ = opened.wait_for(|n| *n >= self.total).await;

@@ -25,7 +25,8 @@ struct ColumnRule {
     range: Option<(i64, i64)>,
     /// Whether NULL is refused.
     not_null: bool,
-    /// Whether it holds JSON, where a NUL character is written `\u0000`.
+    /// Whether it holds `jsonb`, which refuses a NUL character written `\u0000` (`json`
+    /// keeps it as text).
     json: bool,
     /// Whether a record without the field leaves the column alone (a sink without
     /// `columns` writes the fields its records have).
@@ -78,7 +79,7 @@ impl TableRules {
                         _ => None,
                     },
                     not_null: c.not_null,
-                    json: matches!(c.data_type.as_str(), "json" | "jsonb"),
+                    json: c.data_type == "jsonb",
                     absent_unchecked: columns.is_empty(),
                 })
             })
@@ -100,6 +101,15 @@ impl TableRules {
             own,
         ))
     }
+}
+
+/// Whether the JSON text `json` holds the escape `\u0000` (not an escaped backslash followed
+/// by `u0000`).
+fn escaped_nul(json: &str) -> bool {
+    json.match_indices("\\u0000").any(|(at, _)| {
+        let backslashes = json[..at].bytes().rev().take_while(|&b| b == b'\\').count();
+        backslashes % 2 == 0
+    })
 }
 
 impl Admission for TableRules {
@@ -126,7 +136,7 @@ impl ColumnRule {
     /// Why the column cannot hold `text`.
     fn text_refused(&self, text: &str) -> Option<String> {
         let (column, field) = (&self.column, self.field);
-        if self.no_nul && (text.as_bytes().contains(&0) || self.json && text.contains("\\u0000")) {
+        if self.no_nul && (text.as_bytes().contains(&0) || self.json && escaped_nul(text)) {
             return Some(format!(
                 "column `{column}` cannot hold the NUL character in field `{field}`"
             ));
@@ -138,7 +148,9 @@ impl ColumnRule {
         } else {
             text.chars().count()
         };
-        (chars > max).then(|| {
+        // PostgreSQL cuts off spaces beyond the length rather than refusing them.
+        let refused = chars > max && text.trim_end_matches(' ').chars().count() > max;
+        refused.then(|| {
             format!("field `{field}` has {chars} characters; column `{column}` holds at most {max}")
         })
     }
@@ -288,6 +300,22 @@ mod tests {
             .refuses(&record(&[("id", Value::Null)]))
             .expect("NOT NULL");
         assert!(e.contains("NOT NULL"), "{e}");
+    }
+
+    #[test]
+    fn spaces_beyond_a_varchar_and_an_escaped_backslash_in_jsonb_are_not_refused() {
+        let table = [
+            facts("name", "character varying", Some(3), false),
+            facts("doc", "jsonb", None, false),
+        ];
+        let rules = TableRules::new(&table, &[], None);
+        let one = |field: &str, v: &str| rules.refuses(&record(&[(field, Value::Str(v.into()))]));
+        assert_eq!(one("name", "abc   "), None);
+        assert!(one("name", "abcd ").is_some());
+        // A text for a jsonb column is stored as a JSON string: a NUL in it is `\u0000` there,
+        // a backslash followed by `u0000` is `\\u0000`.
+        assert!(one("doc", "a\0b").is_some());
+        assert_eq!(one("doc", r"a\u0000b"), None);
     }
 
     #[test]

@@ -166,7 +166,15 @@ impl SharedStore for PostgresStore {
                 let mut c = self.pool.acquire().await.map_err(fail)?;
                 let earlier = in_doubt.lock().unwrap_or_else(|p| p.into_inner()).take();
                 if let Some(earlier) = earlier {
-                    match commit::resolve(&mut c, earlier.xid).await.map_err(fail)? {
+                    let resolved = match commit::resolve(&mut c, earlier.xid).await {
+                        Ok(resolved) => resolved,
+                        Err(e) => {
+                            // Still in doubt: asked again at the next attempt.
+                            *in_doubt.lock().unwrap_or_else(|p| p.into_inner()) = Some(earlier);
+                            return Err(fail(e));
+                        }
+                    };
+                    match resolved {
                         commit::Resolved::Committed => {
                             tracing::info!(
                                 checkpoint = checkpoint.id,

@@ -52,6 +52,7 @@ impl TransformPlugin for StorablePlugin {
             sinks: cfg.sinks,
             admissions: cx.admissions.clone(),
             resolved: None,
+            pending: Vec::new(),
         }))
     }
 }
@@ -59,31 +60,37 @@ impl TransformPlugin for StorablePlugin {
 struct Storable {
     sinks: Vec<String>,
     admissions: Admissions,
-    /// Each sink's refusals, looked up at the first record (every sink is open by then).
+    /// Each sink's refusals, once every sink named has said (in a run, before the first
+    /// record).
     resolved: Option<Vec<(String, Arc<dyn Admission>)>>,
+    /// What the sinks that have said refuse, while another has not opened yet.
+    pending: Vec<(String, Arc<dyn Admission>)>,
 }
 
 impl Storable {
     fn resolved(&mut self) -> &[(String, Arc<dyn Admission>)] {
-        let (sinks, admissions) = (&self.sinks, &self.admissions);
-        self.resolved.get_or_insert_with(|| {
-            sinks
-                .iter()
-                .filter_map(|id| match admissions.get(id) {
-                    Said::Refuses(a) => Some((format!("sinks.{id}"), a)),
-                    Said::Nothing => {
-                        tracing::warn!(
-                            sink = %id,
-                            "the sink says nothing about what it refuses: every record passes for it"
-                        );
-                        None
-                    }
-                    // `ecomflow test` without `real_sinks`: what a real sink would refuse is
-                    // not known, and nothing is refused for it.
-                    Said::NotOpen => None,
-                })
-                .collect()
-        })
+        if self.resolved.is_none() {
+            let mut all_said = true;
+            let mut found = Vec::new();
+            for id in &self.sinks {
+                match self.admissions.get(id) {
+                    Said::Refuses(a) => found.push((format!("sinks.{id}"), a)),
+                    Said::Nothing => tracing::warn!(
+                        sink = %id,
+                        "the sink says nothing about what it refuses: every record passes for it"
+                    ),
+                    // Not open: in `ecomflow test` without `real_sinks` (nothing is known),
+                    // or a run stopped before its sinks opened. Looked up again next time.
+                    Said::NotOpen => all_said = false,
+                }
+            }
+            if !all_said {
+                self.pending = found;
+                return &self.pending;
+            }
+            self.resolved = Some(found);
+        }
+        self.resolved.as_deref().unwrap_or_default()
     }
 
     /// Why a sink would refuse `record`, naming it.
