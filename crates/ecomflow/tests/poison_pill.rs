@@ -6,7 +6,7 @@
 //! Such a message once aborted the process with a stack overflow on every restart.
 
 use common::stack::{
-    assert_committed_to_the_end, pipeline, produce, run, run_real_stack_to_the_end,
+    assert_committed_to_the_end, produce, run, run_flagship_on_lines, run_real_stack_to_the_end,
 };
 use std::path::Path;
 
@@ -90,29 +90,7 @@ async fn a_deeply_nested_array_in_a_file_is_a_dead_letter_and_the_run_goes_on() 
     lines.extend(poison());
     lines.push(nest("[", "]", 1_000_000));
     lines.extend_from_slice(&good[500..]);
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
-    let overlay = dir.path().join("file.toml");
-    std::fs::write(
-        &overlay,
-        format!(
-            "[sources.transactions]\nreplace = true\ntype = \"file\"\npath = {:?}\n\n\
-             [sources.transactions.event_time]\nfield = \"transactionDate\"\nformat = \"seed\"\n\
-             max_future = \"10years\"\n",
-            input.display().to_string()
-        ),
-    )
-    .expect("write");
-    let database = format!("sqlite://{}", dir.path().join("t.db").display());
-    run(
-        &[
-            "run".to_string(),
-            pipeline("ecommerce.toml"),
-            overlay.display().to_string(),
-        ],
-        &[("DATABASE_URL", database.clone())],
-        dir.path(),
-    );
+    let database = run_flagship_on_lines(dir.path(), &lines);
     let (arrays, all) = array_letters(&dir.path().join("dead-letter.jsonl"));
     assert_eq!(
         (arrays, all),

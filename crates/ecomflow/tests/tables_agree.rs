@@ -7,7 +7,7 @@
 //! aggregate equals its recomputation from `transactions`, the index holds exactly the ids of
 //! `transactions`, and each refused record is a dead letter, in no table and in no sum.
 
-use common::stack::{elasticsearch, pipeline, produce, run, run_real_stack_to_the_end};
+use common::stack::{elasticsearch, produce, run_flagship_on_lines, run_real_stack_to_the_end};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -133,29 +133,7 @@ fn assert_refused_only(stored: &BTreeSet<String>, letters: &[(String, String)], 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_every_aggregate_counts_exactly_the_stored_transactions() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, lines().join("\n") + "\n").expect("write");
-    let overlay = dir.path().join("file.toml");
-    std::fs::write(
-        &overlay,
-        format!(
-            "[sources.transactions]\nreplace = true\ntype = \"file\"\npath = {:?}\n\n\
-             [sources.transactions.event_time]\nfield = \"transactionDate\"\nformat = \"seed\"\n\
-             max_future = \"10years\"\n",
-            input.display().to_string()
-        ),
-    )
-    .expect("write");
-    let database = format!("sqlite://{}", dir.path().join("t.db").display());
-    run(
-        &[
-            "run".to_string(),
-            pipeline("ecommerce.toml"),
-            overlay.display().to_string(),
-        ],
-        &[("DATABASE_URL", database.clone())],
-        dir.path(),
-    );
+    let database = run_flagship_on_lines(dir.path(), &lines());
     let pool = sqlx::SqlitePool::connect(&database)
         .await
         .expect("database");

@@ -69,6 +69,36 @@ pub fn run<S: AsRef<OsStr> + Debug>(args: &[S], envs: &[(&str, String)], dir: &P
     stderr
 }
 
+/// Runs the flagship on `lines` (JSON lines, through a `file` source; event times up to ten
+/// years ahead taken) in `dir`, its tables in the SQLite file `dir/t.db`, its dead letters in
+/// `dir/dead-letter.jsonl`. The database's URL.
+pub fn run_flagship_on_lines(dir: &Path, lines: &[String]) -> String {
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let overlay = dir.join("file.toml");
+    std::fs::write(
+        &overlay,
+        format!(
+            "[sources.transactions]\nreplace = true\ntype = \"file\"\npath = {:?}\n\n\
+             [sources.transactions.event_time]\nfield = \"transactionDate\"\nformat = \"seed\"\n\
+             max_future = \"10years\"\n",
+            input.display().to_string()
+        ),
+    )
+    .expect("write");
+    let database = format!("sqlite://{}", dir.join("t.db").display());
+    run(
+        &[
+            "run".to_string(),
+            pipeline("ecommerce.toml"),
+            overlay.display().to_string(),
+        ],
+        &[("DATABASE_URL", database.clone())],
+        dir,
+    );
+    database
+}
+
 /// Writes `payloads` to `topic` of the test broker, keyed by their position (so that every
 /// partition gets some).
 pub async fn produce(topic: &str, payloads: &[String]) {
