@@ -35,3 +35,6 @@ cargo test --workspace --locked
 
 echo "== ecomflow test (every shipped test file, and pipeline file with tests of its own)"
 cargo run --quiet --locked -p ecomflow -- test pipelines/*.toml
+
+echo "== the container image (the Dockerfile, built and run with podman)"
+scripts/test-image.sh
