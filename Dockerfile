@@ -43,11 +43,12 @@ RUN apt-get update \
  && mkdir -p /data \
  && chown ecomflow:ecomflow /data
 COPY --from=binary /ecomflow /usr/local/bin/ecomflow
-# A pipeline's migrations are found relative to its file (`../migrations`); everything it
-# writes (ecomflow.db, dead-letter.jsonl, .ecomflow-state) lands in the working directory.
-# Mount your own pipelines over /pipelines (and their migrations over /migrations).
+# A pipeline's files are found relative to it (`../migrations`, the index template in
+# `../elasticsearch`); everything it writes (ecomflow.db, dead-letter.jsonl, .ecomflow-state)
+# lands in the working directory. Mount your own pipelines over /pipelines.
 COPY pipelines/ /pipelines/
 COPY migrations/ /migrations/
+COPY elasticsearch/ /elasticsearch/
 USER ecomflow
 WORKDIR /data
 VOLUME ["/data"]

@@ -59,13 +59,32 @@ as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# The server runs as the postgres user, which must be able to enter every directory above its
+# data: say which one it cannot, and what to do, rather than fail in mkdir.
+pg_reachable() {
+  local dir=$1 blocked=""
+  while [ "$dir" != / ]; do
+    if ! runuser -u postgres -- test -x "$dir"; then blocked=$dir; fi
+    dir=$(dirname "$dir")
+  done
+  if [ -n "$blocked" ]; then
+    log "PostgreSQL runs as the user postgres, who cannot enter $blocked ($(stat -c %A "$blocked"))."
+    log "Set ECOMFLOW_SERVICES_DIR to a directory it can reach (the default is /tmp/ecomflow-services),"
+    log "or let it in: chmod o+x $blocked"
+    exit 1
+  fi
+}
+
 pg_start() {
   pg_install
   local bin base
   bin=$(pg_bin)
   base="$SERVICES_DIR/postgres"
   mkdir -p "$base"
-  if [ "$(id -u)" = 0 ]; then chown postgres: "$base"; fi
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$base"
+    pg_reachable "$base"
+  fi
   if [ ! -f "$base/data/PG_VERSION" ]; then
     log "initialising a PostgreSQL cluster in $base/data"
     as_postgres mkdir -p "$base/data" "$base/sock"
@@ -205,11 +224,12 @@ es_up() { curl -fsS "http://127.0.0.1:$ES_PORT/_cluster/health" >/dev/null 2>&1;
 
 es_start() {
   local base="$SERVICES_DIR/elasticsearch" zip home
-  zip="$HOME/.m2/repository/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip"
+  zip="$CACHE_DIR/elasticsearch-$ES_VERSION.zip"
   if es_up; then log "Elasticsearch already running on 127.0.0.1:$ES_PORT"; return; fi
   if [ ! -f "$zip" ]; then
-    log "downloading Elasticsearch $ES_VERSION from Maven Central"
-    mvn -q -B dependency:get -Dtransitive=false \
+    command -v mvn >/dev/null || { log "Maven is needed to download Elasticsearch (apt-get install maven)"; exit 1; }
+    log "downloading Elasticsearch $ES_VERSION from Maven Central (cached in $CACHE_DIR)"
+    mvn -q -B dependency:copy -DoutputDirectory="$CACHE_DIR" \
       -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip"
   fi
   home="$base/elasticsearch-$ES_VERSION"

@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo not found: install Rust from https://rustup.rs (stable, 1.85 or newer)" >&2
-  exit 1
-fi
+echo "== what this machine must have (scripts/check-machine.sh)"
+scripts/check-machine.sh
+# What lies in the work tree before the tests, to find what they leave behind.
+left_before=$(git status --porcelain --ignored --untracked-files=all 2>/dev/null | grep -v ' target/' || true)
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "== services (real PostgreSQL, Kafka and Elasticsearch)"
@@ -38,3 +38,12 @@ cargo run --quiet --locked -p ecomflow -- test pipelines/*.toml
 
 echo "== the container image (the Dockerfile, built and run with podman)"
 scripts/test-image.sh
+
+echo "== nothing left behind in the work tree"
+left_after=$(git status --porcelain --ignored --untracked-files=all 2>/dev/null | grep -v ' target/' || true)
+left=$(comm -13 <(sort <<<"$left_before") <(sort <<<"$left_after"))
+if [ -n "$left" ]; then
+  echo "the tests left these behind (write into a temporary directory instead):" >&2
+  echo "$left" >&2
+  exit 1
+fi

@@ -790,6 +790,13 @@ pub trait Sink: Send {
         None
     }
 
+    /// Where it writes (a table in a database, a file, an index), for the end of a run to
+    /// tell the user where the results are; `None` for a sink that keeps nothing (the
+    /// console, the dashboard).
+    fn destination(&self) -> Option<crate::destination::Destination> {
+        None
+    }
+
     /// How the records it writes become the rows of a table, if it writes one (one row per
     /// key for an upsert sink): `ecomflow test` checks a sink's final rows with it, without
     /// running the sink.

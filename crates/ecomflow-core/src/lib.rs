@@ -11,6 +11,7 @@ pub mod channel;
 pub mod checkpoint;
 pub mod component;
 pub mod dead_letter;
+pub mod destination;
 pub mod duration;
 pub mod error;
 pub mod event_time;
@@ -47,6 +48,7 @@ pub use component::{
     Transform,
 };
 pub use dead_letter::{DeadLetter, Payload};
+pub use destination::Destination;
 pub use error::{BuildError, ComponentError};
 pub use event_time::{EventTimeConfig, EventTimeTracker};
 pub use expr::Expr;

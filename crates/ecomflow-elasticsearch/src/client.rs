@@ -254,7 +254,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &Url) -> String {
+pub(crate) fn redact(url: &Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
         let _ = shown.set_password(Some("***"));

@@ -160,6 +160,13 @@ impl ElasticsearchSink {
 
 #[async_trait]
 impl Sink for ElasticsearchSink {
+    fn destination(&self) -> Option<ecomflow_core::Destination> {
+        Some(ecomflow_core::Destination::named(
+            crate::client::redact(&self.url),
+            format!("index {}", self.index),
+        ))
+    }
+
     /// Makes the client (and stores the index template) before the first batch, so the sink
     /// is ready once Elasticsearch has answered.
     async fn open(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {

@@ -327,6 +327,14 @@ fn render_key(record: &Record, field: Option<Field>, out: &mut Vec<u8>) -> bool 
 
 #[async_trait]
 impl Sink for KafkaSink {
+    fn destination(&self) -> Option<ecomflow_core::Destination> {
+        let brokers = self.config.get("bootstrap.servers").unwrap_or_default();
+        Some(ecomflow_core::Destination::named(
+            format!("kafka {brokers}"),
+            format!("topic {}", self.topic),
+        ))
+    }
+
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
         let batch = batch.records();
         if batch.is_empty() {

@@ -300,6 +300,13 @@ impl Sink for SqlSink {
             .map(|a| a as Arc<dyn ecomflow_core::Admission>)
     }
 
+    fn destination(&self) -> Option<ecomflow_core::Destination> {
+        Some(ecomflow_core::Destination::named(
+            self.target.clone(),
+            self.table.clone(),
+        ))
+    }
+
     fn table_view(&self) -> Option<ecomflow_core::TableView> {
         Some(ecomflow_core::TableView {
             key: self.key.clone(),

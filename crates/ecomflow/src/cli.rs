@@ -99,6 +99,8 @@ enum Command {
 enum ListFormat {
     Text,
     Json,
+    /// The page docs/reference/plugins.md.
+    Markdown,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -190,6 +192,7 @@ pub fn main() -> ExitCode {
         Command::List { format } => crate::say::product(&match format {
             ListFormat::Text => list::render_text(),
             ListFormat::Json => format!("{}\n", list::render_json()),
+            ListFormat::Markdown => list::render_markdown(),
         }),
         Command::Graph {
             files,

@@ -1,7 +1,7 @@
 //! ecomflow: the stock command line, with every built-in plugin linked.
 //!
 //! A third-party plugin crate ships a binary whose `main` links its crate and calls
-//! [`cli::main`]; see `docs/plugins.md`.
+//! [`cli::main`]; see `docs/guides/writing-a-plugin.md`.
 
 #[macro_use]
 mod say;
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod list;
 mod live_view;
 mod plugins;
+mod results;
 mod run_command;
 mod tap_command;
 mod test_command;

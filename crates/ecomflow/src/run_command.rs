@@ -2,6 +2,7 @@
 //! it, and the end-of-run table.
 
 use crate::live_view::LiveView;
+use crate::results::Results;
 use ecomflow_core::retry::shown;
 use ecomflow_observe::Server;
 use ecomflow_runtime::{HttpConfig, Pipeline, RunTelemetry};
@@ -26,6 +27,7 @@ pub fn run(pipeline: Pipeline, threads: Option<usize>, quiet: bool) -> ExitCode 
     };
     let http = pipeline.http.clone();
     let telemetry = RunTelemetry::new(&pipeline);
+    let results = Results::of(&pipeline);
     let code = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -43,6 +45,7 @@ pub fn run(pipeline: Pipeline, threads: Option<usize>, quiet: bool) -> ExitCode 
             Ok(summary) => {
                 tell_part!("{summary}");
                 tell!("finished in {secs:.2}s");
+                tell!("{}", results.report(&summary));
                 ExitCode::SUCCESS
             }
             Err(failure) => {
@@ -125,6 +128,11 @@ async fn serve(http: &HttpConfig, telemetry: &Arc<RunTelemetry>) -> Option<Serve
 /// Goes on serving the final figures for `linger` after the run (until a signal).
 async fn linger(server: &Server, linger: Duration) {
     if linger.is_zero() {
+        tell!(
+            "the dashboard at {} closed with the run (to look at the final figures, \
+             --set http.linger=10m)",
+            server.url
+        );
         return;
     }
     tell!(

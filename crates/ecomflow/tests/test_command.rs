@@ -336,7 +336,9 @@ fn a_pipeline_files_own_tests_run_and_validate_checks_them() {
     );
 
     // `ecomflow run` takes the file with its tests: it fails only on the missing input.
+    // (In the temporary directory: the outputs it opens land there, not in the crate.)
     let out = ecomflow()
+        .current_dir(dir.path())
         .arg("run")
         .arg(repo().join("pipelines/late-payments.toml"))
         .args(["--quiet", "--set", "http.enabled=false", "--set"])

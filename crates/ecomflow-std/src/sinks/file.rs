@@ -88,6 +88,15 @@ impl FileSink {
 
 #[async_trait]
 impl Sink for FileSink {
+    fn destination(&self) -> Option<ecomflow_core::Destination> {
+        let place = ecomflow_core::Destination::place(self.path.display().to_string());
+        Some(if self.append {
+            place.with_note("appended: what earlier runs wrote is still there")
+        } else {
+            place.with_note("emptied when the run started")
+        })
+    }
+
     async fn write(&mut self, batch: Incoming, _cx: &SinkContext) -> Result<(), ComponentError> {
         let batch = batch.records();
         let mut buf = std::mem::take(&mut self.buf);

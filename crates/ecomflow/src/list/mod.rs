@@ -1,9 +1,17 @@
 //! `ecomflow list`: every linked plugin with its options, read from the options' JSON schema
-//! (so the `///` docs on config fields are the reference documentation).
+//! (so the `///` docs on config fields are the reference documentation), as text, JSON or
+//! the Markdown of `docs/reference/plugins.md`.
+
+mod json;
+mod markdown;
+mod text;
+
+pub use json::render_json;
+pub use markdown::render_markdown;
+pub use text::render_text;
 
 use ecomflow_core::Plugin;
-use serde_json::{Map, Value, json};
-use std::fmt::Write;
+use serde_json::Value;
 
 /// One option of a plugin, as shown by `ecomflow list`.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +34,7 @@ pub fn options(plugin: &Plugin) -> Vec<OptionDoc> {
 }
 
 /// The options described by a config struct's JSON schema, in declaration order.
-fn options_of(schema: schemars::Schema) -> Vec<OptionDoc> {
+pub(crate) fn options_of(schema: schemars::Schema) -> Vec<OptionDoc> {
     let schema = schema.to_value();
     let defs = schema.get("$defs").cloned().unwrap_or(Value::Null);
     let required: Vec<&str> = schema
@@ -109,31 +117,18 @@ fn type_of(p: &Value, defs: &Value) -> String {
     }
 }
 
-fn write_options(s: &mut String, options: Vec<OptionDoc>) {
-    for o in options {
-        let mut line = format!("  {} ({})", o.name, o.ty);
-        if o.required {
-            line.push_str(", required");
-        }
-        if let Some(d) = &o.default {
-            let _ = write!(line, ", default {d}");
-        }
-        let _ = writeln!(s, "{line}");
-        for doc_line in o.doc.lines() {
-            let _ = writeln!(s, "      {doc_line}");
-        }
-    }
-}
-
 /// A table of a pipeline file that is not a plugin: its place, what it is for and its schema.
-struct SharedTable {
-    place: &'static str,
-    summary: &'static str,
-    schema: fn() -> schemars::Schema,
+pub(crate) struct SharedTable {
+    /// Where it sits in a pipeline file.
+    pub place: &'static str,
+    /// What it is for.
+    pub summary: &'static str,
+    /// Its options' schema.
+    pub schema: fn() -> schemars::Schema,
 }
 
 /// The tables every pipeline can have besides its components.
-fn shared_tables() -> [SharedTable; 2] {
+pub(crate) fn shared_tables() -> [SharedTable; 4] {
     [
         SharedTable {
             place: "sources.<id>.event_time",
@@ -141,68 +136,19 @@ fn shared_tables() -> [SharedTable; 2] {
             schema: || schemars::schema_for!(ecomflow_core::EventTimeConfig),
         },
         SharedTable {
+            place: "http",
+            summary: "the HTTP server of `ecomflow run`: metrics, probes, the tap and the dashboard",
+            schema: || schemars::schema_for!(ecomflow_runtime::HttpConfig),
+        },
+        SharedTable {
+            place: "channels",
+            summary: "how much each component's input holds",
+            schema: || schemars::schema_for!(ecomflow_runtime::ChannelsConfig),
+        },
+        SharedTable {
             place: "checkpoint",
             summary: "checkpoints that keep the pipeline's state, to resume after a stop or crash",
             schema: || schemars::schema_for!(ecomflow_core::checkpoint::CheckpointConfig),
         },
     ]
-}
-
-/// The whole list as text.
-pub fn render_text() -> String {
-    let mut s = String::new();
-    for t in shared_tables() {
-        let _ = writeln!(s, "table [{}]: {}", t.place, t.summary);
-        write_options(&mut s, options_of((t.schema)()));
-        s.push('\n');
-    }
-    for p in Plugin::all() {
-        let _ = writeln!(s, "{} {}: {}", p.kind().noun(), p.name, p.summary);
-        if !p.outputs.is_empty() {
-            let _ = writeln!(s, "  named outputs: {}", p.outputs.join(", "));
-        }
-        write_options(&mut s, options(p));
-        s.push('\n');
-    }
-    s
-}
-
-fn options_json(options: Vec<OptionDoc>) -> Vec<Value> {
-    options
-        .into_iter()
-        .map(|o| {
-            let mut m = Map::new();
-            m.insert("name".into(), json!(o.name));
-            m.insert("type".into(), json!(o.ty));
-            m.insert("required".into(), json!(o.required));
-            m.insert("default".into(), json!(o.default));
-            m.insert("doc".into(), json!(o.doc));
-            Value::Object(m)
-        })
-        .collect()
-}
-
-/// The whole list as JSON, for tools: the shared tables (kind `table`, named by their place
-/// in a pipeline file), then every plugin.
-pub fn render_json() -> String {
-    let tables = shared_tables().into_iter().map(|t| {
-        json!({
-            "kind": "table",
-            "name": t.place,
-            "summary": t.summary,
-            "outputs": [],
-            "options": options_json(options_of((t.schema)())),
-        })
-    });
-    let plugins = Plugin::all().into_iter().map(|p| {
-        json!({
-            "kind": p.kind().noun(),
-            "name": p.name,
-            "summary": p.summary,
-            "outputs": p.outputs,
-            "options": options_json(options(p)),
-        })
-    });
-    let all: Vec<Value> = tables.chain(plugins).collect();
-    serde_json::to_string_pretty(&all).unwrap_or_default()
 }
