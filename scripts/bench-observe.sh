@@ -31,9 +31,10 @@ scripts/generate-transactions.sh "$n" "$work/transactions.jsonl"
   echo "path = \"$work/transactions.jsonl\""
   echo 'event_time = { field = "transactionDate", max_out_of_orderness = "5m" }'
   sed -n '/^# ---- analytics/,/^# ---- outputs/p' pipelines/ecommerce.toml
-  echo '[sinks.b]'
+  # Named as the flagship's table, which the analytics' `storable` asks what it refuses.
+  echo '[sinks.transactions_table]'
   echo 'type = "blackhole"'
-  echo 'inputs = ["usd", "sales_per_category", "sales_per_day", "sales_per_month", "payment_alerts"]'
+  echo 'inputs = ["storable", "sales_per_category", "sales_per_day", "sales_per_month", "payment_alerts"]'
   echo '[dead_letter]'
   echo 'type = "blackhole"'
 } >"$work/analytics.toml"

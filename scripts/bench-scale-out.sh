@@ -57,10 +57,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The overlay without its Elasticsearch sink (its migrations path made absolute).
+# The overlay without its Elasticsearch sink, which `storable` then does not name (its
+# migrations path made absolute).
 awk '/^\[sinks.transactions_index\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' \
   pipelines/real-stack.toml |
-  sed "s|\.\./migrations/scale-out|$root/migrations/scale-out|" >"$work/real-stack-no-es.toml"
+  sed -e "s|\.\./migrations/scale-out|$root/migrations/scale-out|" \
+    -e 's|^sinks = \["transactions_table", "transactions_index"\]|sinks = ["transactions_table"]|' \
+    >"$work/real-stack-no-es.toml"
 
 # One member: member DIR TOPIC GROUP INSTANCE DATABASE STOP_AT_END [--set ...]
 cat >"$work/member" <<EOF

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Writes N seed transactions (the generator, seed 1, 1% bad ones on top) to FILE as JSON
-# lines, with the release build of ecomflow; the benchmarks' input.
+# Writes N seed transactions (the generator, seed 1, all good) to FILE as JSON lines, with the
+# release build of ecomflow; the benchmarks' input. FILE is replaced, not appended to.
 #
 #   scripts/generate-transactions.sh N FILE
 set -euo pipefail
@@ -19,6 +19,7 @@ seed = 1
 type = "file"
 inputs = ["g"]
 path = "$file"
+append = false
 
 [dead_letter]
 type = "blackhole"

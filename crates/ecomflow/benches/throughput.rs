@@ -96,8 +96,8 @@ fn main() {
         "[sources.transactions]\ntype = \"file\"\npath = {:?}\n\
          event_time = {{ field = \"transactionDate\", max_out_of_orderness = \"5m\" }}\n\
          # {analytics}\n\
-         [sinks.b]\ntype = \"blackhole\"\n\
-         inputs = [\"usd\", \"sales_per_category\", \"sales_per_day\", \"sales_per_month\", \"payment_alerts\"]\n\n\
+         [sinks.transactions_table]\ntype = \"blackhole\"\n\
+         inputs = [\"storable\", \"sales_per_category\", \"sales_per_day\", \"sales_per_month\", \"payment_alerts\"]\n\n\
          [dead_letter]\ntype = \"blackhole\"\n",
         data.display().to_string()
     );
