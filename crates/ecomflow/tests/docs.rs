@@ -116,6 +116,20 @@ fn the_plugin_reference_is_generated_from_the_schemas() {
     }
 }
 
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        let target = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_dir(&path, &target)?;
+        } else {
+            std::fs::copy(&path, &target)?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks one TOML block of the docs; `Err` says why it fails.
 fn check_toml_block(body: &str, dir: &Path) -> Result<(), String> {
     let root = repo();
@@ -129,15 +143,11 @@ fn check_toml_block(body: &str, dir: &Path) -> Result<(), String> {
     let mut cmd = ecomflow();
     cmd.arg("validate").current_dir(&root);
     let file = if body.contains("[[tests]]") {
-        // A test file: beside the shipped pipelines it names.
-        let pipelines = dir.join("pipelines");
-        std::fs::create_dir_all(&pipelines).map_err(|e| e.to_string())?;
-        for entry in std::fs::read_dir(root.join("pipelines")).map_err(|e| e.to_string())? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            std::fs::copy(&path, pipelines.join(path.file_name().expect("name")))
-                .map_err(|e| e.to_string())?;
+        // A test file: beside the shipped pipelines it names (and what they refer to).
+        for shipped in ["pipelines", "migrations", "elasticsearch"] {
+            copy_dir(&root.join(shipped), &dir.join(shipped)).map_err(|e| e.to_string())?;
         }
-        pipelines.join("block.test.toml")
+        dir.join("pipelines/block.test.toml")
     } else {
         if !body
             .lines()

@@ -33,6 +33,10 @@ fn harness(kind: &str, name: &str) -> Option<(String, bool)> {
             ),
             true,
         ),
+        ("table", "http") => (
+            format!("[http]\n@OPTION@\n\n{generator}\n{}", blackhole("g")),
+            true,
+        ),
         ("table", "checkpoint") => (
             format!(
                 "[checkpoint]\ndir = \"state\"\n@OPTION@\n\n{generator}\n{}",

@@ -2,7 +2,7 @@
 //! first characters of string fields (for example customer ids before they leave the pipeline).
 //!
 //! The whole plugin is this file: an options struct, the transform, and one
-//! `inventory::submit!` line. See `docs/plugins.md` for the walk-through.
+//! `inventory::submit!` line. See `docs/guides/writing-a-plugin.md` for the walk-through.
 
 use ecomflow_core::schemars::JsonSchema;
 use ecomflow_core::serde::Deserialize;
