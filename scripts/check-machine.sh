@@ -11,7 +11,7 @@ need() { # need WHAT HOW-TO-GET-IT
   missing=$((missing + 1))
 }
 
-command -v cargo >/dev/null 2>&1 || need "cargo" "install Rust from https://rustup.rs (stable, 1.85 or newer)"
+command -v cargo >/dev/null 2>&1 || need "cargo" "install Rust from https://rustup.rs (stable, 1.89 or newer)"
 if [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
   need "root" "the suite installs Debian packages with apt-get (PostgreSQL, Chromium, podman): run it as root or with password-less sudo"
 fi

@@ -95,8 +95,11 @@ impl fmt::Debug for Token {
     }
 }
 
-/// A path that can answer without the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+/// A path that can answer without the token. (`Serialize` puts the default list in the
+/// option's schema, so the reference shows it.)
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 pub enum OpenPath {
     /// Liveness.
     #[serde(rename = "/health")]

@@ -3,10 +3,11 @@
 
 use ecomflow_core::{Emitter, Record};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What happens to records that arrive after their bucket or window was closed and dropped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+/// (`Serialize` puts its default in the option's schema, so the reference shows it.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LateRecords {
     /// Send them to the dead-letter output with the reason.

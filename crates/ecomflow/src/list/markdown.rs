@@ -49,8 +49,7 @@ pub fn render_markdown() -> String {
                 let outputs: Vec<String> = p.outputs.iter().map(|o| format!("`{o}`")).collect();
                 let _ = writeln!(
                     s,
-                    "\nNamed outputs (read as `{}.<output>`): {}.",
-                    p.name,
+                    "\nNamed outputs, read as `inputs = [\"<id>.<output>\"]`: {}.",
                     outputs.join(", ")
                 );
             }
