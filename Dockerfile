@@ -4,14 +4,14 @@
 #   docker build -t ecomflow .
 #   docker run --rm -v ecomflow-data:/data -p 8640:8640 ecomflow run /pipelines/ecommerce.toml
 #
-# The binary is compiled in the `build` stage. `--build-arg ECOMFLOW_BINARY=prebuilt` takes
-# `target/image/ecomflow` from the build context instead (a Linux x86-64 binary built against
-# Debian bookworm's glibc): the test suite builds this very file that way, with the binary it
-# has already compiled, since it cannot pull the Rust image.
+# The binary is compiled in the `build` stage and copied into the last stage, the image.
+# `--target prebuilt` makes the same image around `target/image/ecomflow` from the build
+# context instead (a Linux x86-64 binary built against Debian bookworm's glibc): the test
+# suite builds this very file that way, with the binary it has already compiled, since it
+# cannot pull the Rust image. Both differ only in where that one file comes from.
 
 ARG DEBIAN_RELEASE=bookworm
 ARG RUST_VERSION=1.95
-ARG ECOMFLOW_BINARY=build
 
 # ---- build: compile ecomflow with the Rust toolchain --------------------------------------
 FROM docker.io/library/rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
@@ -26,14 +26,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p ecomflow \
  && objcopy --strip-debug target/release/ecomflow /ecomflow
 
-# ---- prebuilt: a binary handed in through the build context ------------------------------
-FROM docker.io/library/debian:${DEBIAN_RELEASE}-slim AS prebuilt
-COPY target/image/ecomflow /ecomflow
-
-FROM ${ECOMFLOW_BINARY} AS binary
-
-# ---- the image ----------------------------------------------------------------------------
-FROM docker.io/library/debian:${DEBIAN_RELEASE}-slim
+# ---- runtime: the image without its binary ------------------------------------------------
+FROM docker.io/library/debian:${DEBIAN_RELEASE}-slim AS runtime
 # curl answers the healthcheck (GET /ready); zlib is librdkafka's one shared library.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends curl zlib1g \
@@ -42,7 +36,6 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin ecomflow \
  && mkdir -p /data \
  && chown ecomflow:ecomflow /data
-COPY --from=binary /ecomflow /usr/local/bin/ecomflow
 # A pipeline's files are found relative to it (`../migrations`, the index template in
 # `../elasticsearch`); everything it writes (ecomflow.db, dead-letter.jsonl, .ecomflow-state)
 # lands in the working directory. Mount your own pipelines over /pipelines.
@@ -53,15 +46,23 @@ USER ecomflow
 WORKDIR /data
 VOLUME ["/data"]
 # The run's HTTP server: /health, /ready, /metrics, the dashboard and the tap. Bound to every
-# interface inside the container (the shipped pipelines take `[http] address` from
-# ECOMFLOW_HTTP_ADDRESS): publish it, and set ECOMFLOW_HTTP_TOKEN to guard the dashboard's
+# interface inside the container (the flagship takes `[http] address` from
+# ECOMFLOW_HTTP_ADDRESS; write the same in yours): publish it, and set ECOMFLOW_HTTP_TOKEN to guard the dashboard's
 # data and the tap.
 ENV ECOMFLOW_HTTP_ADDRESS=0.0.0.0
 EXPOSE 8640
 # SIGTERM (docker stop) drains: sources stop, what was read is written, a last checkpoint is
-# taken, exit 0. Give it time: docker stop --time 30.
+# taken (with a [checkpoint] table), exit 0. Give it time: docker stop --time 30.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
   CMD curl -fsS "http://127.0.0.1:8640/ready" >/dev/null || exit 1
 ENTRYPOINT ["ecomflow"]
 CMD ["run", "/pipelines/ecommerce.toml"]
+
+# ---- prebuilt: the image around a binary handed in through the build context ---------------
+FROM runtime AS prebuilt
+COPY target/image/ecomflow /usr/local/bin/ecomflow
+
+# ---- the image: around the binary compiled above --------------------------------------------
+FROM runtime
+COPY --from=build /ecomflow /usr/local/bin/ecomflow

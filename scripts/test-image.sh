@@ -12,9 +12,9 @@
 #
 # This machine cannot pull from a registry, so the base image is made from Debian's own
 # packages (debootstrap, cached under $ECOMFLOW_CACHE_DIR) and the image is built with
-# `--build-arg ECOMFLOW_BINARY=prebuilt`: the Dockerfile's last stage, the one users get,
-# around BINARY (default: the debug build, `cargo build -p ecomflow`). Installs podman, runc
-# and debootstrap with apt when missing (needs root).
+# `--target prebuilt`: the Dockerfile's runtime stage, the one users get, around BINARY
+# (default: the debug build, `cargo build -p ecomflow`) instead of the Rust stage's binary.
+# Installs podman, runc and debootstrap with apt when missing (needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -82,9 +82,9 @@ if [[ -z "$binary" ]]; then
   binary="$root/target/debug/ecomflow"
 fi
 objcopy --strip-debug "$binary" "$work/ecomflow"
-step "podman build (Dockerfile, ECOMFLOW_BINARY=prebuilt)"
+step "podman build (Dockerfile, --target prebuilt)"
 started=$SECONDS
-podman build --quiet --format docker --build-arg ECOMFLOW_BINARY=prebuilt -t "$IMAGE" . >/dev/null \
+podman build --quiet --format docker --target prebuilt -t "$IMAGE" . >/dev/null \
   || fail "podman build failed"
 echo "   built in $((SECONDS - started)) s, $(podman image inspect "$IMAGE" --format '{{.Size}}' \
   | awk '{printf "%.0f MB", $1 / 1e6}')"
