@@ -29,11 +29,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # ---- runtime: the image without its binary ------------------------------------------------
 FROM docker.io/library/debian:${DEBIAN_RELEASE}-slim AS runtime
 # curl answers the healthcheck (GET /ready); zlib is librdkafka's one shared library.
-RUN apt-get update \
+RUN export DEBIAN_FRONTEND=noninteractive \
+ && apt-get update \
  && apt-get install -y --no-install-recommends curl zlib1g \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin ecomflow \
+ && useradd --uid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin ecomflow \
  && mkdir -p /data \
  && chown ecomflow:ecomflow /data
 # A pipeline's files are found relative to it (`../migrations`, the index template in

@@ -72,7 +72,7 @@ if ! podman image exists "$BASE"; then
     rm -rf "$rootfs"
   fi
   step "importing $BASE"
-  podman import "$tarball" "$BASE" >/dev/null
+  podman import --quiet "$tarball" "$BASE" >/dev/null
 fi
 
 # ---- the image -----------------------------------------------------------------------------
