@@ -1,0 +1,17 @@
+//! The three kinds of component (source, transform, sink) and what the runtime hands them,
+//! one file a role.
+
+mod dead_letter_output;
+mod message;
+mod output;
+mod sink;
+mod source;
+mod transform;
+
+pub use crate::telemetry::Counters;
+pub use dead_letter_output::{DeadLetterMessage, DeadLetterOutput};
+pub use message::Message;
+pub use output::{Closed, Output};
+pub use sink::{Incoming, Sink, SinkContext};
+pub use source::{Source, SourceContext};
+pub use transform::{Emitter, Transform};

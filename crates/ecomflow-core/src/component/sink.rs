@@ -1,0 +1,159 @@
+//! The sink trait, what the runtime hands a sink, and the records it gets in one call.
+
+use super::dead_letter_output::DeadLetterOutput;
+use crate::error::ComponentError;
+use crate::record::{Batch, Record};
+use crate::shard::{PartitionId, Shard};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a sink gets from the runtime besides its records.
+pub struct SinkContext {
+    /// Where records it cannot write go.
+    pub dead_letter: DeadLetterOutput,
+    /// What this sink shows while it runs (metrics, readiness).
+    pub telemetry: Arc<crate::telemetry::ComponentTelemetry>,
+}
+
+/// The records a sink gets in one call: shared with the other readers of the same output,
+/// or its own when it is the last reader (then taking them costs no copy).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    batch: Arc<Batch>,
+    shard: Shard,
+}
+
+impl Incoming {
+    /// Records of `shard`.
+    pub fn in_shard(shard: Shard, batch: Arc<Batch>) -> Incoming {
+        Incoming { batch, shard }
+    }
+
+    /// The records, to read.
+    pub fn records(&self) -> &[Record] {
+        &self.batch
+    }
+
+    /// The shard they belong to (the source partition whose state made them).
+    pub fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
+    /// The records, to keep: without a copy when no other reader holds them.
+    pub fn into_records(self) -> Batch {
+        Arc::unwrap_or_clone(self.batch)
+    }
+
+    /// How many records there are.
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+}
+
+impl From<Arc<Batch>> for Incoming {
+    fn from(batch: Arc<Batch>) -> Incoming {
+        Incoming::in_shard(Shard::Whole, batch)
+    }
+}
+
+impl From<Batch> for Incoming {
+    fn from(batch: Batch) -> Incoming {
+        Incoming::in_shard(Shard::Whole, Arc::new(batch))
+    }
+}
+
+impl From<&[Record]> for Incoming {
+    fn from(records: &[Record]) -> Incoming {
+        Incoming::in_shard(Shard::Whole, Arc::new(records.to_vec()))
+    }
+}
+
+/// A component that writes records out of the pipeline.
+#[async_trait::async_trait]
+pub trait Sink: Send {
+    /// Called once before the first batch: connect, so that the sink is ready (for the
+    /// readiness check) before records come. Failing here stops the run.
+    async fn open(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Writes one batch. An error stops the run; per-record problems go to dead letters. A
+    /// sink that only reads the records uses [`Incoming::records`]; one that keeps them
+    /// takes them with [`Incoming::into_records`].
+    async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError>;
+
+    /// Whether it counts the records it has written itself (adding to
+    /// `cx.telemetry.counters.sent`, and `dropped` for what it leaves out on purpose),
+    /// because it learns which were refused only after `write` returns (it writes beside
+    /// itself). Otherwise a record counts as written once `write` returns. Either way,
+    /// received = written + dead-lettered + dropped once it has finished.
+    fn counts_written(&self) -> bool {
+        false
+    }
+
+    /// What it would refuse, once open (its table's column types and lengths, an index's
+    /// id and field limits): published for a `storable` transform upstream, which refuses
+    /// such records before the fan-out. `None`: it says nothing.
+    fn admission(&self) -> Option<std::sync::Arc<dyn crate::admission::Admission>> {
+        None
+    }
+
+    /// Where it writes (a table in a database, a file, an index), for the end of a run to
+    /// tell the user where the results are; `None` for a sink that keeps nothing (the
+    /// console, the dashboard).
+    fn destination(&self) -> Option<crate::destination::Destination> {
+        None
+    }
+
+    /// How the records it writes become the rows of a table, if it writes one (one row per
+    /// key for an upsert sink): `ecomflow test` checks a sink's final rows with it, without
+    /// running the sink.
+    fn table_view(&self) -> Option<crate::table_view::TableView> {
+        None
+    }
+
+    /// The rows its table holds now, read back from its database after writing what it
+    /// buffers (`ecomflow test` checks a sink it runs for real with it); `None` when it
+    /// writes no table.
+    async fn read_table(
+        &mut self,
+        _cx: &SinkContext,
+    ) -> Result<Option<Vec<Record>>, ComponentError> {
+        Ok(None)
+    }
+
+    /// Called once after the last batch: flush buffers and make the writes durable.
+    async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Makes everything written so far durable, for a checkpoint (flush buffers, commit).
+    async fn checkpoint(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Partition `partition` went to another process: drop what came from it since the last
+    /// checkpoint and is not written yet (its new owner builds it again), if the sink writes
+    /// only at checkpoints.
+    fn revoked(&mut self, _partition: &Arc<PartitionId>) {}
+
+    /// Every input has ended on its own (not stopped for a restart): what comes before
+    /// [`Sink::finish`] is the last of it, flushed by the transforms at their end, and no
+    /// checkpoint follows it.
+    fn inputs_ended(&mut self) {}
+
+    /// How often [`Sink::tick`] should run, if at all (for time-based flushing).
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called every [`Sink::tick_interval`] between batches.
+    async fn tick(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+}
