@@ -4,7 +4,7 @@
 #   virtual environment, target/test-tools/python;
 # - Debian's Chromium (/usr/bin/chromium, from apt) and the npm package playwright-core in
 #   target/test-tools/node, which drive the real-browser test of the dashboard
-#   (crates/ecomflow/tests/dashboard.rs). Playwright's own browser download is never used.
+#   (crates/ecomflow/tests/e2e/dashboard.rs). Playwright's own browser download is never used.
 # Safe to run again: what is there already is kept, and a second run takes about a second.
 # It exports nothing: scripts/test.sh names the tools to the tests.
 set -euo pipefail

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 /// How long a server is away.
 const OUTAGE: Duration = Duration::from_secs(15);

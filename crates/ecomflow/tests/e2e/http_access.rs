@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 const TOKEN: &str = "s3cret-token-of-the-run-0123456789";
 

@@ -4,7 +4,7 @@
 use common::processes::{signal, spawn};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 #[test]
 fn an_unreachable_broker_is_logged_as_warnings_not_errors() {

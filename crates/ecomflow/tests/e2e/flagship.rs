@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-mod common;
+use crate::common;
 
 const COUNT: u64 = 100_000;
 

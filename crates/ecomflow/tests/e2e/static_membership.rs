@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 /// The member: reading the topic for good, serving on a free port.
 fn member(dir: &Path, topic: &str, group: &str, run: &str) -> Child {

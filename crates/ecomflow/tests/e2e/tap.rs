@@ -9,7 +9,7 @@ use common::stack::{ecomflow, flagship_run};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 /// The flagship, endless at a steady rate, serving on a free port.
 fn start(dir: &std::path::Path) -> Child {

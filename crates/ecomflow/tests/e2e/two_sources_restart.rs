@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 const TABLES: [&str; 3] = ["rows", "per_day", "per_minute"];
 

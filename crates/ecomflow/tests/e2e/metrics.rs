@@ -8,7 +8,7 @@ use common::processes::{signal, spawn};
 use common::stack::flagship_run;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 /// The end-of-run table in `log`: (component, [received, sent, dead-lettered, dropped]).
 fn end_of_run_table(log: &str) -> Vec<(String, [u64; 4])> {

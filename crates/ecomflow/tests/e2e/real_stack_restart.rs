@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use common::processes::{signal, spawn, spawn_generator};
 

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 /// Good transactions the generator writes: enough that one partition takes seconds to read,
 /// few enough for the test to take about a minute.

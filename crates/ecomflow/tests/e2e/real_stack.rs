@@ -13,7 +13,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 const GOOD: u64 = 3000;
 

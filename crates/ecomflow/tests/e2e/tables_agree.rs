@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-mod common;
+use crate::common;
 
 /// Good sales, one an hour from the first of February 2025.
 const GOOD: usize = 300;

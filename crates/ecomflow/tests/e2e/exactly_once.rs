@@ -13,7 +13,7 @@ use common::stack::{elasticsearch, kafka, pipeline, postgres_dump, run, topic_en
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use common::processes::spawn;
 

@@ -10,7 +10,7 @@ use common::stack::{
 };
 use std::path::Path;
 
-mod common;
+use crate::common;
 
 fn nest(open: &str, close: &str, depth: usize) -> String {
     open.repeat(depth) + &close.repeat(depth)

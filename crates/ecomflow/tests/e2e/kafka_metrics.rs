@@ -11,7 +11,7 @@ use common::processes::{signal, spawn, spawn_generator};
 use common::stack::{create_topic, kafka};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 const PARTITIONS: i32 = 3;
 const GOOD: u64 = 3000;

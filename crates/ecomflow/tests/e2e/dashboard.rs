@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 /// The chart the flagship fills from `sales_per_day`.
 const SALES_PER_DAY: &str = "sinks.sales_per_day_chart";

@@ -16,7 +16,7 @@ use common::stack::{create_topic, elasticsearch, kafka, pipeline, postgres_dump,
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use common::processes::{signal, spawn, spawn_generator};
 

@@ -2,8 +2,6 @@
 //! databases on the PostgreSQL test server; `stack` for the other real servers, `browser`
 //! for looking at the dashboard in a real browser.
 
-#![allow(dead_code)] // each test binary uses part of this
-
 pub mod browser;
 pub mod http;
 pub mod plain_table;

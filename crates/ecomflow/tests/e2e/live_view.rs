@@ -5,7 +5,7 @@
 use common::stack::{ecomflow, pipeline};
 use std::process::Command;
 
-mod common;
+use crate::common;
 
 const RUN: [&str; 6] = [
     "--set",

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use common::processes::{KillOnDrop, is_stopped, signal, spawn, spawn_alone, spawn_generator};
 
