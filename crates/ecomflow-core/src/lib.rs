@@ -55,7 +55,9 @@ pub use expr::Expr;
 pub use field::Field;
 pub use in_flight::InFlight;
 pub use record::{Batch, Record};
-pub use registry::{BuildContext, Kind, Plugin, SinkPlugin, SourcePlugin, TransformPlugin};
+pub use registry::{
+    BuildContext, DefaultDeadLetter, Kind, Plugin, SinkPlugin, SourcePlugin, TransformPlugin,
+};
 pub use retry::{RetryPolicy, Retrying};
 pub use shard::{PartitionId, Shard};
 pub use table_view::TableView;

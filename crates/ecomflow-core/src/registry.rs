@@ -78,6 +78,27 @@ pub struct Plugin {
 
 inventory::collect!(Plugin);
 
+/// The dead-letter output of a pipeline without a `[dead_letter]` table: a sink plugin and
+/// its options, declared with `inventory::submit!` by the crate that has the plugin, so the
+/// runtime names no plugin. `ecomflow-std` declares its `file` sink writing
+/// `dead-letter.jsonl`; a binary without it needs `[dead_letter]` in every pipeline.
+#[derive(Debug)]
+pub struct DefaultDeadLetter {
+    /// The sink plugin's `type`.
+    pub sink: &'static str,
+    /// Its options, each a string, such as `("path", "dead-letter.jsonl")`.
+    pub options: &'static [(&'static str, &'static str)],
+}
+
+inventory::collect!(DefaultDeadLetter);
+
+impl DefaultDeadLetter {
+    /// Every declaration linked into this binary (one, normally).
+    pub fn declared() -> Vec<&'static DefaultDeadLetter> {
+        inventory::iter::<DefaultDeadLetter>.into_iter().collect()
+    }
+}
+
 impl Plugin {
     /// Registration of a source plugin; use with `inventory::submit!`.
     pub const fn source<P: SourcePlugin>(name: &'static str, summary: &'static str) -> Plugin {

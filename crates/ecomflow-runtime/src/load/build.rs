@@ -177,6 +177,7 @@ fn rebuilder(
     }))
 }
 
+use ecomflow_core::DefaultDeadLetter;
 use ecomflow_core::checkpoint::CheckpointConfig;
 use ecomflow_core::shared_store::StorePlugin;
 
@@ -350,22 +351,43 @@ pub(super) fn field_spans(table: &DeTable<'_>) -> Vec<(String, Range<usize>)> {
     out
 }
 
+/// The dead-letter output of a pipeline without a `[dead_letter]` table: the one a plugin
+/// crate declares ([`DefaultDeadLetter`]).
 pub(super) fn build_default_dead_letter(diags: &mut Vec<Diagnostic>) -> Option<Component> {
-    let Some(plugin) = Plugin::find(Kind::Sink, "file") else {
+    let declared = DefaultDeadLetter::declared();
+    let [default] = declared.as_slice() else {
+        let why = if declared.is_empty() {
+            "no [dead_letter] table, and no plugin linked into this binary declares a default \
+             dead-letter output"
+                .to_string()
+        } else {
+            let sinks: Vec<&str> = declared.iter().map(|d| d.sink).collect();
+            format!(
+                "no [dead_letter] table, and several plugins declare a default dead-letter \
+                 output ({}): give the pipeline a [dead_letter] table",
+                sinks.join(", ")
+            )
+        };
+        diags.push(Diagnostic::general(DEAD_LETTER, why));
+        return None;
+    };
+    let Some(plugin) = Plugin::find(Kind::Sink, default.sink) else {
         diags.push(Diagnostic::general(
             DEAD_LETTER,
-            "no [dead_letter] table and no `file` sink plugin linked to write the default",
+            format!(
+                "the default dead-letter output is a `{}` sink, which is not linked",
+                default.sink
+            ),
         ));
         return None;
     };
     let mut table = DeTable::new();
-    table.insert(
-        Spanned::new(0..0, Cow::Borrowed("path")),
-        Spanned::new(
-            0..0,
-            DeValue::String(Cow::Borrowed(DEFAULT_DEAD_LETTER_PATH)),
-        ),
-    );
+    for (option, value) in default.options {
+        table.insert(
+            Spanned::new(0..0, Cow::Borrowed(*option)),
+            Spanned::new(0..0, DeValue::String(Cow::Borrowed(*value))),
+        );
+    }
     let cx = BuildContext {
         component: DEAD_LETTER.into(),
         base_dir: PathBuf::from("."),

@@ -38,8 +38,6 @@ pub const HTTP: &str = "http";
 pub const CHANNELS: &str = "channels";
 /// The `[[tests]]` of a pipeline file (run by `ecomflow test`, ignored by `ecomflow run`).
 pub const TESTS: &str = "tests";
-/// Where dead letters go when the pipeline does not say.
-pub const DEFAULT_DEAD_LETTER_PATH: &str = "dead-letter.jsonl";
 
 /// What else loading needs besides the files.
 pub struct LoadOptions<'a> {

@@ -128,6 +128,12 @@ ecomflow_core::inventory::submit!(Plugin::sink::<FileSinkPlugin>(
     "appends records to a file as JSON lines"
 ));
 
+// Where dead letters go when a pipeline has no `[dead_letter]` table.
+ecomflow_core::inventory::submit!(ecomflow_core::DefaultDeadLetter {
+    sink: "file",
+    options: &[("path", "dead-letter.jsonl")],
+});
+
 #[cfg(test)]
 mod tests {
     use crate::test_support::{build_error, build_sink, record, sink_context};
