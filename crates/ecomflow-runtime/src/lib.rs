@@ -7,6 +7,7 @@ pub mod diagnostic;
 pub mod graph;
 mod graph_check;
 pub mod http_config;
+mod inbox;
 pub mod interpolate;
 pub mod load;
 mod overrides;

@@ -2,6 +2,7 @@
 //! barrier, the end of input finishing them.
 
 use crate::checkpoint::{Alignment, Step, ended};
+use crate::inbox::{Inbox, Next};
 use crate::pipeline::{Built, Component};
 use crate::sinks_open::SinkStart;
 use ecomflow_core::channel::InputReceiver;
@@ -24,31 +25,22 @@ pub(crate) async fn run_sink(
     start: SinkStart,
 ) -> Result<(), ComponentError> {
     let component = start.component.clone();
-    let mut ticker = sink.tick_interval().map(crate::ticker::every);
     let opened = open(&mut sink, &cx).await;
     start.opened(&*sink, opened.is_ok());
     opened?;
     // Every input ended (not stopped for a restart).
     let mut finished = true;
-    if let Some(mut rx) = rx {
+    if let Some(rx) = rx {
         let mut ended_inputs = Vec::new();
-        let mut replay = std::collections::VecDeque::new();
-        loop {
-            let message = if let Some(m) = replay.pop_front() {
-                Some(m)
-            } else {
-                match ticker.as_mut() {
-                    Some(t) => tokio::select! {
-                        m = rx.recv() => m,
-                        _ = t.tick() => {
-                            sink.tick(&cx).await?;
-                            continue;
-                        }
-                    },
-                    None => rx.recv().await,
+        let mut inbox = Inbox::new(rx, sink.tick_interval());
+        while let Some(next) = inbox.next().await {
+            let message = match next {
+                Next::Message(m) => m,
+                Next::Tick => {
+                    sink.tick(&cx).await?;
+                    continue;
                 }
             };
-            let Some(message) = message else { break };
             match alignment.step(message) {
                 Step::Aligned(id) => {
                     sink.checkpoint(&cx).await?;
@@ -60,9 +52,7 @@ pub(crate) async fn run_sink(
                             component: component.clone(),
                         });
                     }
-                    let mut held = alignment.release();
-                    held.extend(replay.drain(..));
-                    replay = held;
+                    inbox.replay(alignment.release());
                 }
                 Step::Handle(Message::Batch { batch, shard, .. }) => {
                     write(&mut sink, &cx, &count, Incoming::in_shard(shard, batch)).await?;

@@ -3,6 +3,7 @@
 //! per shard (see `transform_shards.rs`).
 
 use crate::checkpoint::{Alignment, Step, ended};
+use crate::inbox::{Inbox, Next};
 use crate::transform_shards::{Assigned, Instances};
 use ecomflow_core::channel::InputReceiver;
 use ecomflow_core::checkpoint::Report;
@@ -34,38 +35,24 @@ pub(crate) async fn run_transform(
     rx: Option<InputReceiver<Message>>,
     mut io: TransformIo,
 ) -> Result<(), ComponentError> {
-    let Some(mut rx) = rx else {
+    let Some(rx) = rx else {
         io.dead_letter.send_end().await;
         ended(&io.reports, io.component.clone(), true);
         return Ok(());
     };
     let mut emitter = Emitter::default();
-    let mut ticker = instances
-        .whole
-        .transform
-        .tick_interval()
-        .map(crate::ticker::every);
-    // Messages held back during a checkpoint's alignment, handled once it is done.
-    let mut replay = std::collections::VecDeque::new();
-    loop {
-        let message = if let Some(m) = replay.pop_front() {
-            Some(m)
-        } else {
-            match ticker.as_mut() {
-                Some(t) => tokio::select! {
-                    m = rx.recv() => m,
-                    _ = t.tick() => {
-                        for (shard, instance) in instances.all() {
-                            instance.transform.tick(&mut emitter);
-                            forward(&mut emitter, &io, &shard).await;
-                        }
-                        continue;
-                    }
-                },
-                None => rx.recv().await,
+    let mut inbox = Inbox::new(rx, instances.whole.transform.tick_interval());
+    while let Some(next) = inbox.next().await {
+        let message = match next {
+            Next::Message(m) => m,
+            Next::Tick => {
+                for (shard, instance) in instances.all() {
+                    instance.transform.tick(&mut emitter);
+                    forward(&mut emitter, &io, &shard).await;
+                }
+                continue;
             }
         };
-        let Some(message) = message else { break };
         match io.alignment.step(message) {
             Step::Wait => {}
             Step::Aligned(id) => {
@@ -87,9 +74,7 @@ pub(crate) async fn run_transform(
                     o.send_barrier(id).await;
                 }
                 io.dead_letter.send_barrier(id).await;
-                let mut held = io.alignment.release();
-                held.extend(replay.drain(..));
-                replay = held;
+                inbox.replay(io.alignment.release());
             }
             Step::Handle(Message::Batch { batch, shard, .. }) => {
                 Counters::add(&io.count.received, batch.len());
