@@ -175,7 +175,7 @@ mod tests {
 
     const MANAGED: &[Managed] = &[Managed {
         key: "linger.ms",
-        hint: "set `linger` instead",
+        hint: "set `flush_interval` instead",
     }];
 
     #[test]
@@ -215,16 +215,16 @@ mod tests {
         let managed = options(&[("linger.ms", OptionValue::Integer(1))]);
         let e = client_config("s", "b:1", &[], &managed, MANAGED).expect_err("managed");
         assert_eq!(e.field.as_deref(), Some("options.linger.ms"));
-        assert_eq!(e.hint.as_deref(), Some("set `linger` instead"));
+        assert_eq!(e.hint.as_deref(), Some("set `flush_interval` instead"));
 
         let e = client_config("s", " ", &[], &Options::new(), MANAGED).expect_err("no brokers");
         assert_eq!(e.field.as_deref(), Some("bootstrap_servers"));
 
-        let setting = [Setting::new("linger.ms", "-1", "linger")];
+        let setting = [Setting::new("linger.ms", "-1", "flush_interval")];
         let e = client_config("s", "b:1", &setting, &Options::new(), MANAGED).expect_err("range");
         assert_eq!(
             e.field.as_deref(),
-            Some("linger"),
+            Some("flush_interval"),
             "named by the option: {e}"
         );
     }

@@ -44,13 +44,14 @@ pub struct KafkaSinkConfig {
     #[schemars(range(min = 1, max = 1_000_000))]
     pub batch_size: usize,
     /// How long messages wait to fill a batch before it is sent, such as `5ms` (librdkafka's
-    /// `linger.ms`).
+    /// `linger.ms`). (The name every plugin gives this wait; `linger` is still read.)
     #[serde(
-        default = "default_linger",
+        default = "default_flush_interval",
+        alias = "linger",
         with = "ecomflow_core::duration::zero_allowed"
     )]
     #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
-    pub linger: Duration,
+    pub flush_interval: Duration,
     /// Which brokers must have a message before Kafka confirms it: `all` (every in-sync
     /// replica; the producer is then idempotent, so retries write no duplicates), `1` (the
     /// partition leader) or `0` (no confirmation at all).
@@ -110,7 +111,7 @@ fn default_batch_size() -> usize {
     10_000
 }
 
-fn default_linger() -> Duration {
+fn default_flush_interval() -> Duration {
     Duration::from_millis(5)
 }
 
@@ -137,11 +138,11 @@ const MANAGED: &[Managed] = &[
     },
     Managed {
         key: "linger.ms",
-        hint: "set `linger` instead",
+        hint: "set `flush_interval` instead",
     },
     Managed {
         key: "queue.buffering.max.ms",
-        hint: "set `linger` instead",
+        hint: "set `flush_interval` instead",
     },
     Managed {
         key: "acks",
@@ -180,7 +181,7 @@ impl SinkPlugin for KafkaSinkPlugin {
                 cfg.batch_size.to_string(),
                 "batch_size",
             ),
-            Setting::new("linger.ms", millis(cfg.linger), "linger"),
+            Setting::new("linger.ms", millis(cfg.flush_interval), "flush_interval"),
             Setting::new("acks", acks, "acks"),
             Setting::new("enable.idempotence", idempotent.to_string(), "acks"),
         ];

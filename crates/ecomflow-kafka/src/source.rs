@@ -41,13 +41,15 @@ pub struct KafkaSourceConfig {
     #[schemars(with = "ecomflow_core::byte_size::Bytes")]
     pub max_batch_bytes: ecomflow_core::byte_size::ByteSize,
     /// The longest a record waits in a partial batch, such as `100ms`: a batch is sent when
-    /// it is full, or when its first record has waited this long.
+    /// it is full, or when its first record has waited this long. (The name every plugin
+    /// gives this wait; `batch_timeout` is still read.)
     #[serde(
-        default = "default_batch_timeout",
+        default = "default_flush_interval",
+        alias = "batch_timeout",
         with = "ecomflow_core::duration::positive"
     )]
     #[schemars(with = "ecomflow_core::duration::Positive")]
-    pub batch_timeout: Duration,
+    pub flush_interval: Duration,
     /// End the source once it has read every partition assigned to it to the end (the end
     /// as it was when reached: later messages are left for the next run), for bounded runs.
     /// By default the source reads until the pipeline is stopped.
@@ -89,7 +91,7 @@ fn default_max_batch_bytes() -> ecomflow_core::byte_size::ByteSize {
     ecomflow_core::byte_size::ByteSize::mib(4)
 }
 
-fn default_batch_timeout() -> Duration {
+fn default_flush_interval() -> Duration {
     Duration::from_millis(100)
 }
 
@@ -221,7 +223,7 @@ impl SourcePlugin for KafkaSourcePlugin {
             start: cfg.start,
             batch_size: cfg.batch_size,
             max_batch_bytes: ecomflow_core::byte_size::bytes(cfg.max_batch_bytes).max(1),
-            batch_timeout: cfg.batch_timeout,
+            flush_interval: cfg.flush_interval,
             stop_at_end: cfg.stop_at_end,
             commit_interval: cfg.commit_interval,
             auto_instance: instance_id == AUTO,

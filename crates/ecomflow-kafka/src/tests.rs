@@ -486,7 +486,7 @@ async fn shutdown_is_prompt_sends_what_was_read_and_commits_it() {
     let options = source_options(
         &[&topic],
         &group,
-        "batch_size = 100000\nbatch_timeout = \"1h\"\ncommit_interval = \"1h\"",
+        "batch_size = 100000\nflush_interval = \"1h\"\ncommit_interval = \"1h\"",
     );
     let mut running = start(build_source(&options).expect("builds"));
     // Joining the group and reading 60 messages takes well under this.
@@ -790,7 +790,13 @@ fn build_errors_name_the_option() {
             "batch.num.messages",
         ),
         (
-            "linger",
+            "flush_interval",
+            build_sink(&sink_options("t", "flush_interval = \"1h\"")).map(drop),
+            "outside allowed range",
+        ),
+        // The name the option had before every plugin called it `flush_interval`.
+        (
+            "flush_interval",
             build_sink(&sink_options("t", "linger = \"1h\"")).map(drop),
             "outside allowed range",
         ),
@@ -821,7 +827,8 @@ fn build_errors_name_the_option() {
             source("stop_at_eof = true").map(drop),
             "unknown field `stop_at_eof`",
         ),
-        (source("batch_timeout = \"soon\"").map(drop), "soon"),
+        (source("flush_interval = \"soon\"").map(drop), "soon"),
+        (source("batch_timeout = \"later\"").map(drop), "later"),
     ] {
         let e = build_error(result);
         assert!(e.message.contains(message), "{e}");
@@ -852,7 +859,7 @@ fn both_are_registered_with_documented_options_and_defaults() {
     let p = &source["properties"];
     assert_eq!(p["start"]["default"], "earliest");
     assert_eq!(p["batch_size"]["default"], 1024);
-    assert_eq!(p["batch_timeout"]["default"], "100ms");
+    assert_eq!(p["flush_interval"]["default"], "100ms");
     assert_eq!(p["stop_at_end"]["default"], false);
     assert_eq!(p["commit_interval"]["default"], "5s");
     assert_eq!(
@@ -863,7 +870,7 @@ fn both_are_registered_with_documented_options_and_defaults() {
     let p = &sink["properties"];
     assert_eq!(p["compression"]["default"], "none");
     assert_eq!(p["batch_size"]["default"], 10_000);
-    assert_eq!(p["linger"]["default"], "5ms");
+    assert_eq!(p["flush_interval"]["default"], "5ms");
     assert_eq!(p["acks"]["default"], "all");
     assert_eq!(sink["required"], json!(["bootstrap_servers", "topic"]));
 }

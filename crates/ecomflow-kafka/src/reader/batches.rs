@@ -126,7 +126,7 @@ impl Reader {
             .iter()
             .filter_map(|p| p.since)
             .min()
-            .map(|since| since + self.settings.batch_timeout)
+            .map(|since| since + self.settings.flush_interval)
     }
 
     /// Sends batch `i` (its dead letters first), then counts its messages as sent.
@@ -149,10 +149,10 @@ impl Reader {
         Ok(())
     }
 
-    /// Sends the partial batches that waited `batch_timeout`.
+    /// Sends the partial batches that waited `flush_interval`.
     pub(super) async fn send_due(&mut self, cx: &SourceContext) -> Result<(), Closed> {
         let now = Instant::now();
-        let timeout = self.settings.batch_timeout;
+        let timeout = self.settings.flush_interval;
         for i in 0..self.pending.len() {
             if self.pending[i].since.is_some_and(|s| s + timeout <= now) {
                 self.send(i, cx).await?;

@@ -49,7 +49,7 @@ pub struct Settings {
     /// Payload bytes that send a batch however few records it holds.
     pub max_batch_bytes: usize,
     /// The longest a record waits in a partial batch.
-    pub batch_timeout: Duration,
+    pub flush_interval: Duration,
     /// End once every assigned partition was read to its end.
     pub stop_at_end: bool,
     /// How often offsets are committed.
@@ -68,7 +68,7 @@ pub enum Ending {
 
 /// What woke the read loop.
 enum Event {
-    /// A partial batch waited `batch_timeout`.
+    /// A partial batch waited `flush_interval`.
     Due,
     /// Time to commit.
     Commit,
