@@ -31,9 +31,8 @@ pub struct CheckpointConfig {
     #[serde(default = "default_name")]
     pub name: String,
     /// How often a checkpoint is taken.
-    #[serde(default = "five_seconds", with = "crate::duration::positive")]
-    #[schemars(with = "crate::duration::Positive")]
-    pub interval: Duration,
+    #[serde(default = "five_seconds")]
+    pub interval: crate::duration::Positive,
 }
 
 fn default_name() -> String {
@@ -57,8 +56,8 @@ impl CheckpointConfig {
     }
 }
 
-fn five_seconds() -> Duration {
-    Duration::from_secs(5)
+fn five_seconds() -> crate::duration::Positive {
+    crate::duration::Positive::new(Duration::from_secs(5))
 }
 
 /// A completed checkpoint, as stored.

@@ -1,16 +1,15 @@
 //! Duration options as pipeline files write them (`250ms`, `30s`, `5m`, `1d`), checked where
 //! they are parsed: never negative, never longer than [`MAX`], and zero only where an option
-//! gives zero a meaning. A config field picks its rule with serde's `with`:
+//! gives zero a meaning. A config field picks its rule by its type, with no attribute:
 //!
 //! ```ignore
 //! /// How often buffered rows are written.
-//! #[serde(default = "one_second", with = "ecomflow_core::duration::positive")]
-//! #[schemars(with = "ecomflow_core::duration::Positive")]
-//! pub flush_interval: Duration,
+//! #[serde(default = "one_second")]
+//! pub flush_interval: ecomflow_core::duration::Positive,
 //! ```
 //!
-//! The schema types ([`Positive`], [`ZeroAllowed`]) tell `ecomflow list` (and its tests)
-//! which options are durations and whether zero is allowed.
+//! Their schemas tell `ecomflow list` (and its tests) which options are durations and
+//! whether zero is allowed.
 
 use humantime_serde::re::humantime;
 use serde::de::{self, Deserializer, Visitor};
@@ -70,118 +69,84 @@ impl Visitor<'_> for DurationVisitor {
     }
 }
 
-struct OptionVisitor(Zero);
-
-impl<'de> Visitor<'de> for OptionVisitor {
-    type Value = Option<Duration>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        DurationVisitor(self.0).expecting(f)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(DurationVisitor(self.0)).map(Some)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        parse(v, self.0).map(Some).map_err(E::custom)
-    }
-}
-
 fn write<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_duration(*d))
 }
 
-/// A duration longer than zero (an interval, a timeout): `with = "...::duration::positive"`.
-pub mod positive {
-    use super::*;
+/// A duration option longer than zero (an interval, a timeout), as a pipeline file writes it
+/// (`250ms`, `30s`, `5m`, `1d`): a config field of this type needs no attribute to be parsed,
+/// checked, shown by `ecomflow list` (format `duration`) and written back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Positive(Duration);
 
-    /// Parses a duration longer than zero.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        d.deserialize_str(DurationVisitor(Zero::Refused))
-    }
+/// A duration option where zero means something (no lateness, no retry, no linger); otherwise
+/// as [`Positive`] (format `duration-or-zero`). Its default is zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ZeroAllowed(Duration);
 
-    /// Writes it back as a pipeline file would (`1s`).
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        write(d, s)
-    }
-}
+macro_rules! duration_option {
+    ($name:ident, $zero:expr, $schema_name:literal, $format:literal) => {
+        impl $name {
+            /// A default value (not checked: defaults are written in the code).
+            pub const fn new(d: Duration) -> $name {
+                $name(d)
+            }
 
-/// An optional duration longer than zero: `with = "...::duration::positive_option"`.
-pub mod positive_option {
-    use super::*;
-
-    /// Parses an optional duration longer than zero.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        d.deserialize_option(OptionVisitor(Zero::Refused))
-    }
-
-    /// Writes it back as a pipeline file would.
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => write(d, s),
-            None => s.serialize_none(),
+            /// The duration.
+            pub const fn get(self) -> Duration {
+                self.0
+            }
         }
-    }
+
+        impl std::ops::Deref for $name {
+            type Target = Duration;
+
+            fn deref(&self) -> &Duration {
+                &self.0
+            }
+        }
+
+        impl From<$name> for Duration {
+            fn from(d: $name) -> Duration {
+                d.0
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                d.deserialize_str(DurationVisitor($zero)).map($name)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                write(&self.0, s)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                $schema_name.into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "format": $format })
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+        }
+    };
 }
 
-/// A duration where zero means something (no lateness, no retry):
-/// `with = "...::duration::zero_allowed"`.
-pub mod zero_allowed {
-    use super::*;
-
-    /// Parses a duration, zero allowed.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        d.deserialize_str(DurationVisitor(Zero::Allowed))
-    }
-
-    /// Writes it back as a pipeline file would (`0s`).
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        write(d, s)
-    }
-}
-
-/// The schema of a [`positive`] option: a string of format `duration`.
-pub struct Positive;
-
-/// The schema of a [`zero_allowed`] option: a string of format `duration-or-zero`.
-pub struct ZeroAllowed;
-
-impl schemars::JsonSchema for Positive {
-    fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "duration" })
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-}
-
-impl schemars::JsonSchema for ZeroAllowed {
-    fn schema_name() -> Cow<'static, str> {
-        "DurationOrZero".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "duration-or-zero" })
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-}
+duration_option!(Positive, Zero::Refused, "Duration", "duration");
+duration_option!(
+    ZeroAllowed,
+    Zero::Allowed,
+    "DurationOrZero",
+    "duration-or-zero"
+);
 
 #[cfg(test)]
 mod tests {
@@ -189,12 +154,11 @@ mod tests {
 
     #[derive(serde::Deserialize, Debug)]
     struct Options {
-        #[serde(with = "positive")]
-        every: Duration,
-        #[serde(default, with = "positive_option")]
-        maybe: Option<Duration>,
-        #[serde(default, with = "zero_allowed")]
-        lateness: Duration,
+        every: Positive,
+        #[serde(default)]
+        maybe: Option<Positive>,
+        #[serde(default)]
+        lateness: ZeroAllowed,
     }
 
     fn options(toml_text: &str) -> Result<Options, String> {
@@ -204,9 +168,9 @@ mod tests {
     #[test]
     fn durations_parse_in_the_usual_units() {
         let o = options("every = \"250ms\"\nmaybe = \"5m\"\nlateness = \"0s\"").expect("valid");
-        assert_eq!(o.every, Duration::from_millis(250));
-        assert_eq!(o.maybe, Some(Duration::from_secs(300)));
-        assert_eq!(o.lateness, Duration::ZERO);
+        assert_eq!(o.every.get(), Duration::from_millis(250));
+        assert_eq!(o.maybe.map(Positive::get), Some(Duration::from_secs(300)));
+        assert_eq!(*o.lateness, Duration::ZERO);
         assert_eq!(options("every = \"1d\"").expect("valid").maybe, None);
     }
 
@@ -226,7 +190,16 @@ mod tests {
             let e = options(text).expect_err(text);
             assert!(e.contains(reason), "{text}: {e}");
         }
-        assert_eq!(options("every = \"10years\"").expect("allowed").every, MAX);
+        assert_eq!(
+            options("every = \"10years\"").expect("allowed").every.get(),
+            MAX
+        );
+    }
+
+    #[test]
+    fn they_are_written_back_as_a_pipeline_file_would() {
+        let d = Positive::new(Duration::from_millis(1500));
+        assert_eq!(serde_json::to_value(d).expect("json"), "1s 500ms");
     }
 
     #[test]

@@ -23,30 +23,27 @@ pub struct EventTimeConfig {
     pub format: String,
     /// How far out of order events may arrive: the watermark trails the highest event time
     /// seen by this much.
-    #[serde(default, with = "crate::duration::zero_allowed")]
-    #[schemars(with = "crate::duration::ZeroAllowed")]
-    pub max_out_of_orderness: Duration,
+    #[serde(default)]
+    pub max_out_of_orderness: crate::duration::ZeroAllowed,
     /// A partition that has sent nothing for this long stops holding the watermark back.
-    #[serde(default = "thirty_seconds", with = "crate::duration::positive")]
-    #[schemars(with = "crate::duration::Positive")]
-    pub idle_timeout: Duration,
+    #[serde(default = "thirty_seconds")]
+    pub idle_timeout: crate::duration::Positive,
     /// Records whose event time is further than this ahead of the wall clock are
     /// dead-lettered and never move the watermark.
-    #[serde(default = "one_day", with = "crate::duration::zero_allowed")]
-    #[schemars(with = "crate::duration::ZeroAllowed")]
-    pub max_future: Duration,
+    #[serde(default = "one_day")]
+    pub max_future: crate::duration::ZeroAllowed,
 }
 
 fn seed() -> String {
     "seed".into()
 }
 
-fn thirty_seconds() -> Duration {
-    Duration::from_secs(30)
+fn thirty_seconds() -> crate::duration::Positive {
+    crate::duration::Positive::new(Duration::from_secs(30))
 }
 
-fn one_day() -> Duration {
-    Duration::from_secs(86_400)
+fn one_day() -> crate::duration::ZeroAllowed {
+    crate::duration::ZeroAllowed::new(Duration::from_secs(86_400))
 }
 
 /// Stamps records with their event time and tracks the watermark of one source.
@@ -84,9 +81,9 @@ impl EventTimeTracker {
         Ok(EventTimeTracker {
             field: Field::new(&config.field),
             format: TimeFormat::parse(&config.format)?,
-            out_of_orderness_us: micros(config.max_out_of_orderness),
-            max_future_us: micros(config.max_future),
-            idle_timeout: config.idle_timeout,
+            out_of_orderness_us: micros(config.max_out_of_orderness.get()),
+            max_future_us: micros(config.max_future.get()),
+            idle_timeout: config.idle_timeout.get(),
             partitions: Vec::new(),
             watermark: None,
         })

@@ -402,9 +402,9 @@ fn tracker(field: &str, format: &str) -> EventTimeTracker {
     let config = EventTimeConfig {
         field: field.into(),
         format: format.into(),
-        max_out_of_orderness: Duration::from_secs(300),
-        idle_timeout: Duration::from_secs(30),
-        max_future: Duration::MAX,
+        max_out_of_orderness: ecomflow_core::duration::ZeroAllowed::new(Duration::from_secs(300)),
+        idle_timeout: ecomflow_core::duration::Positive::new(Duration::from_secs(30)),
+        max_future: ecomflow_core::duration::ZeroAllowed::new(Duration::MAX),
     };
     EventTimeTracker::new(&config).expect("a known format")
 }

@@ -43,12 +43,8 @@ pub struct ElasticsearchConfig {
     pub compression: bool,
     /// The longest a document waits in the buffer before it is sent, such as `1s` or
     /// `500ms` (checked whenever records arrive, on a timer, and at the end of the run).
-    #[serde(
-        default = "default_flush_interval",
-        with = "ecomflow_core::duration::positive"
-    )]
-    #[schemars(with = "ecomflow_core::duration::Positive")]
-    pub flush_interval: Duration,
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval: ecomflow_core::duration::Positive,
     /// How long a request is tried again, with growing pauses, while Elasticsearch cannot
     /// take it (unreachable, or answering 429 or a 5xx status), and likewise storing the
     /// `template` at start and a document rejected with 429 or a 5xx status. Meanwhile the
@@ -56,27 +52,15 @@ pub struct ElasticsearchConfig {
     /// does the pipeline upstream (a checkpoint waits for every request). Then a request stops the run with its
     /// error, a document goes to the dead-letter output with its reason. Other errors (such
     /// as 400 or 401) are not retried.
-    #[serde(
-        default = "default_retry_for",
-        with = "ecomflow_core::duration::zero_allowed"
-    )]
-    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
-    pub retry_for: Duration,
+    #[serde(default = "default_retry_for")]
+    pub retry_for: ecomflow_core::duration::ZeroAllowed,
     /// The pause before the first retry, doubled for each next one (at most 5s, or this
     /// pause when it is longer).
-    #[serde(
-        default = "default_retry_backoff",
-        with = "ecomflow_core::duration::positive"
-    )]
-    #[schemars(with = "ecomflow_core::duration::Positive")]
-    pub retry_backoff: Duration,
+    #[serde(default = "default_retry_backoff")]
+    pub retry_backoff: ecomflow_core::duration::Positive,
     /// The longest one request may take before it counts as failed (and is retried).
-    #[serde(
-        default = "default_request_timeout",
-        with = "ecomflow_core::duration::positive"
-    )]
-    #[schemars(with = "ecomflow_core::duration::Positive")]
-    pub request_timeout: Duration,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: ecomflow_core::duration::Positive,
     /// User name for HTTP basic authentication (with `password`).
     #[serde(default)]
     pub username: Option<String>,
@@ -93,20 +77,20 @@ fn default_concurrency() -> usize {
     2
 }
 
-fn default_flush_interval() -> Duration {
-    Duration::from_secs(1)
+fn default_flush_interval() -> ecomflow_core::duration::Positive {
+    ecomflow_core::duration::Positive::new(Duration::from_secs(1))
 }
 
-fn default_retry_for() -> Duration {
-    Duration::from_secs(60)
+fn default_retry_for() -> ecomflow_core::duration::ZeroAllowed {
+    ecomflow_core::duration::ZeroAllowed::new(Duration::from_secs(60))
 }
 
-fn default_retry_backoff() -> Duration {
-    Duration::from_millis(200)
+fn default_retry_backoff() -> ecomflow_core::duration::Positive {
+    ecomflow_core::duration::Positive::new(Duration::from_millis(200))
 }
 
-fn default_request_timeout() -> Duration {
-    Duration::from_secs(60)
+fn default_request_timeout() -> ecomflow_core::duration::Positive {
+    ecomflow_core::duration::Positive::new(Duration::from_secs(60))
 }
 
 impl ElasticsearchConfig {

@@ -31,10 +31,10 @@ impl SinkPlugin for ElasticsearchPlugin {
             // Relative to the pipeline file, so a pipeline finds the template shipped with it.
             template: cfg.template.map(|t| cx.base_dir.join(t)),
             credentials: cfg.username.zip(cfg.password),
-            timeout: cfg.request_timeout,
+            timeout: cfg.request_timeout.get(),
             compression: cfg.compression,
-            retry: RetryPolicy::new(cfg.retry_for).with_first_pause(cfg.retry_backoff),
-            batching: Batching::new(cfg.batch_size, cfg.flush_interval),
+            retry: RetryPolicy::new(cfg.retry_for.get()).with_first_pause(cfg.retry_backoff.get()),
+            batching: Batching::new(cfg.batch_size, cfg.flush_interval.get()),
             client: None,
             buffer: Buffer::default(),
             in_flight: InFlight::new(cfg.concurrency),

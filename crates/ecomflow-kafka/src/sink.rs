@@ -45,13 +45,8 @@ pub struct KafkaSinkConfig {
     pub batch_size: usize,
     /// How long messages wait to fill a batch before it is sent, such as `5ms` (librdkafka's
     /// `linger.ms`). (The name every plugin gives this wait; `linger` is still read.)
-    #[serde(
-        default = "default_flush_interval",
-        alias = "linger",
-        with = "ecomflow_core::duration::zero_allowed"
-    )]
-    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
-    pub flush_interval: Duration,
+    #[serde(default = "default_flush_interval", alias = "linger")]
+    pub flush_interval: ecomflow_core::duration::ZeroAllowed,
     /// Which brokers must have a message before Kafka confirms it: `all` (every in-sync
     /// replica; the producer is then idempotent, so retries write no duplicates), `1` (the
     /// partition leader) or `0` (no confirmation at all).
@@ -111,8 +106,8 @@ fn default_batch_size() -> usize {
     10_000
 }
 
-fn default_flush_interval() -> Duration {
-    Duration::from_millis(5)
+fn default_flush_interval() -> ecomflow_core::duration::ZeroAllowed {
+    ecomflow_core::duration::ZeroAllowed::new(Duration::from_millis(5))
 }
 
 const MANAGED: &[Managed] = &[
@@ -181,7 +176,11 @@ impl SinkPlugin for KafkaSinkPlugin {
                 cfg.batch_size.to_string(),
                 "batch_size",
             ),
-            Setting::new("linger.ms", millis(cfg.flush_interval), "flush_interval"),
+            Setting::new(
+                "linger.ms",
+                millis(cfg.flush_interval.get()),
+                "flush_interval",
+            ),
             Setting::new("acks", acks, "acks"),
             Setting::new("enable.idempotence", idempotent.to_string(), "acks"),
         ];

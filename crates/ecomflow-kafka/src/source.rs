@@ -43,13 +43,8 @@ pub struct KafkaSourceConfig {
     /// The longest a record waits in a partial batch, such as `100ms`: a batch is sent when
     /// it is full, or when its first record has waited this long. (The name every plugin
     /// gives this wait; `batch_timeout` is still read.)
-    #[serde(
-        default = "default_flush_interval",
-        alias = "batch_timeout",
-        with = "ecomflow_core::duration::positive"
-    )]
-    #[schemars(with = "ecomflow_core::duration::Positive")]
-    pub flush_interval: Duration,
+    #[serde(default = "default_flush_interval", alias = "batch_timeout")]
+    pub flush_interval: ecomflow_core::duration::Positive,
     /// End the source once it has read every partition assigned to it to the end (the end
     /// as it was when reached: later messages are left for the next run), for bounded runs.
     /// By default the source reads until the pipeline is stopped.
@@ -69,12 +64,8 @@ pub struct KafkaSourceConfig {
     /// Only offsets of records every sink has made durable are committed: in a pipeline
     /// without a `[checkpoint]` table the runtime asks the sinks at this interval (keeping no
     /// state); with one, offsets are committed as its checkpoints complete, at its interval.
-    #[serde(
-        default = "default_commit_interval",
-        with = "ecomflow_core::duration::positive"
-    )]
-    #[schemars(with = "ecomflow_core::duration::Positive")]
-    pub commit_interval: Duration,
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: ecomflow_core::duration::Positive,
     /// Extra librdkafka consumer settings, such as `{ "session.timeout.ms" = 10000 }` (see
     /// librdkafka's CONFIGURATION.md). Settings that an option above controls, and those the
     /// source sets itself (`enable.auto.commit`, `enable.auto.offset.store`,
@@ -91,12 +82,12 @@ fn default_max_batch_bytes() -> ecomflow_core::byte_size::ByteSize {
     ecomflow_core::byte_size::ByteSize::mib(4)
 }
 
-fn default_flush_interval() -> Duration {
-    Duration::from_millis(100)
+fn default_flush_interval() -> ecomflow_core::duration::Positive {
+    ecomflow_core::duration::Positive::new(Duration::from_millis(100))
 }
 
-fn default_commit_interval() -> Duration {
-    Duration::from_secs(5)
+fn default_commit_interval() -> ecomflow_core::duration::Positive {
+    ecomflow_core::duration::Positive::new(Duration::from_secs(5))
 }
 
 const MANAGED: &[Managed] = &[
@@ -223,9 +214,9 @@ impl SourcePlugin for KafkaSourcePlugin {
             start: cfg.start,
             batch_size: cfg.batch_size,
             max_batch_bytes: ecomflow_core::byte_size::bytes(cfg.max_batch_bytes).max(1),
-            flush_interval: cfg.flush_interval,
+            flush_interval: cfg.flush_interval.get(),
             stop_at_end: cfg.stop_at_end,
-            commit_interval: cfg.commit_interval,
+            commit_interval: cfg.commit_interval.get(),
             auto_instance: instance_id == AUTO,
         })))
     }

@@ -4,7 +4,6 @@
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
 
 /// The port tried first when the pipeline does not say.
 pub const DEFAULT_PORT: u16 = 8640;
@@ -30,9 +29,8 @@ pub struct HttpConfig {
     /// After the run ends, how long to go on answering with its final figures, so that a
     /// Prometheus scrape or a person at the dashboard sees the end of a short run. `0s`: stop
     /// with the run.
-    #[serde(default, with = "ecomflow_core::duration::zero_allowed")]
-    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
-    pub linger: Duration,
+    #[serde(default)]
+    pub linger: ecomflow_core::duration::ZeroAllowed,
     /// A bearer token that every path but `open_paths` and the dashboard's page requires
     /// (`Authorization: Bearer <token>`): the dashboard's data (`/api/...`) and the tap,
     /// which streams whole records. Take it from an environment variable, as the shipped
@@ -60,7 +58,7 @@ impl Default for HttpConfig {
             enabled: true,
             address: loopback(),
             port: DEFAULT_PORT,
-            linger: Duration::ZERO,
+            linger: ecomflow_core::duration::ZeroAllowed::default(),
             token: None,
             open_paths: all_open(),
             max_taps: DEFAULT_MAX_TAPS,

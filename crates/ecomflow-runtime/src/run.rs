@@ -123,7 +123,7 @@ async fn run_with(
                 Keep::Shared(shared) => PartitionStore::shared(shared.clone(), reset_state.clone()),
                 _ => PartitionStore::new(restored.clone()),
             };
-            Some((keep, config.interval, restored, store))
+            Some((keep, config.interval.get(), restored, store))
         }
         (None, Some(every)) => Some((
             Keep::Nothing,

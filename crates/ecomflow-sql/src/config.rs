@@ -52,12 +52,8 @@ pub struct SqlConfig {
     pub max_batch_size: Option<usize>,
     /// The longest a row waits in the buffer before it is written, such as `1s` or `500ms`
     /// (checked whenever records arrive, and at the end of the run).
-    #[serde(
-        default = "default_flush_interval",
-        with = "ecomflow_core::duration::positive"
-    )]
-    #[schemars(with = "ecomflow_core::duration::Positive")]
-    pub flush_interval: Duration,
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval: ecomflow_core::duration::Positive,
     /// A directory of sqlx migrations (`<version>_<description>.sql`), such as
     /// `../migrations`, relative to the pipeline file; applied once when the sink first
     /// connects. Several sinks on one database apply it once.
@@ -73,12 +69,8 @@ pub struct SqlConfig {
     /// pauses from 100ms doubling up to 5s, while the database cannot be reached (not up yet,
     /// connection lost, server restarting) before the run stops. Other failures (a refused
     /// password, a missing database) stop it at once.
-    #[serde(
-        default = "default_retry_for",
-        with = "ecomflow_core::duration::zero_allowed"
-    )]
-    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
-    pub retry_for: Duration,
+    #[serde(default = "default_retry_for")]
+    pub retry_for: ecomflow_core::duration::ZeroAllowed,
 }
 
 fn default_batch_size() -> usize {
@@ -88,16 +80,16 @@ fn default_batch_size() -> usize {
 /// The largest transaction of a sink that is behind, unless `max_batch_size` says.
 const DEFAULT_MAX_BATCH_SIZE: usize = 20_000;
 
-fn default_flush_interval() -> Duration {
-    Duration::from_secs(1)
+fn default_flush_interval() -> ecomflow_core::duration::Positive {
+    ecomflow_core::duration::Positive::new(Duration::from_secs(1))
 }
 
 fn default_max_connections() -> u32 {
     4
 }
 
-fn default_retry_for() -> Duration {
-    Duration::from_secs(60)
+fn default_retry_for() -> ecomflow_core::duration::ZeroAllowed {
+    ecomflow_core::duration::ZeroAllowed::new(Duration::from_secs(60))
 }
 
 impl SqlConfig {

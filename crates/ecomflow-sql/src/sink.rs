@@ -55,7 +55,7 @@ impl SinkPlugin for SqlPlugin {
             .with_hint("the path is relative to the pipeline file"));
         }
         let batching =
-            Batching::new(cfg.batch_size, cfg.flush_interval).growing_to(cfg.largest_batch());
+            Batching::new(cfg.batch_size, cfg.flush_interval.get()).growing_to(cfg.largest_batch());
         Ok(Box::new(SqlSink {
             dialect,
             target: redact(&cfg.url),
@@ -68,7 +68,7 @@ impl SinkPlugin for SqlPlugin {
             batching,
             migrations,
             max_connections: cfg.max_connections,
-            retry: RetryPolicy::new(cfg.retry_for),
+            retry: RetryPolicy::new(cfg.retry_for.get()),
             conn: None,
             plan: None,
             transactional: None,

@@ -55,7 +55,7 @@ pub fn run(pipeline: Pipeline, threads: Option<usize>, quiet: bool) -> ExitCode 
             }
         };
         if let Some(server) = server {
-            linger(&server, http.linger).await;
+            linger(&server, http.linger.get()).await;
         }
         code
     });

@@ -41,13 +41,11 @@ pub struct AggregateConfig {
     pub time_zone: String,
     /// How long after its bucket ends (by the watermark) a group still takes late records;
     /// then its state is dropped.
-    #[serde(default, with = "ecomflow_core::duration::zero_allowed")]
-    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
-    pub allowed_lateness: Duration,
+    #[serde(default)]
+    pub allowed_lateness: ecomflow_core::duration::ZeroAllowed,
     /// How often the rows of groups that changed are emitted.
-    #[serde(default = "one_second", with = "ecomflow_core::duration::positive")]
-    #[schemars(with = "ecomflow_core::duration::Positive")]
-    pub emit_interval: Duration,
+    #[serde(default = "one_second")]
+    pub emit_interval: ecomflow_core::duration::Positive,
     /// What to do with records for buckets already dropped: `dead_letter`, `output` (to
     /// `<id>.late`) or `drop`.
     #[serde(default)]
@@ -58,8 +56,8 @@ fn utc() -> String {
     "UTC".into()
 }
 
-fn one_second() -> Duration {
-    Duration::from_secs(1)
+fn one_second() -> ecomflow_core::duration::Positive {
+    ecomflow_core::duration::Positive::new(Duration::from_secs(1))
 }
 
 /// Registers the `aggregate` transform.
@@ -109,7 +107,7 @@ impl TransformPlugin for AggregatePlugin {
             keys,
             calendar,
             lateness_us: i64::try_from(cfg.allowed_lateness.as_micros()).unwrap_or(i64::MAX),
-            emit_interval: cfg.emit_interval,
+            emit_interval: cfg.emit_interval.get(),
             late: cfg.late,
             groups: KeyMap::default(),
             by_end: BTreeMap::new(),

@@ -41,17 +41,14 @@ pub struct WindowConfig {
     /// `tumbling`, `hopping` or `session`.
     pub kind: WindowKind,
     /// Length of tumbling and hopping windows, such as `1m`.
-    #[serde(default, with = "ecomflow_core::duration::positive_option")]
-    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
-    pub size: Option<Duration>,
+    #[serde(default)]
+    pub size: Option<ecomflow_core::duration::Positive>,
     /// How far apart hopping windows start, such as `30s`.
-    #[serde(default, with = "ecomflow_core::duration::positive_option")]
-    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
-    pub hop: Option<Duration>,
+    #[serde(default)]
+    pub hop: Option<ecomflow_core::duration::Positive>,
     /// For sessions: this long without a record ends the session.
-    #[serde(default, with = "ecomflow_core::duration::positive_option")]
-    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
-    pub gap: Option<Duration>,
+    #[serde(default)]
+    pub gap: Option<ecomflow_core::duration::Positive>,
     /// Group key: output field -> record field. Without keys, one window covers all records.
     #[serde(default)]
     pub keys: IndexMap<String, String>,
@@ -59,14 +56,12 @@ pub struct WindowConfig {
     /// or `avg(field)`.
     pub aggregations: IndexMap<String, String>,
     /// How long after its end (by the watermark) a window still takes late records.
-    #[serde(default, with = "ecomflow_core::duration::zero_allowed")]
-    #[schemars(with = "ecomflow_core::duration::ZeroAllowed")]
-    pub allowed_lateness: Duration,
+    #[serde(default)]
+    pub allowed_lateness: ecomflow_core::duration::ZeroAllowed,
     /// Emit the rows of open windows that changed this often (early results); only on close
     /// when absent.
-    #[serde(default, with = "ecomflow_core::duration::positive_option")]
-    #[schemars(with = "Option<ecomflow_core::duration::Positive>")]
-    pub early_updates: Option<Duration>,
+    #[serde(default)]
+    pub early_updates: Option<ecomflow_core::duration::Positive>,
     /// What to do with records later than the allowed lateness: `dead_letter`, `output` (to
     /// `<id>.late`) or `drop`.
     #[serde(default)]
@@ -80,9 +75,13 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn positive(d: Option<Duration>, name: &str, kind: &str) -> Result<i64, BuildError> {
+fn positive(
+    d: Option<ecomflow_core::duration::Positive>,
+    name: &str,
+    kind: &str,
+) -> Result<i64, BuildError> {
     match d {
-        Some(d) if !d.is_zero() => Ok(micros(d)),
+        Some(d) if !d.is_zero() => Ok(micros(d.get())),
         _ => Err(BuildError::field(
             name,
             format!("{kind} windows need `{name}` (longer than 0s)"),
@@ -131,8 +130,10 @@ impl TransformPlugin for WindowPlugin {
                 .collect(),
             aggregations,
             assigner,
-            lateness_us: micros(cfg.allowed_lateness),
-            early_updates: cfg.early_updates,
+            lateness_us: micros(cfg.allowed_lateness.get()),
+            early_updates: cfg
+                .early_updates
+                .map(ecomflow_core::duration::Positive::get),
             late: cfg.late,
             watermark: i64::MIN,
             fields: OutputFields {
