@@ -3,15 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::{ecomflow, repo};
 use ecomflow_std as _;
-
-fn ecomflow() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ecomflow"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -2,20 +2,9 @@
 //! markdown`, every TOML block in the Markdown files validates, every relative link leads to
 //! a file, and the README stays short.
 
+use crate::common::{ecomflow, repo};
 use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository")
-}
-
-fn ecomflow() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ecomflow"))
-}
 
 /// README.md, ARCHITECTURE.md, CONTRIBUTING.md and every page under docs/.
 fn markdown_files() -> Vec<PathBuf> {

@@ -3,13 +3,9 @@
 //! take, pointing at its line, and a zero the option allows runs without a panic.
 
 use std::path::Path;
-use std::process::Command;
 
+use crate::common::ecomflow;
 use ecomflow_std as _;
-
-fn ecomflow() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ecomflow"))
-}
 
 /// The smallest pipeline around each component (or table) that has duration options: the
 /// component under test is the table `[<kind>.x]` (or the shared table itself), and the line

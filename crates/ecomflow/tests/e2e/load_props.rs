@@ -14,6 +14,7 @@ use ecomflow_observe as _;
 use ecomflow_sql as _;
 use ecomflow_std as _;
 
+use crate::common::repo;
 use ecomflow_core::{Kind, Plugin};
 use ecomflow_runtime::{GraphFormat, LoadOptions, load, render};
 use proptest::prelude::*;
@@ -22,7 +23,7 @@ use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestRu
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -175,10 +176,6 @@ struct Corpus {
     /// The directory holding `pipelines/` (the files of a case) beside `migrations/` and
     /// `elasticsearch/` (links to the repository's), so relative paths resolve.
     dir: tempfile::TempDir,
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 impl Corpus {

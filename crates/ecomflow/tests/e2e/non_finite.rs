@@ -7,15 +7,12 @@
 
 use sqlx::sqlite::SqlitePoolOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::common::repo;
 
 /// Good transactions in the seed's format, in event-time order (so batch boundaries never
 /// make one late), as JSON lines.

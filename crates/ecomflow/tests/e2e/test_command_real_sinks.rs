@@ -4,14 +4,11 @@
 //! (`scripts/services.sh start`; without it these tests fail).
 
 use sqlx::sqlite::SqlitePoolOptions;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::common;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::common::repo;
 
 /// One flagship transaction as a JSON line.
 fn transaction(id: &str, at: &str, currency: &str, status: &str) -> String {

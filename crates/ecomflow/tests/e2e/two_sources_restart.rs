@@ -9,17 +9,14 @@
 #![cfg(unix)]
 
 use sqlx::sqlite::SqlitePoolOptions;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common;
+use crate::common::repo;
 
 const TABLES: [&str; 3] = ["rows", "per_day", "per_minute"];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 const MIGRATION: &str = "
 CREATE TABLE rows (id TEXT PRIMARY KEY, amount REAL, status TEXT);

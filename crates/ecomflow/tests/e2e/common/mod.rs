@@ -2,11 +2,27 @@
 //! databases on the PostgreSQL test server; `stack` for the other real servers, `browser`
 //! for looking at the dashboard in a real browser.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 pub mod browser;
 pub mod http;
 pub mod plain_table;
 pub mod processes;
 pub mod stack;
+
+/// The `ecomflow` binary under test.
+pub fn ecomflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+}
+
+/// The repository's root directory.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository")
+}
 
 /// The flagship's tables.
 pub const TABLES: [&str; 5] = [
