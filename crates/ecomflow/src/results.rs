@@ -8,6 +8,8 @@ use ecomflow_runtime::{Built, Pipeline, RunSummary};
 pub struct Results {
     sinks: Vec<Destination>,
     dead_letter: Option<Destination>,
+    /// The dead-letter output's entry in the end-of-run summary.
+    dead_letter_id: String,
 }
 
 impl Results {
@@ -24,6 +26,7 @@ impl Results {
                 .filter_map(|c| destination(&c.built))
                 .collect(),
             dead_letter: destination(&pipeline.dead_letter.built),
+            dead_letter_id: pipeline.dead_letter.id.clone(),
         }
     }
 
@@ -33,7 +36,7 @@ impl Results {
             .into_iter()
             .map(|place| format!("results: {place}"))
             .collect();
-        let written = summary.get("dead_letter").map_or(0, |c| c.sent);
+        let written = summary.get(&self.dead_letter_id).map_or(0, |c| c.sent);
         let letters = match written {
             1 => "1 dead letter".to_string(),
             n => format!("{n} dead letters"),
@@ -80,6 +83,7 @@ mod tests {
                 Destination::named("sqlite://ecomflow.db", "sales_per_day"),
             ],
             dead_letter: Some(Destination::place("dead-letter.jsonl").with_note("appended")),
+            dead_letter_id: "dead_letter".into(),
         };
         assert_eq!(
             results.report(&summary(182)),

@@ -4,14 +4,10 @@
 //! Dockerfile. (The compose file itself cannot be run here: no Docker engine, and the
 //! server images cannot be pulled; scripts/test-image.sh runs the image with podman.)
 
-use crate::common::repo;
+use crate::common::{read, repo};
 use std::collections::BTreeSet;
 use std::process::Command;
 use yaml_serde::Value;
-
-fn read(relative: &str) -> String {
-    std::fs::read_to_string(repo().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
-}
 
 /// The value of `NAME="value"` in a shell script.
 fn shell_var(script: &str, name: &str) -> String {

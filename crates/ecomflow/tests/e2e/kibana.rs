@@ -1,18 +1,9 @@
 //! The Kibana saved objects shipped in `kibana/` only reference fields that the
 //! `transactions` index template maps, and every reference between them resolves.
 
+use crate::common::read;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::Path;
-
-fn read(relative: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(relative),
-    )
-    .unwrap_or_else(|e| panic!("{relative}: {e}"))
-}
 
 fn objects() -> Vec<Value> {
     read("kibana/saved-objects.ndjson")

@@ -24,6 +24,11 @@ pub fn repo() -> PathBuf {
         .expect("repository")
 }
 
+/// A file of the repository, by its path from the root (`docker-compose.yaml`).
+pub fn read(relative: &str) -> String {
+    std::fs::read_to_string(repo().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
 /// The flagship's tables.
 pub const TABLES: [&str; 5] = [
     "transactions",
