@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== what this machine must have (scripts/check-machine.sh)"
 scripts/check-machine.sh
 # What lies in the work tree before the tests, to find what they leave behind.
-left_before=$(git status --porcelain --ignored --untracked-files=all 2>/dev/null | grep -v ' target/' || true)
+left_before=$(git status --porcelain --ignored --untracked-files=all 2>/dev/null | grep -Ev '^.. "?target/' || true)
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "== services (real PostgreSQL, Kafka and Elasticsearch)"
@@ -40,7 +40,7 @@ echo "== the container image (the Dockerfile, built and run with podman)"
 scripts/test-image.sh
 
 echo "== nothing left behind in the work tree"
-left_after=$(git status --porcelain --ignored --untracked-files=all 2>/dev/null | grep -v ' target/' || true)
+left_after=$(git status --porcelain --ignored --untracked-files=all 2>/dev/null | grep -Ev '^.. "?target/' || true)
 left=$(comm -13 <(sort <<<"$left_before") <(sort <<<"$left_after"))
 if [ -n "$left" ]; then
   echo "the tests left these behind (write into a temporary directory instead):" >&2
