@@ -18,6 +18,7 @@ mod sinks_open;
 mod summary;
 pub mod telemetry;
 mod ticker;
+pub mod transform_node;
 pub mod transform_shards;
 mod transform_task;
 pub mod watermarks;

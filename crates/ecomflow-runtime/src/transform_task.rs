@@ -1,15 +1,17 @@
 //! One transform's task: its batches, watermarks and barriers in, its records, named outputs
-//! and dead letters out, its state into checkpoints. It keeps one instance of the transform
-//! per shard (see `transform_shards.rs`).
+//! and dead letters out, its state into checkpoints. What a message does is the node's
+//! (`transform_node.rs`, which `ecomflow test` runs too); the task aligns barriers, counts,
+//! and sends what the node gives.
 
 use crate::checkpoint::{Alignment, Step, ended};
 use crate::inbox::{Inbox, Next};
-use crate::transform_shards::{Assigned, Instances};
+use crate::transform_node::{Effect, TransformNode};
+use crate::transform_shards::Instances;
 use ecomflow_core::channel::InputReceiver;
 use ecomflow_core::checkpoint::Report;
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{
-    ComponentError, ComponentTelemetry, Counters, Emitter, Message, Output, Shard,
+    Batch, ComponentError, ComponentTelemetry, Counters, Message, Output, Payload, Shard,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,7 +33,7 @@ pub(crate) struct TransformIo {
 }
 
 pub(crate) async fn run_transform(
-    mut instances: Instances,
+    instances: Instances,
     rx: Option<InputReceiver<Message>>,
     mut io: TransformIo,
 ) -> Result<(), ComponentError> {
@@ -40,16 +42,15 @@ pub(crate) async fn run_transform(
         ended(&io.reports, io.component.clone(), true);
         return Ok(());
     };
-    let mut emitter = Emitter::default();
     let mut inbox = Inbox::new(rx, instances.whole.transform.tick_interval());
+    let mut node = TransformNode::new(io.component.clone(), instances);
+    let mut effects = Vec::new();
     while let Some(next) = inbox.next().await {
         let message = match next {
             Next::Message(m) => m,
             Next::Tick => {
-                for (shard, instance) in instances.all() {
-                    instance.transform.tick(&mut emitter);
-                    forward(&mut emitter, &io, &shard).await;
-                }
+                node.tick(&mut effects);
+                tell(&mut effects, &io).await;
                 continue;
             }
         };
@@ -58,7 +59,7 @@ pub(crate) async fn run_transform(
             Step::Aligned(id) => {
                 if let Some(r) = &io.reports {
                     let (state, partitions) = if io.keep_state {
-                        instances.snapshot()
+                        node.instances.snapshot()
                     } else {
                         (None, Vec::new())
                     };
@@ -76,96 +77,82 @@ pub(crate) async fn run_transform(
                 io.dead_letter.send_barrier(id).await;
                 inbox.replay(io.alignment.release());
             }
-            Step::Handle(Message::Batch { batch, shard, .. }) => {
-                Counters::add(&io.count.received, batch.len());
-                let Some(instance) = instances.get(&shard) else {
-                    // A partition revoked on every input: what it sent last is dropped
-                    // with what it built (its new owner reads it again).
-                    Counters::add(&io.count.dropped, batch.len());
-                    continue;
-                };
-                match Arc::try_unwrap(batch) {
-                    Ok(owned) => instance.transform.process(owned, &mut emitter),
-                    Err(shared) => instance.transform.process_shared(&shared, &mut emitter),
-                }
-                forward(&mut emitter, &io, &shard).await;
-            }
-            Step::Handle(Message::Watermark { input, shard, at }) => {
-                let Some(instance) = instances.get(&shard) else {
-                    continue;
-                };
-                if let Some(at) = instance.watermarks.update(input, at) {
-                    instance.transform.on_watermark(at, &mut emitter);
-                    forward(&mut emitter, &io, &shard).await;
-                    send_watermark(&io, &shard, at).await;
-                }
-            }
-            Step::Handle(Message::End { input }) => {
-                for (shard, instance) in instances.all() {
-                    if let Some(at) = instance.watermarks.end(input) {
-                        instance.transform.on_watermark(at, &mut emitter);
-                        forward(&mut emitter, &io, &shard).await;
-                        // Past every time only when every input ended: the outputs' end
-                        // says it.
-                        if at < i64::MAX {
-                            send_watermark(&io, &shard, at).await;
-                        }
+            Step::Handle(message) => {
+                match &message {
+                    Message::Batch { batch, .. } => Counters::add(&io.count.received, batch.len()),
+                    Message::Revoke { partition, .. } => {
+                        io.telemetry.forget_watermark(&partition.key())
                     }
+                    _ => {}
                 }
-            }
-            Step::Handle(Message::Assign {
-                input,
-                partition,
-                states,
-            }) => {
-                let state = states.get(&*io.component);
-                match instances.assign(input, &partition, state) {
-                    Ok(Assigned::New) => {
-                        io.out.send_assign(&partition, &states).await;
-                        for (_, o) in &io.named {
-                            o.send_assign(&partition, &states).await;
-                        }
-                    }
-                    Ok(Assigned::Known) => {}
-                    Err(e) => {
-                        return Err(ComponentError::Other(format!(
-                            "cannot resume the state the last checkpoint kept for {}: {e}. \
-                             To start this component afresh (its state is lost, the others \
-                             resume), run again with `--reset-state {}`",
-                            Shard::Partition(partition),
-                            io.component
-                        )));
-                    }
+                if let Err(e) = node.handle(message, &mut effects) {
+                    return Err(ComponentError::Other(format!(
+                        "cannot resume the state the last checkpoint kept for {}: {}. \
+                         To start this component afresh (its state is lost, the others \
+                         resume), run again with `--reset-state {}`",
+                        Shard::Partition(e.partition),
+                        e.reason,
+                        io.component
+                    )));
                 }
+                tell(&mut effects, &io).await;
             }
-            Step::Handle(Message::Revoke { input, partition }) => {
-                io.telemetry.forget_watermark(&partition.key());
-                if instances.revoke(input, &partition) {
-                    io.out.send_revoke(&partition).await;
-                    for (_, o) in &io.named {
-                        o.send_revoke(&partition).await;
-                    }
-                }
-            }
-            Step::Handle(Message::Barrier { .. }) => {}
         }
     }
-    for (shard, instance) in instances.all() {
-        instance.transform.flush(&mut emitter);
-        forward(&mut emitter, &io, &shard).await;
+    node.stop(&mut effects);
+    // Every input ended on its own (the node has told the outputs), or the run keeps no
+    // state: the outputs end too. Inputs stopped for a restart did not end, and neither do
+    // the outputs.
+    let finished = node.ended();
+    if !finished && io.reports.is_none() {
+        effects.push(Effect::End);
     }
-    // Every input ended on its own, or the run keeps no state: the outputs end too. Inputs
-    // stopped for a restart did not end, and neither do the outputs.
-    let finished = instances.whole.watermarks.all_ended() || io.reports.is_none();
-    if finished {
-        io.out.send_end().await;
-        for (_, o) in &io.named {
-            o.send_end().await;
-        }
-    }
+    tell(&mut effects, &io).await;
     io.dead_letter.send_end().await;
-    ended(&io.reports, io.component.clone(), finished);
+    ended(
+        &io.reports,
+        io.component.clone(),
+        finished || io.reports.is_none(),
+    );
     Ok(())
+}
+
+/// Tells the outputs what handling a message gave, in order.
+async fn tell(effects: &mut Vec<Effect>, io: &TransformIo) {
+    for effect in effects.drain(..) {
+        match effect {
+            Effect::Emitted {
+                shard,
+                records,
+                named,
+                dead,
+                dropped,
+            } => {
+                io.count.dropped.fetch_add(dropped, Ordering::Relaxed);
+                forward(io, &shard, records, named, dead).await;
+            }
+            Effect::Unowned(n) => Counters::add(&io.count.dropped, n),
+            Effect::Watermark { shard, at } => send_watermark(io, &shard, at).await,
+            Effect::Assign { partition, states } => {
+                io.out.send_assign(&partition, &states).await;
+                for (_, o) in &io.named {
+                    o.send_assign(&partition, &states).await;
+                }
+            }
+            Effect::Revoke(partition) => {
+                io.out.send_revoke(&partition).await;
+                for (_, o) in &io.named {
+                    o.send_revoke(&partition).await;
+                }
+            }
+            Effect::End => {
+                io.out.send_end().await;
+                for (_, o) in &io.named {
+                    o.send_end().await;
+                }
+            }
+        }
+    }
 }
 
 async fn send_watermark(io: &TransformIo, shard: &Shard, at: i64) {
@@ -181,11 +168,13 @@ async fn send_watermark(io: &TransformIo, shard: &Shard, at: i64) {
     }
 }
 
-async fn forward(emitter: &mut Emitter, io: &TransformIo, shard: &Shard) {
-    let (records, ports, dead) = emitter.take();
-    io.count
-        .dropped
-        .fetch_add(emitter.take_dropped(), Ordering::Relaxed);
+async fn forward(
+    io: &TransformIo,
+    shard: &Shard,
+    records: Batch,
+    ports: Vec<(&'static str, Batch)>,
+    dead: Vec<(String, Payload)>,
+) {
     // A closed output means its readers failed; the run is already stopping with their error.
     Counters::add(&io.count.sent, records.len());
     io.telemetry.tap.offer(&records);

@@ -1,34 +1,12 @@
 //! How messages move through the pipeline under test: records, watermarks, partition
-//! assignments and ends, each in its shard, handled in the order they were sent, with one
-//! transform instance per shard as the runtime keeps them (`transform_shards.rs`).
+//! assignments and ends, each in its shard, handled in the order they were sent. A transform
+//! handles them with the runtime's own node (`ecomflow_runtime::transform_node`); this file
+//! only routes what it gives to the readers.
 
 use super::{DEAD_LETTER, Driver, Role};
-use ecomflow_core::{Batch, DeadLetter, Emitter, PartitionId, Payload, Record, Shard};
-use ecomflow_runtime::transform_shards::Assigned;
+use ecomflow_core::{Batch, DeadLetter, Message, Payload, Record, Shard};
+use ecomflow_runtime::transform_node::Effect;
 use std::sync::Arc;
-
-/// What moves between components.
-pub(super) enum Message {
-    /// Records of a shard.
-    Batch(Shard, Batch),
-    /// No earlier record will come in this shard.
-    Watermark(Shard, i64),
-    /// A partition's records follow: each transform builds (or resumes) its instance.
-    Assign(Arc<PartitionId>),
-    /// The input has ended.
-    End,
-}
-
-impl Message {
-    fn copy(&self) -> Message {
-        match self {
-            Message::Batch(s, b) => Message::Batch(s.clone(), b.clone()),
-            Message::Watermark(s, w) => Message::Watermark(s.clone(), *w),
-            Message::Assign(p) => Message::Assign(p.clone()),
-            Message::End => Message::End,
-        }
-    }
-}
 
 pub(super) fn output_name(id: &str, port: Option<&str>) -> String {
     match port {
@@ -57,24 +35,26 @@ impl Driver {
     /// readers.
     pub(super) fn emit(&mut self, at: usize, port: Option<&str>, shard: &Shard, records: Batch) {
         let name = output_name(&self.nodes[at].id, port);
-        if let Some(readers) = self.readers.get(&name) {
-            for &(reader, input) in readers {
-                self.queue.push_back((
-                    reader,
-                    input,
-                    Message::Batch(shard.clone(), records.clone()),
-                ));
-            }
-        }
         if let Some((kept, _)) = self.emitted.get_mut(&name) {
             let number = shard.number();
-            kept.extend(records.into_iter().map(|r| (number, r)));
+            kept.extend(records.iter().map(|r| (number, r.clone())));
+        }
+        let batch = Arc::new(records);
+        if let Some(readers) = self.readers.get(&name) {
+            for &(reader, input) in readers {
+                let message = Message::Batch {
+                    input,
+                    shard: shard.clone(),
+                    batch: batch.clone(),
+                };
+                self.queue.push_back((reader, message));
+            }
         }
     }
 
     /// Sends a watermark, an assignment or an end to the readers of every output of node
-    /// `at`.
-    pub(super) fn broadcast(&mut self, at: usize, message: Message) {
+    /// `at`, each as `message` makes it for the reader's input.
+    pub(super) fn broadcast(&mut self, at: usize, message: impl Fn(usize) -> Message) {
         let node = &self.nodes[at];
         let names = std::iter::once(output_name(&node.id, None))
             .chain(node.ports.iter().map(|p| output_name(&node.id, Some(p))));
@@ -84,26 +64,16 @@ impl Driver {
             .copied()
             .collect();
         for (reader, input) in readers {
-            self.queue.push_back((reader, input, message.copy()));
-        }
-    }
-
-    pub(super) fn forward(&mut self, at: usize, shard: &Shard, mut out: Emitter) {
-        let (records, named, dead) = out.take();
-        let path = self.nodes[at].path.clone();
-        self.dead_letters(&path, dead);
-        self.emit(at, None, shard, records);
-        for (port, records) in named {
-            self.emit(at, Some(port), shard, records);
+            self.queue.push_back((reader, message(input)));
         }
     }
 
     /// Handles every message under way, in the order they were sent.
     pub(super) fn settle(&mut self) {
-        while let Some((at, input, message)) = self.queue.pop_front() {
+        while let Some((at, message)) = self.queue.pop_front() {
             match &self.nodes[at].role {
                 Role::Sink { .. } => self.deliver_to_sink(at, message),
-                Role::Transform { .. } => self.deliver_to_transform(at, input, message),
+                Role::Transform { .. } => self.deliver_to_transform(at, message),
                 Role::Source { .. } => {}
             }
         }
@@ -112,9 +82,10 @@ impl Driver {
     /// A sink keeps its records; a real one writes them and makes them durable at once, so
     /// its dead letters show at the step that sent the records.
     fn deliver_to_sink(&mut self, at: usize, message: Message) {
-        let Message::Batch(shard, records) = message else {
+        let Message::Batch { shard, batch, .. } = message else {
             return;
         };
+        let records = Arc::unwrap_or_clone(batch);
         let mut letters = Vec::new();
         if let (
             Role::Sink {
@@ -144,95 +115,74 @@ impl Driver {
         }
     }
 
-    /// A transform handles a message as the runtime's transform task does
-    /// (`transform_task.rs`).
-    fn deliver_to_transform(&mut self, at: usize, input: usize, message: Message) {
-        let component = self.nodes[at].path.clone();
-        let Role::Transform { instances } = &mut self.nodes[at].role else {
+    /// A transform handles a message with the runtime's node; what it gives goes on to the
+    /// readers.
+    fn deliver_to_transform(&mut self, at: usize, message: Message) {
+        let Role::Transform { node } = &mut self.nodes[at].role else {
             return;
         };
-        // What to forward, and what to tell the readers, once the instances are let go.
-        let mut outs: Vec<(Shard, Emitter)> = Vec::new();
-        let mut tell: Vec<Message> = Vec::new();
-        match message {
-            Message::Batch(shard, records) => {
-                // A shard without an instance (a revoked partition) drops its records.
-                if let Some(instance) = instances.get(&shard) {
-                    let mut out = Emitter::default();
-                    instance.transform.process(records, &mut out);
-                    outs.push((shard, out));
-                }
-            }
-            Message::Watermark(shard, w) => {
-                if let Some(instance) = instances.get(&shard)
-                    && let Some(w) = instance.watermarks.update(input, w)
-                {
-                    let mut out = Emitter::default();
-                    instance.transform.on_watermark(w, &mut out);
-                    outs.push((shard.clone(), out));
-                    tell.push(Message::Watermark(shard, w));
-                }
-            }
-            Message::Assign(partition) => {
-                let state = self
-                    .restored
-                    .get(&(component.to_string(), partition.number));
-                match instances.assign(input, &partition, state) {
-                    Ok(Assigned::New) => tell.push(Message::Assign(partition)),
-                    Ok(Assigned::Known) => {}
-                    Err(e) => {
-                        self.failure.get_or_insert(format!(
-                            "{component}, partition {}: {e}",
-                            partition.number
-                        ));
-                    }
-                }
-            }
-            Message::End => {
-                for (shard, instance) in instances.all() {
-                    if let Some(w) = instance.watermarks.end(input) {
-                        let mut out = Emitter::default();
-                        instance.transform.on_watermark(w, &mut out);
-                        outs.push((shard.clone(), out));
-                        // Past every time only when every input ended: the end says it.
-                        if w < i64::MAX {
-                            tell.push(Message::Watermark(shard, w));
-                        }
-                    }
-                }
-                if instances.whole.watermarks.all_ended() {
-                    for (shard, instance) in instances.all() {
-                        let mut out = Emitter::default();
-                        instance.transform.flush(&mut out);
-                        outs.push((shard, out));
-                    }
-                    tell.push(Message::End);
-                }
-            }
+        let mut effects = Vec::new();
+        if let Err(e) = node.handle(message, &mut effects) {
+            let failure = format!(
+                "{}, partition {}: {}",
+                self.nodes[at].path, e.partition.number, e.reason
+            );
+            self.failure.get_or_insert(failure);
         }
-        for (shard, out) in outs {
-            self.forward(at, &shard, out);
-        }
-        for message in tell {
-            self.broadcast(at, message);
-        }
+        self.tell(at, effects);
     }
 
     /// Every instance of transform `at` fires its timer once.
     pub(super) fn tick(&mut self, at: usize) {
-        let Role::Transform { instances } = &mut self.nodes[at].role else {
+        let Role::Transform { node } = &mut self.nodes[at].role else {
             return;
         };
-        let mut outs = Vec::new();
-        for (shard, instance) in instances.all() {
-            let mut out = Emitter::default();
-            instance.transform.tick(&mut out);
-            outs.push((shard, out));
-        }
-        for (shard, out) in outs {
-            self.forward(at, &shard, out);
-        }
+        let mut effects = Vec::new();
+        node.tick(&mut effects);
+        self.tell(at, effects);
         self.settle();
+    }
+
+    /// Sends what transform `at` gave to its readers (and keeps its outputs).
+    fn tell(&mut self, at: usize, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Emitted {
+                    shard,
+                    records,
+                    named,
+                    dead,
+                    ..
+                } => {
+                    let path = self.nodes[at].path.clone();
+                    self.dead_letters(&path, dead);
+                    self.emit(at, None, &shard, records);
+                    for (port, records) in named {
+                        self.emit(at, Some(port), &shard, records);
+                    }
+                }
+                Effect::Unowned(_) => {}
+                Effect::Watermark { shard, at: w } => {
+                    self.broadcast(at, |input| Message::Watermark {
+                        input,
+                        shard: shard.clone(),
+                        at: w,
+                    })
+                }
+                Effect::Assign { partition, states } => {
+                    self.broadcast(at, |input| Message::Assign {
+                        input,
+                        partition: partition.clone(),
+                        states: states.clone(),
+                    })
+                }
+                Effect::Revoke(partition) => self.broadcast(at, |input| Message::Revoke {
+                    input,
+                    partition: partition.clone(),
+                }),
+                Effect::End => self.broadcast(at, |input| Message::End { input }),
+            }
+        }
     }
 
     /// The records kept for `output` from `seen` on.

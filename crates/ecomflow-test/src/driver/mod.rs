@@ -5,7 +5,8 @@
 //! (what they are given is kept, to be checked, as the rows of their table when they write
 //! one); every message is handled before a step returns, so a restart always happens at a
 //! checkpoint. A source that keeps state per partition (Kafka) gets one instance of every
-//! transform per partition, as in a run (see `flow.rs`). This file holds the pipeline's nodes
+//! transform per partition, as in a run; transforms handle messages with the runtime's own
+//! node (see `flow.rs`). This file holds the pipeline's nodes
 //! and what the steps ask of them; `steps.rs` the steps, `outputs.rs` what is read back.
 
 mod flow;
@@ -13,14 +14,16 @@ mod outputs;
 mod steps;
 
 use crate::real_sink::RealSink;
+use ecomflow_core::Message;
 use ecomflow_core::tokio::runtime::Runtime;
 use ecomflow_core::{Batch, DeadLetter, EventTimeTracker, PartitionId, Payload, Record, Shard};
 use ecomflow_core::{TableView, Transform};
+use ecomflow_runtime::transform_node::TransformNode;
 use ecomflow_runtime::transform_shards::Instances;
 use ecomflow_runtime::watermarks::carrying_event_time;
 use ecomflow_runtime::{Built, InputRef, Pipeline};
-use flow::{Message, output_name};
-use std::collections::{HashMap, VecDeque};
+use flow::output_name;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +45,7 @@ enum Role {
         assigned: Vec<i32>,
     },
     Transform {
-        instances: Instances,
+        node: TransformNode,
     },
     Sink {
         view: Option<TableView>,
@@ -67,7 +70,8 @@ pub struct Driver {
     /// Everything each output emitted (a sink's: what it was given), each record with the
     /// number of the partition it came from, and how much of it an `expect` has checked.
     emitted: HashMap<String, (Vec<(i32, Record)>, usize)>,
-    queue: VecDeque<(usize, usize, Message)>,
+    /// Messages under way: the reading node, and the message on one of its inputs.
+    queue: VecDeque<(usize, Message)>,
     /// The states a restart resumes partitions' instances from, by transform path and
     /// partition number.
     restored: HashMap<(String, i32), serde_json::Value>,
@@ -129,13 +133,16 @@ impl Driver {
                     assigned: Vec::new(),
                 },
                 Built::Transform(transform) => Role::Transform {
-                    instances: Instances::new(
-                        transform,
-                        c.inputs
-                            .iter()
-                            .map(|i| timed.contains(&i.component))
-                            .collect(),
-                        c.rebuild,
+                    node: TransformNode::new(
+                        path.clone(),
+                        Instances::new(
+                            transform,
+                            c.inputs
+                                .iter()
+                                .map(|i| timed.contains(&i.component))
+                                .collect(),
+                            c.rebuild,
+                        ),
                     ),
                 },
                 Built::Sink(sink) => {
@@ -345,10 +352,24 @@ impl Driver {
             assigned.push(partition);
             // Every transform holds the partition before its first records arrive, however
             // far downstream they are sent.
-            self.broadcast(at, Message::Assign(id.clone()));
+            let states = Arc::new(self.restored_states(partition));
+            self.broadcast(at, |input| Message::Assign {
+                input,
+                partition: id.clone(),
+                states: states.clone(),
+            });
             self.settle();
         }
         Shard::Partition(id)
+    }
+
+    /// The states a restart resumes `partition`'s instances from, by transform path.
+    fn restored_states(&self, partition: i32) -> BTreeMap<String, serde_json::Value> {
+        self.restored
+            .iter()
+            .filter(|((_, number), _)| *number == partition)
+            .map(|((path, _), state)| (path.clone(), state.clone()))
+            .collect()
     }
 
     /// Whether records can be sent to `id` (by its input `from`): `Ok(true)` for a source,

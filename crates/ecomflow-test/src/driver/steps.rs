@@ -87,12 +87,24 @@ impl Driver {
         match into {
             None => self.emit(at, None, &shard, records),
             Some(input) => {
-                self.queue
-                    .push_back((at, input, Message::Batch(shard.clone(), records)))
+                let batch = Arc::new(records);
+                let shard = shard.clone();
+                self.queue.push_back((
+                    at,
+                    Message::Batch {
+                        input,
+                        shard,
+                        batch,
+                    },
+                ))
             }
         }
         if let (Some(source), Some(w)) = (stamping, watermark) {
-            self.broadcast(source, Message::Watermark(shard, w));
+            self.broadcast(source, |input| Message::Watermark {
+                input,
+                shard: shard.clone(),
+                at: w,
+            });
         }
         self.settle();
         Ok(())
@@ -147,7 +159,11 @@ impl Driver {
             };
             for p in partitions {
                 let shard = self.shard_of(s, p);
-                self.broadcast(s, Message::Watermark(shard, at));
+                self.broadcast(s, |input| Message::Watermark {
+                    input,
+                    shard: shard.clone(),
+                    at,
+                });
             }
         }
         self.settle();
@@ -166,10 +182,11 @@ impl Driver {
         self.clock = to;
         let to = to - self.timers_from;
         for at in 0..self.nodes.len() {
-            let Role::Transform { instances } = &mut self.nodes[at].role else {
+            let Role::Transform { node } = &mut self.nodes[at].role else {
                 continue;
             };
-            let Some(every) = instances
+            let Some(every) = node
+                .instances
                 .whole
                 .transform
                 .tick_interval()
@@ -197,7 +214,7 @@ impl Driver {
     pub fn end(&mut self) -> Result<(), String> {
         for at in 0..self.nodes.len() {
             if matches!(self.nodes[at].role, Role::Source { .. }) {
-                self.broadcast(at, Message::End);
+                self.broadcast(at, |input| Message::End { input });
             }
         }
         self.settle();
@@ -221,13 +238,13 @@ impl Driver {
         let mut next = Driver::new(fresh, real)?;
         for (old, new) in self.nodes.iter().zip(next.nodes.iter_mut()) {
             // Partitions are assigned again below, each transform resuming its state.
-            if let (Role::Transform { instances: kept }, Role::Transform { instances }) =
+            if let (Role::Transform { node: kept }, Role::Transform { node }) =
                 (&old.role, &mut new.role)
             {
-                let (whole, partitions) = kept.snapshot();
+                let (whole, partitions) = kept.instances.snapshot();
                 if let Some(state) = whole {
                     let state = through_json(&old.path, state)?;
-                    restore(instances.whole.transform.as_mut(), state, &old.path)?;
+                    restore(node.instances.whole.transform.as_mut(), state, &old.path)?;
                 }
                 for (partition, state) in partitions {
                     let state = through_json(&old.path, state)?;
