@@ -39,6 +39,12 @@ pub trait SharedStore: Send + Sync {
 
     /// The store, for messages (no password).
     fn describe(&self) -> String;
+
+    /// What sinks writing to the store's database use to write in its commits' transactions
+    /// ([`crate::component::WritesInCheckpoint`]); `None`: it cannot share them.
+    fn transaction(&self) -> Option<crate::component::CheckpointTransaction> {
+        None
+    }
 }
 
 /// What opening a store needs.

@@ -8,7 +8,7 @@ mod proxy;
 pub use proxy::Proxy;
 
 use crate::channel::InputReceiver;
-use crate::component::{DeadLetterMessage, DeadLetterOutput};
+use crate::component::DeadLetterOutput;
 use crate::registry::Builder;
 use crate::{
     Batch, BuildContext, BuildError, Counters, DeadLetter, Emitter, Field, Kind, Message, Output,
@@ -140,27 +140,18 @@ impl BatchReceiver {
     }
 }
 
-/// The receiving end of a dead-letter output, yielding letters and skipping barriers and
-/// ends.
-pub struct LetterReceiver(mpsc::Receiver<DeadLetterMessage>);
+/// The receiving end of a collected dead-letter output.
+pub struct LetterReceiver(mpsc::UnboundedReceiver<Vec<DeadLetter>>);
 
 impl LetterReceiver {
     /// The next letters, or `None` when every sender has gone.
     pub async fn recv(&mut self) -> Option<Vec<DeadLetter>> {
-        loop {
-            if let DeadLetterMessage::Letters(l) = self.0.recv().await? {
-                return Some(l);
-            }
-        }
+        self.0.recv().await
     }
 
     /// The next letters already sent, without waiting.
     pub fn try_recv(&mut self) -> Option<Vec<DeadLetter>> {
-        loop {
-            if let DeadLetterMessage::Letters(l) = self.0.try_recv().ok()? {
-                return Some(l);
-            }
-        }
+        self.0.try_recv().ok()
     }
 }
 
@@ -170,12 +161,13 @@ pub fn source_context() -> (SourceContext, SourceHarness) {
         messages: 4,
         ..Default::default()
     });
-    let (dead_tx, dead_rx) = mpsc::channel(4);
     let counters = Arc::new(Counters::default());
+    let (dead_letter, dead_rx) =
+        DeadLetterOutput::collected("sources.test".into(), counters.clone());
     let shutdown = CancellationToken::new();
     let cx = SourceContext {
         output: Output::new(vec![(tx, 0)]),
-        dead_letter: DeadLetterOutput::new("sources.test".into(), 0, dead_tx, counters.clone()),
+        dead_letter,
         shutdown: shutdown.clone(),
         counters: counters.clone(),
         event_time: None,
@@ -227,10 +219,10 @@ pub async fn run_source(source: Box<dyn Source>) -> (Vec<Batch>, Vec<DeadLetter>
 
 /// A sink context on a real channel, with the dead-letter receiver.
 pub fn sink_context() -> (SinkContext, LetterReceiver) {
-    let (dead_tx, dead_rx) = mpsc::channel(64);
     let counters = Arc::new(Counters::default());
+    let (dead_letter, dead_rx) = DeadLetterOutput::collected("sinks.test".into(), counters);
     let cx = SinkContext {
-        dead_letter: DeadLetterOutput::new("sinks.test".into(), 0, dead_tx, counters),
+        dead_letter,
         telemetry: crate::telemetry::ComponentTelemetry::detached("sinks.test", crate::Kind::Sink),
     };
     (cx, LetterReceiver(dead_rx))

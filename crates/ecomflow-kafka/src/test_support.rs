@@ -389,12 +389,13 @@ fn start_with(
         messages: 4,
         ..Default::default()
     });
-    let (dead_tx, mut dead_rx) = mpsc::channel(4);
     let counters = Arc::new(Counters::default());
+    let (dead_letter, mut dead_rx) =
+        DeadLetterOutput::collected("sources.test".into(), counters.clone());
     let shutdown = CancellationToken::new();
     let cx = SourceContext {
         output: Output::new(vec![(tx, 0)]),
-        dead_letter: DeadLetterOutput::new("sources.test".into(), 0, dead_tx, counters.clone()),
+        dead_letter,
         shutdown: shutdown.clone(),
         telemetry: Arc::new(ecomflow_core::ComponentTelemetry::new(
             "sources.test".into(),
@@ -417,11 +418,9 @@ fn start_with(
         }
     });
     tokio::spawn(async move {
-        while let Some(m) = dead_rx.recv().await {
-            if let ecomflow_core::component::DeadLetterMessage::Letters(d) = m {
-                for letter in d {
-                    let _ = letters_tx.send(letter);
-                }
+        while let Some(d) = dead_rx.recv().await {
+            for letter in d {
+                let _ = letters_tx.send(letter);
             }
         }
     });

@@ -1,4 +1,5 @@
-//! Draws a pipeline as Graphviz dot or Mermaid.
+//! Draws a pipeline as Graphviz dot or Mermaid: its components, what each reads, and the sinks
+//! that write in the checkpoint's transaction (a dashed arrow to the checkpoint store).
 
 use crate::pipeline::Pipeline;
 use ecomflow_core::Kind;
@@ -13,9 +14,19 @@ pub enum GraphFormat {
     Mermaid,
 }
 
+/// The checkpoint store's node.
+const STORE: &str = "checkpoint_store";
+/// What the arrow from a sink to the checkpoint store says.
+const LINK: &str = "commits in the checkpoint's transaction";
+
 /// Renders the components and their wiring.
 pub fn render(pipeline: &Pipeline, format: GraphFormat) -> String {
     let mut s = String::new();
+    let mut linked = pipeline
+        .components
+        .iter()
+        .filter(|c| c.in_checkpoint)
+        .peekable();
     match format {
         GraphFormat::Dot => {
             s.push_str("digraph pipeline {\n  rankdir=LR;\n");
@@ -43,6 +54,19 @@ pub fn render(pipeline: &Pipeline, format: GraphFormat) -> String {
                     );
                 }
             }
+            if linked.peek().is_some() {
+                let _ = writeln!(
+                    s,
+                    "  \"{STORE}\" [shape=cylinder, label=\"checkpoint store\\n(checkpoint.url)\"];"
+                );
+            }
+            for c in linked {
+                let _ = writeln!(
+                    s,
+                    "  \"{}\" -> \"{STORE}\" [style=dashed, label=\"{LINK}\"];",
+                    c.id
+                );
+            }
             s.push_str("}\n");
         }
         GraphFormat::Mermaid => {
@@ -66,6 +90,12 @@ pub fn render(pipeline: &Pipeline, format: GraphFormat) -> String {
                         }
                     }
                 }
+            }
+            if linked.peek().is_some() {
+                let _ = writeln!(s, "  {STORE}[(\"checkpoint store (checkpoint.url)\")]");
+            }
+            for c in linked {
+                let _ = writeln!(s, "  {} -.->|{LINK}| {STORE}", c.id);
             }
         }
     }

@@ -67,6 +67,9 @@ pub struct Component {
     pub event_time: Option<EventTimeConfig>,
     /// How to build another instance of a transform (one per source partition).
     pub rebuild: Option<Rebuild>,
+    /// A sink that writes in the checkpoint's transaction: the pipeline keeps its checkpoints
+    /// in the database it writes to (see `load/checkpoint_links.rs`).
+    pub in_checkpoint: bool,
 }
 
 impl Component {

@@ -18,16 +18,18 @@ use crate::telemetry::{RunState, RunTelemetry};
 use crate::transform_shards::Instances;
 use crate::transform_task::{TransformIo, run_transform};
 use crate::watermarks::carrying_event_time;
+use ecomflow_core::channel::Capacity;
 use ecomflow_core::checkpoint::Checkpoint;
-use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
+use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::partition_store::PartitionStore;
 use ecomflow_core::source_checkpoints::SourceCheckpoints;
 use ecomflow_core::telemetry::scope;
-use ecomflow_core::{ComponentTelemetry, EventTimeTracker, Output, SinkContext, SourceContext};
+use ecomflow_core::{
+    ComponentTelemetry, EventTimeTracker, Message, Output, SinkContext, SourceContext,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -133,6 +135,11 @@ async fn run_with(
         )),
         (None, None) => None,
     };
+    // What sinks writing in the checkpoint's transaction join (see `load/checkpoint_links.rs`).
+    let transaction = match &plan {
+        Some((Keep::Shared(store), ..)) => store.transaction(),
+        _ => None,
+    };
     let coordination = match plan {
         Some((keep, interval, restored, store)) => {
             let mut participants: BTreeSet<String> =
@@ -210,7 +217,10 @@ async fn run_with(
     };
 
     let senders_of_letters = components.len();
-    let (dl_tx, dl_rx) = mpsc::channel::<DeadLetterMessage>(DEAD_LETTER_MESSAGES);
+    let (dl_tx, dl_rx) = ecomflow_core::channel::input::<Message>(Capacity {
+        messages: DEAD_LETTER_MESSAGES,
+        ..channels.capacity()
+    });
     let mut tasks = JoinSet::new();
     let mut names = HashMap::new();
 
@@ -243,6 +253,7 @@ async fn run_with(
             inputs,
             event_time,
             rebuild,
+            in_checkpoint,
             ..
         } = c;
         let reports = coordination.as_ref().map(|c| c.reports.clone());
@@ -339,7 +350,12 @@ async fn run_with(
                 };
                 tasks.spawn(scope(shown, run_transform(instances, rx, io)))
             }
-            Built::Sink(sink) => {
+            Built::Sink(mut sink) => {
+                if in_checkpoint
+                    && let (Some(transaction), Some(writes)) = (&transaction, sink.in_checkpoint())
+                {
+                    writes.join(transaction.clone());
+                }
                 let rx = receivers.remove(&id);
                 let cx = SinkContext {
                     dead_letter,

@@ -1,4 +1,4 @@
-//! A sink's task and the dead-letter writer's: batches in, writes made durable at each
+//! A sink's task, the dead-letter sink's among them: batches in, writes made durable at each
 //! barrier, the end of input finishing them.
 
 use crate::checkpoint::{Alignment, Step, ended};
@@ -7,10 +7,9 @@ use crate::pipeline::{Built, Component};
 use crate::sinks_open::SinkStart;
 use ecomflow_core::channel::InputReceiver;
 use ecomflow_core::checkpoint::Report;
-use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
+use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{
-    Batch, ComponentError, ComponentTelemetry, Counters, DeadLetter, Incoming, Message, Sink,
-    SinkContext,
+    ComponentError, ComponentTelemetry, Counters, Incoming, Message, Sink, SinkContext,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -20,14 +19,55 @@ pub(crate) async fn run_sink(
     rx: Option<InputReceiver<Message>>,
     cx: SinkContext,
     count: Arc<Counters>,
-    mut alignment: Alignment,
+    alignment: Alignment,
     reports: Option<mpsc::UnboundedSender<Report>>,
     start: SinkStart,
 ) -> Result<(), ComponentError> {
-    let component = start.component.clone();
     let opened = open(&mut sink, &cx).await;
     start.opened(&*sink, opened.is_ok());
     opened?;
+    drive(sink, rx, cx, count, alignment, reports, start.component).await
+}
+
+/// Runs the dead-letter sink: an ordinary sink whose input number `from` is the pipeline's
+/// component number `from` (every component sends its letters, its checkpoint barriers and its
+/// end there). It opens on its own, before and apart from the other sinks.
+pub(crate) async fn run_dead_letter(
+    component: Component,
+    rx: InputReceiver<Message>,
+    telemetry: Arc<ComponentTelemetry>,
+    senders: usize,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+) -> Result<(), ComponentError> {
+    let Built::Sink(mut sink) = component.built else {
+        return Err(ComponentError::Other(
+            "the dead-letter output must be a sink".into(),
+        ));
+    };
+    let path: Arc<str> = component.id.as_str().into();
+    let count = telemetry.counters.clone();
+    // Dead letters of the dead-letter sink itself have nowhere else to go: they are counted.
+    let (dead_letter, _) = DeadLetterOutput::collected(path.clone(), count.clone());
+    let cx = SinkContext {
+        dead_letter,
+        telemetry,
+    };
+    open(&mut sink, &cx).await?;
+    let alignment = Alignment::new(senders);
+    drive(sink, Some(rx), cx, count, alignment, reports, path).await
+}
+
+/// A sink's loop, once open: batches written, writes made durable when a barrier has come
+/// from every input, the end of every input finishing them.
+async fn drive(
+    mut sink: Box<dyn Sink>,
+    rx: Option<InputReceiver<Message>>,
+    cx: SinkContext,
+    count: Arc<Counters>,
+    mut alignment: Alignment,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+    component: Arc<str>,
+) -> Result<(), ComponentError> {
     // Every input ended (not stopped for a restart).
     let mut finished = true;
     if let Some(rx) = rx {
@@ -75,86 +115,6 @@ pub(crate) async fn run_sink(
     cx.dead_letter.send_end().await;
     ended(&reports, component, finished);
     result
-}
-
-/// Runs the dead-letter sink: letters from `senders` components, each of which also sends
-/// its checkpoint barriers and its end. A checkpoint's letters are durable, and reported like
-/// any sink's, once its barrier has come from every component that has not ended.
-pub(crate) async fn run_dead_letter(
-    component: Component,
-    mut rx: mpsc::Receiver<DeadLetterMessage>,
-    telemetry: Arc<ComponentTelemetry>,
-    senders: usize,
-    reports: Option<mpsc::UnboundedSender<Report>>,
-) -> Result<(), ComponentError> {
-    let Built::Sink(mut sink) = component.built else {
-        return Err(ComponentError::Other(
-            "the dead-letter output must be a sink".into(),
-        ));
-    };
-    // Dead letters of the dead-letter sink itself have nowhere else to go: they are counted.
-    let (own_tx, _) = mpsc::channel(1);
-    let count = telemetry.counters.clone();
-    let cx = SinkContext {
-        dead_letter: DeadLetterOutput::new(component.id.as_str().into(), 0, own_tx, count.clone()),
-        telemetry,
-    };
-    open(&mut sink, &cx).await?;
-    let component_id: Arc<str> = component.id.as_str().into();
-    let mut barriers = vec![0u64; senders];
-    let mut ended_senders = vec![false; senders];
-    let mut durable = 0u64;
-    while let Some(message) = rx.recv().await {
-        match message {
-            DeadLetterMessage::Letters(letters) => {
-                write_letters(&mut sink, &cx, &count, letters).await?;
-                continue;
-            }
-            DeadLetterMessage::Barrier { from, id } => {
-                if let Some(b) = barriers.get_mut(from) {
-                    *b = (*b).max(id);
-                }
-            }
-            DeadLetterMessage::End { from } => {
-                if let Some(e) = ended_senders.get_mut(from) {
-                    *e = true;
-                }
-            }
-        }
-        // The newest checkpoint whose barrier every component still running has passed.
-        let reached = barriers
-            .iter()
-            .zip(&ended_senders)
-            .filter(|(_, ended)| !**ended)
-            .map(|(b, _)| *b)
-            .min();
-        if let Some(id) = reached
-            && id > durable
-        {
-            sink.checkpoint(&cx).await?;
-            durable = id;
-            if let Some(r) = &reports {
-                let _ = r.send(Report::Sink {
-                    id,
-                    component: component_id.clone(),
-                });
-            }
-        }
-    }
-    let result = sink.finish(&cx).await;
-    // Every component sends its end to the dead-letter output, stopped or not.
-    ended(&reports, component_id, true);
-    result
-}
-
-async fn write_letters(
-    sink: &mut Box<dyn Sink>,
-    cx: &SinkContext,
-    count: &Counters,
-    letters: Vec<DeadLetter>,
-) -> Result<(), ComponentError> {
-    let batch: Batch = letters.iter().map(DeadLetter::to_record).collect();
-    write(sink, cx, count, batch.into()).await
 }
 
 /// Opens `sink` (it connects): it is not ready until then.

@@ -188,3 +188,7 @@ fn emitted(emitter: &mut Emitter, shard: Shard) -> Effect {
         dropped: emitter.take_dropped(),
     }
 }
+
+#[cfg(test)]
+#[path = "transform_node_tests.rs"]
+mod tests;

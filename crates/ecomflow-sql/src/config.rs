@@ -71,6 +71,15 @@ pub struct SqlConfig {
     /// password, a missing database) stop it at once.
     #[serde(default = "default_retry_for")]
     pub retry_for: ecomflow_core::duration::ZeroAllowed,
+    /// Whether the rows commit in the checkpoint's transaction, with the source positions
+    /// and states they come from, so that a crash neither loses nor repeats a row. Unset:
+    /// they do when the pipeline keeps its checkpoints in this very database (`checkpoint.url`
+    /// equal to `url`, PostgreSQL), and the sink commits its own batches otherwise. `true`:
+    /// they must (a pipeline whose checkpoints are kept elsewhere is an error). `false`: the
+    /// sink always commits its own batches, as soon as they fill (at least once: after a
+    /// crash, rows since the last checkpoint are written again, a keyed row replacing itself).
+    #[serde(default)]
+    pub exactly_once: Option<bool>,
 }
 
 fn default_batch_size() -> usize {
@@ -129,6 +138,13 @@ impl SqlConfig {
                 ),
             )
             .with_hint("a transaction of a sink that is behind takes at least a full batch"));
+        }
+        if self.exactly_once == Some(true) && dialect != Dialect::Postgres {
+            return Err(BuildError::field(
+                "exactly_once",
+                "exactly_once needs a PostgreSQL database: checkpoints are kept in PostgreSQL",
+            )
+            .with_hint("write to PostgreSQL, or leave the option out"));
         }
         if self.max_connections == 0 {
             return Err(BuildError::field(

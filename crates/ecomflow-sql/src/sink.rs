@@ -12,6 +12,7 @@ use crate::state::{Prepared, Rows};
 use crate::url::redact;
 use crate::write::Writer;
 use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::component::{CheckpointTransaction, Commit, WritesInCheckpoint};
 use ecomflow_core::{
     Batching, BuildContext, BuildError, ComponentError, Counters, Field, InFlight, Incoming,
     PartitionId, Plugin, Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
@@ -71,6 +72,11 @@ impl SinkPlugin for SqlPlugin {
             retry: RetryPolicy::new(cfg.retry_for.get()),
             conn: None,
             plan: None,
+            commit: match cfg.exactly_once {
+                Some(true) => Commit::Required,
+                Some(false) => Commit::Own,
+                None => Commit::WhenShared,
+            },
             transactional: None,
             pending: Vec::new(),
             inputs_ended: false,
@@ -107,9 +113,11 @@ struct SqlSink {
     conn: Option<Connected>,
     /// Fixed at the first write.
     plan: Option<Arc<Plan>>,
-    /// Whether the sink writes in the checkpoint store's transactions (decided at the
-    /// first write: when the `postgres` checkpoint store commits to this sink's URL).
-    transactional: Option<Option<Arc<Prepared>>>,
+    /// Whether it writes in the checkpoint's transaction (`exactly_once`).
+    commit: Commit,
+    /// Where its rows go at each barrier when it writes in the checkpoint store's
+    /// transactions (the runtime links it before it opens).
+    transactional: Option<Arc<Prepared>>,
     /// In the store's transactions: the rows since the last barrier, by shard.
     pending: Vec<(Shard, Vec<Record>)>,
     /// Every input ended on its own: the rows after the last checkpoint are the
@@ -294,6 +302,14 @@ impl Sink for SqlSink {
         Ok(())
     }
 
+    fn in_checkpoint(&mut self) -> Option<&mut dyn WritesInCheckpoint> {
+        // Checkpoints are kept in PostgreSQL only.
+        match self.dialect {
+            Dialect::Postgres => Some(self),
+            Dialect::Sqlite => None,
+        }
+    }
+
     fn admission(&self) -> Option<Arc<dyn ecomflow_core::Admission>> {
         self.admission
             .clone()
@@ -340,7 +356,7 @@ impl Sink for SqlSink {
                 r.set(field, Value::Int(i64::from(shard.number())));
             }
         }
-        if self.transactional().is_some() {
+        if self.transactional.is_some() {
             // Written in the checkpoint's transaction, with the positions it covers.
             match self.pending.iter_mut().find(|(s, _)| *s == shard) {
                 Some((_, rows)) => rows.extend(batch),
@@ -380,7 +396,7 @@ impl Sink for SqlSink {
     }
 
     async fn checkpoint(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
-        let Some(prepared) = self.transactional() else {
+        let Some(prepared) = self.transactional.clone() else {
             return self.flush_all(cx).await;
         };
         for (shard, mut rows) in std::mem::take(&mut self.pending) {
@@ -428,8 +444,7 @@ impl Sink for SqlSink {
     }
 
     async fn tick(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
-        let transactional = self.transactional.as_ref().is_some_and(|t| t.is_some());
-        if !transactional && self.batching.is_due() {
+        if self.transactional.is_none() && self.batching.is_due() {
             self.flush_all(cx).await?;
         }
         Ok(())
@@ -465,20 +480,23 @@ impl SqlSink {
         }
         self.inputs_ended
     }
+}
 
-    /// The checkpoint store's prepared rows when this sink writes in its transactions.
-    fn transactional(&mut self) -> Option<Arc<Prepared>> {
-        let dialect = self.dialect;
-        let url = &self.url;
-        self.transactional
-            .get_or_insert_with(|| {
-                let store = crate::state::for_url(url).filter(|_| dialect == Dialect::Postgres);
-                if store.is_some() {
-                    tracing::info!(table = %redact(url), "rows commit with the checkpoints (exactly once)");
-                }
-                store
-            })
-            .clone()
+/// A PostgreSQL sink can write in the checkpoint's transaction.
+impl WritesInCheckpoint for SqlSink {
+    fn database(&self) -> &str {
+        &self.url
+    }
+
+    fn commit(&self) -> Commit {
+        self.commit
+    }
+
+    fn join(&mut self, transaction: CheckpointTransaction) {
+        self.transactional = transaction.get::<Prepared>();
+        if self.transactional.is_some() {
+            tracing::info!(table = %self.target, "rows commit with the checkpoints (exactly once)");
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! runtime of its own; what it cannot write comes back as dead letters, and the rows its
 //! table holds are read back from its database.
 
-use ecomflow_core::component::{DeadLetterMessage, DeadLetterOutput};
+use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::tokio::runtime::Runtime;
 use ecomflow_core::tokio::sync::mpsc;
 use ecomflow_core::{
@@ -11,9 +11,6 @@ use ecomflow_core::{
     SinkContext,
 };
 use std::sync::Arc;
-
-/// Dead letters a real sink may hold before a test reads them.
-const LETTERS: usize = 1024;
 
 /// A table's rows read back (`None`: the sink writes no table), and the dead letters of the
 /// writes before.
@@ -23,7 +20,7 @@ pub type RowsRead = (Option<Vec<Record>>, Vec<DeadLetter>);
 pub struct RealSink {
     sink: Box<dyn Sink>,
     cx: SinkContext,
-    letters: mpsc::Receiver<DeadLetterMessage>,
+    letters: mpsc::UnboundedReceiver<Vec<DeadLetter>>,
     path: Arc<str>,
     /// Its table's rows, read just before it finished (and closed its database), or why
     /// they could not be: only an `expect` on it fails with that.
@@ -37,9 +34,10 @@ impl RealSink {
         path: Arc<str>,
         mut sink: Box<dyn Sink>,
     ) -> Result<RealSink, String> {
-        let (tx, letters) = mpsc::channel(LETTERS);
+        let (dead_letter, letters) =
+            DeadLetterOutput::collected(path.clone(), Arc::new(Counters::default()));
         let cx = SinkContext {
-            dead_letter: DeadLetterOutput::new(path.clone(), 0, tx, Arc::new(Counters::default())),
+            dead_letter,
             telemetry: ComponentTelemetry::detached(&path, Kind::Sink),
         };
         runtime
@@ -112,10 +110,8 @@ impl RealSink {
 
     fn letters(&mut self) -> Vec<DeadLetter> {
         let mut out = Vec::new();
-        while let Ok(message) = self.letters.try_recv() {
-            if let DeadLetterMessage::Letters(letters) = message {
-                out.extend(letters);
-            }
+        while let Ok(letters) = self.letters.try_recv() {
+            out.extend(letters);
         }
         out
     }

@@ -171,16 +171,7 @@ pub fn main() -> ExitCode {
             {
                 ExitCode::from(EXIT_CONFIG)
             }
-            Ok(p) => crate::say::product(&format!(
-                "ok: {} component{} in {}\n",
-                p.components.len(),
-                if p.components.len() == 1 { "" } else { "s" },
-                files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            Ok(p) => crate::say::product(&validated(&p, &files)),
             Err(d) => config_error(&d),
         },
         Command::Tap {
@@ -241,4 +232,29 @@ fn exit_code(verdict: test_command::Verdict) -> ExitCode {
 fn config_error(d: &Diagnostics) -> ExitCode {
     tell!("{d}");
     ExitCode::from(EXIT_CONFIG)
+}
+
+/// What `validate` says of a valid pipeline: its size, and the sinks that write in the
+/// checkpoint's transaction.
+fn validated(p: &ecomflow_runtime::Pipeline, files: &[PathBuf]) -> String {
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let n = p.components.len();
+    let mut said = format!(
+        "ok: {n} component{} in {}\n",
+        if n == 1 { "" } else { "s" },
+        files.join(", ")
+    );
+    let linked: Vec<String> = p
+        .components
+        .iter()
+        .filter(|c| c.in_checkpoint)
+        .map(|c| c.path())
+        .collect();
+    if !linked.is_empty() {
+        said.push_str(&format!(
+            "exactly once: {} commit in the checkpoint's transaction (checkpoint.url)\n",
+            linked.join(", ")
+        ));
+    }
+    said
 }

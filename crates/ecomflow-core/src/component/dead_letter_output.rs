@@ -1,68 +1,80 @@
-//! Where a component sends what it cannot handle, and what reaches the dead-letter sink.
+//! Where a component sends what it cannot handle: the dead-letter sink's input, on which the
+//! component is one input among all the pipeline's components, sending its letters as records,
+//! its checkpoint barriers and its end like any other input (the sink aligns on them as every
+//! sink does). Tests collect the letters themselves instead.
 
+use crate::channel::{InputSender, batch_bytes};
+use crate::component::Message;
 use crate::dead_letter::{DeadLetter, Payload};
+use crate::shard::Shard;
 use crate::telemetry::Counters;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// What reaches the dead-letter output: letters, and each component's checkpoint barriers
-/// and end, on which the dead-letter sink aligns like any sink.
-#[derive(Debug)]
-pub enum DeadLetterMessage {
-    /// Letters from a component.
-    Letters(Vec<DeadLetter>),
-    /// Component number `from` passed checkpoint barrier `id`: every letter it sent before
-    /// belongs to that checkpoint.
-    Barrier {
-        /// The component's number among the dead-letter output's senders.
-        from: usize,
-        /// The checkpoint.
-        id: u64,
-    },
-    /// Component number `from` has stopped: no letter comes from it any more.
-    End {
-        /// The component's number among the dead-letter output's senders.
+/// Where the letters go.
+#[derive(Clone)]
+enum Letters {
+    /// The dead-letter sink's input; the component is its input number `from`.
+    Sink {
+        tx: InputSender<Message>,
         from: usize,
     },
+    /// Kept as they are, for a test to look at.
+    Collected(mpsc::UnboundedSender<Vec<DeadLetter>>),
 }
 
 /// Where a component sends what it cannot handle.
 #[derive(Clone)]
 pub struct DeadLetterOutput {
     component: Arc<str>,
-    from: usize,
-    tx: mpsc::Sender<DeadLetterMessage>,
+    to: Letters,
     counters: Arc<Counters>,
 }
 
 impl DeadLetterOutput {
-    /// A dead-letter output for `component`, sender number `from` of the dead-letter sink
+    /// The dead-letter output of `component`, input number `from` of the dead-letter sink
     /// (built by the runtime).
     pub fn new(
         component: Arc<str>,
         from: usize,
-        tx: mpsc::Sender<DeadLetterMessage>,
+        tx: InputSender<Message>,
         counters: Arc<Counters>,
     ) -> DeadLetterOutput {
         DeadLetterOutput {
             component,
-            from,
-            tx,
+            to: Letters::Sink { tx, from },
             counters,
         }
     }
 
+    /// A dead-letter output whose letters are collected, unchanged, on the receiver (tests,
+    /// and sinks that `ecomflow test` runs for real).
+    pub fn collected(
+        component: Arc<str>,
+        counters: Arc<Counters>,
+    ) -> (DeadLetterOutput, mpsc::UnboundedReceiver<Vec<DeadLetter>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let output = DeadLetterOutput {
+            component,
+            to: Letters::Collected(tx),
+            counters,
+        };
+        (output, rx)
+    }
+
     /// Tells the dead-letter sink that this component passed checkpoint barrier `id`.
     pub async fn send_barrier(&self, id: u64) {
-        let from = self.from;
-        // The dead-letter writer outlives every component.
-        let _ = self.tx.send(DeadLetterMessage::Barrier { from, id }).await;
+        if let Letters::Sink { tx, from } = &self.to {
+            // The dead-letter sink outlives every component.
+            let _ = tx.send(Message::Barrier { input: *from, id }, 0).await;
+        }
     }
 
     /// Tells the dead-letter sink that this component sends nothing more.
     pub async fn send_end(&self) {
-        let from = self.from;
-        let _ = self.tx.send(DeadLetterMessage::End { from }).await;
+        if let Letters::Sink { tx, from } = &self.to {
+            let _ = tx.send(Message::End { input: *from }, 0).await;
+        }
     }
 
     /// The id of the component this output belongs to.
@@ -76,16 +88,27 @@ impl DeadLetterOutput {
             return;
         }
         Counters::add(&self.counters.dead_lettered, letters.len());
-        let letters = letters
-            .into_iter()
-            .map(|(reason, payload)| DeadLetter {
-                component: self.component.clone(),
-                reason,
-                payload,
-            })
-            .collect();
-        // The dead-letter writer outlives every component; if it failed, the run is already
+        let letters = letters.into_iter().map(|(reason, payload)| DeadLetter {
+            component: self.component.clone(),
+            reason,
+            payload,
+        });
+        // The dead-letter sink outlives every component; if it failed, the run is already
         // stopping with its error.
-        let _ = self.tx.send(DeadLetterMessage::Letters(letters)).await;
+        match &self.to {
+            Letters::Sink { tx, from } => {
+                let batch: Vec<_> = letters.map(|l| l.to_record()).collect();
+                let bytes = batch_bytes(&batch);
+                let message = Message::Batch {
+                    input: *from,
+                    shard: Shard::Whole,
+                    batch: Arc::new(batch),
+                };
+                let _ = tx.send(message, bytes).await;
+            }
+            Letters::Collected(tx) => {
+                let _ = tx.send(letters.collect());
+            }
+        }
     }
 }

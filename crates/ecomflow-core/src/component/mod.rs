@@ -2,6 +2,7 @@
 //! one file a role.
 
 mod dead_letter_output;
+mod in_checkpoint;
 mod message;
 mod output;
 mod sink;
@@ -9,7 +10,8 @@ mod source;
 mod transform;
 
 pub use crate::telemetry::Counters;
-pub use dead_letter_output::{DeadLetterMessage, DeadLetterOutput};
+pub use dead_letter_output::DeadLetterOutput;
+pub use in_checkpoint::{CheckpointTransaction, Commit, WritesInCheckpoint};
 pub use message::Message;
 pub use output::{Closed, Output};
 pub use sink::{Incoming, Sink, SinkContext};

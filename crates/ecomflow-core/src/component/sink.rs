@@ -110,6 +110,12 @@ pub trait Sink: Send {
         None
     }
 
+    /// Its capability to write in the checkpoint's transaction, if it has it (see
+    /// [`super::WritesInCheckpoint`]).
+    fn in_checkpoint(&mut self) -> Option<&mut dyn super::WritesInCheckpoint> {
+        None
+    }
+
     /// How the records it writes become the rows of a table, if it writes one (one row per
     /// key for an upsert sink): `ecomflow test` checks a sink's final rows with it, without
     /// running the sink.

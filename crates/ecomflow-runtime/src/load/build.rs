@@ -143,6 +143,7 @@ pub(super) fn build<'f>(
                 built,
                 event_time,
                 rebuild,
+                in_checkpoint: false,
             }),
         ),
         Err(e) => {
@@ -405,6 +406,7 @@ pub(super) fn build_default_dead_letter(diags: &mut Vec<Diagnostic>) -> Option<C
             built: Built::Sink(sink),
             event_time: None,
             rebuild: None,
+            in_checkpoint: false,
         }),
         Err(e) => {
             diags.push(Diagnostic::general(DEAD_LETTER, e.message));

@@ -7,6 +7,7 @@
 //! earlier one by declaring it again with `replace = true` (how an overlay swaps the source).
 
 mod build;
+mod checkpoint_links;
 mod declare;
 mod secrets;
 mod unknown;
@@ -202,6 +203,7 @@ fn load_with(
         }
         None => build_default_dead_letter(&mut diags),
     };
+    checkpoint_links::link_sinks(&nodes, &mut built, checkpoint.as_ref(), &mut diags);
     check_graph(&nodes, &mut diags);
     if !diags.is_empty() {
         return Err(Diagnostics(diags));
@@ -234,6 +236,8 @@ pub(super) struct Parts {
     pub(super) built: Built,
     pub(super) event_time: Option<EventTimeConfig>,
     pub(super) rebuild: Option<crate::pipeline::Rebuild>,
+    /// A sink that writes in the checkpoint's transaction (see `checkpoint_links.rs`).
+    pub(super) in_checkpoint: bool,
 }
 
 pub(super) fn component(node: Node<'_>, parts: Parts) -> Component {
@@ -245,5 +249,6 @@ pub(super) fn component(node: Node<'_>, parts: Parts) -> Component {
         built: parts.built,
         event_time: parts.event_time,
         rebuild: parts.rebuild,
+        in_checkpoint: parts.in_checkpoint,
     }
 }

@@ -86,12 +86,12 @@ async fn a_partition_can_be_claimed_while_its_rows_are_copied_and_they_are_then_
             r
         })
         .collect();
-    let (tx, _letters) = tokio::sync::mpsc::channel(16);
+    let (dead_letter, _letters) = DeadLetterOutput::collected("sinks.t".into(), Default::default());
     let rows = vec![Rows {
         plan: Arc::new(plan),
         shard: Shard::Partition(partition.clone()),
         rows: records,
-        dead_letter: DeadLetterOutput::new("sinks.t".into(), 0, tx, Default::default()),
+        dead_letter,
         counters: Default::default(),
         what: "t".into(),
     }];

@@ -11,11 +11,12 @@ mod commit_tests;
 mod prepared;
 mod schema;
 
-pub use prepared::{Prepared, Rows, for_url};
+pub use prepared::{Prepared, Rows};
 
 use claims::Claims;
 use ecomflow_core::async_trait::async_trait;
 use ecomflow_core::checkpoint::{Checkpoint, PartitionCheckpoint};
+use ecomflow_core::component::CheckpointTransaction;
 use ecomflow_core::shared_store::{Opening, SharedStore, StoreOptions, StorePlugin};
 use ecomflow_core::{ComponentError, Counters, PartitionId, RetryPolicy};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -34,7 +35,6 @@ const IDLE_IN_COMMIT: &str = "10s";
 /// The store of one pipeline (`name`) in one database.
 struct PostgresStore {
     pool: PgPool,
-    url: String,
     /// The URL without password, for messages.
     target: String,
     name: String,
@@ -80,9 +80,8 @@ fn open(options: StoreOptions) -> Opening {
         let claims = Claims::start(connect, options.name.clone(), owner, RETRY_FOR)
             .map_err(ComponentError::Other)?;
         let store: Arc<dyn SharedStore> = Arc::new(PostgresStore {
-            prepared: prepared::register(&options.url),
+            prepared: Arc::default(),
             pool,
-            url: options.url,
             target,
             name: options.name,
             claims,
@@ -228,11 +227,9 @@ impl SharedStore for PostgresStore {
     fn describe(&self) -> String {
         format!("the checkpoint store `{}` in {}", self.name, self.target)
     }
-}
 
-impl Drop for PostgresStore {
-    fn drop(&mut self) {
-        prepared::unregister(&self.url);
+    fn transaction(&self) -> Option<CheckpointTransaction> {
+        Some(CheckpointTransaction::new(self.prepared.clone()))
     }
 }
 

@@ -1,13 +1,13 @@
 //! Rows that `sql` sinks prepared for the checkpoint under way, waiting to be written in its
-//! transaction: a sink writing to the database of the `postgres` checkpoint store hands its
+//! transaction: a sink writing to the database of the `postgres` checkpoint store is handed
+//! the store's `Prepared` by the runtime (as the store's `CheckpointTransaction`) and hands its
 //! rows over at each barrier instead of writing them itself, so rows, positions and states
 //! commit together (exactly once).
 
 use crate::plan::Plan;
 use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::{Counters, Record, Shard};
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// One sink's rows of one shard, to write with its plan.
 pub struct Rows {
@@ -45,26 +45,4 @@ impl Prepared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Rows>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// The databases (by URL) a checkpoint store of this process commits to.
-static STORES: LazyLock<Mutex<HashMap<String, Arc<Prepared>>>> = LazyLock::new(Default::default);
-
-/// Registers the checkpoint store committing to `url`; sinks writing to it join its
-/// transactions.
-pub fn register(url: &str) -> Arc<Prepared> {
-    let mut stores = STORES.lock().unwrap_or_else(|p| p.into_inner());
-    stores.entry(url.to_string()).or_default().clone()
-}
-
-/// The rows prepared for the checkpoint store committing to `url`, if there is one.
-pub fn for_url(url: &str) -> Option<Arc<Prepared>> {
-    let stores = STORES.lock().unwrap_or_else(|p| p.into_inner());
-    stores.get(url).cloned()
-}
-
-/// Forgets the checkpoint store committing to `url` (its run is over).
-pub fn unregister(url: &str) {
-    let mut stores = STORES.lock().unwrap_or_else(|p| p.into_inner());
-    stores.remove(url);
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod checkpoint_links;
 mod cli;
 mod compose;
 mod dashboard;
