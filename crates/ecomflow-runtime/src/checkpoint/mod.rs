@@ -8,6 +8,6 @@ mod keep;
 mod store;
 
 pub use alignment::{Alignment, Step};
-pub use coordinator::{ended, start};
+pub use coordinator::{Coordination, ended, start};
 pub use keep::Keep;
 pub use store::{load, save, set_aside};
