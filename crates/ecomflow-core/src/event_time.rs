@@ -6,7 +6,7 @@
 use crate::dead_letter::Payload;
 use crate::field::Field;
 use crate::record::Batch;
-use crate::time::TimeFormat;
+use crate::value::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The `event_time` table every source takes: where a record's event time is and how late
@@ -46,10 +46,17 @@ fn one_day() -> crate::duration::ZeroAllowed {
     crate::duration::ZeroAllowed::new(Duration::from_secs(86_400))
 }
 
+/// Reads an event time from a field's value: microseconds since 1970-01-01 UTC, or why it
+/// cannot (a time format; `ecomflow-time` has those of `event_time.format`).
+pub trait ReadTime: Send + Sync {
+    /// The time `value` says, or why it says none.
+    fn read(&self, value: &Value) -> Result<i64, String>;
+}
+
 /// Stamps records with their event time and tracks the watermark of one source.
 pub struct EventTimeTracker {
     field: Field,
-    format: TimeFormat,
+    format: Box<dyn ReadTime>,
     out_of_orderness_us: i64,
     max_future_us: i64,
     idle_timeout: Duration,
@@ -76,17 +83,18 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl EventTimeTracker {
-    /// A tracker for `config`, or why the config is wrong (an unknown format).
-    pub fn new(config: &EventTimeConfig) -> Result<EventTimeTracker, String> {
-        Ok(EventTimeTracker {
+    /// A tracker for `config` reading times with `format` (what `config.format` names:
+    /// `ecomflow_time::tracker` makes both from the config).
+    pub fn new(config: &EventTimeConfig, format: Box<dyn ReadTime>) -> EventTimeTracker {
+        EventTimeTracker {
             field: Field::new(&config.field),
-            format: TimeFormat::parse(&config.format)?,
+            format,
             out_of_orderness_us: micros(config.max_out_of_orderness.get()),
             max_future_us: micros(config.max_future.get()),
             idle_timeout: config.idle_timeout.get(),
             partitions: Vec::new(),
             watermark: None,
-        })
+        }
     }
 
     /// The field the event time is read from.
@@ -233,113 +241,5 @@ impl EventTimeTracker {
         }
         self.watermark = Some(candidate);
         self.watermark
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Record, Value};
-
-    fn config(extra: &str) -> EventTimeConfig {
-        toml::from_str(&format!("field = \"t\"\n{extra}")).expect("valid config")
-    }
-
-    fn batch(times: &[&str]) -> Batch {
-        times
-            .iter()
-            .map(|t| {
-                let mut r = Record::default();
-                r.push(Field::new("t"), Value::from(*t));
-                r
-            })
-            .collect()
-    }
-
-    const MINUTE: i64 = 60_000_000;
-
-    #[test]
-    fn stamps_times_and_trails_the_highest_by_the_out_of_orderness() {
-        let mut t = EventTimeTracker::new(&config("max_out_of_orderness = \"5m\"")).expect("ok");
-        let mut b = batch(&[
-            "2025-01-01T00:10:00.000000+0000",
-            "2025-01-01T00:07:00.000000+0000",
-        ]);
-        let mut dead = Vec::new();
-        t.stamp(0, &mut b, &mut dead);
-        assert!(dead.is_empty());
-        let ten = crate::time::parse_iso("2025-01-01T00:10:00Z", true).expect("time");
-        assert_eq!(b[0].time(), Some(ten));
-        assert_eq!(t.advance(), Some(ten - 5 * MINUTE));
-        assert_eq!(t.advance(), None, "no change, no new watermark");
-        // An earlier event never moves the watermark back.
-        let mut b = batch(&["2025-01-01T00:01:00Z"]);
-        t.stamp(0, &mut b, &mut dead);
-        assert_eq!(t.advance(), None);
-    }
-
-    #[test]
-    fn bad_and_far_future_times_are_dead_lettered_and_never_advance() {
-        let mut t = EventTimeTracker::new(&config("max_future = \"1h\"")).expect("ok");
-        let mut b = batch(&["2025-01-01T00:00:00Z", "yesterday", "2999-01-01T00:00:00Z"]);
-        b.push(Record::default());
-        let mut ancient = Record::default();
-        ancient.push(Field::new("t"), Value::Int(-9_223_372_036_854_775));
-        b.push(ancient);
-        let mut dead = Vec::new();
-        t.stamp(0, &mut b, &mut dead);
-        assert_eq!(b.len(), 1);
-        let reasons: Vec<&str> = dead.iter().map(|(r, _)| r.as_str()).collect();
-        assert!(
-            reasons[0].contains("`yesterday` is not like"),
-            "{reasons:?}"
-        );
-        assert!(reasons[1].contains("too far in the future"), "{reasons:?}");
-        assert!(
-            reasons[2].contains("missing event-time field `t`"),
-            "{reasons:?}"
-        );
-        assert!(reasons[3].contains("expected a text time"), "{reasons:?}");
-        assert_eq!(
-            t.advance(),
-            crate::time::parse_iso("2025-01-01T00:00:00Z", true)
-        );
-    }
-
-    #[test]
-    fn the_slowest_active_partition_sets_the_watermark_and_idle_ones_do_not() {
-        let mut t = EventTimeTracker::new(&config("idle_timeout = \"50ms\"")).expect("ok");
-        let mut dead = Vec::new();
-        t.stamp(0, &mut batch(&["2025-01-01T00:00:00Z"]), &mut dead);
-        t.stamp(1, &mut batch(&["2025-01-01T01:00:00Z"]), &mut dead);
-        let midnight = crate::time::parse_iso("2025-01-01T00:00:00Z", true);
-        assert_eq!(t.advance(), midnight);
-        std::thread::sleep(Duration::from_millis(80));
-        t.stamp(1, &mut batch(&["2025-01-01T02:00:00Z"]), &mut dead);
-        // Partition 0 is idle now: partition 1 alone sets the watermark.
-        assert_eq!(
-            t.advance(),
-            crate::time::parse_iso("2025-01-01T02:00:00Z", true)
-        );
-    }
-
-    #[test]
-    fn a_registered_partition_holds_the_watermark_until_it_sends() {
-        let mut t = EventTimeTracker::new(&config("idle_timeout = \"1h\"")).expect("ok");
-        let mut dead = Vec::new();
-        t.register(0);
-        t.register(1);
-        t.stamp(0, &mut batch(&["2025-01-01T05:00:00Z"]), &mut dead);
-        assert_eq!(t.advance(), None, "partition 1 has not sent yet");
-        t.stamp(1, &mut batch(&["2025-01-01T01:00:00Z"]), &mut dead);
-        assert_eq!(
-            t.advance(),
-            crate::time::parse_iso("2025-01-01T01:00:00Z", true)
-        );
-    }
-
-    #[test]
-    fn unknown_formats_are_config_errors() {
-        assert!(EventTimeTracker::new(&config("format = \"iso\"")).is_err());
     }
 }

@@ -94,39 +94,6 @@ impl Value {
             Value::Nested(v) => (**v).clone(),
         }
     }
-
-    /// Converts to an expression value.
-    pub fn to_expr(&self) -> minijinja::Value {
-        match self {
-            Value::Null => minijinja::Value::from(()),
-            Value::Bool(b) => minijinja::Value::from(*b),
-            Value::Int(i) => minijinja::Value::from(*i),
-            Value::Float(f) => minijinja::Value::from(*f),
-            Value::Str(s) => minijinja::Value::from(s.as_str()),
-            Value::Nested(v) => minijinja::Value::from_serialize(&**v),
-        }
-    }
-
-    /// Converts an expression result into a field value.
-    pub fn from_expr(v: &minijinja::Value) -> Value {
-        use minijinja::value::ValueKind;
-        match v.kind() {
-            ValueKind::Undefined | ValueKind::None => Value::Null,
-            ValueKind::Bool => Value::Bool(v.is_true()),
-            ValueKind::String => Value::Str(v.as_str().unwrap_or_default().into()),
-            ValueKind::Number if v.is_integer() => v
-                .as_i64()
-                .map_or_else(|| Value::Float(float_of(v)), Value::Int),
-            ValueKind::Number => Value::Float(float_of(v)),
-            _ => serde_json::to_value(v)
-                .map(Value::from_json)
-                .unwrap_or(Value::Null),
-        }
-    }
-}
-
-fn float_of(v: &minijinja::Value) -> f64 {
-    f64::try_from(v.clone()).unwrap_or(f64::NAN)
 }
 
 impl From<&str> for Value {
@@ -316,19 +283,6 @@ fn nested_bytes(v: &serde_json::Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expression_round_trip_keeps_types() {
-        for v in [
-            Value::Int(42),
-            Value::Float(1.5),
-            Value::from("usd"),
-            Value::Bool(true),
-            Value::Null,
-        ] {
-            assert_eq!(Value::from_expr(&v.to_expr()), v);
-        }
-    }
 
     #[test]
     fn big_unsigned_becomes_float() {

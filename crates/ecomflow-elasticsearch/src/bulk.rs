@@ -1,8 +1,8 @@
 //! The `_bulk` wire format: the NDJSON body built from records, and the per-item results read
 //! back from the response.
 
-use ecomflow_core::json::{JsonDecoder, encode_line};
 use ecomflow_core::{Field, Record, Value};
+use ecomflow_json::{JsonDecoder, encode_line};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -145,7 +145,7 @@ fn records(n: usize) -> Vec<ecomflow_core::Record> {
 /// The two NDJSON lines of `records(..)[i]`.
 fn lines_of(i: usize) -> String {
     let mut out = format!("{{\"index\":{{\"_id\":\"tx-{i:04}\"}}}}\n").into_bytes();
-    ecomflow_core::json::encode_line(&records(i + 1)[i], &mut out);
+    ecomflow_json::encode_line(&records(i + 1)[i], &mut out);
     String::from_utf8(out).expect("utf8")
 }
 

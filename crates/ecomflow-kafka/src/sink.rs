@@ -3,11 +3,11 @@
 use crate::client::Logging;
 use crate::config::{Managed, Options, Setting, brokers, check_topic, client_config, millis};
 use ecomflow_core::async_trait::async_trait;
-use ecomflow_core::json::encode_line;
 use ecomflow_core::{
     BuildContext, BuildError, ComponentError, Field, Incoming, Payload, Plugin, Record, Sink,
     SinkContext, SinkPlugin, Value,
 };
+use ecomflow_json::encode_line;
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};

@@ -101,7 +101,7 @@ impl Seen {
 
 /// Microseconds of an RFC 3339 time.
 pub fn us(s: &str) -> i64 {
-    ecomflow_core::time::parse_iso(s, true).expect("time")
+    ecomflow_time::parse_iso(s, true).expect("time")
 }
 
 /// A sale at `t` (RFC 3339) with `fields`.

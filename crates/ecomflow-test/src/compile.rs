@@ -6,10 +6,11 @@ use crate::driver::Driver;
 use crate::expect::Expectation;
 use crate::records::{decode, table_to_json, toml_to_json};
 use crate::spec::Step;
-use ecomflow_core::json::JsonDecoder;
-use ecomflow_core::time::TimeFormat;
-use ecomflow_core::{Batch, Expr, Value};
+use ecomflow_core::{Batch, Value};
+use ecomflow_expr::Expr;
+use ecomflow_json::JsonDecoder;
 use ecomflow_runtime::diagnostic::closest;
+use ecomflow_time::TimeFormat;
 use std::path::Path;
 use std::time::Duration;
 

@@ -2,7 +2,8 @@
 //! expected and the actual records when it does not.
 
 use crate::records::matches;
-use ecomflow_core::{Expr, Record};
+use ecomflow_core::Record;
+use ecomflow_expr::Expr;
 use serde_json::Value as Json;
 
 /// What one `expect` step checks.
@@ -176,7 +177,7 @@ fn listing(label: &str, records: &[Json]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ecomflow_core::json::JsonDecoder;
+    use ecomflow_json::JsonDecoder;
     use serde_json::json;
 
     fn records(lines: &[&str]) -> Vec<Record> {

@@ -3,7 +3,7 @@
 //! comparing only the fields it names).
 
 use ecomflow_core::Record;
-use ecomflow_core::json::JsonDecoder;
+use ecomflow_json::JsonDecoder;
 use serde_json::Value as Json;
 
 /// A TOML value as JSON (a TOML date-time becomes its RFC 3339 text).

@@ -7,7 +7,7 @@
 //! whole analytics; and, as the yardstick, the same sums written by hand (`kernel.rs`): the
 //! last line prints how many times the kernel's time the analytics take.
 
-use ecomflow_core::json::JsonDecoder;
+use ecomflow_json::JsonDecoder;
 use ecomflow_runtime::{LoadOptions, load, run};
 use std::path::Path;
 use std::time::Instant;

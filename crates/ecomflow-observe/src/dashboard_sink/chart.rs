@@ -131,7 +131,7 @@ mod tests {
     }
 
     fn record(v: Value) -> Record {
-        ecomflow_core::json::JsonDecoder::new()
+        ecomflow_json::JsonDecoder::new()
             .decode(v.to_string().as_bytes())
             .expect("a record")
     }

@@ -262,7 +262,7 @@ pub(super) fn event_time(value: Spanned<DeValue<'_>>) -> Result<EventTimeConfig,
             });
             e
         })?;
-    EventTimeTracker::new(&config).map_err(|e| BuildError::field("event_time.format", e))?;
+    ecomflow_time::tracker(&config).map_err(|e| BuildError::field("event_time.format", e))?;
     Ok(config)
 }
 

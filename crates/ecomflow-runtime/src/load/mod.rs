@@ -22,7 +22,7 @@ use crate::pipeline::{Built, Component, InputRef, Pipeline};
 use build::*;
 use declare::*;
 use ecomflow_core::registry::{Builder, ConfigTable};
-use ecomflow_core::{BuildContext, BuildError, EventTimeConfig, EventTimeTracker, Kind, Plugin};
+use ecomflow_core::{BuildContext, BuildError, EventTimeConfig, Kind, Plugin};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::path::PathBuf;

@@ -15,8 +15,8 @@ use ecomflow_core::component::DeadLetterOutput;
 use ecomflow_core::source_checkpoints::SourceCheckpoints;
 use ecomflow_core::telemetry::scope;
 use ecomflow_core::{
-    Admissions, ComponentError, ComponentTelemetry, EventTimeTracker, Message, Sink, SinkContext,
-    Source, SourceContext, Transform,
+    Admissions, ComponentError, ComponentTelemetry, Message, Sink, SinkContext, Source,
+    SourceContext, Transform,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -121,7 +121,7 @@ impl Start<'_> {
         let path = shown.path.clone();
         let tracker = event_time
             .as_ref()
-            .and_then(|config| EventTimeTracker::new(config).ok())
+            .and_then(|config| ecomflow_time::tracker(config).ok())
             .map(std::sync::Mutex::new);
         let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let checkpoints = self

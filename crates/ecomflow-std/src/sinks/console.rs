@@ -1,10 +1,10 @@
 //! The `console` sink: writes records to stdout as JSON lines, one write per batch.
 
 use ecomflow_core::async_trait::async_trait;
-use ecomflow_core::json::encode_line;
 use ecomflow_core::{
     BuildContext, BuildError, ComponentError, Incoming, Plugin, Sink, SinkContext, SinkPlugin,
 };
+use ecomflow_json::encode_line;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};

@@ -2,11 +2,11 @@
 
 use super::catalog::{CURRENCIES, PAYMENT_METHODS, PAYMENT_STATUSES, PRODUCTS};
 use ecomflow_core::async_trait::async_trait;
-use ecomflow_core::json::{JsonDecoder, encode_line};
 use ecomflow_core::{
     Batch, BuildContext, BuildError, ComponentError, Field, Payload, Plugin, Record, Source,
     SourceContext, SourcePlugin, Value,
 };
+use ecomflow_json::{JsonDecoder, encode_line};
 use fake::Fake;
 use fake::faker::internet::en::Username;
 use rand::{Rng, SeedableRng};
@@ -439,7 +439,7 @@ fn format_date(us: i64, out: &mut String) {
     const US_PER_DAY: i64 = 86_400_000_000;
     let days = us.div_euclid(US_PER_DAY);
     let in_day = us.rem_euclid(US_PER_DAY);
-    let (y, m, d) = ecomflow_core::time::civil_from_days(days);
+    let (y, m, d) = ecomflow_time::civil_from_days(days);
     let secs = in_day / 1_000_000;
     let _ = write!(
         out,

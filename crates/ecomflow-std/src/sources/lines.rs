@@ -1,8 +1,8 @@
 //! Lines read but not decoded yet, and their decoding: the `file` source hands a batch's
 //! lines to the runtime's other worker threads to decode, in order, when it has some.
 
-use ecomflow_core::json::JsonDecoder;
 use ecomflow_core::{Batch, Payload};
+use ecomflow_json::JsonDecoder;
 use std::collections::VecDeque;
 use tokio::task::JoinHandle;
 

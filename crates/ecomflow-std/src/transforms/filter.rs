@@ -1,8 +1,9 @@
 //! The `filter` transform: keeps the records for which a condition is true.
 
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, Emitter, Expr, Plugin, Record, Transform, TransformPlugin,
+    Batch, BuildContext, BuildError, Emitter, Plugin, Record, Transform, TransformPlugin,
 };
+use ecomflow_expr::Expr;
 use schemars::JsonSchema;
 use serde::Deserialize;
 

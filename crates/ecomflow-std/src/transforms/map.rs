@@ -1,10 +1,10 @@
 //! The `map` transform: sets fields from expressions, then renames and removes fields.
 
-use ecomflow_core::minijinja;
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, Emitter, Expr, Field, Plugin, Transform, TransformPlugin,
-    Value,
+    Batch, BuildContext, BuildError, Emitter, Field, Plugin, Transform, TransformPlugin, Value,
 };
+use ecomflow_expr::Expr;
+use ecomflow_expr::minijinja;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;

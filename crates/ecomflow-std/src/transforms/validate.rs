@@ -2,9 +2,10 @@
 //! values (ranges, relations), and dead-letters what fails.
 
 use ecomflow_core::{
-    Batch, BuildContext, BuildError, Emitter, Expr, Field, Plugin, Record, Transform,
-    TransformPlugin, Value,
+    Batch, BuildContext, BuildError, Emitter, Field, Plugin, Record, Transform, TransformPlugin,
+    Value,
 };
+use ecomflow_expr::Expr;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -128,7 +128,7 @@ impl Driver {
                     tracker: c
                         .event_time
                         .as_ref()
-                        .and_then(|config| EventTimeTracker::new(config).ok()),
+                        .and_then(|config| ecomflow_time::tracker(config).ok()),
                     partitioned: source.partitioned_state(),
                     assigned: Vec::new(),
                 },

@@ -162,8 +162,8 @@ impl Aggregate {
             if b.end.saturating_add(self.lateness_us) <= self.watermark {
                 return Err(Rejected::Late(format!(
                     "late: its bucket ended at {} and the watermark is at {}",
-                    ecomflow_core::time::describe(b.end),
-                    ecomflow_core::time::describe(self.watermark)
+                    ecomflow_time::describe(b.end),
+                    ecomflow_time::describe(self.watermark)
                 )));
             }
             bucket = Some(b);

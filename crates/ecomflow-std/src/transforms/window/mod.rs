@@ -227,8 +227,8 @@ impl Window {
         if applied == 0 {
             return Err(Rejected::Late(format!(
                 "late: event time {} is past every window's allowed lateness (watermark {})",
-                ecomflow_core::time::describe(t),
-                ecomflow_core::time::describe(self.watermark)
+                ecomflow_time::describe(t),
+                ecomflow_time::describe(self.watermark)
             )));
         }
         Ok(())
@@ -287,7 +287,7 @@ impl RowShape<'_> {
         }
         let stamp = |us: i64| {
             let mut s = String::with_capacity(26);
-            ecomflow_core::time::write_timestamp(us, &mut s);
+            ecomflow_time::write_timestamp(us, &mut s);
             Value::from(s)
         };
         r.push(self.fields.start, stamp(w.start));

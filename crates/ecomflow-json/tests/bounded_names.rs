@@ -3,8 +3,8 @@
 //! (Its own process: filling the interner would change what other tests decode.)
 
 use ecomflow_core::field::{LIMIT_BYTES, LIMIT_NAMES};
-use ecomflow_core::json::{JsonDecoder, encode_line};
 use ecomflow_core::{Field, Value};
+use ecomflow_json::{JsonDecoder, encode_line};
 
 #[test]
 fn ever_new_keys_stay_within_the_interning_bounds_and_round_trip() {

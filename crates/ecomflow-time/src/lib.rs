@@ -1,5 +1,15 @@
-//! Timestamps: microseconds since 1970-01-01 UTC, parsed from the formats events use and
-//! turned into calendar dates, without a general format engine on the hot path.
+//! ecomflow-time: timestamps as microseconds since 1970-01-01 UTC, parsed from the formats
+//! events use (`event_time.format`) and turned into calendar dates, without a general format
+//! engine on the hot path; and the event-time tracker of a source, reading those formats.
+
+use ecomflow_core::event_time::{EventTimeConfig, EventTimeTracker, ReadTime};
+
+/// The event-time tracker of a source with `config`, or why the config is wrong (an unknown
+/// format).
+pub fn tracker(config: &EventTimeConfig) -> Result<EventTimeTracker, String> {
+    let format = TimeFormat::parse(&config.format)?;
+    Ok(EventTimeTracker::new(config, Box::new(format)))
+}
 
 /// Microseconds in a day.
 pub const US_PER_DAY: i64 = 86_400_000_000;
@@ -39,8 +49,8 @@ impl TimeFormat {
     }
 
     /// Parses `value` into microseconds since the epoch, or says why not.
-    pub fn read(&self, value: &crate::Value) -> Result<i64, String> {
-        use crate::Value;
+    pub fn read(&self, value: &ecomflow_core::Value) -> Result<i64, String> {
+        use ecomflow_core::Value;
         match (self, value) {
             (TimeFormat::EpochMillis, Value::Int(ms)) => ms
                 .checked_mul(1000)
@@ -330,6 +340,12 @@ pub fn describe(us: i64) -> String {
     format!("{text}Z")
 }
 
+impl ReadTime for TimeFormat {
+    fn read(&self, value: &ecomflow_core::Value) -> Result<i64, String> {
+        TimeFormat::read(self, value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,7 +359,7 @@ mod tests {
         );
         assert_eq!(describe(i64::MAX), format!("{} µs since 1970", i64::MAX));
     }
-    use crate::Value;
+    use ecomflow_core::Value;
 
     fn chrono_us(s: &str) -> i64 {
         chrono::DateTime::parse_from_rfc3339(s)
@@ -391,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_leap_second_is_refused_with_the_reason_in_every_format() {
-        use crate::Value;
+        use ecomflow_core::Value;
         for (format, s) in [
             ("seed", "2025-07-19T12:34:60.123456+0000"),
             ("rfc3339", "2016-12-31T23:59:60Z"),

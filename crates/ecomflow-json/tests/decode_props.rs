@@ -8,9 +8,9 @@
 //! every value goes through the `seed`, `rfc3339`, epoch and strftime formats and the
 //! event-time tracker. It runs for a bounded number of cases (about 15 s in a debug build).
 
-use ecomflow_core::json::{JsonDecoder, encode_line};
-use ecomflow_core::time::{TimeFormat, parse_iso};
 use ecomflow_core::{EventTimeConfig, EventTimeTracker, Record, Value};
+use ecomflow_json::{JsonDecoder, encode_line};
+use ecomflow_time::{TimeFormat, parse_iso};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestRunner};
@@ -406,7 +406,7 @@ fn tracker(field: &str, format: &str) -> EventTimeTracker {
         idle_timeout: ecomflow_core::duration::Positive::new(Duration::from_secs(30)),
         max_future: ecomflow_core::duration::ZeroAllowed::new(Duration::MAX),
     };
-    EventTimeTracker::new(&config).expect("a known format")
+    ecomflow_time::tracker(&config).expect("a known format")
 }
 
 /// Reads every value of `record` in every time format, and stamps it with trackers.

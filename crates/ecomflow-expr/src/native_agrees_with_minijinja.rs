@@ -91,7 +91,7 @@ fn every_expression_and_record_gives_the_same_result() {
             let reference = e.eval_minijinja(&r);
             match (e.eval(&r), &reference) {
                 (Ok(v), Ok(want)) => {
-                    let want = Value::from_expr(want);
+                    let want = crate::values::from_expr(want);
                     let both_nan = matches!((&v, &want), (Value::Float(x), Value::Float(y)) if x.is_nan() && y.is_nan());
                     assert!(
                         both_nan || v == want,
@@ -101,7 +101,7 @@ fn every_expression_and_record_gives_the_same_result() {
                 (Err(_), Err(_)) => {}
                 // Both paths refuse a result that is not a finite number.
                 (Err(e), Ok(want))
-                    if matches!(Value::from_expr(want), Value::Float(f) if !f.is_finite())
+                    if matches!(crate::values::from_expr(want), Value::Float(f) if !f.is_finite())
                         && e.0.contains("not a finite number") => {}
                 (got, want) => panic!("{source} on {r:?}: {got:?} vs {want:?}"),
             }

@@ -4,10 +4,8 @@
 //! (another type, a missing field, an overflow), it answers `None` and the caller evaluates
 //! with minijinja itself, so the results never differ.
 
-use crate::field::Field;
-use crate::record::Record;
-use crate::value::Value;
 use compact_str::CompactString;
+use ecomflow_core::{Field, Record, Value};
 use minijinja::machinery::ast;
 use minijinja::value::Value as ExprValue;
 use std::sync::atomic::{self, AtomicUsize};
@@ -157,7 +155,7 @@ fn node(e: &ast::Expr<'_>, constants: &[(String, ExprValue)]) -> Option<Node> {
 }
 
 fn scalar(v: &ExprValue) -> Option<Value> {
-    match Value::from_expr(v) {
+    match crate::values::from_expr(v) {
         Value::Nested(_) => None,
         s => Some(s),
     }
@@ -319,7 +317,7 @@ impl Node {
                     return None;
                 };
                 let mut s = String::with_capacity(26);
-                crate::time::write_timestamp(us, &mut s);
+                ecomflow_time::write_timestamp(us, &mut s);
                 Some(Value::from(s))
             }
             Node::Date(x) => {
@@ -327,7 +325,7 @@ impl Node {
                     return None;
                 };
                 let mut s = String::with_capacity(10);
-                crate::time::write_date(us.div_euclid(crate::time::US_PER_DAY), &mut s);
+                ecomflow_time::write_date(us.div_euclid(ecomflow_time::US_PER_DAY), &mut s);
                 Some(Value::from(s))
             }
             _ => self.scalar(record).map(Scalar::into_value),

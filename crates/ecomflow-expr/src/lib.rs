@@ -1,4 +1,5 @@
-//! Expressions (minijinja syntax) compiled once and evaluated per record.
+//! ecomflow-expr: expressions (minijinja syntax) compiled once and evaluated per record, as
+//! `filter`, `map` and `validate` use them.
 //!
 //! Simple expressions run on a native evaluator (`native.rs`) that falls back to minijinja
 //! for any case it does not handle exactly, so results are always minijinja's.
@@ -9,10 +10,12 @@
 //! than silently compared as empty.
 
 mod native;
+mod values;
 
-use crate::field::Field;
-use crate::record::Record;
-use crate::value::Value;
+pub use minijinja;
+pub use values::{from_expr, to_expr};
+
+use ecomflow_core::{Field, Record, Value};
 use minijinja::value::{Object, Value as ExprValue};
 use minijinja::{Environment, Expression, UndefinedBehavior};
 use std::sync::{Arc, LazyLock};
@@ -25,12 +28,12 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_filter("timestamp", |us: i64| {
         let mut s = String::with_capacity(26);
-        crate::time::write_timestamp(us, &mut s);
+        ecomflow_time::write_timestamp(us, &mut s);
         s
     });
     env.add_filter("date", |us: i64| {
         let mut s = String::with_capacity(10);
-        crate::time::write_date(us.div_euclid(crate::time::US_PER_DAY), &mut s);
+        ecomflow_time::write_date(us.div_euclid(ecomflow_time::US_PER_DAY), &mut s);
         s
     });
     env
@@ -106,7 +109,9 @@ impl Expr {
     pub fn eval(&self, record: &Record) -> Result<Value, ExprError> {
         let value = match self.native.as_ref().and_then(|n| n.eval(record)) {
             Some(v) => v,
-            None => self.eval_minijinja(record).map(|v| Value::from_expr(&v))?,
+            None => self
+                .eval_minijinja(record)
+                .map(|v| crate::values::from_expr(&v))?,
         };
         match value {
             Value::Float(f) if !f.is_finite() => Err(ExprError(format!(
@@ -133,7 +138,7 @@ impl Expr {
             .bindings
             .iter()
             .map(|b| match b {
-                Binding::Field(f) => record.get(*f).map(|v| v.to_expr()),
+                Binding::Field(f) => record.get(*f).map(crate::values::to_expr),
                 Binding::Constant(c) => Some(c.clone()),
                 Binding::EventTime => record.time().map(ExprValue::from),
             })

@@ -1,12 +1,10 @@
-//! JSON lines in and out: decodes bytes straight into a [`Record`] and encodes it back.
+//! ecomflow-json: JSON lines in and out: decodes bytes straight into a [`Record`] and encodes it back.
 //!
 //! Event streams repeat the same keys in the same order, so the decoder remembers the last
 //! record's key order and compares each key with the expected one before interning it. Keys
 //! are interned within bounds only; a record keeps the others aside, written back inline.
 
-use crate::field::Field;
-use crate::record::Record;
-use crate::value::Value;
+use ecomflow_core::{Field, Record, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use std::fmt;
 
@@ -304,8 +302,8 @@ mod tests {
         let line =
             |depth: usize| format!("{{\"deep\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
         let (deepest, too_deep) = (
-            line(crate::value::MAX_NESTING - 2),
-            line(crate::value::MAX_NESTING - 1),
+            line(ecomflow_core::value::MAX_NESTING - 2),
+            line(ecomflow_core::value::MAX_NESTING - 1),
         );
         assert!(serde_json::from_str::<serde_json::Value>(&deepest).is_ok());
         assert!(serde_json::from_str::<serde_json::Value>(&too_deep).is_err());
