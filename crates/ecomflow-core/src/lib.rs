@@ -30,6 +30,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod value;
+pub mod write_times;
 
 pub use async_trait;
 pub use inventory;

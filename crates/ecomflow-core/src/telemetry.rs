@@ -14,12 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use prometheus_client::metrics::histogram::Histogram;
-
-/// The upper bounds (seconds) of the sink write latency histogram: 1 ms to about 16 s.
-pub fn write_buckets() -> impl Iterator<Item = f64> {
-    prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15)
-}
+use crate::write_times::WriteTimes;
 
 /// Counts kept per component, read for the end-of-run summary and metrics.
 #[derive(Debug, Default)]
@@ -74,7 +69,7 @@ pub struct ComponentTelemetry {
     /// Batches a sink was given to write.
     pub batches: AtomicU64,
     /// How long a sink took for each batch (seconds).
-    pub write_seconds: Histogram,
+    pub write_seconds: WriteTimes,
     /// Pauses taken before trying again what failed (every retry of every operation).
     pub retries: AtomicU64,
     /// Operations failing and being retried now: the component is in an outage.
@@ -173,7 +168,7 @@ impl ComponentTelemetry {
             expected_records: AtomicU64::new(0),
             expected_bytes: AtomicU64::new(0),
             batches: AtomicU64::new(0),
-            write_seconds: Histogram::new(write_buckets()),
+            write_seconds: WriteTimes::default(),
             retries: AtomicU64::new(0),
             outages: AtomicU32::new(0),
             last_failure: Mutex::new(String::new()),
@@ -240,7 +235,7 @@ impl ComponentTelemetry {
     /// A sink wrote one batch in `took`.
     pub fn wrote_batch(&self, took: Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
-        self.write_seconds.observe(took.as_secs_f64());
+        self.write_seconds.observe(took);
     }
 
     /// The component's watermark moved to `at` (microseconds since the epoch).

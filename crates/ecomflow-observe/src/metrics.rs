@@ -8,7 +8,7 @@ use ecomflow_core::{ComponentTelemetry, Kind};
 use ecomflow_runtime::RunTelemetry;
 use ecomflow_runtime::telemetry::now_millis;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -186,7 +186,11 @@ impl Collector for RunCollector {
             "How long a sink took to write one batch.",
             MetricType::Histogram,
             &sinks,
-            |c, m| c.write_seconds.encode(m.encode_family(&labels(c))?),
+            |c, m| {
+                let h = c.write_seconds.histogram();
+                m.encode_family(&labels(c))?
+                    .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
+            },
         )?;
         gauges(
             &mut e,
