@@ -7,6 +7,7 @@ mod message;
 mod output;
 mod sink;
 mod source;
+mod source_end;
 mod transform;
 
 pub use crate::telemetry::Counters;

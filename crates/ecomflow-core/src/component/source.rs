@@ -81,45 +81,6 @@ impl SourceContext {
         }
     }
 
-    /// Called by a source when it returns, with its final position. At its own end it takes
-    /// part in one last checkpoint after everything it sent (one it asks for), and its end
-    /// follows: every later checkpoint resumes it at its end. Stopped for a restart, it takes
-    /// part in every checkpoint up to the one the stop asked for, the one every source stops
-    /// at, so a restart resumes it exactly there.
-    pub async fn last_checkpoint(&self, position: &impl serde::Serialize) {
-        if !self.shutdown.is_cancelled() {
-            self.request_checkpoint().await;
-            self.checkpoint(position).await;
-            self.ends_here();
-            return;
-        }
-        while self.checkpoint_before_stop().await {
-            self.checkpoint(position).await;
-        }
-    }
-
-    /// Says that the source has taken its last checkpoint at its own end, not stopped: its
-    /// end is sent on when it returns, even if a stop comes meanwhile, so the components it
-    /// feeds align later checkpoints without it.
-    pub fn ends_here(&self) {
-        if let Some(c) = &self.checkpoints {
-            c.finished.store(true, std::sync::atomic::Ordering::Release);
-        }
-    }
-
-    /// While the run stops (`shutdown` cancelled): waits until this source must take part in
-    /// another checkpoint before it returns, and returns true; false when it has taken part
-    /// in the one the stop asked for (or there are no checkpoints). A source stopped for a
-    /// restart calls [`SourceContext::checkpoint`] after each true, so that every source
-    /// stops at the same checkpoint: one that took part in an earlier one alone would leave
-    /// the components it feeds unable to align the stop's.
-    pub async fn checkpoint_before_stop(&self) -> bool {
-        match &self.checkpoints {
-            Some(c) if self.shutdown.is_cancelled() => c.wait_before_stop().await,
-            _ => false,
-        }
-    }
-
     /// Takes part in the due checkpoint: `position` says where to resume (everything sent so
     /// far is before it); a barrier follows the records already sent. Returns the
     /// checkpoint's id (to act when it completes), or `None` when none was due.

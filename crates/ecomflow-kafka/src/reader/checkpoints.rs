@@ -44,45 +44,29 @@ impl Reader {
         self.commit_positions(positions).await
     }
 
-    /// Once reading stopped: takes part in a last checkpoint after everything sent (asking
-    /// for one when `ask`, as a run that reached its end does; a stopped run takes part in
-    /// every checkpoint up to the one every source stops at), waits a while for it to
-    /// complete and commits its positions, so the group's offsets show everything durably
-    /// written.
+    /// Once reading stopped: the source's last checkpoints (asking for one when `ask`, as a
+    /// run that reached its end does), then, once the last completes, its positions
+    /// committed, so the group's offsets show everything durably written. Each wait lasts at
+    /// most [`LAST_CHECKPOINT_PATIENCE`].
     pub async fn last_checkpoint(
         &mut self,
         cx: &SourceContext,
         ask: bool,
     ) -> Result<(), ComponentError> {
-        let Some(mut completed) = cx.completed_checkpoints() else {
+        let positions = self.group.lock().offsets.all_sent();
+        let partitions = positions
+            .iter()
+            .map(|(tp, next)| (self.partition_id(tp), serde_json::json!(next)))
+            .collect();
+        let patience = Some(LAST_CHECKPOINT_PATIENCE);
+        let Some(last) = cx
+            .last_checkpoints(ask, serde_json::json!({}), partitions, patience)
+            .await
+        else {
             return Ok(());
         };
-        let patience = tokio::time::Instant::now() + LAST_CHECKPOINT_PATIENCE;
-        let stopped = cx.shutdown.is_cancelled();
-        if ask
-            && !stopped
-            && tokio::time::timeout_at(patience, cx.request_checkpoint())
-                .await
-                .is_err()
-        {
-            tracing::warn!(
-                "kafka group `{}`: the checkpoint under way did not complete: no last one",
-                self.settings.group_id
-            );
-        }
-        self.checkpoint(cx).await;
-        if !stopped {
-            cx.ends_here();
-        }
-        while let Ok(true) = tokio::time::timeout_at(patience, cx.checkpoint_before_stop()).await {
-            self.checkpoint(cx).await;
-        }
-        let Some(&(last, _)) = self.checkpointed.last() else {
-            return Ok(());
-        };
-        let wait = completed.wait_for(|done| *done >= last);
-        let done = matches!(tokio::time::timeout_at(patience, wait).await, Ok(Ok(_)));
-        if done {
+        self.checkpointed.push((last, positions));
+        if cx.completed(last, LAST_CHECKPOINT_PATIENCE).await {
             self.commit_checkpointed(last).await
         } else {
             tracing::warn!(
