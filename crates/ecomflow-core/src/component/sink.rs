@@ -133,9 +133,10 @@ pub trait Sink: Send {
         Ok(None)
     }
 
-    /// Called once after the last batch: flush buffers and make the writes durable.
-    async fn finish(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
-        Ok(())
+    /// Called once after the last batch: flush buffers and make the writes durable. By
+    /// default it does what [`Sink::checkpoint`] does.
+    async fn finish(&mut self, cx: &SinkContext) -> Result<(), ComponentError> {
+        self.checkpoint(cx).await
     }
 
     /// Makes everything written so far durable, for a checkpoint (flush buffers, commit).

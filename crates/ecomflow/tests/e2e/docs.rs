@@ -242,3 +242,83 @@ fn the_readme_is_short_and_starts_with_the_two_commands() {
         ".ci/run does not run the README's test command"
     );
 }
+
+/// The methods a plugin implements or calls: every `fn` of the component files of the core
+/// (the traits, the contexts, the emitter, a sink's batch), tests and conversions left out.
+fn contract_methods() -> Vec<String> {
+    let dir = repo().join("crates/ecomflow-core/src/component");
+    let mut names = Vec::new();
+    for file in ["transform.rs", "source.rs", "source_end.rs", "sink.rs"] {
+        let text = read(&dir.join(file));
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for line in code.lines() {
+            let line = line.trim_start();
+            let rest = ["pub async fn ", "pub fn ", "async fn ", "fn "]
+                .iter()
+                .find_map(|p| line.strip_prefix(p));
+            let Some(rest) = rest else { continue };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            // Conversions, and helpers private to a file.
+            if !["from", "within"].contains(&name.as_str()) && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn the_plugin_guide_names_every_method_of_the_contract() {
+    let methods = contract_methods();
+    assert!(
+        methods.len() > 50 && methods.iter().any(|m| m == "last_checkpoint"),
+        "the core's files were read: {methods:?}"
+    );
+    let guide = read(&repo().join("docs/guides/writing-a-plugin.md"));
+    // Every `...` span of the guide, split into the names it holds.
+    let named: Vec<&str> = guide
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| span.split(|c: char| !(c.is_alphanumeric() || c == '_')))
+        .collect();
+    let missing: Vec<&String> = methods
+        .iter()
+        .filter(|m| !named.contains(&m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/guides/writing-a-plugin.md never names {missing:?}"
+    );
+}
+
+#[test]
+fn the_examples_plugins_are_as_short_as_the_guide_says() {
+    let guide = read(&repo().join("docs/guides/writing-a-plugin.md"));
+    for (file, most) in [("mask", 40), ("sequence", 80), ("lines", 50)] {
+        let path = repo().join(format!("examples/ecomflow-plugin-example/src/{file}.rs"));
+        let text = read(&path);
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let lines = code
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .count();
+        assert!(
+            lines <= most,
+            "{file}.rs: {lines} lines of code, at most {most}"
+        );
+        let row = format!("src/{file}.rs) | ");
+        let said = guide
+            .lines()
+            .find(|l| l.contains(&row))
+            .unwrap_or_else(|| panic!("the guide has a row for {file}.rs"));
+        assert!(
+            said.trim_end().ends_with(&format!("| {lines} |")),
+            "the guide says {said:?}, the file has {lines} lines of code"
+        );
+    }
+}
