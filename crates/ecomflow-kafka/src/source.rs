@@ -4,6 +4,7 @@ use crate::config::{Managed, Options, Setting, Start, check_topic, client_config
 use crate::offsets::Positions;
 use crate::reader::{Ending, Reader, Settings};
 use ecomflow_core::async_trait::async_trait;
+use ecomflow_core::component::SourceCapabilities;
 use ecomflow_core::{
     BuildContext, BuildError, ComponentError, Plugin, Source, SourceContext, SourcePlugin,
 };
@@ -283,17 +284,15 @@ impl Source for KafkaSource {
         committed
     }
 
-    fn acknowledged_every(&self) -> Option<Duration> {
-        Some(self.0.commit_interval)
-    }
-
-    fn partitioned_state(&self) -> bool {
-        true
-    }
-
-    /// Not ready until the group gives this member its partitions.
-    fn ready_at_start(&self) -> bool {
-        false
+    /// Each partition keeps its own state; offsets are committed every `commit_interval`
+    /// once the sinks made what came before durable; not ready until the group gives this
+    /// member its partitions.
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities {
+            partitioned_state: true,
+            acknowledged_every: Some(self.0.commit_interval),
+            ready_at_start: false,
+        }
     }
 }
 

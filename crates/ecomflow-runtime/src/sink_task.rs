@@ -97,12 +97,18 @@ async fn drive(
                 Step::Handle(Message::Batch { batch, shard, .. }) => {
                     write(&mut sink, &cx, &count, Incoming::in_shard(shard, batch)).await?;
                 }
-                Step::Handle(Message::Revoke { partition, .. }) => sink.revoked(&partition),
+                Step::Handle(Message::Revoke { partition, .. }) => {
+                    if let Some(writes) = sink.in_checkpoint() {
+                        writes.revoked(&partition);
+                    }
+                }
                 Step::Handle(Message::End { input }) => {
                     if !ended_inputs.contains(&input) {
                         ended_inputs.push(input);
-                        if ended_inputs.len() == alignment.inputs() {
-                            sink.inputs_ended();
+                        if ended_inputs.len() == alignment.inputs()
+                            && let Some(writes) = sink.in_checkpoint()
+                        {
+                            writes.inputs_ended();
                         }
                     }
                 }

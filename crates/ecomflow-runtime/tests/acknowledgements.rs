@@ -84,8 +84,11 @@ impl Source for Acked {
         Ok(())
     }
 
-    fn acknowledged_every(&self) -> Option<Duration> {
-        self.0.wants.then_some(Duration::from_millis(20))
+    fn capabilities(&self) -> ecomflow_core::component::SourceCapabilities {
+        ecomflow_core::component::SourceCapabilities {
+            acknowledged_every: self.0.wants.then_some(Duration::from_millis(20)),
+            ..Default::default()
+        }
     }
 }
 inventory::submit!(Plugin::source::<Acked>("acked", "test acknowledgements"));

@@ -12,7 +12,7 @@ use crate::state::{Prepared, Rows};
 use crate::url::redact;
 use crate::write::Writer;
 use ecomflow_core::async_trait::async_trait;
-use ecomflow_core::component::{CheckpointTransaction, Commit, WritesInCheckpoint};
+use ecomflow_core::component::{CheckpointTransaction, Commit, WritesInCheckpoint, WritesTable};
 use ecomflow_core::{
     Batching, BuildContext, BuildError, ComponentError, Counters, Field, InFlight, Incoming,
     PartitionId, Plugin, Record, RetryPolicy, Shard, Sink, SinkContext, SinkPlugin, Value,
@@ -323,28 +323,8 @@ impl Sink for SqlSink {
         ))
     }
 
-    fn table_view(&self) -> Option<ecomflow_core::TableView> {
-        Some(ecomflow_core::TableView {
-            key: self.key.clone(),
-            columns: self.columns.clone(),
-            partition_column: self.partition_field.map(|f| f.name().to_string()),
-        })
-    }
-
-    async fn read_table(
-        &mut self,
-        cx: &SinkContext,
-    ) -> Result<Option<Vec<Record>>, ComponentError> {
-        self.take_final_rows();
-        self.flush_all(cx).await?;
-        self.connect().await?;
-        let Some(conn) = &self.conn else {
-            return Ok(None);
-        };
-        crate::read_back::read_rows(&conn.db, &self.table, &self.key)
-            .await
-            .map(Some)
-            .map_err(|e| ComponentError::Other(format!("{}: {e}", self.what())))
+    fn as_table(&mut self) -> Option<&mut dyn WritesTable> {
+        Some(self)
     }
 
     async fn write(&mut self, batch: Incoming, cx: &SinkContext) -> Result<(), ComponentError> {
@@ -421,22 +401,8 @@ impl Sink for SqlSink {
         Ok(())
     }
 
-    fn revoked(&mut self, partition: &Arc<PartitionId>) {
-        // Built since the last checkpoint from a partition that another process resumes
-        // from that checkpoint: not written.
-        let before: usize = self.pending.iter().map(|(_, rows)| rows.len()).sum();
-        self.pending
-            .retain(|(shard, _)| shard.partition() != Some(partition));
-        let after: usize = self.pending.iter().map(|(_, rows)| rows.len()).sum();
-        Counters::add(&self.counters.dropped, before - after);
-    }
-
     fn counts_written(&self) -> bool {
         true
-    }
-
-    fn inputs_ended(&mut self) {
-        self.inputs_ended = true;
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -482,6 +448,33 @@ impl SqlSink {
     }
 }
 
+/// A sql sink writes a table: `ecomflow test` checks its rows.
+#[async_trait]
+impl WritesTable for SqlSink {
+    fn view(&self) -> ecomflow_core::TableView {
+        ecomflow_core::TableView {
+            key: self.key.clone(),
+            columns: self.columns.clone(),
+            partition_column: self.partition_field.map(|f| f.name().to_string()),
+        }
+    }
+
+    async fn read(&mut self, cx: &SinkContext) -> Result<Vec<Record>, ComponentError> {
+        self.take_final_rows();
+        self.flush_all(cx).await?;
+        self.connect().await?;
+        let Some(conn) = &self.conn else {
+            return Err(ComponentError::Other(format!(
+                "{}: not connected",
+                self.what()
+            )));
+        };
+        crate::read_back::read_rows(&conn.db, &self.table, &self.key)
+            .await
+            .map_err(|e| ComponentError::Other(format!("{}: {e}", self.what())))
+    }
+}
+
 /// A PostgreSQL sink can write in the checkpoint's transaction.
 impl WritesInCheckpoint for SqlSink {
     fn database(&self) -> &str {
@@ -490,6 +483,20 @@ impl WritesInCheckpoint for SqlSink {
 
     fn commit(&self) -> Commit {
         self.commit
+    }
+
+    fn revoked(&mut self, partition: &Arc<PartitionId>) {
+        // Built since the last checkpoint from a partition that another process resumes
+        // from that checkpoint: not written.
+        let before: usize = self.pending.iter().map(|(_, rows)| rows.len()).sum();
+        self.pending
+            .retain(|(shard, _)| shard.partition() != Some(partition));
+        let after: usize = self.pending.iter().map(|(_, rows)| rows.len()).sum();
+        Counters::add(&self.counters.dropped, before - after);
+    }
+
+    fn inputs_ended(&mut self) {
+        self.inputs_ended = true;
     }
 
     fn join(&mut self, transaction: CheckpointTransaction) {

@@ -93,14 +93,20 @@ impl RealSink {
         if let Some(rows) = &self.last_rows {
             return rows.clone();
         }
+        let Some(table) = self.sink.as_table() else {
+            return Ok(None);
+        };
         runtime
-            .block_on(self.sink.read_table(&self.cx))
+            .block_on(table.read(&self.cx))
+            .map(Some)
             .map_err(|e| format!("{} cannot read its table back: {e}", self.path))
     }
 
     /// Finishes: writes what it holds, reads its table back, closes.
     pub fn finish(&mut self, runtime: &Runtime) -> Result<Vec<DeadLetter>, String> {
-        self.sink.inputs_ended();
+        if let Some(writes) = self.sink.in_checkpoint() {
+            writes.inputs_ended();
+        }
         self.last_rows = Some(self.read(runtime));
         runtime
             .block_on(self.sink.finish(&self.cx))

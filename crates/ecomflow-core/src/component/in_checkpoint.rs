@@ -47,4 +47,13 @@ pub trait WritesInCheckpoint: Send {
     /// Joins the checkpoint store's transactions: called before the sink opens, only when the
     /// pipeline keeps its checkpoints in [`WritesInCheckpoint::database`].
     fn join(&mut self, transaction: CheckpointTransaction);
+
+    /// Partition `partition` went to another process: drop what came from it since the last
+    /// checkpoint and is not written yet (its new owner builds it again).
+    fn revoked(&mut self, partition: &std::sync::Arc<crate::PartitionId>);
+
+    /// Every input has ended on its own (not stopped for a restart): what comes before
+    /// [`crate::Sink::finish`] is the last of it, flushed by the transforms at their end, and
+    /// no checkpoint follows it, so it is written at the finish.
+    fn inputs_ended(&mut self);
 }

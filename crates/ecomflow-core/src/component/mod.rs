@@ -15,6 +15,6 @@ pub use dead_letter_output::DeadLetterOutput;
 pub use in_checkpoint::{CheckpointTransaction, Commit, WritesInCheckpoint};
 pub use message::Message;
 pub use output::{Closed, Output};
-pub use sink::{Incoming, Sink, SinkContext};
-pub use source::{Source, SourceContext};
+pub use sink::{Incoming, Sink, SinkContext, WritesTable};
+pub use source::{Source, SourceCapabilities, SourceContext};
 pub use transform::{Emitter, Transform};

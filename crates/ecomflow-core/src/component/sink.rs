@@ -3,7 +3,7 @@
 use super::dead_letter_output::DeadLetterOutput;
 use crate::error::ComponentError;
 use crate::record::{Batch, Record};
-use crate::shard::{PartitionId, Shard};
+use crate::shard::Shard;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,21 +116,9 @@ pub trait Sink: Send {
         None
     }
 
-    /// How the records it writes become the rows of a table, if it writes one (one row per
-    /// key for an upsert sink): `ecomflow test` checks a sink's final rows with it, without
-    /// running the sink.
-    fn table_view(&self) -> Option<crate::table_view::TableView> {
+    /// Its capability to be read back as a table (see [`WritesTable`]), if it writes one.
+    fn as_table(&mut self) -> Option<&mut dyn WritesTable> {
         None
-    }
-
-    /// The rows its table holds now, read back from its database after writing what it
-    /// buffers (`ecomflow test` checks a sink it runs for real with it); `None` when it
-    /// writes no table.
-    async fn read_table(
-        &mut self,
-        _cx: &SinkContext,
-    ) -> Result<Option<Vec<Record>>, ComponentError> {
-        Ok(None)
     }
 
     /// Called once after the last batch: flush buffers and make the writes durable. By
@@ -144,16 +132,6 @@ pub trait Sink: Send {
         Ok(())
     }
 
-    /// Partition `partition` went to another process: drop what came from it since the last
-    /// checkpoint and is not written yet (its new owner builds it again), if the sink writes
-    /// only at checkpoints.
-    fn revoked(&mut self, _partition: &Arc<PartitionId>) {}
-
-    /// Every input has ended on its own (not stopped for a restart): what comes before
-    /// [`Sink::finish`] is the last of it, flushed by the transforms at their end, and no
-    /// checkpoint follows it.
-    fn inputs_ended(&mut self) {}
-
     /// How often [`Sink::tick`] should run, if at all (for time-based flushing).
     fn tick_interval(&self) -> Option<Duration> {
         None
@@ -163,4 +141,17 @@ pub trait Sink: Send {
     async fn tick(&mut self, _cx: &SinkContext) -> Result<(), ComponentError> {
         Ok(())
     }
+}
+
+/// A sink that writes a table: `ecomflow test` checks what it would hold without running the
+/// sink ([`WritesTable::view`]), or reads it back after running it for real.
+#[async_trait::async_trait]
+pub trait WritesTable: Send {
+    /// How the records it writes become the rows of its table (one row per key for an upsert
+    /// sink).
+    fn view(&self) -> crate::table_view::TableView;
+
+    /// The rows its table holds now, read back from its database after writing what it
+    /// buffers.
+    async fn read(&mut self, cx: &SinkContext) -> Result<Vec<Record>, ComponentError>;
 }

@@ -264,25 +264,37 @@ pub trait Source: Send {
     /// Reads and sends records until done.
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError>;
 
-    /// How often this source wants to learn what the sinks have made durable, if it does (a
-    /// Kafka source commits its group's offsets then). In a pipeline without a `[checkpoint]`
+    /// What it does beyond sending records (by default, none of it).
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities::default()
+    }
+}
+
+/// What a source does beyond sending records, declared once by [`Source::capabilities`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCapabilities {
+    /// Each partition it reads has its own instance of every transform downstream (its
+    /// records sent in the partition's shard, with the partition's own watermark), so a
+    /// partition's state can move to another process with it, as a Kafka source's does.
+    /// `ecomflow test` then keeps state per partition too.
+    pub partitioned_state: bool,
+    /// How often it wants to learn what the sinks have made durable, if it does (a Kafka
+    /// source commits its group's offsets then). In a pipeline without a `[checkpoint]`
     /// table the runtime then takes checkpoints at this interval that only acknowledge: they
     /// keep no state and write no file.
-    fn acknowledged_every(&self) -> Option<std::time::Duration> {
-        None
-    }
+    pub acknowledged_every: Option<std::time::Duration>,
+    /// Ready as soon as it starts; one that must first be given something (a Kafka group
+    /// member, its partitions) says false and sets itself ready through
+    /// [`SourceContext::telemetry`] once it has it.
+    pub ready_at_start: bool,
+}
 
-    /// Whether the source is ready as soon as it starts; one that must first be given
-    /// something (a Kafka group member, its partitions) says false and sets itself ready
-    /// through [`SourceContext::telemetry`] once it has it.
-    fn ready_at_start(&self) -> bool {
-        true
-    }
-
-    /// Whether each partition it reads has its own instance of every transform downstream
-    /// (its records sent in the partition's shard, with the partition's own watermark), as a
-    /// Kafka source's do: `ecomflow test` then keeps state per partition too.
-    fn partitioned_state(&self) -> bool {
-        false
+impl Default for SourceCapabilities {
+    fn default() -> Self {
+        SourceCapabilities {
+            partitioned_state: false,
+            acknowledged_every: None,
+            ready_at_start: true,
+        }
     }
 }

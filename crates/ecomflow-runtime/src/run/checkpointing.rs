@@ -49,7 +49,7 @@ pub(super) async fn start(
     let acknowledged_every = components
         .iter()
         .filter_map(|c| match &c.built {
-            Built::Source(source) => source.acknowledged_every(),
+            Built::Source(source) => source.capabilities().acknowledged_every,
             _ => None,
         })
         .min();

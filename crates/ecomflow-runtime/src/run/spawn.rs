@@ -142,7 +142,7 @@ impl Start<'_> {
             });
         let stop_sources = &self.checkpointing.stop_sources;
         let stopped = stop_sources.clone();
-        shown.set_ready(source.ready_at_start());
+        shown.set_ready(source.capabilities().ready_at_start);
         let cx = SourceContext {
             output: out.clone(),
             dead_letter,

@@ -129,7 +129,7 @@ impl Driver {
                         .event_time
                         .as_ref()
                         .and_then(|config| ecomflow_time::tracker(config).ok()),
-                    partitioned: source.partitioned_state(),
+                    partitioned: source.capabilities().partitioned_state,
                     assigned: Vec::new(),
                 },
                 Built::Transform(transform) => Role::Transform {
@@ -145,8 +145,8 @@ impl Driver {
                         ),
                     ),
                 },
-                Built::Sink(sink) => {
-                    let view = sink.table_view();
+                Built::Sink(mut sink) => {
+                    let view = sink.as_table().map(|t| t.view());
                     let real = match &runtime {
                         Some(rt) if real.contains(&c.id) => {
                             let opened = RealSink::open(rt, path.clone(), sink)?;
