@@ -16,6 +16,19 @@ pub struct BuildError {
     pub message: String,
     /// How to fix it.
     pub hint: Option<String>,
+    /// What kind of problem it is.
+    pub kind: BuildErrorKind,
+}
+
+/// What kind of configuration problem a [`BuildError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildErrorKind {
+    /// An option the component does not have (a misspelling, say).
+    UnknownOption,
+    /// An option the component needs is not there.
+    MissingOption,
+    /// An option's value is wrong, or the options do not go together.
+    Invalid,
 }
 
 impl BuildError {
@@ -26,6 +39,7 @@ impl BuildError {
             span: None,
             message: message.into(),
             hint: None,
+            kind: BuildErrorKind::Invalid,
         }
     }
 
@@ -36,6 +50,7 @@ impl BuildError {
             span: None,
             message: message.into(),
             hint: None,
+            kind: BuildErrorKind::Invalid,
         }
     }
 
@@ -48,11 +63,22 @@ impl BuildError {
 
 impl From<toml::de::Error> for BuildError {
     fn from(e: toml::de::Error) -> BuildError {
+        let message = e.message().trim_end().to_string();
+        // The one place that reads a kind from a message: serde says it only in words, in
+        // these forms, for every options struct.
+        let kind = if message.starts_with("unknown field") {
+            BuildErrorKind::UnknownOption
+        } else if message.starts_with("missing field") {
+            BuildErrorKind::MissingOption
+        } else {
+            BuildErrorKind::Invalid
+        };
         BuildError {
             field: None,
             span: e.span(),
-            message: e.message().trim_end().to_string(),
+            message,
             hint: None,
+            kind,
         }
     }
 }
@@ -90,5 +116,38 @@ impl ComponentError {
     /// Whether the failure may pass if the same thing is tried again later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, ComponentError::Unavailable(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Options {
+        path: String,
+        #[serde(default)]
+        every: u32,
+    }
+
+    fn kind_of(text: &str) -> BuildErrorKind {
+        let e = toml::from_str::<Options>(text).expect_err("refused");
+        BuildError::from(e).kind
+    }
+
+    #[test]
+    fn options_errors_say_their_kind() {
+        assert_eq!(
+            kind_of("path = \"a\"\npaht = 1"),
+            BuildErrorKind::UnknownOption
+        );
+        assert_eq!(kind_of("every = 1"), BuildErrorKind::MissingOption);
+        assert_eq!(kind_of("path = 3"), BuildErrorKind::Invalid);
+        assert_eq!(
+            BuildError::field("path", "empty").kind,
+            BuildErrorKind::Invalid
+        );
     }
 }

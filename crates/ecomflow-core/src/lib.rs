@@ -46,7 +46,7 @@ pub use component::{
 };
 pub use dead_letter::{DeadLetter, Payload};
 pub use destination::Destination;
-pub use error::{BuildError, ComponentError};
+pub use error::{BuildError, BuildErrorKind, ComponentError};
 pub use event_time::{EventTimeConfig, EventTimeTracker};
 pub use field::Field;
 pub use in_flight::InFlight;

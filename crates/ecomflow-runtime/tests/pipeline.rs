@@ -407,6 +407,43 @@ fn build_errors_point_at_the_option() {
 }
 
 #[test]
+fn an_unknown_or_missing_option_points_to_the_list_of_options() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead = "\n[dead_letter]\ntype = \"collect\"\nname = \"x\"\n";
+    let hint = "see the options of `numbers` with: ecomflow list";
+    let unknown = write(
+        &dir,
+        "u.toml",
+        &format!("[sources.nums]\ntype = \"numbers\"\ncont = 3\n{dead}"),
+    );
+    let err = load_with(&[unknown], &[], &[]).expect_err("invalid");
+    assert!(
+        err.contains("unknown field `cont`") && err.contains(hint),
+        "{err}"
+    );
+    let missing = write(
+        &dir,
+        "m.toml",
+        &format!("[sources.nums]\ntype = \"numbers\"\n{dead}"),
+    );
+    let err = load_with(&[missing], &[], &[]).expect_err("invalid");
+    assert!(
+        err.contains("missing field `count`") && err.contains(hint),
+        "{err}"
+    );
+    let wrong = write(
+        &dir,
+        "w.toml",
+        &format!("[sources.nums]\ntype = \"numbers\"\ncount = 3\nbatch = 0\n{dead}"),
+    );
+    let err = load_with(&[wrong], &[], &[]).expect_err("invalid");
+    assert!(
+        !err.contains(hint),
+        "a wrong value is not about which options exist: {err}"
+    );
+}
+
+#[test]
 fn sources_reject_inputs_and_ports_must_exist() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = write(

@@ -178,9 +178,9 @@ fn rebuilder(
     }))
 }
 
-use ecomflow_core::DefaultDeadLetter;
 use ecomflow_core::checkpoint::CheckpointConfig;
 use ecomflow_core::shared_store::StorePlugin;
+use ecomflow_core::{BuildErrorKind, DefaultDeadLetter};
 
 /// Reads the `[checkpoint]` table, checking that it says where checkpoints go.
 pub(super) fn checkpoint_config(
@@ -323,9 +323,12 @@ pub(super) fn build_error(
         Some(f) if !named(f) => format!("`{f}`: {}", e.message),
         _ => e.message.clone(),
     };
+    let about_options = matches!(
+        e.kind,
+        BuildErrorKind::UnknownOption | BuildErrorKind::MissingOption
+    );
     let hint = e.hint.clone().or_else(|| {
-        (message.contains("unknown field") || message.contains("missing field"))
-            .then(|| format!("see the options of `{}` with: ecomflow list", plugin.name))
+        about_options.then(|| format!("see the options of `{}` with: ecomflow list", plugin.name))
     });
     Diagnostic::at(file, Some(span), message)
         .in_component(path)
