@@ -1,0 +1,283 @@
+//! The embedded disk store of a process's keyed state (fjall, an LSM tree), and the
+//! namespaces its transform instances keep their entries in.
+//!
+//! Four keyspaces: `committed` holds every namespace's entries as of the last completed
+//! checkpoint (with the checkpoint's document in `meta`, written in the same durable batch);
+//! `spill` holds entries evicted from memory since the process started, newer than
+//! `committed`; `changed` lists the evicted entries changed since their instance's last
+//! barrier. `spill` and `changed` are emptied when the store is opened: what they held came
+//! after the last checkpoint, and a restart resumes from that.
+
+use crate::delta::Delta;
+use crate::encoding;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The key of the last completed checkpoint's document in `meta`.
+const DOCUMENT: &[u8] = b"checkpoint";
+
+/// A process's keyed-state store.
+pub struct StateDb {
+    db: Database,
+    pub(crate) committed: Keyspace,
+    pub(crate) spill: Keyspace,
+    pub(crate) changed: Keyspace,
+    meta: Keyspace,
+    dir: PathBuf,
+    /// Removed with the store (a store for a run that keeps no checkpoint).
+    _temporary: Option<tempfile::TempDir>,
+}
+
+fn fail(dir: &Path, what: &str, e: impl std::fmt::Display) -> String {
+    format!("the state store in {}: {what}: {e}", dir.display())
+}
+
+impl StateDb {
+    /// Opens (or creates) the store in `dir`, with `cache` bytes for its block cache.
+    pub fn open(dir: &Path, cache: u64) -> Result<Arc<StateDb>, String> {
+        Self::open_in(dir.to_path_buf(), cache, None)
+    }
+
+    /// A store in a new temporary directory under `parent` (the system's when `None`),
+    /// removed when the store is dropped: for runs that keep no checkpoint.
+    pub fn temporary(parent: Option<&Path>, cache: u64) -> Result<Arc<StateDb>, String> {
+        let tmp = match parent {
+            Some(p) => {
+                std::fs::create_dir_all(p).map_err(|e| fail(p, "cannot create it", e))?;
+                tempfile::Builder::new()
+                    .prefix("ecomflow-state-")
+                    .tempdir_in(p)
+            }
+            None => tempfile::Builder::new().prefix("ecomflow-state-").tempdir(),
+        }
+        .map_err(|e| format!("cannot make a temporary directory for the state store: {e}"))?;
+        Self::open_in(tmp.path().to_path_buf(), cache, Some(tmp))
+    }
+
+    fn open_in(
+        dir: PathBuf,
+        cache: u64,
+        temporary: Option<tempfile::TempDir>,
+    ) -> Result<Arc<StateDb>, String> {
+        let db = Database::builder(&dir)
+            .cache_size(cache)
+            .open()
+            .map_err(|e| fail(&dir, "cannot open it", e))?;
+        // Memtables are memory too: each keyspace's is at most a sixteenth of the cache (the
+        // default is 64 MiB each).
+        let memtable = (cache / 16).clamp(1 << 20, 64 << 20);
+        let keyspace = |name: &str| {
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(memtable)
+            })
+            .map_err(|e| fail(&dir, &format!("cannot open keyspace {name}"), e))
+        };
+        let committed = keyspace("committed")?;
+        let spill = keyspace("spill")?;
+        let changed = keyspace("changed")?;
+        let meta = keyspace("meta")?;
+        spill
+            .clear()
+            .map_err(|e| fail(&dir, "cannot empty spill", e))?;
+        changed
+            .clear()
+            .map_err(|e| fail(&dir, "cannot empty changed", e))?;
+        Ok(Arc::new(StateDb {
+            db,
+            committed,
+            spill,
+            changed,
+            meta,
+            dir,
+            _temporary: temporary,
+        }))
+    }
+
+    /// Where the store is.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The namespace `name` (one transform instance's entries).
+    pub fn namespace(self: &Arc<Self>, name: &str) -> Namespace {
+        Namespace {
+            db: self.clone(),
+            prefix: encoding::prefix(name),
+            name: name.into(),
+        }
+    }
+
+    /// The document of the last completed checkpoint, if one was committed here.
+    pub fn document(&self) -> Result<Option<Vec<u8>>, String> {
+        self.meta
+            .get(DOCUMENT)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| self.fail("cannot read the checkpoint", e))
+    }
+
+    /// Commits a checkpoint: every delta of its instances, in order (a later one of the same
+    /// entry wins), and its `document`, in one batch made durable before this returns.
+    pub fn commit(&self, deltas: &[Delta], document: &[u8]) -> Result<(), String> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for delta in deltas {
+            for (key, value) in &delta.puts {
+                batch.insert(&self.committed, key.as_slice(), value.as_slice());
+            }
+            for key in &delta.deletes {
+                batch.remove(&self.committed, key.as_slice());
+            }
+            batch.insert(
+                &self.committed,
+                encoding::meta_key(&delta.prefix),
+                delta.len.to_be_bytes().as_slice(),
+            );
+        }
+        batch.insert(&self.meta, DOCUMENT, document);
+        batch
+            .commit()
+            .map_err(|e| self.fail("cannot commit a checkpoint", e))?;
+        // The batch's durability covers its journal; persist once more so that a store
+        // whose journal was rotated meanwhile is synced too.
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(|e| self.fail("cannot make a checkpoint durable", e))
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    pub(crate) fn fail(&self, what: &str, e: impl std::fmt::Display) -> String {
+        fail(&self.dir, what, e)
+    }
+}
+
+/// One transform instance's part of the store.
+#[derive(Clone)]
+pub struct Namespace {
+    pub(crate) db: Arc<StateDb>,
+    pub(crate) prefix: [u8; encoding::PREFIX],
+    name: Arc<str>,
+}
+
+impl Namespace {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The newest stored value of `key`: spilled since the start, else committed.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<fjall::UserValue>, String> {
+        let db = &self.db;
+        if let Some(v) = db.spill.get(key).map_err(|e| db.fail("cannot read", e))? {
+            return Ok(Some(v));
+        }
+        db.committed.get(key).map_err(|e| db.fail("cannot read", e))
+    }
+
+    /// The number of entries the last completed checkpoint kept here.
+    pub(crate) fn committed_len(&self) -> Result<u64, String> {
+        let db = &self.db;
+        let v = db
+            .committed
+            .get(encoding::meta_key(&self.prefix))
+            .map_err(|e| db.fail("cannot read", e))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(&*v).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Writes evicted entries to `spill` (not durable: a restart empties it), and lists
+    /// those in `changed` that changed since the last barrier.
+    pub(crate) fn spill(
+        &self,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        changed: Vec<Vec<u8>>,
+    ) -> Result<(), String> {
+        let db = &self.db;
+        let mut batch = db.db.batch();
+        for (k, v) in entries {
+            batch.insert(&db.spill, k, v);
+        }
+        for k in changed {
+            batch.insert(&db.changed, k, [].as_slice());
+        }
+        batch.commit().map_err(|e| db.fail("cannot spill", e))
+    }
+
+    /// Takes the keys listed in `changed` for this namespace, with their spilled values.
+    pub(crate) fn take_changed(&self) -> Result<Vec<(Vec<u8>, fjall::UserValue)>, String> {
+        let db = &self.db;
+        let mut out = Vec::new();
+        let mut batch = db.db.batch();
+        for guard in db.changed.prefix(self.prefix) {
+            let key = guard.key().map_err(|e| db.fail("cannot read", e))?;
+            let value = db
+                .spill
+                .get(&*key)
+                .map_err(|e| db.fail("cannot read", e))?
+                .unwrap_or_else(|| fjall::UserValue::from(encoding::DELETED.as_slice()));
+            batch.remove(&db.changed, key.clone());
+            out.push((key.to_vec(), value));
+        }
+        batch.commit().map_err(|e| db.fail("cannot write", e))?;
+        Ok(out)
+    }
+
+    /// The keys of entries stored (spilled or committed, deletions included) ordered at or
+    /// before `through`, with their newest value.
+    pub(crate) fn through(
+        &self,
+        through: i64,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, fjall::UserValue>, String> {
+        let db = &self.db;
+        let (start, end) = encoding::through(&self.prefix, through);
+        let mut out = std::collections::BTreeMap::new();
+        for guard in db.spill.range(start.clone()..end.clone()) {
+            let (k, v) = guard.into_inner().map_err(|e| db.fail("cannot read", e))?;
+            out.insert(k.to_vec(), v);
+        }
+        for guard in db.committed.range(start..end) {
+            let (k, v) = guard.into_inner().map_err(|e| db.fail("cannot read", e))?;
+            out.entry(k.to_vec()).or_insert(v);
+        }
+        Ok(out)
+    }
+
+    /// Every entry stored here (spilled or committed), newest value first: for a full copy.
+    pub(crate) fn all(
+        &self,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, fjall::UserValue>, String> {
+        let db = &self.db;
+        let mut out = std::collections::BTreeMap::new();
+        for (keyspace, spilled) in [(&db.spill, true), (&db.committed, false)] {
+            for guard in keyspace.prefix(self.prefix) {
+                let (k, v) = guard.into_inner().map_err(|e| db.fail("cannot read", e))?;
+                if !encoding::is_entry(&k) {
+                    continue;
+                }
+                if spilled {
+                    out.insert(k.to_vec(), v);
+                } else {
+                    out.entry(k.to_vec()).or_insert(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets what an earlier instance of this namespace spilled in this process (a
+    /// partition that comes back resumes from its checkpoint).
+    pub(crate) fn forget_spilled(&self) -> Result<(), String> {
+        let db = &self.db;
+        let mut batch = db.db.batch();
+        for keyspace in [&db.spill, &db.changed] {
+            for guard in keyspace.prefix(self.prefix) {
+                let key = guard.key().map_err(|e| db.fail("cannot read", e))?;
+                batch.remove(keyspace, key);
+            }
+        }
+        batch.commit().map_err(|e| db.fail("cannot write", e))
+    }
+}
