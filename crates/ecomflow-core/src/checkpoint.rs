@@ -131,6 +131,9 @@ pub enum Report {
         state: Option<serde_json::Value>,
         /// Its state of each partition it holds.
         partitions: Vec<(Arc<PartitionId>, serde_json::Value)>,
+        /// What changed in its keyed states since the last barrier, of the whole shard
+        /// (`None`) and of each partition it holds.
+        deltas: Vec<(Option<Arc<PartitionId>>, crate::state::Delta)>,
     },
     /// A sink made everything before barrier `id` durable.
     Sink {

@@ -33,6 +33,7 @@ pub mod value;
 pub mod write_times;
 
 pub use async_trait;
+pub use ecomflow_state as state;
 pub use inventory;
 pub use schemars;
 pub use serde;

@@ -9,9 +9,11 @@ use toml::de::DeValue;
 pub struct Override<'a> {
     /// The argument as given, for messages.
     pub arg: &'a str,
-    /// `sources`, `transforms`, `sinks`, `dead_letter`, `checkpoint`, `http` or `channels`.
+    /// `sources`, `transforms`, `sinks`, `dead_letter`, `checkpoint`, `http`, `channels` or
+    /// `state`.
     pub table: String,
-    /// The component id (empty for `dead_letter`, `checkpoint`, `http` and `channels`).
+    /// The component id (empty for `dead_letter`, `checkpoint`, `http`, `channels` and
+    /// `state`).
     pub id: String,
     /// The option path inside the component; never empty.
     pub path: Vec<String>,
@@ -35,7 +37,7 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
         let parts: Vec<&str> = path.trim().split('.').collect();
         let (table, id, rest) = match parts.as_slice() {
             [
-                t @ ("dead_letter" | "checkpoint" | "http" | "channels"),
+                t @ ("dead_letter" | "checkpoint" | "http" | "channels" | "state"),
                 rest @ ..,
             ] if !rest.is_empty() => (*t, "", rest),
             [t @ ("sources" | "transforms" | "sinks"), id, rest @ ..] if !rest.is_empty() => {
@@ -46,7 +48,7 @@ pub fn parse_overrides<'a>(sets: &'a [String], diags: &mut Vec<Diagnostic>) -> V
                     Diagnostic::general(location, format!("`{path}` is not an option path"))
                         .with_hint(Some(
                             "write <sources|transforms|sinks>.<id>.<option>, dead_letter.<option>, \
-                             checkpoint.<option>, http.<option> or channels.<option>",
+                             checkpoint.<option>, http.<option>, channels.<option> or state.<option>",
                         )),
                 );
                 continue;

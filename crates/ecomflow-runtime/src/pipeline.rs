@@ -91,6 +91,8 @@ pub struct Pipeline {
     pub http: crate::http_config::HttpConfig,
     /// How much each component's input holds (`[channels]`).
     pub channels: crate::channels_config::ChannelsConfig,
+    /// How much memory keyed state takes, and where the rest goes (`[state]`).
+    pub state: crate::state_config::StateConfig,
     /// Components (paths such as `transforms.sales_per_day`) that start afresh: what the last
     /// checkpoint kept for them is discarded (`ecomflow run --reset-state`).
     pub reset_state: std::collections::BTreeSet<String>,

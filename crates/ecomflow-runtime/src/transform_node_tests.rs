@@ -142,7 +142,8 @@ fn partitions_resume_their_state_and_their_records_go_with_them() {
     n.handle(batch(0, shard.clone(), 2), &mut e)
         .expect("handled");
     assert_eq!(shown(&mut e), ["emitted 2"]);
-    let (whole, partitions) = n.instances.snapshot();
+    let taken = n.instances.snapshot(true).expect("taken");
+    let (whole, partitions) = (taken.whole, taken.partitions);
     assert_eq!(whole, Some(serde_json::json!(0)));
     assert_eq!(
         partitions[0].1,

@@ -5,7 +5,9 @@
 //! buckets, and a partition's state can move to another process with the partition.
 
 use crate::pipeline::Rebuild;
+use crate::state_store::StateStore;
 use crate::watermarks::Watermarks;
+use ecomflow_core::state::Delta;
 use ecomflow_core::{PartitionId, Shard, Transform};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +29,19 @@ pub struct Instances {
     partitions: HashMap<Arc<PartitionId>, Instance>,
     rebuild: Option<Rebuild>,
     inputs: usize,
+    /// Where keyed states are attached, and the transform's path.
+    state: Option<(Arc<StateStore>, Arc<str>)>,
+}
+
+/// What a checkpoint takes of a transform's instances.
+#[derive(Default)]
+pub struct Snapshot {
+    /// The whole shard's state.
+    pub whole: Option<serde_json::Value>,
+    /// Each partition's state.
+    pub partitions: Vec<(Arc<PartitionId>, serde_json::Value)>,
+    /// What changed in keyed states since the last barrier, by shard (`None`: the whole).
+    pub deltas: Vec<(Option<Arc<PartitionId>>, Delta)>,
 }
 
 /// What an assignment did.
@@ -50,7 +65,15 @@ impl Instances {
             },
             partitions: HashMap::new(),
             rebuild,
+            state: None,
         }
+    }
+
+    /// Attaches the keyed states of partitions' instances to `state` (the whole shard's
+    /// instance is attached by whoever built it), as transform `path`.
+    pub fn with_state(mut self, state: Option<Arc<StateStore>>, path: Arc<str>) -> Instances {
+        self.state = state.map(|s| (s, path));
+        self
     }
 
     /// The instance of `shard`, if it has one.
@@ -86,6 +109,9 @@ impl Instances {
                     return Err("this transform cannot keep a state per partition".into());
                 };
                 let mut transform = rebuild()?;
+                if let Some((store, path)) = &self.state {
+                    store.attach(&mut *transform, path, Some(partition))?;
+                }
                 if let Some(state) = state {
                     transform.restore(state.clone())?;
                 }
@@ -123,20 +149,47 @@ impl Instances {
         true
     }
 
-    /// The state of the whole shard, and of each partition held, for a checkpoint.
-    #[allow(clippy::type_complexity)]
-    pub fn snapshot(
-        &self,
-    ) -> (
-        Option<serde_json::Value>,
-        Vec<(Arc<PartitionId>, serde_json::Value)>,
-    ) {
+    /// The state of the whole shard, and of each partition held, for a checkpoint: whole
+    /// states (`keep`: checkpoints keep them) and the changes of keyed states.
+    pub fn snapshot(&mut self, keep: bool) -> Result<Snapshot, String> {
+        let mut out = Snapshot::default();
+        if keep {
+            out.whole = self.whole.transform.snapshot();
+            out.partitions = self
+                .partitions
+                .iter()
+                .filter_map(|(p, i)| Some((p.clone(), i.transform.snapshot()?)))
+                .collect();
+        }
+        for state in self.whole.transform.keyed_states() {
+            if let Some(delta) = state.take_delta()? {
+                out.deltas.push((None, delta));
+            }
+        }
+        for (p, i) in &mut self.partitions {
+            for state in i.transform.keyed_states() {
+                if let Some(delta) = state.take_delta()? {
+                    out.deltas.push((Some(p.clone()), delta));
+                }
+            }
+        }
+        match self.state_error() {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// The first disk error a keyed state met since the last call, if any.
+    pub fn state_error(&mut self) -> Option<String> {
+        let whole = self.whole.transform.keyed_states();
         let partitions = self
             .partitions
-            .iter()
-            .filter_map(|(p, i)| Some((p.clone(), i.transform.snapshot()?)))
-            .collect();
-        (self.whole.transform.snapshot(), partitions)
+            .values_mut()
+            .flat_map(|i| i.transform.keyed_states());
+        whole
+            .into_iter()
+            .chain(partitions)
+            .find_map(|s| s.take_error())
     }
 }
 
@@ -206,7 +259,8 @@ mod tests {
             "its own records"
         );
         assert_eq!(count(&mut i, &Shard::Whole), Some(serde_json::json!(0)));
-        let (whole, partitions) = i.snapshot();
+        let taken = i.snapshot(true).expect("taken");
+        let (whole, partitions) = (taken.whole, taken.partitions);
         assert_eq!(whole, Some(serde_json::json!(0)));
         let mut partitions: Vec<(i32, serde_json::Value)> =
             partitions.into_iter().map(|(p, s)| (p.number, s)).collect();

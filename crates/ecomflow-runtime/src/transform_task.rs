@@ -50,6 +50,9 @@ pub(crate) async fn run_transform(
             Next::Message(m) => m,
             Next::Tick => {
                 node.tick(&mut effects);
+                if let Some(e) = node.instances.state_error() {
+                    return Err(ComponentError::Other(e));
+                }
                 tell(&mut effects, &io).await;
                 continue;
             }
@@ -58,16 +61,16 @@ pub(crate) async fn run_transform(
             Step::Wait => {}
             Step::Aligned(id) => {
                 if let Some(r) = &io.reports {
-                    let (state, partitions) = if io.keep_state {
-                        node.instances.snapshot()
-                    } else {
-                        (None, Vec::new())
-                    };
+                    let taken = node
+                        .instances
+                        .snapshot(io.keep_state)
+                        .map_err(ComponentError::Other)?;
                     let _ = r.send(Report::Transform {
                         id,
                         component: io.component.clone(),
-                        state,
-                        partitions,
+                        state: taken.whole,
+                        partitions: taken.partitions,
+                        deltas: taken.deltas,
                     });
                 }
                 io.out.send_barrier(id).await;
@@ -100,6 +103,9 @@ pub(crate) async fn run_transform(
         }
     }
     node.stop(&mut effects);
+    if let Some(e) = node.instances.state_error() {
+        return Err(ComponentError::Other(e));
+    }
     // Every input ended on its own (the node has told the outputs), or the run keeps no
     // state: the outputs end too. Inputs stopped for a restart did not end, and neither do
     // the outputs.

@@ -267,6 +267,18 @@ impl Namespace {
         Ok(out)
     }
 
+    /// Removes what the last checkpoint committed here, at once and durably (the component
+    /// starts afresh: `--reset-state`).
+    pub fn clear_committed(&self) -> Result<(), String> {
+        let db = &self.db;
+        let mut batch = db.db.batch().durability(Some(PersistMode::SyncAll));
+        for guard in db.committed.prefix(self.prefix) {
+            let key = guard.key().map_err(|e| db.fail("cannot read", e))?;
+            batch.remove(&db.committed, key);
+        }
+        batch.commit().map_err(|e| db.fail("cannot write", e))
+    }
+
     /// Forgets what an earlier instance of this namespace spilled in this process (a
     /// partition that comes back resumes from its checkpoint).
     pub(crate) fn forget_spilled(&self) -> Result<(), String> {

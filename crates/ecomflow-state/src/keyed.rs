@@ -91,7 +91,8 @@ pub struct KeyedState<K, V> {
     charged: usize,
     /// Bytes and count of entries encoded so far, for the estimate.
     encoded: (usize, usize),
-    error: Option<String>,
+    /// The first disk error (a snapshot, which only reads, can meet one too).
+    error: std::sync::OnceLock<String>,
 }
 
 impl<K, V> Default for KeyedState<K, V> {
@@ -106,7 +107,7 @@ impl<K, V> Default for KeyedState<K, V> {
             entry_bytes: base_bytes::<K, V>() + 32,
             charged: 0,
             encoded: (0, 0),
-            error: None,
+            error: std::sync::OnceLock::new(),
         }
     }
 }
@@ -311,7 +312,7 @@ where
     }
 
     /// Every entry (memory and disk), for a whole copy of the state.
-    pub fn export(&mut self) -> Vec<(Option<i64>, K, V)> {
+    pub fn export(&self) -> Vec<(Option<i64>, K, V)> {
         let mut out: Vec<(Option<i64>, K, V)> = self
             .cache
             .iter()
@@ -541,10 +542,8 @@ where
         self.entry_bytes = estimate;
     }
 
-    fn fail(&mut self, e: String) {
-        if self.error.is_none() {
-            self.error = Some(e);
-        }
+    fn fail(&self, e: String) {
+        let _ = self.error.set(e);
     }
 
     fn delta(&mut self) -> Result<Option<Delta>, String> {

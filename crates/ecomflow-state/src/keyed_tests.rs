@@ -147,7 +147,7 @@ fn expiry_removes_entries_on_disk_and_the_checkpoint_removes_them_too() {
         checkpoint(&db, &mut s);
     }
     let db = StateDb::open(dir.path(), 1 << 20).expect("reopens");
-    let mut s = attached(&db, 50_000);
+    let s = attached(&db, 50_000);
     assert_eq!(s.len(), 3_000);
     let mut all = s.export();
     all.sort();

@@ -85,6 +85,16 @@ pub trait Transform: Send {
         Ok(())
     }
 
+    /// The keyed states it keeps ([`crate::state::KeyedState`]: groups, buffered rows, keys
+    /// seen), in a fixed order. The runtime attaches each to the process's state store
+    /// before [`Transform::restore`]: memory is then bounded by `[state] memory`, what does
+    /// not fit goes to disk, and a checkpoint writes only what changed. A snapshot then
+    /// holds what is not in them (a watermark); a keyed state not attached (tests) or
+    /// attached with [`crate::state::Tracking::Full`] is kept whole in the snapshot.
+    fn keyed_states(&mut self) -> Vec<&mut dyn crate::state::StateHandle> {
+        Vec::new()
+    }
+
     /// Called when the watermark of this transform's inputs (the lowest of them) moves:
     /// no record with an earlier event time should come any more; close what ends before it.
     fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) {}

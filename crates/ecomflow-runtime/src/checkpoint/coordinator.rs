@@ -20,6 +20,7 @@ use crate::telemetry::{CheckpointRecord, RunTelemetry, now_millis};
 use ecomflow_core::PartitionId;
 use ecomflow_core::checkpoint::{Checkpoint, Held, PartitionCheckpoint, Report};
 use ecomflow_core::partition_store::PartitionStore;
+use ecomflow_core::state::Delta;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,6 +124,8 @@ struct Pending {
     partitions: Vec<Held>,
     /// Transforms' states of partitions: (partition, transform path, state).
     partition_states: Vec<(Arc<PartitionId>, String, serde_json::Value)>,
+    /// What changed in transforms' keyed states, of the whole shard or of a partition.
+    deltas: Vec<(Option<Arc<PartitionId>>, Delta)>,
 }
 
 struct Coordinator {
@@ -257,8 +260,10 @@ impl Coordinator {
                 component,
                 state,
                 partitions,
+                deltas,
             } => {
                 let p = self.pending.entry(id).or_default();
+                p.deltas.extend(deltas);
                 p.reported.insert(component.to_string());
                 if let Some(state) = state {
                     p.transforms.insert(component.to_string(), state);
@@ -354,13 +359,20 @@ impl Coordinator {
                 kept.transforms.insert(component, state);
             }
         }
+        // A partition's changes are kept with it: not when its source no longer held it.
+        let deltas: Vec<Delta> = p
+            .deltas
+            .into_iter()
+            .filter(|(partition, _)| partition.as_ref().is_none_or(|p| fresh.contains_key(p)))
+            .map(|(_, delta)| delta)
+            .collect();
         for (partition, kept) in fresh {
             next.partitions
                 .entry(partition.source.to_string())
                 .or_default()
                 .insert(partition.key(), kept);
         }
-        let committed = self.keep.commit(&next, &held).await;
+        let committed = self.keep.commit(&next, &held, &deltas).await;
         if committed.is_err() {
             self.telemetry.checkpoints.failed();
         }

@@ -103,6 +103,7 @@ async fn a_stop_fixes_the_next_checkpoint_as_the_one_every_source_stops_at() {
         component: "transforms.x".into(),
         state: None,
         partitions: Vec::new(),
+        deltas: Vec::new(),
     });
     let mut completed = c.completed.clone();
     completed.wait_for(|id| *id >= 1).await.expect("completes");
@@ -160,6 +161,7 @@ async fn a_partition_held_now_is_replaced_and_the_others_keep_what_they_had() {
         component: "transforms.x".into(),
         state: None,
         partitions: vec![(partition(0), json!(2)), (partition(1), json!(100))],
+        deltas: Vec::new(),
     });
     completed.wait_for(|id| *id >= 1).await.expect("completes");
     let shown = telemetry.checkpoints.last().expect("shown");

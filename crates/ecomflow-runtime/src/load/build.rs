@@ -245,6 +245,36 @@ pub(super) fn top_table<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Reads a settings table of the pipeline (`[http]`, `[channels]`, `[state]`): `found` in
+/// which file, with `--set` overrides applied and `problem` checked; its defaults when absent
+/// or wrong (the error is in `diags`).
+pub(super) fn settings<'i, T: serde::de::DeserializeOwned + Default>(
+    files: &[SourceFile],
+    found: Option<(usize, Spanned<DeValue<'i>>)>,
+    name: &str,
+    overrides: &[crate::overrides::Override<'i>],
+    diags: &mut Vec<Diagnostic>,
+    problem: fn(&T) -> Option<(&'static str, &'static str)>,
+) -> T {
+    let (index, mut table) = match found {
+        Some((index, table)) => (index, Some(table)),
+        None => (0, None),
+    };
+    super::declare::apply_table_overrides(overrides, name, &mut table, diags);
+    let (Some(table), Some(file)) = (table, files.get(index)) else {
+        return T::default();
+    };
+    let span = table.span();
+    let config: Option<T> = top_table(file, name, table, diags);
+    if let Some((option, message)) = config.as_ref().and_then(problem) {
+        diags.push(
+            Diagnostic::at(file, Some(span), format!("`{name}.{option}` {message}"))
+                .in_component(name),
+        );
+    }
+    config.unwrap_or_default()
+}
+
 /// Reads a source's `event_time` table, checking its format.
 pub(super) fn event_time(value: Spanned<DeValue<'_>>) -> Result<EventTimeConfig, BuildError> {
     let span = value.span();

@@ -187,6 +187,7 @@ pub(super) fn declare<'i>(
                     CHECKPOINT,
                     HTTP,
                     CHANNELS,
+                    STATE,
                     TESTS,
                 ];
                 diags.push(
@@ -295,7 +296,7 @@ pub(super) fn apply_overrides<'i>(
 ) {
     for o in overrides
         .iter()
-        .filter(|o| ![CHECKPOINT, HTTP, CHANNELS].contains(&o.table.as_str()))
+        .filter(|o| ![CHECKPOINT, HTTP, CHANNELS, STATE].contains(&o.table.as_str()))
     {
         let target = if o.table == DEAD_LETTER {
             dead_letter.as_mut()

@@ -19,6 +19,7 @@ use crate::http_config::HttpConfig;
 use crate::interpolate::interpolate;
 use crate::overrides::{Override, parse_overrides};
 use crate::pipeline::{Built, Component, InputRef, Pipeline};
+use crate::state_config::StateConfig;
 use build::*;
 use declare::*;
 use ecomflow_core::registry::{Builder, ConfigTable};
@@ -37,6 +38,8 @@ pub const CHECKPOINT: &str = "checkpoint";
 pub const HTTP: &str = "http";
 /// The `[channels]` table.
 pub const CHANNELS: &str = "channels";
+/// The `[state]` table.
+pub const STATE: &str = "state";
 /// The `[[tests]]` of a pipeline file (run by `ecomflow test`, ignored by `ecomflow run`).
 pub const TESTS: &str = "tests";
 
@@ -102,6 +105,7 @@ fn load_with(
     let mut checkpoint = None;
     let mut http = None;
     let mut channels = None;
+    let mut state = None;
     for (index, file) in files.iter().enumerate() {
         let (root, errors) = DeTable::parse_recoverable(&file.text);
         if !errors.is_empty() {
@@ -125,6 +129,9 @@ fn load_with(
         if let Some(table) = root.remove(CHANNELS) {
             channels = Some((index, table));
         }
+        if let Some(table) = root.remove(STATE) {
+            state = Some((index, table));
+        }
         declare(
             index,
             file,
@@ -147,41 +154,23 @@ fn load_with(
         let file = files.get(checkpoint_file)?;
         checkpoint_config(file, table, &mut diags)
     });
-    let (http_file, mut http_table) = match http {
-        Some((file, table)) => (file, Some(table)),
-        None => (0, None),
-    };
-    apply_table_overrides(&overrides, HTTP, &mut http_table, &mut diags);
-    let http = match http_table {
-        Some(table) => files
-            .get(http_file)
-            .and_then(|file| top_table(file, HTTP, table, &mut diags))
-            .unwrap_or_default(),
-        None => HttpConfig::default(),
-    };
-    let (channels_file, mut channels_table) = match channels {
-        Some((file, table)) => (file, Some(table)),
-        None => (0, None),
-    };
-    apply_table_overrides(&overrides, CHANNELS, &mut channels_table, &mut diags);
-    let channels = match channels_table {
-        Some(table) => {
-            let span = table.span();
-            let file = files.get(channels_file);
-            let config: Option<ChannelsConfig> =
-                file.and_then(|file| top_table(file, CHANNELS, table, &mut diags));
-            if let (Some(file), Some((option, message))) =
-                (file, config.as_ref().and_then(ChannelsConfig::problem))
-            {
-                diags.push(
-                    Diagnostic::at(file, Some(span), format!("`{CHANNELS}.{option}` {message}"))
-                        .in_component(CHANNELS),
-                );
-            }
-            config.unwrap_or_default()
-        }
-        None => ChannelsConfig::default(),
-    };
+    let http: HttpConfig = settings(&files, http, HTTP, &overrides, &mut diags, |_| None);
+    let channels: ChannelsConfig = settings(
+        &files,
+        channels,
+        CHANNELS,
+        &overrides,
+        &mut diags,
+        ChannelsConfig::problem,
+    );
+    let state: StateConfig = settings(
+        &files,
+        state,
+        STATE,
+        &overrides,
+        &mut diags,
+        StateConfig::problem,
+    );
 
     let admissions = ecomflow_core::Admissions::new(
         declared
@@ -220,6 +209,7 @@ fn load_with(
             checkpoint,
             http,
             channels,
+            state,
             reset_state: Default::default(),
             admissions,
         }),

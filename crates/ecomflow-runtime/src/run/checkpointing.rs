@@ -4,6 +4,8 @@
 
 use crate::checkpoint::{self as coordination, Keep};
 use crate::pipeline::{Built, Component};
+use crate::state_config::StateConfig;
+use crate::state_store::StateStore;
 use crate::telemetry::RunTelemetry;
 use coordination::Coordination;
 use ecomflow_core::checkpoint::{Checkpoint, CheckpointConfig};
@@ -32,20 +34,29 @@ pub(super) struct Checkpointing {
     pub(super) stop_sources: CancellationToken,
     /// Where checkpoints are kept, for messages.
     pub(super) place: String,
+    /// Where transforms keep their keyed state, when some do.
+    pub(super) state: Option<Arc<StateStore>>,
 }
 
 /// Opens where `checkpoint` keeps checkpoints, reads what the run resumes from (without what
 /// it kept for the components in `reset_state`) and starts the coordinator. Without a
 /// `[checkpoint]` table, sources that want acknowledgements still get checkpoints that only
 /// acknowledge. A checkpoint that cannot be read is the error.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn start(
-    components: &[Component],
+    components: &mut [Component],
     dead_letter: &Component,
     checkpoint: Option<&CheckpointConfig>,
+    state: &StateConfig,
     reset_state: &BTreeSet<String>,
     telemetry: &Arc<RunTelemetry>,
     shutdown: &CancellationToken,
 ) -> Result<Checkpointing, String> {
+    let keyed = components.iter_mut().any(|c| match &mut c.built {
+        Built::Transform(t) => !t.keyed_states().is_empty(),
+        _ => false,
+    });
+    let keyed_config = keyed.then_some(state);
     let acknowledged_every = components
         .iter()
         .filter_map(|c| match &c.built {
@@ -58,7 +69,7 @@ pub(super) async fn start(
             // Every component starting afresh needs nothing of the last checkpoint: a damaged
             // one is then set aside.
             let reset_all = components.iter().all(|c| reset_state.contains(&c.path()));
-            let (keep, restored) = Keep::open(config, reset_all).await?;
+            let (keep, restored) = Keep::open(config, reset_all, keyed_config).await?;
             let restored = without_reset(restored, reset_state);
             if restored.id > 0 {
                 tracing::info!(checkpoint = restored.id, store = %config.place(), "resuming from a checkpoint");
@@ -76,6 +87,15 @@ pub(super) async fn start(
             PartitionStore::default(),
         )),
         (None, None) => None,
+    };
+    let state = match keyed_config {
+        Some(config) => {
+            let committed = plan.as_ref().and_then(|(keep, ..)| keep.state().cloned());
+            let whole = matches!(plan, Some((Keep::Shared(_), ..)));
+            let store = StateStore::new(config, committed, whole, reset_state.clone())?;
+            Some(Arc::new(store))
+        }
+        None => None,
     };
     let transaction = match &plan {
         Some((Keep::Shared(store), ..)) => store.transaction(),
@@ -106,6 +126,7 @@ pub(super) async fn start(
         keep_state: checkpoint.is_some(),
         stop_sources,
         place: checkpoint.map(CheckpointConfig::place).unwrap_or_default(),
+        state,
     })
 }
 

@@ -79,9 +79,10 @@ async fn run_with(
     telemetry: &Arc<RunTelemetry>,
 ) -> Result<RunSummary, RunFailure> {
     let Pipeline {
-        components,
+        mut components,
         dead_letter,
         checkpoint,
+        state,
         reset_state,
         channels,
         admissions,
@@ -92,9 +93,10 @@ async fn run_with(
         summary: RunSummary::default(),
     };
     let checkpointing = checkpointing::start(
-        &components,
+        &mut components,
         &dead_letter,
         checkpoint.as_ref(),
+        &state,
         &reset_state,
         telemetry,
         &shutdown,

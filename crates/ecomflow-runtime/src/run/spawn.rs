@@ -187,6 +187,12 @@ impl Start<'_> {
         shown: &ComponentTelemetry,
     ) -> Result<Instances, String> {
         let path = &shown.path;
+        let state = self.checkpointing.state.clone();
+        if let Some(store) = &state {
+            store
+                .attach(&mut *transform, path, None)
+                .map_err(|e| format!("cannot open its keyed state: {e}"))?;
+        }
         if let Some(c) = &self.checkpointing.coordination
             && let Some(state) = c.restored.transforms.get(&**path)
             && let Err(e) = transform.restore(state.clone())
@@ -198,7 +204,7 @@ impl Start<'_> {
                 c.restored.id, self.checkpointing.place,
             ));
         }
-        Ok(Instances::new(transform, timed, rebuild))
+        Ok(Instances::new(transform, timed, rebuild).with_state(state, path.clone()))
     }
 
     /// A sink, linked to the checkpoint's transaction when it writes in it.

@@ -236,12 +236,14 @@ impl Driver {
             return Err(e);
         }
         let mut next = Driver::new(fresh, real)?;
-        for (old, new) in self.nodes.iter().zip(next.nodes.iter_mut()) {
+        for (old, new) in self.nodes.iter_mut().zip(next.nodes.iter_mut()) {
             // Partitions are assigned again below, each transform resuming its state.
             if let (Role::Transform { node: kept }, Role::Transform { node }) =
-                (&old.role, &mut new.role)
+                (&mut old.role, &mut new.role)
             {
-                let (whole, partitions) = kept.instances.snapshot();
+                // Keyed states are not attached here: the snapshot holds them whole.
+                let taken = kept.instances.snapshot(true)?;
+                let (whole, partitions) = (taken.whole, taken.partitions);
                 if let Some(state) = whole {
                     let state = through_json(&old.path, state)?;
                     restore(node.instances.whole.transform.as_mut(), state, &old.path)?;

@@ -128,7 +128,7 @@ pub(crate) struct SharedTable {
 }
 
 /// The tables every pipeline can have besides its components.
-pub(crate) fn shared_tables() -> [SharedTable; 4] {
+pub(crate) fn shared_tables() -> [SharedTable; 5] {
     [
         SharedTable {
             place: "sources.<id>.event_time",
@@ -144,6 +144,11 @@ pub(crate) fn shared_tables() -> [SharedTable; 4] {
             place: "channels",
             summary: "how much each component's input holds",
             schema: || schemars::schema_for!(ecomflow_runtime::ChannelsConfig),
+        },
+        SharedTable {
+            place: "state",
+            summary: "how much memory stateful transforms' keyed state takes, and where the rest goes",
+            schema: || schemars::schema_for!(ecomflow_runtime::StateConfig),
         },
         SharedTable {
             place: "checkpoint",

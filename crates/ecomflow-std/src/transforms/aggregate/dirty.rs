@@ -18,8 +18,11 @@ impl Dirty {
         self.by_end.entry(end).or_default().push(key);
     }
 
-    /// Takes the groups whose bucket ended at or before `watermark`.
-    pub(super) fn take_ended(&mut self, watermark: i64) -> impl Iterator<Item = SharedKey> + use<> {
+    /// Takes the groups whose bucket ended at or before `watermark`, with their bucket's end.
+    pub(super) fn take_ended(
+        &mut self,
+        watermark: i64,
+    ) -> impl Iterator<Item = (Option<i64>, SharedKey)> + use<> {
         let open = match watermark.checked_add(1) {
             Some(after) => self.by_end.split_off(&Some(after)),
             None => BTreeMap::new(),
@@ -29,13 +32,28 @@ impl Dirty {
         if let Some(unbucketed) = ended.remove(&None) {
             self.by_end.insert(None, unbucketed);
         }
-        ended.into_values().flatten()
+        flatten(ended)
     }
 
-    /// Takes every group.
-    pub(super) fn take_all(&mut self) -> impl Iterator<Item = SharedKey> + use<> {
-        std::mem::take(&mut self.by_end).into_values().flatten()
+    /// Takes every group, with its bucket's end.
+    pub(super) fn take_all(&mut self) -> impl Iterator<Item = (Option<i64>, SharedKey)> + use<> {
+        flatten(std::mem::take(&mut self.by_end))
     }
+
+    /// Every group, with its bucket's end, oldest bucket first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Option<i64>, &SharedKey)> {
+        self.by_end
+            .iter()
+            .flat_map(|(end, keys)| keys.iter().map(move |k| (*end, k)))
+    }
+}
+
+fn flatten(
+    by_end: BTreeMap<Option<i64>, Vec<SharedKey>>,
+) -> impl Iterator<Item = (Option<i64>, SharedKey)> {
+    by_end
+        .into_iter()
+        .flat_map(|(end, keys)| keys.into_iter().map(move |k| (end, k)))
 }
 
 #[cfg(test)]
@@ -58,11 +76,12 @@ mod tests {
         assert_eq!(d.take_ended(9).count(), 0);
         assert_eq!(
             d.take_ended(20).collect::<Vec<_>>(),
-            [key(2), key(5), key(1)]
+            [(Some(10), key(2)), (Some(10), key(5)), (Some(20), key(1))]
         );
         let last: Vec<_> = d.take_ended(i64::MAX).collect();
-        assert_eq!(last, [key(4)], "a bucketless group never ends");
-        assert_eq!(d.take_all().collect::<Vec<_>>(), [key(3)]);
+        assert_eq!(last, [(Some(30), key(4))], "a bucketless group never ends");
+        assert_eq!(d.iter().count(), 1);
+        assert_eq!(d.take_all().collect::<Vec<_>>(), [(None, key(3))]);
         assert_eq!(d.take_all().count(), 0);
     }
 }

@@ -9,18 +9,18 @@ mod calendar;
 mod dirty;
 
 use crate::aggregation::{
-    Accumulator, Aggregation, GroupKey, KeyMap, KeyPart, LateRecords, Rejected, SharedKey,
+    Accumulator, Aggregation, GroupKey, KeyPart, LateRecords, Rejected, SharedKey,
     parse_aggregations,
 };
 use calendar::{Calendar, TimeKey};
 use dirty::Dirty;
+use ecomflow_core::state::{KeyedState, StateHandle, Tracking};
 use ecomflow_core::{
     Batch, BuildContext, BuildError, Emitter, Field, Plugin, Record, Transform, TransformPlugin,
 };
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Options of the `aggregate` transform.
@@ -109,8 +109,7 @@ impl TransformPlugin for AggregatePlugin {
             lateness_us: i64::try_from(cfg.allowed_lateness.as_micros()).unwrap_or(i64::MAX),
             emit_interval: cfg.emit_interval.get(),
             late: cfg.late,
-            groups: KeyMap::default(),
-            by_end: BTreeMap::new(),
+            groups: KeyedState::new(),
             dirty: Dirty::default(),
             watermark: i64::MIN,
             scratch: Vec::new(),
@@ -123,7 +122,27 @@ enum KeySource {
     Time(TimeKey),
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// The row of group `key`: its key fields, then its aggregates.
+fn row(
+    keys: &[(Field, KeySource)],
+    aggregations: &[Aggregation],
+    key: &[KeyPart],
+    group: &Group,
+) -> Record {
+    let mut r = Record::with_capacity(keys.len() + aggregations.len());
+    for ((output, _), part) in keys.iter().zip(key) {
+        r.push(*output, part.value());
+    }
+    for (a, acc) in aggregations.iter().zip(group.accumulators.iter()) {
+        r.push(a.output, acc.value());
+    }
+    if let Some(start) = group.start {
+        r.set_time(start);
+    }
+    r
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Group {
     accumulators: Box<[Accumulator]>,
     start: Option<i64>,
@@ -140,10 +159,10 @@ struct Aggregate {
     lateness_us: i64,
     emit_interval: Duration,
     late: LateRecords,
-    /// The open groups. Their key is shared with `by_end` and `dirty`.
-    groups: KeyMap<SharedKey, Group>,
-    /// Groups with a time bucket, by the bucket's end.
-    by_end: BTreeMap<i64, Vec<SharedKey>>,
+    /// The open groups, ordered by the end of their bucket (so a watermark drops those
+    /// past their lateness without looking at the others). Their key is shared with
+    /// `dirty`.
+    groups: KeyedState<SharedKey, Group>,
     /// Groups changed since their last row.
     dirty: Dirty,
     watermark: i64,
@@ -187,22 +206,21 @@ impl Aggregate {
         }
         let (start, end) = bucket.map_or((None, None), |b| (Some(b.start), Some(b.end)));
         let mut new_key = None;
-        let group = match self.groups.get_mut(&self.scratch[..]) {
-            Some(g) => g,
-            None => {
+        let (group, _) = self.groups.get_or_insert_with(
+            end,
+            &self.scratch[..],
+            || {
                 let key: SharedKey = self.scratch.as_slice().into();
-                if let Some(end) = end {
-                    self.by_end.entry(end).or_default().push(key.clone());
-                }
                 new_key = Some(key.clone());
-                self.groups.entry(key).or_insert(Group {
-                    accumulators: self.empty.clone(),
-                    start,
-                    end,
-                    dirty: false,
-                })
-            }
-        };
+                key
+            },
+            || Group {
+                accumulators: self.empty.clone(),
+                start,
+                end,
+                dirty: false,
+            },
+        );
         // Every sum takes the value, or none does: a record that would overflow one is
         // rejected whole.
         for (acc, a) in group.accumulators.iter().zip(&self.aggregations) {
@@ -213,52 +231,28 @@ impl Aggregate {
         }
         if !group.dirty {
             group.dirty = true;
-            let end = group.end;
-            // The index shares the group's key (a new group's, or found again: a group
-            // changes after its row far less often than it takes records).
-            let key = new_key.or_else(|| {
-                self.groups
-                    .get_key_value(&self.scratch[..])
-                    .map(|(k, _)| k.clone())
-            });
-            if let Some(key) = key {
-                self.dirty.push(end, key);
-            }
+            // The list shares a new group's key (a group changes after its row far less
+            // often than it takes records).
+            let key = new_key.unwrap_or_else(|| self.scratch.as_slice().into());
+            self.dirty.push(end, key);
         }
         Ok(())
     }
 
-    fn row(&self, key: &[KeyPart], group: &Group) -> Record {
-        let mut r = Record::with_capacity(self.keys.len() + self.aggregations.len());
-        for ((output, _), part) in self.keys.iter().zip(key) {
-            r.push(*output, part.value());
-        }
-        for (a, acc) in self.aggregations.iter().zip(group.accumulators.iter()) {
-            r.push(a.output, acc.value());
-        }
-        if let Some(start) = group.start {
-            r.set_time(start);
-        }
-        r
-    }
-
     /// Emits the row of `key` if it changed since its last row.
-    fn emit_if_dirty(&mut self, key: &[KeyPart], out: &mut Emitter) {
-        let Some(group) = self.groups.get(key) else {
+    fn emit_if_dirty(&mut self, end: Option<i64>, key: &[KeyPart], out: &mut Emitter) {
+        let Some(group) = self.groups.get_mut(end, key) else {
             return;
         };
         if group.dirty {
-            let row = self.row(key, group);
-            out.emit(row);
-            if let Some(g) = self.groups.get_mut(key) {
-                g.dirty = false;
-            }
+            group.dirty = false;
+            out.emit(row(&self.keys, &self.aggregations, key, group));
         }
     }
 
     fn emit_changed(&mut self, out: &mut Emitter) {
-        for key in self.dirty.take_all() {
-            self.emit_if_dirty(&key, out);
+        for (end, key) in self.dirty.take_all() {
+            self.emit_if_dirty(end, &key, out);
         }
     }
 }
@@ -282,17 +276,12 @@ impl Transform for Aggregate {
         // Changed groups whose bucket has ended: their rows are final now (until a record
         // within the lateness changes them again). Only changed groups whose bucket ended
         // are looked at, however many are open.
-        for key in self.dirty.take_ended(watermark) {
-            self.emit_if_dirty(&key, out);
+        for (end, key) in self.dirty.take_ended(watermark) {
+            self.emit_if_dirty(end, &key, out);
         }
         // Buckets past their lateness: their state goes.
-        let horizon = watermark.saturating_sub(self.lateness_us);
-        let expired: Vec<i64> = self.by_end.range(..=horizon).map(|(end, _)| *end).collect();
-        for end in expired {
-            for key in self.by_end.remove(&end).unwrap_or_default() {
-                self.groups.remove(&key);
-            }
-        }
+        self.groups
+            .expire_through(watermark.saturating_sub(self.lateness_us));
     }
 
     fn flush(&mut self, out: &mut Emitter) {
@@ -303,16 +292,28 @@ impl Transform for Aggregate {
         Some(self.emit_interval)
     }
 
-    /// The groups (with whether their row is due) and the watermark.
+    /// The watermark, the groups whose row is due, and the groups themselves unless the
+    /// state store keeps them.
     fn snapshot(&self) -> Option<serde_json::Value> {
         #[derive(serde::Serialize)]
         struct State<'a> {
             watermark: i64,
-            groups: Vec<(&'a [KeyPart], &'a Group)>,
+            groups: Vec<(SharedKey, Group)>,
+            due: Vec<(Option<i64>, &'a [KeyPart])>,
         }
+        let groups = match self.groups.tracking() {
+            Tracking::Incremental => Vec::new(),
+            Tracking::None | Tracking::Full => self
+                .groups
+                .export()
+                .into_iter()
+                .map(|(_, k, g)| (k, g))
+                .collect(),
+        };
         serde_json::to_value(State {
             watermark: self.watermark,
-            groups: self.groups.iter().map(|(k, g)| (&**k, g)).collect(),
+            groups,
+            due: self.dirty.iter().map(|(end, k)| (end, &**k)).collect(),
         })
         .ok()
     }
@@ -322,23 +323,40 @@ impl Transform for Aggregate {
         struct State {
             watermark: i64,
             groups: Vec<(GroupKey, Group)>,
+            /// Missing in checkpoints of versions before the state store: the groups' own
+            /// flags say which rows are due.
+            due: Option<Vec<(Option<i64>, GroupKey)>>,
         }
         let state: State = serde_json::from_value(state).map_err(|e| e.to_string())?;
         self.watermark = state.watermark;
-        for (key, group) in state.groups {
-            let key = SharedKey::from(key);
-            if group.accumulators.len() != self.empty.len() {
-                return Err("the aggregations changed since the checkpoint".into());
-            }
-            if let Some(end) = group.end {
-                self.by_end.entry(end).or_default().push(key.clone());
-            }
-            if group.dirty {
-                self.dirty.push(group.end, key.clone());
-            }
-            self.groups.insert(key, group);
+        if state
+            .groups
+            .iter()
+            .any(|(_, g)| g.accumulators.len() != self.empty.len())
+        {
+            return Err("the aggregations changed since the checkpoint".into());
         }
+        if state.due.is_none() {
+            for (key, group) in &state.groups {
+                if group.dirty {
+                    self.dirty.push(group.end, SharedKey::from(key.clone()));
+                }
+            }
+        }
+        for (end, key) in state.due.unwrap_or_default() {
+            self.dirty.push(end, SharedKey::from(key));
+        }
+        self.groups.import(
+            state
+                .groups
+                .into_iter()
+                .map(|(key, group)| (group.end, SharedKey::from(key), group)),
+        );
         Ok(())
+    }
+
+    fn keyed_states(&mut self) -> Vec<&mut dyn StateHandle> {
+        vec![&mut self.groups]
     }
 
     fn tick(&mut self, out: &mut Emitter) {
