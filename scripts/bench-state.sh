@@ -4,10 +4,12 @@
 # transaction stays an open group to the end (as a per-order total, a deduplication or a join
 # buffer would), file -> aggregate -> blackhole, release build, --threads 1. Each N runs without
 # checkpoints and with a checkpoint directory every INTERVAL, and prints the wall time, the peak
-# resident memory, and the size of the last checkpoint file.
+# resident memory, and what the checkpoint directory holds at the end (checkpoint.json and the
+# keyed-state store). MEMORY sets `[state] memory` (default: the pipeline's default).
 #
 #   scripts/bench-state.sh [N...]                      # N defaults to 100000 300000
 #   INTERVALS="1s 10s" TIMEOUT=600 scripts/bench-state.sh 1000000
+#   MEMORY=256MiB INTERVALS=10s scripts/bench-state.sh 10000000
 #
 # A run that takes longer than TIMEOUT seconds (default 600) is stopped and reported as such,
 # with the records it had read by then.
@@ -18,6 +20,8 @@ sizes=("${@:-100000 300000}")
 read -r -a sizes <<<"${sizes[*]}"
 intervals="${INTERVALS:-1s 10s}"
 timeout_s="${TIMEOUT:-600}"
+memory=()
+[ -z "${MEMORY:-}" ] || memory=(--set "state.memory=\"$MEMORY\"")
 bin="$PWD/target/release/ecomflow"
 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --quiet -p ecomflow
 work="$(mktemp -d)"
@@ -51,7 +55,7 @@ TOML
   fi
 }
 
-printf '%-10s %-12s %10s %12s %14s %s\n' "groups" "checkpoints" "wall s" "peak MB" "checkpoint MB" "note"
+printf '%-10s %-12s %10s %12s %14s %s\n' "groups" "checkpoints" "wall s" "peak MB" "state dir MB" "note"
 for n in "${sizes[@]}"; do
   input="$work/transactions-$n.jsonl"
   scripts/generate-transactions.sh "$n" "$input"
@@ -63,7 +67,8 @@ for n in "${sizes[@]}"; do
     note=""
     set +e
     timeout --signal=KILL "$timeout_s" /usr/bin/time -f '%e %M' -o "$work/one.time" \
-      "$bin" run "$work/state.toml" --threads 1 --set http.enabled=false >"$work/run.out" 2>&1
+      "$bin" run "$work/state.toml" --threads 1 --set http.enabled=false "${memory[@]}" \
+      >"$work/run.out" 2>&1
     code=$?
     set -e
     if [ "$code" -ne 0 ]; then
@@ -77,7 +82,7 @@ for n in "${sizes[@]}"; do
     fi
     size="-"
     if [ -n "$state" ] && [ -f "$state/checkpoint.json" ]; then
-      size="$(du -m "$state/checkpoint.json" | cut -f1)"
+      size="$(du -sm "$state" | cut -f1)"
     fi
     printf '%-10s %-12s %10s %12s %14s %s\n' "$n" "$interval" "$wall" "$peak" "$size" "$note"
   done

@@ -121,16 +121,24 @@ impl StateDb {
     pub fn commit(&self, deltas: &[Delta], document: &[u8]) -> Result<(), String> {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         for delta in deltas {
-            for (key, value) in &delta.puts {
-                batch.insert(&self.committed, key.as_slice(), value.as_slice());
+            if let Some((from, through)) = delta.expired {
+                // Only the range expired since the last commit: earlier ones are gone.
+                let (start, end) = encoding::between(&delta.prefix, from, through);
+                for guard in self.committed.range(start..end) {
+                    let key = guard.key().map_err(|e| self.fail("cannot read", e))?;
+                    batch.remove(&self.committed, key);
+                }
             }
-            for key in &delta.deletes {
-                batch.remove(&self.committed, key.as_slice());
+            for (key, value) in delta.puts() {
+                batch.insert(&self.committed, key, value);
+            }
+            for key in delta.deletes() {
+                batch.remove(&self.committed, key);
             }
             batch.insert(
                 &self.committed,
                 encoding::meta_key(&delta.prefix),
-                delta.len.to_be_bytes().as_slice(),
+                encoding::figures(delta.len, delta.expired_through).as_slice(),
             );
         }
         batch.insert(&self.meta, DOCUMENT, document);
@@ -177,23 +185,33 @@ impl Namespace {
         db.committed.get(key).map_err(|e| db.fail("cannot read", e))
     }
 
-    /// The number of entries the last completed checkpoint kept here.
-    pub(crate) fn committed_len(&self) -> Result<u64, String> {
+    /// The figures the last completed checkpoint kept here: the number of entries, and the
+    /// time at or before which they had expired.
+    pub(crate) fn committed_figures(&self) -> Result<(u64, i64), String> {
         let db = &self.db;
         let v = db
             .committed
             .get(encoding::meta_key(&self.prefix))
             .map_err(|e| db.fail("cannot read", e))?;
-        Ok(v.and_then(|v| <[u8; 8]>::try_from(&*v).ok())
-            .map_or(0, u64::from_be_bytes))
+        Ok(encoding::read_figures(v.as_deref()))
+    }
+
+    /// The key in `changed` of entry `key` changed in `epoch` (barriers counted).
+    fn changed_key(&self, epoch: u64, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(16 + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(&epoch.to_be_bytes());
+        k.extend_from_slice(key);
+        k
     }
 
     /// Writes evicted entries to `spill` (not durable: a restart empties it), and lists
-    /// those in `changed` that changed since the last barrier.
+    /// those in `changed` that changed in `epoch` (since the last barrier).
     pub(crate) fn spill(
         &self,
         entries: Vec<(Vec<u8>, Vec<u8>)>,
         changed: Vec<Vec<u8>>,
+        epoch: u64,
     ) -> Result<(), String> {
         let db = &self.db;
         let mut batch = db.db.batch();
@@ -201,38 +219,46 @@ impl Namespace {
             batch.insert(&db.spill, k, v);
         }
         for k in changed {
-            batch.insert(&db.changed, k, [].as_slice());
+            batch.insert(&db.changed, self.changed_key(epoch, &k), [].as_slice());
         }
         batch.commit().map_err(|e| db.fail("cannot spill", e))
     }
 
-    /// Takes the keys listed in `changed` for this namespace, with their spilled values.
-    pub(crate) fn take_changed(&self) -> Result<Vec<(Vec<u8>, fjall::UserValue)>, String> {
+    /// Takes the keys listed in `changed` for `epoch`, with their spilled values. Each epoch
+    /// is a range of its own, so the removals of earlier ones are never read again.
+    pub(crate) fn take_changed(
+        &self,
+        epoch: u64,
+    ) -> Result<Vec<(Vec<u8>, fjall::UserValue)>, String> {
         let db = &self.db;
         let mut out = Vec::new();
         let mut batch = db.db.batch();
-        for guard in db.changed.prefix(self.prefix) {
-            let key = guard.key().map_err(|e| db.fail("cannot read", e))?;
+        let mut prefix = self.prefix.to_vec();
+        prefix.extend_from_slice(&epoch.to_be_bytes());
+        for guard in db.changed.prefix(&prefix) {
+            let listed = guard.key().map_err(|e| db.fail("cannot read", e))?;
+            let key = &listed[prefix.len()..];
             let value = db
                 .spill
-                .get(&*key)
+                .get(key)
                 .map_err(|e| db.fail("cannot read", e))?
                 .unwrap_or_else(|| fjall::UserValue::from(encoding::DELETED.as_slice()));
-            batch.remove(&db.changed, key.clone());
             out.push((key.to_vec(), value));
+            batch.remove(&db.changed, listed);
         }
         batch.commit().map_err(|e| db.fail("cannot write", e))?;
         Ok(out)
     }
 
-    /// The keys of entries stored (spilled or committed, deletions included) ordered at or
-    /// before `through`, with their newest value.
-    pub(crate) fn through(
+    /// The keys of entries stored (spilled or committed, deletions included) ordered after
+    /// `from` and at or before `through`, with their newest value.
+    pub(crate) fn between(
         &self,
+        from: i64,
         through: i64,
     ) -> Result<std::collections::BTreeMap<Vec<u8>, fjall::UserValue>, String> {
         let db = &self.db;
-        let (start, end) = encoding::through(&self.prefix, through);
+        let (start, end) = encoding::between(&self.prefix, from, through);
         let mut out = std::collections::BTreeMap::new();
         for guard in db.spill.range(start.clone()..end.clone()) {
             let (k, v) = guard.into_inner().map_err(|e| db.fail("cannot read", e))?;

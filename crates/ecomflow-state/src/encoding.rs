@@ -33,6 +33,18 @@ pub fn entry_key<Q: Serialize + ?Sized>(
     key: &Q,
 ) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(PREFIX + 9 + 16);
+    entry_key_into(prefix, order, key, &mut out)?;
+    Ok(out)
+}
+
+/// [`entry_key`] into `out` (emptied first), to reuse its allocation.
+pub fn entry_key_into<Q: Serialize + ?Sized>(
+    prefix: &[u8; PREFIX],
+    order: Option<i64>,
+    key: &Q,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.clear();
     out.extend_from_slice(prefix);
     match order {
         None => out.push(0),
@@ -41,8 +53,8 @@ pub fn entry_key<Q: Serialize + ?Sized>(
             out.extend_from_slice(&order_bytes(t));
         }
     }
-    postcard::to_io(key, &mut out).map_err(|e| format!("a state key cannot be encoded: {e}"))?;
-    Ok(out)
+    postcard::to_io(key, &mut *out).map_err(|e| format!("a state key cannot be encoded: {e}"))?;
+    Ok(())
 }
 
 /// The order and key of disk key `bytes` (without checking its prefix).
@@ -62,10 +74,8 @@ pub fn decode_key<K: DeserializeOwned>(bytes: &[u8]) -> Result<(Option<i64>, K),
     Ok((order, key))
 }
 
-/// The disk keys of entries ordered at or before `through`: a range of [`entry_key`]s.
-pub fn through(prefix: &[u8; PREFIX], through: i64) -> (Vec<u8>, Vec<u8>) {
-    let mut start = prefix.to_vec();
-    start.push(1);
+/// The first disk key after every entry ordered at or before `through`.
+fn after(prefix: &[u8; PREFIX], through: i64) -> Vec<u8> {
     let mut end = prefix.to_vec();
     match through.checked_add(1) {
         Some(next) => {
@@ -74,7 +84,53 @@ pub fn through(prefix: &[u8; PREFIX], through: i64) -> (Vec<u8>, Vec<u8>) {
         }
         None => end.push(2),
     }
-    (start, end)
+    end
+}
+
+/// The disk keys of entries ordered after `from` and at or before `through`: a range of
+/// [`entry_key`]s (`from = i64::MIN` takes every order up to `through`).
+pub fn between(prefix: &[u8; PREFIX], from: i64, through: i64) -> (Vec<u8>, Vec<u8>) {
+    let start = if from == i64::MIN {
+        let mut start = prefix.to_vec();
+        start.push(1);
+        start
+    } else {
+        after(prefix, from)
+    };
+    (start, after(prefix, through))
+}
+
+/// The order of disk key `bytes`, if it has one.
+pub fn order_of(bytes: &[u8]) -> Option<i64> {
+    let rest = bytes.get(PREFIX..)?;
+    match rest.split_first() {
+        Some((1, rest)) => {
+            let b: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+            Some((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
+        }
+        _ => None,
+    }
+}
+
+/// A namespace's figures as stored: its number of entries, and the time at or before which
+/// its entries have expired.
+pub fn figures(len: u64, expired: i64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&len.to_be_bytes());
+    out[8..].copy_from_slice(&expired.to_be_bytes());
+    out
+}
+
+/// The figures stored as `bytes` (none: no entry, nothing expired).
+pub fn read_figures(bytes: Option<&[u8]>) -> (u64, i64) {
+    let Some(b) = bytes.filter(|b| b.len() == 16) else {
+        return (0, i64::MIN);
+    };
+    let mut len = [0u8; 8];
+    let mut expired = [0u8; 8];
+    len.copy_from_slice(&b[..8]);
+    expired.copy_from_slice(&b[8..]);
+    (u64::from_be_bytes(len), i64::from_be_bytes(expired))
 }
 
 /// The key of a namespace's own figures.
@@ -91,10 +147,18 @@ pub fn is_entry(bytes: &[u8]) -> bool {
 
 /// A stored value: tag 1 and the value.
 pub fn value<V: Serialize>(value: &V) -> Result<Vec<u8>, String> {
-    let mut out = vec![1u8];
-    postcard::to_io(value, &mut out)
-        .map_err(|e| format!("a state value cannot be encoded: {e}"))?;
+    let mut out = Vec::new();
+    value_into(value, &mut out)?;
     Ok(out)
+}
+
+/// [`value`] into `out` (emptied first), to reuse its allocation.
+pub fn value_into<V: Serialize>(value: &V, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    out.push(1);
+    postcard::to_io(value, &mut *out)
+        .map_err(|e| format!("a state value cannot be encoded: {e}"))?;
+    Ok(())
 }
 
 /// A deletion not yet committed (it hides an earlier value).
@@ -124,12 +188,15 @@ mod tests {
             let kb = entry_key(&p, Some(b), &k).expect("encodes");
             prop_assert_eq!(decode_key::<String>(&ka).expect("decodes"), (Some(a), k.clone()));
             prop_assert_eq!(a.cmp(&b), ka.cmp(&kb));
-            let (start, end) = through(&p, a.max(b));
+            let (start, end) = between(&p, i64::MIN, a.max(b));
             prop_assert!(start <= ka && ka < end);
             prop_assert!(start <= kb && kb < end);
+            prop_assert_eq!(order_of(&ka), Some(a));
             if a < b {
-                let (_, end) = through(&p, a);
+                let (_, end) = between(&p, i64::MIN, a);
                 prop_assert!(kb >= end, "an entry after the time is outside the range");
+                let (start, _) = between(&p, a, b);
+                prop_assert!(ka < start && kb >= start, "the range starts after `from`");
             }
         }
     }
@@ -138,9 +205,12 @@ mod tests {
     fn unordered_keys_and_figures_are_outside_every_time_range() {
         let p = prefix("x");
         let none = entry_key(&p, None, &7u32).expect("encodes");
-        let (start, end) = through(&p, i64::MAX);
+        let (start, end) = between(&p, i64::MIN, i64::MAX);
         assert!(none < start);
         assert!(meta_key(&p) >= end);
+        assert_eq!(order_of(&none), None);
+        assert_eq!(read_figures(Some(&figures(7, -3))), (7, -3));
+        assert_eq!(read_figures(None), (0, i64::MIN));
         assert!(is_entry(&none) && !is_entry(&meta_key(&p)));
         assert_ne!(prefix("x"), prefix("y"));
     }

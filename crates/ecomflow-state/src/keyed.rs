@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -81,8 +81,17 @@ pub struct KeyedState<K, V> {
     cache: IndexMap<Entry<K>, Slot<V>, foldhash::fast::RandomState>,
     /// Entries that turned dirty since the last barrier (some may have left memory since).
     dirty: Vec<Entry<K>>,
-    /// Cached entries by order, counted.
-    orders: BTreeMap<i64, usize>,
+    /// Cached entries holding a value, counted by order (those expired are not counted).
+    live: BTreeMap<i64, usize>,
+    /// Every entry ordered at or before this time has expired: lookups do not find it, the
+    /// clock sweeps it out of memory, and the next commit removes it from disk.
+    expired: i64,
+    /// What the last delta told the commit had expired.
+    expired_committed: i64,
+    /// Cached entries that have expired (about: the clock sweeps some out on its way).
+    expired_cached: usize,
+    /// Barriers passed: entries evicted dirty are listed on disk under the current one.
+    epoch: u64,
     attached: Option<Attached>,
     len: u64,
     hand: usize,
@@ -100,7 +109,11 @@ impl<K, V> Default for KeyedState<K, V> {
         KeyedState {
             cache: IndexMap::default(),
             dirty: Vec::new(),
-            orders: BTreeMap::new(),
+            live: BTreeMap::new(),
+            expired: i64::MIN,
+            expired_committed: i64::MIN,
+            expired_cached: 0,
+            epoch: 0,
             attached: None,
             len: 0,
             hand: 0,
@@ -145,6 +158,10 @@ where
             .map_or(Tracking::None, |a| a.tracking)
     }
 
+    fn is_expired(&self, order: Option<i64>) -> bool {
+        order.is_some_and(|t| t <= self.expired)
+    }
+
     /// The value of `key` at `order`, to read.
     pub fn get<Q>(&mut self, order: Option<i64>, key: &Q) -> Option<&V>
     where
@@ -176,7 +193,9 @@ where
     }
 
     /// The value of `key` at `order` to change, made with `make` (its owned key with
-    /// `make_key`) when there is none; true when it was made.
+    /// `make_key`) when there is none; true when it was made. An entry is not made at or
+    /// before a time already expired (it would not be kept): callers check their own
+    /// lateness first.
     pub fn get_or_insert_with<Q>(
         &mut self,
         order: Option<i64>,
@@ -188,6 +207,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + Serialize + ?Sized,
     {
+        debug_assert!(!self.is_expired(order), "made at an expired time");
         let i = match self.load(order, key) {
             Some(i) => i,
             None => self.cache_new(Entry {
@@ -204,6 +224,7 @@ where
         };
         if made {
             self.len += 1;
+            self.count(order, true);
         }
         self.mark_dirty(i);
         let value = self
@@ -225,89 +246,61 @@ where
         let i = self.load(order, key)?;
         let old = self.cache.get_index_mut(i)?.1.value.take()?;
         self.len -= 1;
+        self.count(order, false);
         self.mark_dirty(i);
         Some(old)
     }
 
-    /// Removes every entry ordered at or before `through`, in memory and on disk; returns
-    /// how many there were. Only those are looked at.
+    /// Removes every entry ordered at or before `through`; returns how many there were.
+    /// Only those are looked at, and those on disk only once: they stay where they are
+    /// until the clock sweeps them out of memory and the next commit out of the disk.
     pub fn expire_through(&mut self, through: i64) -> u64 {
-        let mut removed = 0;
-        let mut spills = Vec::new();
-        let mut changed = Vec::new();
-        let incremental = self.tracking() == Tracking::Incremental;
+        if through <= self.expired {
+            return 0;
+        }
+        let mut removed: u64 = 0;
+        // The entries on disk newly expired, unless memory holds them (counted below).
         if let Some(a) = self.attached.as_ref().filter(|a| a.on_disk) {
-            match a.namespace.through(through) {
+            match a.namespace.between(self.expired, through) {
                 Ok(stored) => {
                     for (k, v) in stored {
-                        let cached = match encoding::decode_key::<K>(&k) {
-                            Ok((order, key)) => self.cache.contains_key(&Entry { order, key }),
-                            Err(e) => {
-                                self.fail(e);
-                                return removed;
-                            }
-                        };
-                        if cached {
+                        if *v == encoding::DELETED {
                             continue;
                         }
-                        if *v != encoding::DELETED {
-                            removed += 1;
-                            spills.push((k.clone(), encoding::DELETED.to_vec()));
-                            if incremental {
-                                changed.push(k);
+                        match encoding::decode_key::<K>(&k) {
+                            Ok((order, key)) => {
+                                if !self.cache.contains_key(&Entry { order, key }) {
+                                    removed += 1;
+                                }
                             }
+                            Err(e) => self.fail(e),
                         }
                     }
                 }
                 Err(e) => self.fail(e),
             }
         }
-        if self.orders.range(..=through).next().is_some() {
-            let prefix = self.attached.as_ref().map(|a| a.namespace.prefix);
-            let mut gone = 0;
-            let mut failed = None;
-            self.cache.retain(|entry, slot| {
-                if entry.order.is_none_or(|t| t > through) {
-                    return true;
-                }
-                gone += 1;
-                if slot.value.is_some() {
-                    removed += 1;
-                }
-                if let Some(prefix) = &prefix
-                    && slot.stored
-                {
-                    match encoding::entry_key(prefix, entry.order, &entry.key) {
-                        Ok(k) => {
-                            spills.push((k.clone(), encoding::DELETED.to_vec()));
-                            if incremental {
-                                changed.push(k);
-                            }
-                        }
-                        Err(e) => failed = Some(e),
-                    }
-                }
-                false
-            });
-            if let Some(e) = failed {
-                self.fail(e);
-            }
-            self.orders = self.orders.split_off(&through.saturating_add(1));
-            if through == i64::MAX {
-                self.orders.clear();
-            }
-            self.uncharge(gone);
+        let kept = self.live.split_off(&through.saturating_add(1));
+        let gone = std::mem::replace(&mut self.live, kept);
+        let cached: usize = gone.values().sum();
+        removed += cached as u64;
+        if through == i64::MAX {
+            self.live.clear();
+        }
+        self.expired = through;
+        self.len = self.len.saturating_sub(removed);
+        self.expired_cached += cached;
+        // Once an eighth of memory has expired, it goes at once (each entry is looked at
+        // once per eighth of the cache that expires, whatever the number of expiries).
+        if self.expired_cached > 0 && self.expired_cached >= self.cache.len() / 8 {
+            let before = self.cache.len();
+            let expired = self.expired;
+            self.cache
+                .retain(|e, _| e.order.is_none_or(|t| t > expired));
+            self.uncharge(before - self.cache.len());
+            self.expired_cached = 0;
             self.hand = 0;
         }
-        if !spills.is_empty()
-            && let Some(a) = &mut self.attached
-        {
-            a.on_disk = true;
-            if let Err(e) = a.namespace.spill(spills, changed) {
-                self.fail(e);
-            }
-        }
-        self.len = self.len.saturating_sub(removed);
         removed
     }
 
@@ -316,6 +309,7 @@ where
         let mut out: Vec<(Option<i64>, K, V)> = self
             .cache
             .iter()
+            .filter(|(e, _)| !self.is_expired(e.order))
             .filter_map(|(e, s)| Some((e.order, e.key.clone(), s.value.clone()?)))
             .collect();
         let Some(a) = self.attached.as_ref().filter(|a| a.on_disk) else {
@@ -329,6 +323,9 @@ where
             }
         };
         for (k, v) in stored {
+            if self.is_expired(encoding::order_of(&k)) {
+                continue;
+            }
             let decoded = encoding::decode_key::<K>(&k)
                 .and_then(|(order, key)| Ok((order, key, encoding::decode_value::<V>(&v)?)));
             match decoded {
@@ -358,12 +355,30 @@ where
         }
     }
 
+    /// Counts a cached entry of `order` that gained (`true`) or lost its value.
+    fn count(&mut self, order: Option<i64>, gained: bool) {
+        let Some(t) = order.filter(|t| *t > self.expired) else {
+            return;
+        };
+        if gained {
+            *self.live.entry(t).or_default() += 1;
+        } else if let Some(n) = self.live.get_mut(&t) {
+            *n -= 1;
+            if *n == 0 {
+                self.live.remove(&t);
+            }
+        }
+    }
+
     /// The index of `key` in the cache, loaded from disk when it is there.
     fn load<Q>(&mut self, order: Option<i64>, key: &Q) -> Option<usize>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + Serialize + ?Sized,
     {
+        if self.is_expired(order) {
+            return None;
+        }
         if let Some(i) = self.cache.get_index_of(&Lookup { order, key }) {
             if let Some((_, s)) = self.cache.get_index_mut(i) {
                 s.touched = true;
@@ -380,11 +395,15 @@ where
         });
         match found {
             Ok(Some((owned, value))) => {
+                let live = value.is_some();
                 let i = self.cache_new(Entry { order, key: owned });
                 if let Some((_, s)) = self.cache.get_index_mut(i) {
                     s.value = value;
                     s.saved = true;
                     s.stored = true;
+                }
+                if live {
+                    self.count(order, true);
                 }
                 Some(i)
             }
@@ -396,13 +415,11 @@ where
         }
     }
 
-    /// Caches a new empty slot for `entry` (evicting others first when memory is short).
+    /// Caches an empty slot for `entry` (evicting others first when memory is short). An
+    /// expired slot of the same key is replaced.
     fn cache_new(&mut self, entry: Entry<K>) -> usize {
         self.evict_if_over();
-        if let Some(t) = entry.order {
-            *self.orders.entry(t).or_default() += 1;
-        }
-        let (i, _) = self.cache.insert_full(
+        let (i, old) = self.cache.insert_full(
             entry,
             Slot {
                 value: None,
@@ -412,7 +429,9 @@ where
                 touched: true,
             },
         );
-        self.charge(1);
+        if old.is_none() {
+            self.charge(1);
+        }
         i
     }
 
@@ -463,10 +482,12 @@ where
             if self.hand >= self.cache.len() {
                 self.hand = 0;
             }
-            let Some((_, slot)) = self.cache.get_index_mut(self.hand) else {
+            let expired = self.expired;
+            let Some((entry, slot)) = self.cache.get_index_mut(self.hand) else {
                 break;
             };
-            if slot.touched {
+            // Expired entries go first, whatever their use.
+            if slot.touched && entry.order.is_none_or(|t| t > expired) {
                 slot.touched = false;
                 self.hand += 1;
                 continue;
@@ -475,13 +496,13 @@ where
                 break;
             };
             evicted += 1;
-            if let Some(t) = entry.order
-                && let Some(n) = self.orders.get_mut(&t)
-            {
-                *n -= 1;
-                if *n == 0 {
-                    self.orders.remove(&t);
-                }
+            if self.is_expired(entry.order) {
+                // The commit removes it from the disk; spilled copies are never read.
+                self.expired_cached = self.expired_cached.saturating_sub(1);
+                continue;
+            }
+            if slot.value.is_some() {
+                self.count(entry.order, false);
             }
             if slot.saved || (slot.value.is_none() && !slot.stored) {
                 continue;
@@ -511,11 +532,12 @@ where
         self.encoded.1 += spills.len();
         self.uncharge(evicted);
         self.reestimate();
+        let epoch = self.epoch;
         if let Some(a) = &mut self.attached
             && !spills.is_empty()
         {
             a.on_disk = true;
-            if let Err(e) = a.namespace.spill(spills, changed) {
+            if let Err(e) = a.namespace.spill(spills, changed, epoch) {
                 self.fail(e);
             }
         }
@@ -554,13 +576,30 @@ where
             return Ok(None);
         }
         let prefix = a.namespace.prefix;
-        let mut delta = Delta {
-            prefix,
-            len: self.len,
-            ..Delta::default()
-        };
-        let mut taken = HashSet::new();
+        let mut delta = Delta::new(prefix, self.len, self.expired);
+        if self.expired > self.expired_committed {
+            delta.expired = Some((self.expired_committed, self.expired));
+            self.expired_committed = self.expired;
+        }
+        // Entries evicted since they changed: their newest value is spilled, unless memory
+        // holds a newer one (below). Usually few or none.
+        let epoch = self.epoch;
+        self.epoch += 1;
+        let mut evicted: HashMap<Vec<u8>, fjall::UserValue, foldhash::fast::RandomState> =
+            HashMap::default();
+        if a.on_disk {
+            for (k, v) in a.namespace.take_changed(epoch)? {
+                if !self.is_expired(encoding::order_of(&k)) {
+                    evicted.insert(k, v);
+                }
+            }
+        }
+        let mut key = Vec::new();
+        let mut value = Vec::new();
         for entry in std::mem::take(&mut self.dirty) {
+            if self.is_expired(entry.order) {
+                continue;
+            }
             let Some((_, e, slot)) = self.cache.get_full_mut(&entry) else {
                 continue;
             };
@@ -569,23 +608,23 @@ where
             }
             slot.dirty = false;
             slot.stored = true;
-            let k = encoding::entry_key(&prefix, e.order, &e.key)?;
-            match &slot.value {
-                Some(v) => delta.puts.push((k.clone(), encoding::value(v)?)),
-                None => delta.deletes.push(k.clone()),
+            encoding::entry_key_into(&prefix, e.order, &e.key, &mut key)?;
+            if !evicted.is_empty() {
+                evicted.remove(&key);
             }
-            taken.insert(k);
+            match &slot.value {
+                Some(v) => {
+                    encoding::value_into(v, &mut value)?;
+                    delta.put(&key, &value);
+                }
+                None => delta.delete(&key),
+            }
         }
-        if a.on_disk {
-            for (k, v) in a.namespace.take_changed()? {
-                if taken.contains(&k) {
-                    continue;
-                }
-                if *v == encoding::DELETED {
-                    delta.deletes.push(k);
-                } else {
-                    delta.puts.push((k, v.to_vec()));
-                }
+        for (k, v) in evicted {
+            if *v == encoding::DELETED {
+                delta.delete(&k);
+            } else {
+                delta.put(&k, &v);
             }
         }
         Ok(Some(delta))
@@ -604,10 +643,14 @@ where
         tracking: Tracking,
     ) -> Result<(), String> {
         namespace.forget_spilled()?;
-        let committed = match tracking {
-            Tracking::Incremental => namespace.committed_len()?,
-            Tracking::None | Tracking::Full => 0,
+        let (committed, expired) = match tracking {
+            Tracking::Incremental => namespace.committed_figures()?,
+            Tracking::None | Tracking::Full => (0, i64::MIN),
         };
+        if expired > self.expired {
+            self.expired = expired;
+        }
+        self.expired_committed = self.expired_committed.max(expired);
         if let Some(old) = self.attached.take() {
             old.budget.release(self.charged);
         }

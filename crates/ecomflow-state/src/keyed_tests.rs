@@ -214,8 +214,12 @@ proptest! {
         let mut s = attached(&db, budget);
         let mut model: BTreeMap<(i64, String), u64> = BTreeMap::new();
         let mut committed = model.clone();
+        // Nothing is made at or before an expired time (callers check lateness first).
+        let mut expired = -1i64;
+        let mut expired_committed = expired;
         for op in ops {
             match op {
+                Op::Add(o, _, _) if i64::from(o) <= expired => {}
                 Op::Add(o, k, v) => {
                     let (o, k) = (i64::from(o), key(u64::from(k)));
                     let (slot, made) = s.get_or_insert_with(Some(o), &k, || k.clone(), || 0);
@@ -229,6 +233,7 @@ proptest! {
                 }
                 Op::Expire(t) => {
                     let t = i64::from(t);
+                    expired = expired.max(t);
                     let before = model.len();
                     model.retain(|(o, _), _| *o > t);
                     prop_assert_eq!(s.expire_through(t), (before - model.len()) as u64);
@@ -236,6 +241,7 @@ proptest! {
                 Op::Checkpoint => {
                     checkpoint(&db, &mut s);
                     committed = model.clone();
+                    expired_committed = expired;
                 }
                 Op::Crash => {
                     drop(s);
@@ -243,6 +249,7 @@ proptest! {
                     db = StateDb::open(dir.path(), 1 << 20).expect("reopens");
                     s = attached(&db, budget);
                     model = committed.clone();
+                    expired = expired_committed;
                 }
             }
             prop_assert_eq!(s.len(), model.len() as u64);
