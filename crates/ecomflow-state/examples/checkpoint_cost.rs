@@ -48,7 +48,7 @@ fn main() -> Result<(), String> {
         let (g, _) = state.get_or_insert_with(None, &k, || k.clone(), || (0.0, 0, None, false));
         g.0 += 1.5;
         g.1 += 1;
-        if (i + 1) % 1_000_000 == 0 || i + 1 == n {
+        if (i + 1) % 100_000 == 0 || i + 1 == n {
             let delta = state.take_delta()?.ok_or("incremental")?;
             db.commit(&[delta], b"{}")?;
         }

@@ -60,8 +60,10 @@ impl StateDb {
         cache: u64,
         temporary: Option<tempfile::TempDir>,
     ) -> Result<Arc<StateDb>, String> {
+        #[allow(deprecated)] // fjall's only bound on memtables waiting to be flushed
         let db = Database::builder(&dir)
             .cache_size(cache)
+            .max_write_buffer_size(Some((cache / 2).max(8 << 20)))
             .open()
             .map_err(|e| fail(&dir, "cannot open it", e))?;
         // Memtables are memory too: each keyspace's is at most a sixteenth of the cache (the
@@ -205,27 +207,30 @@ impl Namespace {
         k
     }
 
-    /// Writes evicted entries to `spill` (not durable: a restart empties it), and lists
-    /// those in `changed` that changed in `epoch` (since the last barrier).
+    /// Writes evicted entries to `spill` (not durable: a restart empties it); those that
+    /// changed in `epoch` (since the last barrier) go to `changed` too, so the barrier reads
+    /// them in one scan.
     pub(crate) fn spill(
         &self,
         entries: Vec<(Vec<u8>, Vec<u8>)>,
-        changed: Vec<Vec<u8>>,
+        changed: Vec<usize>,
         epoch: u64,
     ) -> Result<(), String> {
         let db = &self.db;
         let mut batch = db.db.batch();
+        for i in changed {
+            if let Some((k, v)) = entries.get(i) {
+                batch.insert(&db.changed, self.changed_key(epoch, k), v.as_slice());
+            }
+        }
         for (k, v) in entries {
             batch.insert(&db.spill, k, v);
-        }
-        for k in changed {
-            batch.insert(&db.changed, self.changed_key(epoch, &k), [].as_slice());
         }
         batch.commit().map_err(|e| db.fail("cannot spill", e))
     }
 
-    /// Takes the keys listed in `changed` for `epoch`, with their spilled values. Each epoch
-    /// is a range of its own, so the removals of earlier ones are never read again.
+    /// Takes the entries listed in `changed` for `epoch`, with their values. Each epoch is
+    /// a range of its own, so the removals of earlier ones are never read again.
     pub(crate) fn take_changed(
         &self,
         epoch: u64,
@@ -236,14 +241,8 @@ impl Namespace {
         let mut prefix = self.prefix.to_vec();
         prefix.extend_from_slice(&epoch.to_be_bytes());
         for guard in db.changed.prefix(&prefix) {
-            let listed = guard.key().map_err(|e| db.fail("cannot read", e))?;
-            let key = &listed[prefix.len()..];
-            let value = db
-                .spill
-                .get(key)
-                .map_err(|e| db.fail("cannot read", e))?
-                .unwrap_or_else(|| fjall::UserValue::from(encoding::DELETED.as_slice()));
-            out.push((key.to_vec(), value));
+            let (listed, value) = guard.into_inner().map_err(|e| db.fail("cannot read", e))?;
+            out.push((listed[prefix.len()..].to_vec(), value));
             batch.remove(&db.changed, listed);
         }
         batch.commit().map_err(|e| db.fail("cannot write", e))?;

@@ -518,7 +518,7 @@ where
                 Ok((k, v)) => {
                     bytes += k.len() + v.len();
                     if slot.dirty && incremental {
-                        changed.push(k.clone());
+                        changed.push(spills.len());
                     }
                     spills.push((k, v));
                 }

@@ -202,9 +202,13 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The log levels when `ECOMFLOW_LOG` is not set: ecomflow's own at info; the state store's
+/// disk engine (fjall, lsm-tree) reports its routine work at info, so only its warnings.
+const DEFAULT_LOG: &str = "info,fjall=warn,lsm_tree=warn";
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ECOMFLOW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::live_view::LogWriter)

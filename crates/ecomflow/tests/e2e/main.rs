@@ -29,6 +29,7 @@ mod rebalance_kills;
 mod restart;
 mod scale_out;
 mod sqlite_stall;
+mod state_kills;
 mod static_membership;
 mod tables_agree;
 mod tap;
