@@ -5,7 +5,11 @@
 //! evicts entries not used since its hand last passed: one whose value is on disk already
 //! just leaves, the others are written to `spill` first. Entries changed since the last
 //! barrier are remembered (in memory, and in `changed` for those evicted) so a checkpoint
-//! writes only them.
+//! writes only them. `memory.rs` holds the budget and the sweep, `checkpoint.rs` the
+//! attachment to the store and the changes handed over at each barrier.
+
+mod checkpoint;
+mod memory;
 
 use crate::budget::MemoryBudget;
 use crate::database::Namespace;
@@ -16,7 +20,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -449,246 +453,8 @@ where
         }
     }
 
-    fn charge(&mut self, entries: usize) {
-        let bytes = entries * self.entry_bytes;
-        self.charged += bytes;
-        if let Some(a) = &self.attached {
-            a.budget.charge(bytes);
-        }
-    }
-
-    fn uncharge(&mut self, entries: usize) {
-        let bytes = (entries * self.entry_bytes).min(self.charged);
-        self.charged -= bytes;
-        if let Some(a) = &self.attached {
-            a.budget.release(bytes);
-        }
-    }
-
-    /// Evicts an eighth of the cache (at least 64 entries) when the budget is spent.
-    fn evict_if_over(&mut self) {
-        let Some(a) = &self.attached else { return };
-        if !a.budget.over() || self.cache.is_empty() {
-            return;
-        }
-        let incremental = a.tracking == Tracking::Incremental;
-        let prefix = a.namespace.prefix;
-        let target = (self.cache.len() / 8).max(64).min(self.cache.len());
-        let mut spills = Vec::new();
-        let mut changed = Vec::new();
-        let mut evicted = 0;
-        let mut bytes = 0;
-        while evicted < target && !self.cache.is_empty() {
-            if self.hand >= self.cache.len() {
-                self.hand = 0;
-            }
-            let expired = self.expired;
-            let Some((entry, slot)) = self.cache.get_index_mut(self.hand) else {
-                break;
-            };
-            // Expired entries go first, whatever their use.
-            if slot.touched && entry.order.is_none_or(|t| t > expired) {
-                slot.touched = false;
-                self.hand += 1;
-                continue;
-            }
-            let Some((entry, slot)) = self.cache.swap_remove_index(self.hand) else {
-                break;
-            };
-            evicted += 1;
-            if self.is_expired(entry.order) {
-                // The commit removes it from the disk; spilled copies are never read.
-                self.expired_cached = self.expired_cached.saturating_sub(1);
-                continue;
-            }
-            if slot.value.is_some() {
-                self.count(entry.order, false);
-            }
-            if slot.saved || (slot.value.is_none() && !slot.stored) {
-                continue;
-            }
-            let encoded = encoding::entry_key(&prefix, entry.order, &entry.key).and_then(|k| {
-                let v = match &slot.value {
-                    Some(v) => encoding::value(v)?,
-                    None => encoding::DELETED.to_vec(),
-                };
-                Ok((k, v))
-            });
-            match encoded {
-                Ok((k, v)) => {
-                    bytes += k.len() + v.len();
-                    if slot.dirty && incremental {
-                        changed.push(spills.len());
-                    }
-                    spills.push((k, v));
-                }
-                Err(e) => {
-                    self.fail(e);
-                    return;
-                }
-            }
-        }
-        self.encoded.0 += bytes;
-        self.encoded.1 += spills.len();
-        self.uncharge(evicted);
-        self.reestimate();
-        let epoch = self.epoch;
-        if let Some(a) = &mut self.attached
-            && !spills.is_empty()
-        {
-            a.on_disk = true;
-            if let Err(e) = a.namespace.spill(spills, changed, epoch) {
-                self.fail(e);
-            }
-        }
-    }
-
-    /// Re-estimates the bytes of an entry from the sizes encoded so far (what keys and
-    /// values hold on the heap is about twice their encoded size), and charges the
-    /// difference.
-    fn reestimate(&mut self) {
-        let (bytes, n) = self.encoded;
-        if n < 64 {
-            return;
-        }
-        let estimate = base_bytes::<K, V>() + 2 * bytes / n;
-        let now = self.cache.len() * estimate;
-        if let Some(a) = &self.attached {
-            if now > self.charged {
-                a.budget.charge(now - self.charged);
-            } else {
-                a.budget.release(self.charged - now);
-            }
-        }
-        self.charged = now;
-        self.entry_bytes = estimate;
-    }
-
     fn fail(&self, e: String) {
         let _ = self.error.set(e);
-    }
-
-    fn delta(&mut self) -> Result<Option<Delta>, String> {
-        let Some(a) = &self.attached else {
-            return Ok(None);
-        };
-        if a.tracking != Tracking::Incremental {
-            return Ok(None);
-        }
-        let prefix = a.namespace.prefix;
-        let mut delta = Delta::new(prefix, self.len, self.expired);
-        if self.expired > self.expired_committed {
-            delta.expired = Some((self.expired_committed, self.expired));
-            self.expired_committed = self.expired;
-        }
-        // Entries evicted since they changed: their newest value is spilled, unless memory
-        // holds a newer one (below). Usually few or none.
-        let epoch = self.epoch;
-        self.epoch += 1;
-        let mut evicted: HashMap<Vec<u8>, fjall::UserValue, foldhash::fast::RandomState> =
-            HashMap::default();
-        if a.on_disk {
-            for (k, v) in a.namespace.take_changed(epoch)? {
-                if !self.is_expired(encoding::order_of(&k)) {
-                    evicted.insert(k, v);
-                }
-            }
-        }
-        let mut key = Vec::new();
-        let mut value = Vec::new();
-        for entry in std::mem::take(&mut self.dirty) {
-            if self.is_expired(entry.order) {
-                continue;
-            }
-            let Some((_, e, slot)) = self.cache.get_full_mut(&entry) else {
-                continue;
-            };
-            if !slot.dirty {
-                continue;
-            }
-            slot.dirty = false;
-            slot.stored = true;
-            encoding::entry_key_into(&prefix, e.order, &e.key, &mut key)?;
-            if !evicted.is_empty() {
-                evicted.remove(&key);
-            }
-            match &slot.value {
-                Some(v) => {
-                    encoding::value_into(v, &mut value)?;
-                    delta.put(&key, &value);
-                }
-                None => delta.delete(&key),
-            }
-        }
-        for (k, v) in evicted {
-            if *v == encoding::DELETED {
-                delta.delete(&k);
-            } else {
-                delta.put(&k, &v);
-            }
-        }
-        Ok(Some(delta))
-    }
-}
-
-impl<K, V> StateHandle for KeyedState<K, V>
-where
-    K: Hash + Eq + Clone + Serialize + DeserializeOwned + Send,
-    V: Serialize + DeserializeOwned + Clone + Send,
-{
-    fn attach(
-        &mut self,
-        namespace: Namespace,
-        budget: Arc<MemoryBudget>,
-        tracking: Tracking,
-    ) -> Result<(), String> {
-        namespace.forget_spilled()?;
-        let (committed, expired) = match tracking {
-            Tracking::Incremental => namespace.committed_figures()?,
-            Tracking::None | Tracking::Full => (0, i64::MIN),
-        };
-        if expired > self.expired {
-            self.expired = expired;
-        }
-        self.expired_committed = self.expired_committed.max(expired);
-        if let Some(old) = self.attached.take() {
-            old.budget.release(self.charged);
-        }
-        budget.charge(self.charged);
-        self.len += committed;
-        self.attached = Some(Attached {
-            namespace,
-            budget,
-            tracking,
-            on_disk: committed > 0,
-        });
-        // Entries made before (restored from a whole copy) are changes to write.
-        if tracking == Tracking::Incremental {
-            let dirty: Vec<usize> = (0..self.cache.len()).collect();
-            for i in dirty {
-                if let Some((_, s)) = self.cache.get_index_mut(i) {
-                    s.dirty = false;
-                }
-                self.mark_dirty(i);
-            }
-        }
-        Ok(())
-    }
-
-    fn take_delta(&mut self) -> Result<Option<Delta>, String> {
-        self.delta()
-    }
-
-    fn take_error(&mut self) -> Option<String> {
-        self.error.take()
-    }
-
-    fn stats(&self) -> StateStats {
-        StateStats {
-            keys: self.len,
-            cached: self.cache.len(),
-            memory_bytes: self.charged,
-        }
     }
 }
 
@@ -701,5 +467,4 @@ impl<K, V> Drop for KeyedState<K, V> {
 }
 
 #[cfg(test)]
-#[path = "keyed_tests.rs"]
 mod tests;
