@@ -3,7 +3,6 @@
 
 #![cfg(unix)]
 
-use sqlx::sqlite::SqlitePoolOptions;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -27,16 +26,6 @@ fn ecomflow(dir: &Path, db: &str, extra: &[&str]) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
-}
-
-async fn dump(path: &Path) -> Vec<String> {
-    let pool = SqlitePoolOptions::new()
-        .connect(&format!("sqlite://{}", path.display()))
-        .await
-        .expect("database");
-    let all = common::sqlite_dump(&pool).await;
-    pool.close().await;
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,8 +87,8 @@ async fn a_stopped_and_restarted_run_ends_with_the_uninterrupted_tables() {
         String::from_utf8_lossy(&second.stderr)
     );
 
-    let reference = dump(&dir.path().join("reference.db")).await;
-    let restarted = dump(&dir.path().join("restarted.db")).await;
+    let reference = common::sqlite_file_dump(&dir.path().join("reference.db"), None).await;
+    let restarted = common::sqlite_file_dump(&dir.path().join("restarted.db"), None).await;
     assert_eq!(reference.len(), restarted.len(), "row counts differ");
     let first_difference = reference.iter().zip(&restarted).find(|(a, b)| a != b);
     assert!(

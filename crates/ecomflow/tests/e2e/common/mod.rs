@@ -43,6 +43,18 @@ pub async fn sqlite_dump(pool: &sqlx::SqlitePool) -> Vec<String> {
     sqlite_dump_tables(pool, &TABLES).await
 }
 
+/// Every row of `tables` (the flagship's when `None`) in the SQLite file at `path`, as sorted
+/// text, table by table.
+pub async fn sqlite_file_dump(path: &std::path::Path, tables: Option<&[&str]>) -> Vec<String> {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("database");
+    let all = sqlite_dump_tables(&pool, tables.unwrap_or(&TABLES)).await;
+    pool.close().await;
+    all
+}
+
 /// Every row of `tables` in an SQLite database, as sorted text, table by table.
 pub async fn sqlite_dump_tables(pool: &sqlx::SqlitePool, tables: &[&str]) -> Vec<String> {
     let mut all = Vec::new();
