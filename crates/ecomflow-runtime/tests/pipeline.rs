@@ -777,3 +777,58 @@ fn environment_values_are_never_shown_in_errors() {
     assert!(err.contains("invalid type: string \"x-${OTHER}\""), "{err}");
     assert!(!err.contains("s3cr3t"), "{err}");
 }
+
+#[test]
+fn the_state_table_is_read_checked_and_set_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The example of docs/concepts/state.md, as written there.
+    let doc = include_str!("../../../docs/concepts/state.md");
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the page has a TOML example");
+    assert!(example.contains("[state]"), "{example}");
+    let documented = write(&dir, "doc.toml", &format!("{GOOD}\n{example}"));
+    let p = load_with(&[documented], &[], &[("RUN", "s0")]).expect("the documented example");
+    assert_eq!(p.state, ecomflow_runtime::StateConfig::default());
+    assert_eq!(p.state.memory_bytes(), 256 << 20);
+
+    let small = write(
+        &dir,
+        "small.toml",
+        &format!("{GOOD}\n[state]\nmemory = \"10 KiB\"\n"),
+    );
+    let e = load_with(&[small], &[], &[("RUN", "s1")]).expect_err("refused");
+    assert!(
+        e.contains("small.toml:") && e.contains("`state.memory` must be at least 1MiB"),
+        "{e}"
+    );
+    let typo = write(
+        &dir,
+        "typo.toml",
+        &format!("{GOOD}\n[state]\nmemroy = \"1 GiB\"\n"),
+    );
+    let e = load_with(&[typo], &[], &[("RUN", "s2")]).expect_err("refused");
+    assert!(e.contains("typo.toml:") && e.contains("memroy"), "{e}");
+    let empty = write(
+        &dir,
+        "empty.toml",
+        &format!("{GOOD}\n[state]\ndir = \" \"\n"),
+    );
+    let e = load_with(&[empty], &[], &[("RUN", "s3")]).expect_err("refused");
+    assert!(e.contains("`state.dir` must not be empty"), "{e}");
+
+    let good = write(&dir, "good.toml", GOOD);
+    let set = load_with(
+        &[good],
+        &[
+            "state.memory=2 GiB".to_string(),
+            "state.dir=/var/lib/keyed".to_string(),
+        ],
+        &[("RUN", "s4")],
+    )
+    .expect("set from the command line");
+    assert_eq!(set.state.memory_bytes(), 2 << 30);
+    assert_eq!(set.state.dir.as_deref(), Some("/var/lib/keyed"));
+}

@@ -65,7 +65,15 @@ impl StateDb {
             .cache_size(cache)
             .max_write_buffer_size(Some((cache / 2).max(8 << 20)))
             .open()
-            .map_err(|e| fail(&dir, "cannot open it", e))?;
+            .map_err(|e| match e {
+                fjall::Error::Locked => fail(
+                    &dir,
+                    "cannot open it",
+                    "another process holds it (each process needs its own `checkpoint.dir` \
+                     or `state.dir`; several processes of one pipeline share `checkpoint.url`)",
+                ),
+                e => fail(&dir, "cannot open it", e),
+            })?;
         // Memtables are memory too: each keyspace's is at most a sixteenth of the cache (the
         // default is 64 MiB each).
         let memtable = (cache / 16).clamp(1 << 20, 64 << 20);
@@ -316,5 +324,19 @@ impl Namespace {
             }
         }
         batch.commit().map_err(|e| db.fail("cannot write", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_another_holder_has_open_is_refused_saying_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _held = StateDb::open(dir.path(), 1 << 20).expect("opens");
+        let e = StateDb::open(dir.path(), 1 << 20).err().expect("refused");
+        assert!(e.contains("another process holds it"), "{e}");
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
     }
 }

@@ -176,6 +176,18 @@ where
         self.cache.get_index(i).and_then(|(_, s)| s.value.as_ref())
     }
 
+    /// The key as memory holds it, if `key` at `order` is cached (as it is right after a
+    /// call that found or made it): a transform that indexes its entries shares it.
+    pub fn cached_key<Q>(&self, order: Option<i64>, key: &Q) -> Option<&K>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.cache
+            .get_key_value(&Lookup { order, key })
+            .map(|(e, _)| &e.key)
+    }
+
     /// The value of `key` at `order`, to change.
     pub fn get_mut<Q>(&mut self, order: Option<i64>, key: &Q) -> Option<&mut V>
     where

@@ -231,10 +231,11 @@ impl Aggregate {
         }
         if !group.dirty {
             group.dirty = true;
-            // The list shares a new group's key (a group changes after its row far less
-            // often than it takes records).
-            let key = new_key.unwrap_or_else(|| self.scratch.as_slice().into());
-            self.dirty.push(end, key);
+            // The list shares the key memory holds: no copy of it.
+            let key = new_key.or_else(|| self.groups.cached_key(end, &self.scratch[..]).cloned());
+            if let Some(key) = key {
+                self.dirty.push(end, key);
+            }
         }
         Ok(())
     }
